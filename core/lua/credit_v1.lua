@@ -1,0 +1,32 @@
+-- credit_v1: add (or, for admin adjustments, remove) credits, exactly once per dedupe key.
+-- Used by Stripe and PayPal top-ups and admin grants. Every dedupe key is checked and set in the
+-- same atomic step as the credit, so a replayed event or a second event for the same checkout
+-- session changes nothing. Decoded by scripts::CreditReply::decode.
+--
+-- ARGV: 1 target ("id:<key id>" or "hash:<sha256 of the key>"), 2 amount, 3 now_ms,
+--       4 entry type (topup|grant|adjustment), 5 ledger JSON fragment, 6.. dedupe keys
+local target, amount, now, kind, frag = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+for i = 6, #ARGV do
+  local seen = redis.call('GET', ARGV[i])
+  if seen then return {'duplicate', ARGV[i], seen} end
+end
+local id
+if string.sub(target, 1, 3) == 'id:' then
+  id = string.sub(target, 4)
+else
+  id = redis.call('GET', 'abk:keyhash:' .. string.sub(target, 6))
+end
+if not id or redis.call('EXISTS', 'abk:key:' .. id) == 0 then return {'unknown_key'} end
+local kkey = 'abk:key:' .. id
+local bal = tonumber(redis.call('HGET', kkey, 'balance')) or 0
+if bal + amount < 0 then return {'insufficient', bal} end
+bal = redis.call('HINCRBY', kkey, 'balance', amount)
+local sep = ''
+if frag ~= '' then sep = ',' end
+redis.call('LPUSH', 'abk:ledger:' .. id, '{"ts":' .. now .. ',"type":"' .. kind .. '","amount":' .. amount ..
+  ',"balance":' .. bal .. sep .. frag .. '}')
+for i = 6, #ARGV do
+  -- Stripe retries for up to 3 days; keep the markers for 90.
+  redis.call('SET', ARGV[i], id, 'EX', 7776000)
+end
+return {'ok', id, bal}

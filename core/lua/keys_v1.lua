@@ -1,0 +1,36 @@
+-- keys_v1: create, rotate and revoke API keys atomically. Decoded by scripts::KeyOpReply::decode.
+--
+-- ARGV: 1 op (create|rotate|revoke), 2 key id, 3 now_ms, then
+--   create: 4 key hash, 5 name, 6 plan, 7 initial credits (mc), 8 ledger JSON fragment
+--   rotate: 4 new key hash
+local op, id, now = ARGV[1], ARGV[2], ARGV[3]
+local kkey = 'abk:key:' .. id
+if op == 'create' then
+  if redis.call('EXISTS', kkey) == 1 then return {'exists'} end
+  if not redis.call('SET', 'abk:keyhash:' .. ARGV[4], id, 'NX') then return {'exists'} end
+  local initial = tonumber(ARGV[7])
+  redis.call('HSET', kkey, 'name', ARGV[5], 'plan', ARGV[6], 'status', 'active', 'balance', initial,
+    'created_ms', now, 'key_hash', ARGV[4], 'charged_total', 0)
+  if initial ~= 0 then
+    local sep = ''
+    if ARGV[8] ~= '' then sep = ',' end
+    redis.call('LPUSH', 'abk:ledger:' .. id, '{"ts":' .. now .. ',"type":"grant","amount":' .. initial ..
+      ',"balance":' .. initial .. sep .. ARGV[8] .. '}')
+  end
+  return {'ok', initial}
+end
+local status = redis.call('HGET', kkey, 'status')
+if not status then return {'missing'} end
+if op == 'revoke' then
+  redis.call('HSET', kkey, 'status', 'revoked', 'revoked_ms', now)
+  return {'ok'}
+end
+if op == 'rotate' then
+  if status ~= 'active' then return {'revoked'} end
+  if not redis.call('SET', 'abk:keyhash:' .. ARGV[4], id, 'NX') then return {'exists'} end
+  local old = redis.call('HGET', kkey, 'key_hash')
+  if old then redis.call('DEL', 'abk:keyhash:' .. old) end
+  redis.call('HSET', kkey, 'key_hash', ARGV[4], 'rotated_ms', now)
+  return {'ok'}
+end
+return {'bad_op'}

@@ -1,0 +1,350 @@
+//! Inbound chat requests: the three customer formats parsed into one `ChatRequest`.
+//!
+//! - `/v1/chat`: the gateway's own shape `{provider, model, messages, max_tokens?, temperature?, stream?}`.
+//! - `/v1/chat/completions`: OpenAI's shape; `model` is bare (OpenAI) or `provider/model`.
+//! - `/v1/messages`: Anthropic's shape (Anthropic models only).
+//!
+//! Only text is accepted: the worst-case hold bounds prompt tokens by request bytes, which holds
+//! for text but not for images or audio, so those are refused rather than under-held. Features
+//! billed outside token usage (server tools, `n > 1`) are refused for the same reason.
+
+use crate::error::ApiError;
+use crate::pricing::Provider;
+use serde_json::{Map, Value};
+
+/// Which customer API a request came through; decides the response and error shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Native,
+    OpenAiCompatible,
+    AnthropicCompatible,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub route: Route,
+    pub provider: Provider,
+    /// Bare provider model name.
+    pub model: String,
+    pub system: Option<String>,
+    pub messages: Vec<Message>,
+    /// What the client asked for; `None` means the gateway picks what the balance covers.
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub stream: bool,
+    /// OpenAI route: did the client ask for the usage chunk?
+    pub include_usage: bool,
+    /// The original body, forwarded (with adjustments) when the client speaks the provider's own format.
+    pub raw: Map<String, Value>,
+    /// Request body size, the basis of the prompt-token upper bound.
+    pub body_bytes: u64,
+}
+
+/// Tokens of overhead a provider may add to a prompt beyond its bytes (tool-use system prompts).
+pub const PROMPT_OVERHEAD_TOKENS: u64 = 1024;
+
+impl ChatRequest {
+    /// An upper bound on prompt tokens: a token of text is at least one byte.
+    pub fn prompt_upper_tokens(&self) -> u64 {
+        self.body_bytes + PROMPT_OVERHEAD_TOKENS
+    }
+}
+
+fn obj(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::invalid("request body must be a JSON object")),
+        Err(e) => Err(ApiError::invalid(format!("request body is not valid JSON: {e}"))),
+    }
+}
+
+fn opt_u64(m: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(0) | None => Err(ApiError::invalid(format!("`{key}` must be a positive integer"))),
+            Some(n) => Ok(Some(n)),
+        },
+    }
+}
+
+fn opt_f64(m: &Map<String, Value>, key: &str) -> Result<Option<f64>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_f64().map(Some).ok_or_else(|| ApiError::invalid(format!("`{key}` must be a number"))),
+    }
+}
+
+fn opt_bool(m: &Map<String, Value>, key: &str) -> Result<bool, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::invalid(format!("`{key}` must be a boolean"))),
+    }
+}
+
+fn req_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+    match m.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
+        _ => Err(ApiError::invalid(format!("`{key}` is required and must be a non-empty string"))),
+    }
+}
+
+/// Text of an OpenAI/Anthropic content value: a string or an array of text parts.
+fn content_text(v: &Value, ctx: &str) -> Result<String, ApiError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok(String::new()),
+        Value::Array(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                let ty = p.get("type").and_then(Value::as_str).unwrap_or("text");
+                if ty != "text" {
+                    return Err(ApiError::invalid(format!(
+                        "{ctx}: content part type `{ty}` is not supported; only text is accepted"
+                    )));
+                }
+                match p.get("text").and_then(Value::as_str) {
+                    Some(t) => out.push_str(t),
+                    None => return Err(ApiError::invalid(format!("{ctx}: a text part needs `text`"))),
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(ApiError::invalid(format!("{ctx}: `content` must be a string or an array of text parts"))),
+    }
+}
+
+/// OpenAI-style messages (also the native route): system/developer go to `system`.
+fn openai_messages(m: &Map<String, Value>) -> Result<(Option<String>, Vec<Message>), ApiError> {
+    let Some(Value::Array(list)) = m.get("messages") else {
+        return Err(ApiError::invalid("`messages` is required and must be an array"));
+    };
+    if list.is_empty() {
+        return Err(ApiError::invalid("`messages` must not be empty"));
+    }
+    let mut system: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (i, msg) in list.iter().enumerate() {
+        let ctx = format!("messages[{i}]");
+        let role = msg.get("role").and_then(Value::as_str).ok_or_else(|| ApiError::invalid(format!("{ctx}: `role` is required")))?;
+        let content = content_text(msg.get("content").unwrap_or(&Value::Null), &ctx)?;
+        match role {
+            "system" | "developer" => system.push(content),
+            "user" | "assistant" => out.push(Message { role: role.to_string(), content }),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "{ctx}: role `{other}` is not supported here (use system, developer, user or assistant)"
+                )))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::invalid("`messages` needs at least one user message"));
+    }
+    Ok(((!system.is_empty()).then(|| system.join("\n\n")), out))
+}
+
+fn refuse_unbilled_openai_features(m: &Map<String, Value>) -> Result<(), ApiError> {
+    if m.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
+        return Err(ApiError::invalid("`n` > 1 is not supported"));
+    }
+    for key in ["web_search_options", "audio", "prediction"] {
+        if m.get(key).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::invalid(format!("`{key}` is not supported by this gateway")));
+        }
+    }
+    if let Some(Value::Array(mods)) = m.get("modalities") {
+        if mods.iter().any(|v| v != "text") {
+            return Err(ApiError::invalid("only the text modality is supported"));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/chat`.
+pub fn parse_native(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let m = obj(body)?;
+    let provider_s = req_str(&m, "provider")?;
+    let provider = Provider::parse(provider_s).ok_or_else(|| {
+        ApiError::invalid(format!("unknown provider `{provider_s}`; use openai, anthropic or google"))
+    })?;
+    let model = req_str(&m, "model")?.to_string();
+    let (system, messages) = openai_messages(&m)?;
+    Ok(ChatRequest {
+        route: Route::Native,
+        provider,
+        model,
+        system,
+        messages,
+        max_tokens: opt_u64(&m, "max_tokens")?,
+        temperature: opt_f64(&m, "temperature")?,
+        stream: opt_bool(&m, "stream")?,
+        include_usage: true,
+        body_bytes: body.len() as u64,
+        raw: m,
+    })
+}
+
+/// Splits `anthropic/claude-x` into provider and bare model; a bare name is OpenAI's.
+pub fn split_model(model: &str) -> Result<(Provider, String), ApiError> {
+    match model.split_once('/') {
+        Some((p, rest)) => {
+            let provider = Provider::parse(p).ok_or_else(|| {
+                ApiError::invalid(format!("unknown provider prefix `{p}/`; use openai/, anthropic/ or google/"))
+            })?;
+            if rest.is_empty() {
+                return Err(ApiError::invalid("`model` names no model after the provider prefix"));
+            }
+            Ok((provider, rest.to_string()))
+        }
+        None => Ok((Provider::OpenAi, model.to_string())),
+    }
+}
+
+/// `POST /v1/chat/completions`.
+pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let m = obj(body)?;
+    let (provider, model) = split_model(req_str(&m, "model")?)?;
+    let (system, messages) = openai_messages(&m)?;
+    refuse_unbilled_openai_features(&m)?;
+    if provider != Provider::OpenAi && m.get("tools").is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::invalid("`tools` are only supported for OpenAI models on this route"));
+    }
+    let max_tokens = match opt_u64(&m, "max_completion_tokens")? {
+        Some(n) => Some(n),
+        None => opt_u64(&m, "max_tokens")?,
+    };
+    let include_usage = m
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(ChatRequest {
+        route: Route::OpenAiCompatible,
+        provider,
+        model,
+        system,
+        messages,
+        max_tokens,
+        temperature: opt_f64(&m, "temperature")?,
+        stream: opt_bool(&m, "stream")?,
+        include_usage,
+        body_bytes: body.len() as u64,
+        raw: m,
+    })
+}
+
+/// `POST /v1/messages`.
+pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let m = obj(body)?;
+    let model = req_str(&m, "model")?;
+    let model = model.strip_prefix("anthropic/").unwrap_or(model).to_string();
+    let Some(Value::Array(list)) = m.get("messages") else {
+        return Err(ApiError::invalid("`messages` is required and must be an array"));
+    };
+    if list.is_empty() {
+        return Err(ApiError::invalid("`messages` must not be empty"));
+    }
+    let mut messages = Vec::new();
+    for (i, msg) in list.iter().enumerate() {
+        let ctx = format!("messages[{i}]");
+        let role = msg.get("role").and_then(Value::as_str).unwrap_or("");
+        if role != "user" && role != "assistant" {
+            return Err(ApiError::invalid(format!("{ctx}: `role` must be user or assistant")));
+        }
+        messages.push(Message { role: role.into(), content: content_text(msg.get("content").unwrap_or(&Value::Null), &ctx)? });
+    }
+    let system = match m.get("system") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(content_text(v, "system")?),
+    };
+    if let Some(Value::Array(tools)) = m.get("tools") {
+        // Server tools (web search, code execution) are billed per use, outside token usage.
+        if tools.iter().any(|t| t.get("type").and_then(Value::as_str).is_some_and(|ty| ty != "custom")) {
+            return Err(ApiError::invalid("server tools are not supported; only custom tools are"));
+        }
+    }
+    let max_tokens = opt_u64(&m, "max_tokens")?;
+    if max_tokens.is_none() {
+        return Err(ApiError::invalid("`max_tokens` is required"));
+    }
+    Ok(ChatRequest {
+        route: Route::AnthropicCompatible,
+        provider: Provider::Anthropic,
+        model,
+        system,
+        messages,
+        max_tokens,
+        temperature: opt_f64(&m, "temperature")?,
+        stream: opt_bool(&m, "stream")?,
+        include_usage: true,
+        body_bytes: body.len() as u64,
+        raw: m,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_request_parses() {
+        let r = parse_native(br#"{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"max_tokens":50}"#).unwrap();
+        assert_eq!(r.provider, Provider::OpenAi);
+        assert_eq!(r.system.as_deref(), Some("be brief"));
+        assert_eq!(r.messages.len(), 1);
+        assert_eq!(r.max_tokens, Some(50));
+        assert!(!r.stream);
+    }
+
+    #[test]
+    fn bad_inputs_get_clear_errors() {
+        for (body, needle) in [
+            (&b"not json"[..], "not valid JSON"),
+            (b"[1]", "JSON object"),
+            (br#"{"provider":"mistral","model":"x","messages":[{"role":"user","content":"a"}]}"#, "unknown provider"),
+            (br#"{"provider":"openai","messages":[{"role":"user","content":"a"}]}"#, "`model`"),
+            (br#"{"provider":"openai","model":"m","messages":[]}"#, "must not be empty"),
+            (br#"{"provider":"openai","model":"m","messages":[{"role":"user","content":"a"}],"max_tokens":-1}"#, "positive integer"),
+            (br#"{"provider":"openai","model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, "only text"),
+        ] {
+            let e = parse_native(body).unwrap_err();
+            assert_eq!(e.status(), 400);
+            assert!(e.message.contains(needle), "{} missing {needle}", e.message);
+        }
+    }
+
+    #[test]
+    fn openai_route_splits_provider_prefix() {
+        let r = parse_openai(br#"{"model":"anthropic/claude-haiku-4-5","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#).unwrap();
+        assert_eq!(r.provider, Provider::Anthropic);
+        assert_eq!(r.model, "claude-haiku-4-5");
+        assert!(r.stream && r.include_usage);
+        let r = parse_openai(br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":7}"#).unwrap();
+        assert_eq!((r.provider, r.max_tokens), (Provider::OpenAi, Some(7)));
+        assert!(parse_openai(br#"{"model":"gpt-4o","n":2,"messages":[{"role":"user","content":"hi"}]}"#).is_err());
+    }
+
+    #[test]
+    fn anthropic_route_requires_max_tokens_and_refuses_server_tools() {
+        assert!(parse_anthropic(br#"{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"hi"}]}"#).is_err());
+        let e = parse_anthropic(br#"{"model":"claude-haiku-4-5","max_tokens":5,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"hi"}]}"#).unwrap_err();
+        assert!(e.message.contains("server tools"));
+        let r = parse_anthropic(br#"{"model":"claude-haiku-4-5","max_tokens":5,"system":[{"type":"text","text":"sys"}],"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#).unwrap();
+        assert_eq!(r.system.as_deref(), Some("sys"));
+    }
+
+    #[test]
+    fn prompt_bound_is_at_least_the_body_size() {
+        let body = br#"{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}"#;
+        let r = parse_native(body).unwrap();
+        assert!(r.prompt_upper_tokens() >= body.len() as u64);
+    }
+}

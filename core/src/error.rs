@@ -1,0 +1,231 @@
+//! The one error type of the request path, and the one place that decides its HTTP status.
+//!
+//! Handlers return `ApiError`; the worker only renders it. 5xx messages are generic: the detail
+//! goes to the log with the request id, never into the body.
+
+use serde_json::{json, Value};
+
+/// What went wrong, as the client should see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request body or parameters are malformed or unsupported (400).
+    InvalidRequest,
+    /// The model has no price entry, or is retired (400). Never served at zero.
+    UnknownModel,
+    /// Missing, unknown or revoked API key, or a wrong admin secret (401).
+    Unauthorized,
+    /// The balance cannot cover the worst case of the call (402).
+    InsufficientCredits,
+    /// Authenticated but not allowed, e.g. a plan with no configured limits (403).
+    Forbidden,
+    /// No such route or resource (404).
+    NotFound,
+    /// Route exists, method does not (405).
+    MethodNotAllowed,
+    /// Body larger than the gateway accepts (413).
+    PayloadTooLarge,
+    /// Rate limit hit (429); `retry_after_secs` goes into `Retry-After`.
+    RateLimited { retry_after_secs: u64 },
+    /// The provider failed or answered garbage (502).
+    UpstreamError,
+    /// Redis or a required secret is unavailable: fail closed (503).
+    Unavailable,
+    /// The provider did not answer in time (504).
+    UpstreamTimeout,
+    /// A bug or an unexpected state (500). Kept for completeness; prefer a specific kind.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(&self) -> u16 {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::UnknownModel => 400,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::InsufficientCredits => 402,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::RateLimited { .. } => 429,
+            ErrorKind::UpstreamError => 502,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::UpstreamTimeout => 504,
+            ErrorKind::Internal => 500,
+        }
+    }
+
+    /// Stable machine-readable name used as `error.type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::UnknownModel => "unknown_model",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::InsufficientCredits => "insufficient_credits",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::RateLimited { .. } => "rate_limited",
+            ErrorKind::UpstreamError => "upstream_error",
+            ErrorKind::Unavailable => "service_unavailable",
+            ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::Internal => "internal_error",
+        }
+    }
+}
+
+/// An error with the message the client may read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// Extra machine-readable fields (e.g. `credits_required`), merged into the error object.
+    pub details: Option<Value>,
+}
+
+/// How an error is rendered: the gateway's own shape, or the shape an official SDK expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"error":{"type","message","request_id",...}}`
+    Native,
+    /// OpenAI: `{"error":{"message","type","param","code"}}`
+    OpenAi,
+    /// Anthropic: `{"type":"error","error":{"type","message"},"request_id"}`
+    Anthropic,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError { kind, message: message.into(), details: None }
+    }
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, message)
+    }
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The message the client sees: 5xx never leak internals.
+    pub fn public_message(&self) -> String {
+        match self.kind {
+            ErrorKind::Internal => "internal error; quote the request id to support".into(),
+            _ => self.message.clone(),
+        }
+    }
+
+    pub fn to_json(&self, shape: ErrorShape, request_id: &str) -> Value {
+        let message = self.public_message();
+        match shape {
+            ErrorShape::Native => {
+                let mut obj = json!({
+                    "type": self.kind.type_name(),
+                    "message": message,
+                    "request_id": request_id,
+                });
+                merge(&mut obj, &self.details);
+                json!({ "error": obj })
+            }
+            ErrorShape::OpenAi => {
+                let mut obj = json!({
+                    "message": message,
+                    "type": openai_type(&self.kind),
+                    "param": null,
+                    "code": self.kind.type_name(),
+                    "request_id": request_id,
+                });
+                merge(&mut obj, &self.details);
+                json!({ "error": obj })
+            }
+            ErrorShape::Anthropic => json!({
+                "type": "error",
+                "error": { "type": anthropic_type(&self.kind), "message": message },
+                "request_id": request_id,
+            }),
+        }
+    }
+}
+
+fn merge(obj: &mut Value, details: &Option<Value>) {
+    if let (Some(Value::Object(extra)), Value::Object(target)) = (details, obj) {
+        for (k, v) in extra {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+fn openai_type(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidRequest
+        | ErrorKind::UnknownModel
+        | ErrorKind::NotFound
+        | ErrorKind::MethodNotAllowed
+        | ErrorKind::PayloadTooLarge => "invalid_request_error",
+        ErrorKind::Unauthorized => "authentication_error",
+        ErrorKind::Forbidden => "permission_error",
+        ErrorKind::InsufficientCredits => "insufficient_quota",
+        ErrorKind::RateLimited { .. } => "rate_limit_error",
+        _ => "api_error",
+    }
+}
+
+fn anthropic_type(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidRequest | ErrorKind::UnknownModel | ErrorKind::MethodNotAllowed => {
+            "invalid_request_error"
+        }
+        ErrorKind::Unauthorized => "authentication_error",
+        ErrorKind::Forbidden | ErrorKind::InsufficientCredits => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::PayloadTooLarge => "request_too_large",
+        ErrorKind::RateLimited { .. } => "rate_limit_error",
+        ErrorKind::Unavailable => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_decided_in_one_place() {
+        assert_eq!(ErrorKind::InsufficientCredits.status(), 402);
+        assert_eq!(ErrorKind::RateLimited { retry_after_secs: 3 }.status(), 429);
+        assert_eq!(ErrorKind::Unavailable.status(), 503);
+        assert_eq!(ErrorKind::UpstreamTimeout.status(), 504);
+    }
+
+    #[test]
+    fn native_shape_carries_type_message_request_id_and_details() {
+        let e = ApiError::new(ErrorKind::InsufficientCredits, "needs 5 credits")
+            .with_details(json!({"credits_required": 5.0}));
+        let v = e.to_json(ErrorShape::Native, "req_1");
+        assert_eq!(v["error"]["type"], "insufficient_credits");
+        assert_eq!(v["error"]["request_id"], "req_1");
+        assert_eq!(v["error"]["credits_required"], 5.0);
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak() {
+        let e = ApiError::new(ErrorKind::Internal, "redis said: WRONGTYPE at key apikey:abc");
+        let v = e.to_json(ErrorShape::OpenAi, "req_2");
+        assert!(!v.to_string().contains("WRONGTYPE"));
+    }
+
+    #[test]
+    fn anthropic_shape_matches_the_sdk() {
+        let v = ApiError::unauthorized("bad key").to_json(ErrorShape::Anthropic, "r");
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "authentication_error");
+    }
+}

@@ -1,0 +1,215 @@
+//! Stripe webhooks: signature verification exactly as Stripe specifies, and what a verified
+//! event means for credits.
+//!
+//! `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...][,v0=...]`; the signed payload is
+//! `"{t}.{raw body bytes}"`, HMAC-SHA256 keyed with the whole `whsec_...` secret; any `v1` may
+//! match; compared in constant time; `t` older than the tolerance is refused.
+
+use crate::money::CreditRate;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureError {
+    Missing,
+    Malformed,
+    NoMatch,
+    TooOld { age_secs: i64 },
+    FromFuture,
+}
+
+impl SignatureError {
+    pub fn message(&self) -> String {
+        match self {
+            SignatureError::Missing => "missing Stripe-Signature header".into(),
+            SignatureError::Malformed => "malformed Stripe-Signature header".into(),
+            SignatureError::NoMatch => "no v1 signature matches the payload".into(),
+            SignatureError::TooOld { age_secs } => format!("signature timestamp is {age_secs}s old, outside the tolerance"),
+            SignatureError::FromFuture => "signature timestamp is in the future".into(),
+        }
+    }
+}
+
+pub fn sign(secret: &str, timestamp: i64, payload: &[u8]) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(), // HMAC takes keys of any length; unreachable
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(payload);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+pub fn verify(header: Option<&str>, payload: &[u8], secret: &str, now: i64, tolerance_secs: i64) -> Result<i64, SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let mut t: Option<i64> = None;
+    let mut v1: Vec<Vec<u8>> = Vec::new();
+    for part in header.split(',') {
+        let Some((k, v)) = part.trim().split_once('=') else { continue };
+        match k {
+            "t" => t = Some(v.parse().map_err(|_| SignatureError::Malformed)?),
+            "v1" => {
+                if let Ok(bytes) = hex::decode(v) {
+                    v1.push(bytes);
+                }
+            }
+            _ => {}
+        }
+    }
+    let t = t.ok_or(SignatureError::Malformed)?;
+    if v1.is_empty() {
+        return Err(SignatureError::NoMatch);
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| SignatureError::Malformed)?;
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(payload);
+    // `verify_slice` compares in constant time; every candidate is checked.
+    let matched = v1.iter().fold(false, |acc, sig| mac.clone().verify_slice(sig).is_ok() | acc);
+    if !matched {
+        return Err(SignatureError::NoMatch);
+    }
+    let age = now - t;
+    if age > tolerance_secs {
+        return Err(SignatureError::TooOld { age_secs: age });
+    }
+    if age < -tolerance_secs {
+        return Err(SignatureError::FromFuture);
+    }
+    Ok(t)
+}
+
+/// Whom to credit, as named by a checkout session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRef {
+    Id(String),
+    /// A plaintext key (the original product's `metadata.apiKey`); only its hash is used.
+    Plaintext(String),
+}
+
+/// A verified event that should credit, or why it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StripeAction {
+    Credit { event_id: String, session_id: String, key: KeyRef, amount_mc: i64, amount_total_cents: u64 },
+    /// Acknowledge with 200 and log; nothing changes.
+    Ignore { event_id: String, reason: String },
+}
+
+pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
+    let event_id = event.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let ty = event.get("type").and_then(Value::as_str).unwrap_or("");
+    let ignore = |reason: String| StripeAction::Ignore { event_id: event_id.clone(), reason };
+    if event_id.is_empty() {
+        return ignore("event has no id".into());
+    }
+    if ty != "checkout.session.completed" && ty != "checkout.session.async_payment_succeeded" {
+        return ignore(format!("event type `{ty}` is not handled"));
+    }
+    let Some(s) = event.pointer("/data/object") else { return ignore("event has no data.object".into()) };
+    let session_id = s.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    if session_id.is_empty() {
+        return ignore("session has no id".into());
+    }
+    let paid = s.get("payment_status").and_then(Value::as_str);
+    if paid != Some("paid") && paid != Some("no_payment_required") {
+        return ignore(format!("payment_status is {}", paid.unwrap_or("missing")));
+    }
+    let meta = s.get("metadata").cloned().unwrap_or(Value::Null);
+    let meta_str = |k: &str| meta.get(k).and_then(Value::as_str).filter(|x| !x.is_empty()).map(str::to_string);
+    let key = if let Some(id) = meta_str("key_id") {
+        KeyRef::Id(id)
+    } else if let Some(k) = meta_str("apiKey").or_else(|| meta_str("api_key")) {
+        KeyRef::Plaintext(k)
+    } else if let Some(id) = s.get("client_reference_id").and_then(Value::as_str).filter(|x| x.starts_with("key_")) {
+        KeyRef::Id(id.to_string())
+    } else {
+        return ignore("session names no API key (metadata.key_id, metadata.apiKey or client_reference_id)".into());
+    };
+    let cents = s.get("amount_total").and_then(Value::as_u64).unwrap_or(0);
+    let amount_mc = match meta.get("credits") {
+        Some(c) if !c.is_null() => match crate::money::parse_credits(c) {
+            Ok(mc) if mc > 0 => mc,
+            _ => return ignore("metadata.credits is not a positive amount".into()),
+        },
+        _ => {
+            let currency = s.get("currency").and_then(Value::as_str).unwrap_or("");
+            if currency != "usd" {
+                return ignore(format!("currency `{currency}` has no credit conversion; set metadata.credits"));
+            }
+            rate.millicredits_for_usd_cents(cents)
+        }
+    };
+    if amount_mc <= 0 {
+        return ignore("session amount is zero".into());
+    }
+    StripeAction::Credit { event_id, session_id, key, amount_mc, amount_total_cents: cents }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &str = "whsec_test_5f3c9a1e7b2d4c6e8a0f1b3d5c7e9a2b";
+    const PAYLOAD: &[u8] = br#"{"id":"evt_test_webhook","object":"event","type":"checkout.session.completed"}"#;
+
+    #[test]
+    fn stripe_test_vector_1() {
+        assert_eq!(sign(SECRET, 1756200312, PAYLOAD), "8ad6181404f5de11e9f84a23e5a971ccbd8971de67f7208e92601299c7e7fe67");
+        let h = "t=1756200312,v1=8ad6181404f5de11e9f84a23e5a971ccbd8971de67f7208e92601299c7e7fe67";
+        assert_eq!(verify(Some(h), PAYLOAD, SECRET, 1756200312 + 10, 300), Ok(1756200312));
+    }
+
+    #[test]
+    fn stripe_test_vector_2_fixture_body() {
+        let body = include_bytes!("../../fixtures/stripe/checkout.session.completed.json");
+        assert_eq!(sign(SECRET, 1756200312, body), "9055059d1e49a4a7a35141cbf406a16938124442220eabcdab07b81344038c9e");
+    }
+
+    #[test]
+    fn the_secret_prefix_is_part_of_the_key() {
+        assert_ne!(sign(SECRET.trim_start_matches("whsec_"), 1756200312, PAYLOAD), sign(SECRET, 1756200312, PAYLOAD));
+    }
+
+    #[test]
+    fn any_v1_may_match_and_v0_is_ignored() {
+        let good = sign(SECRET, 100, PAYLOAD);
+        let h = format!("t=100,v1={},v1={good},v0=abc", "00".repeat(32));
+        assert!(verify(Some(&h), PAYLOAD, SECRET, 100, 300).is_ok());
+    }
+
+    #[test]
+    fn refusals() {
+        let good = sign(SECRET, 100, PAYLOAD);
+        assert_eq!(verify(None, PAYLOAD, SECRET, 100, 300), Err(SignatureError::Missing));
+        assert_eq!(verify(Some("garbage"), PAYLOAD, SECRET, 100, 300), Err(SignatureError::Malformed));
+        assert_eq!(verify(Some(&format!("t=100,v1={good}")), b"tampered", SECRET, 100, 300), Err(SignatureError::NoMatch));
+        assert_eq!(verify(Some(&format!("t=100,v1={good}")), PAYLOAD, "whsec_wrong", 100, 300), Err(SignatureError::NoMatch));
+        assert_eq!(verify(Some(&format!("t=100,v1={good}")), PAYLOAD, SECRET, 401, 300), Err(SignatureError::TooOld { age_secs: 301 }));
+        assert!(verify(Some(&format!("t=100,v1={good}")), PAYLOAD, SECRET, 400, 300).is_ok());
+    }
+
+    #[test]
+    fn fixture_session_without_a_key_is_acknowledged_not_credited() {
+        let ev: Value = serde_json::from_slice(include_bytes!("../../fixtures/stripe/checkout.session.completed.json")).unwrap();
+        assert!(matches!(interpret(&ev, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
+    }
+
+    #[test]
+    fn paid_session_credits_amount_total_at_usd_per_credit() {
+        let ev = json!({"id":"evt_1","type":"checkout.session.completed","data":{"object":{
+            "id":"cs_1","payment_status":"paid","amount_total":2000,"currency":"usd","client_reference_id":"key_0123456789abcdef","metadata":{}}}});
+        assert_eq!(
+            interpret(&ev, &CreditRate::default_rate()),
+            StripeAction::Credit { event_id: "evt_1".into(), session_id: "cs_1".into(), key: KeyRef::Id("key_0123456789abcdef".into()), amount_mc: 2_000_000, amount_total_cents: 2000 }
+        );
+        let unpaid = json!({"id":"evt_2","type":"checkout.session.completed","data":{"object":{"id":"cs_2","payment_status":"unpaid","amount_total":2000,"currency":"usd","metadata":{"key_id":"key_0123456789abcdef"}}}});
+        assert!(matches!(interpret(&unpaid, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
+        let explicit = json!({"id":"evt_3","type":"checkout.session.async_payment_succeeded","data":{"object":{"id":"cs_3","payment_status":"paid","amount_total":999,"currency":"eur","metadata":{"apiKey":"sk-broker-x","credits":"5000"}}}});
+        assert!(matches!(interpret(&explicit, &CreditRate::default_rate()), StripeAction::Credit { amount_mc: 5_000_000, key: KeyRef::Plaintext(_), .. }));
+        let other = json!({"id":"evt_4","type":"invoice.paid","data":{"object":{}}});
+        assert!(matches!(interpret(&other, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
+    }
+}
