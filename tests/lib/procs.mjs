@@ -1,0 +1,86 @@
+// Process helpers shared by the integration tests and scripts: start a server on 127.0.0.1,
+// wait until it answers, and make sure it dies with the test process.
+import { spawn } from "node:child_process";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const TOOLS_DIR = process.env.BROKER_TOOLS_DIR || path.join(ROOT, "target", "debug");
+
+const children = new Set();
+for (const sig of ["exit", "SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    for (const c of children) { try { c.kill("SIGKILL"); } catch {} }
+    if (sig !== "exit") process.exit(130);
+  });
+}
+
+/** A TCP port that is free on 127.0.0.1 right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawn a child whose output goes to the test log only when DEBUG_STACK is set. */
+export function startProcess(cmd, args, { env = {}, name = cmd } = {}) {
+  const child = spawn(cmd, args, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  child.output = "";
+  const keep = (d) => {
+    child.output = (child.output + d.toString()).slice(-20000);
+    if (process.env.DEBUG_STACK) process.stderr.write(`[${name}] ${d}`);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  child.on("exit", () => children.delete(child));
+  child.stop = () => new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+    setTimeout(() => { try { child.kill("SIGKILL"); } catch {} }, 3000).unref();
+  });
+  return child;
+}
+
+/** Poll until `probe()` resolves truthy, or fail after `timeoutMs` with the child's output. */
+export async function waitFor(probe, { timeoutMs = 15000, what = "service", child } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) break;
+    try { if (await probe()) return; } catch (e) { lastErr = e; }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not become ready: ${lastErr ?? ""}\n${child?.output ?? ""}`);
+}
+
+/** Resolve once something accepts TCP connections on 127.0.0.1:port. */
+export function tcpOpen(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.on("connect", () => { s.destroy(); resolve(true); });
+    s.on("error", () => resolve(false));
+  });
+}
+
+/** Start a throwaway redis-server (no persistence) on a free port. */
+export async function startRedis({ port } = {}) {
+  port = port ?? (await freePort());
+  const child = startProcess("redis-server", [
+    "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no",
+  ], { name: "redis" });
+  await waitFor(() => tcpOpen(port), { what: "redis-server", child });
+  child.port = port;
+  return child;
+}

@@ -1,0 +1,406 @@
+//! Gemini Developer API: `POST /gemini/v1beta/models/{model}:generateContent` and
+//! `:streamGenerateContent` (`v1` is accepted too).
+//!
+//! Auth `x-goog-api-key` header or `?key=`; a wrong key → 400 INVALID_ARGUMENT / API_KEY_INVALID
+//! (url.http body), no key at all → 403 PERMISSION_DENIED. generateContent → 2-space pretty JSON +
+//! `\n` (`content-type: application/json; charset=UTF-8`). streamGenerateContent with `alt=sse` →
+//! `data: <json with ": " after keys>\r\n\r\n` per chunk (one word each), `usageMetadata` on every
+//! chunk (cumulative `candidatesTokenCount`), `finishReason` only on the last, no terminator
+//! (`content-type: text/event-stream`). Without `alt=sse` → one JSON array `[{..}\n,\r\n{..}\n]`.
+//! `totalTokenCount = prompt + candidates + thoughts`. Usage override keys: promptTokenCount,
+//! candidatesTokenCount, thoughtsTokenCount, cachedContentTokenCount (adds cacheTokensDetails).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::common;
+use crate::control::{Script, State};
+use crate::http::{Request, Response};
+
+const JSON_CT: &str = "application/json; charset=UTF-8";
+
+const API_KEY_INVALID: &str = r#"{
+  "error": {
+    "code": 400,
+    "message": "API key not valid. Please pass a valid API key.",
+    "status": "INVALID_ARGUMENT",
+    "details": [
+      {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "API_KEY_INVALID",
+        "domain": "googleapis.com",
+        "metadata": {
+          "service": "generativelanguage.googleapis.com"
+        }
+      },
+      {
+        "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+        "locale": "en-US",
+        "message": "API key not valid. Please pass a valid API key."
+      }
+    ]
+  }
+}
+"#;
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: u16,
+    message: &'a str,
+    status: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+pub fn error(code: u16, status: &str, message: &str) -> Response {
+    let mut out = serde_json::to_vec_pretty(&ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            status,
+        },
+    })
+    .unwrap_or_default();
+    out.push(b'\n');
+    Response::new(code, JSON_CT, out)
+}
+
+pub fn error_for_status(code: u16) -> Response {
+    let (status, msg) = match code {
+        400 => ("INVALID_ARGUMENT", "Request contains an invalid argument."),
+        401 => ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
+        403 => ("PERMISSION_DENIED", "The caller does not have permission"),
+        404 => ("NOT_FOUND", "Requested entity was not found."),
+        429 => ("RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing details."),
+        503 => ("UNAVAILABLE", "The model is overloaded. Please try again later."),
+        504 => ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
+        _ => ("INTERNAL", "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"),
+    };
+    error(code, status, msg)
+}
+
+#[derive(Serialize, Clone)]
+struct Part {
+    text: String,
+}
+
+#[derive(Serialize, Clone)]
+struct Content {
+    parts: Vec<Part>,
+    role: &'static str,
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    content: Content,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<&'static str>,
+    index: u32,
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct ModalityCount {
+    modality: &'static str,
+    token_count: u64,
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    prompt_token_count: u64,
+    candidates_token_count: u64,
+    total_token_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_content_token_count: Option<u64>,
+    prompt_tokens_details: Vec<ModalityCount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_tokens_details: Option<Vec<ModalityCount>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thoughts_token_count: Option<u64>,
+    service_tier: &'static str,
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct GenerateResponse {
+    candidates: Vec<Candidate>,
+    usage_metadata: UsageMetadata,
+    model_version: String,
+    response_id: String,
+}
+
+/// Totals for the whole answer (after overrides).
+struct Totals {
+    prompt: u64,
+    candidates: u64,
+    thoughts: Option<u64>,
+    cached: Option<u64>,
+}
+
+impl Totals {
+    fn new(prompt: u64, candidates: u64, script: Option<&Script>) -> Totals {
+        let ov = |k: &str| script.and_then(|s| s.usage_u64(k));
+        Totals {
+            prompt: ov("promptTokenCount").unwrap_or(prompt),
+            candidates: ov("candidatesTokenCount").unwrap_or(candidates),
+            thoughts: ov("thoughtsTokenCount"),
+            cached: ov("cachedContentTokenCount"),
+        }
+    }
+
+    /// usageMetadata with `candidates` output tokens so far.
+    fn metadata(&self, candidates: u64) -> UsageMetadata {
+        UsageMetadata {
+            prompt_token_count: self.prompt,
+            candidates_token_count: candidates,
+            total_token_count: self.prompt + candidates + self.thoughts.unwrap_or(0),
+            cached_content_token_count: self.cached,
+            prompt_tokens_details: vec![ModalityCount {
+                modality: "TEXT",
+                token_count: self.prompt,
+            }],
+            cache_tokens_details: self.cached.map(|c| {
+                vec![ModalityCount {
+                    modality: "TEXT",
+                    token_count: c,
+                }]
+            }),
+            thoughts_token_count: self.thoughts,
+            service_tier: "standard",
+        }
+    }
+}
+
+struct Parsed {
+    texts: Vec<String>,
+    max_tokens: Option<u64>,
+}
+
+fn parts_text(v: Option<&Value>) -> String {
+    common::content_text(v.and_then(|c| c.get("parts")))
+}
+
+fn parse(body: &[u8]) -> Result<Parsed, String> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("Invalid JSON payload received. {e}"))?;
+    let mut texts = Vec::new();
+    if let Some(sys) = v
+        .get("systemInstruction")
+        .or_else(|| v.get("system_instruction"))
+    {
+        texts.push(parts_text(Some(sys)));
+    }
+    match v.get("contents") {
+        Some(Value::Array(a)) if !a.is_empty() => {
+            for c in a {
+                texts.push(parts_text(Some(c)));
+            }
+        }
+        _ => return Err("* GenerateContentRequest.contents: contents is not specified\n".into()),
+    }
+    let cfg = v
+        .get("generationConfig")
+        .or_else(|| v.get("generation_config"));
+    let max_tokens = match cfg.and_then(|c| {
+        c.get("maxOutputTokens")
+            .or_else(|| c.get("max_output_tokens"))
+    }) {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(x.as_u64().ok_or_else(|| {
+            "Invalid value at 'generation_config.max_output_tokens' (TYPE_INT32)".to_string()
+        })?),
+    };
+    Ok(Parsed { texts, max_tokens })
+}
+
+fn route(path: &str) -> Option<(&str, &str)> {
+    let rest = path
+        .strip_prefix("/gemini/v1beta/models/")
+        .or_else(|| path.strip_prefix("/gemini/v1/models/"))?;
+    let (model, method) = rest.rsplit_once(':')?;
+    (!model.is_empty()).then_some((model, method))
+}
+
+pub fn handle(state: &State, req: &Request) -> Response {
+    let seq = state.next_seq();
+    let Some((model, method)) = route(&req.path) else {
+        return error(
+            404,
+            "NOT_FOUND",
+            &format!(
+                "The requested URL {} was not found on this server.",
+                req.path
+            ),
+        );
+    };
+    if method != "generateContent" && method != "streamGenerateContent" {
+        return error(404, "NOT_FOUND", &format!("models/{model} is not found for API version v1beta, or is not supported for {method}."));
+    }
+    if req.method != "POST" {
+        return error(
+            405,
+            "INVALID_ARGUMENT",
+            &format!("Method {} not allowed", req.method),
+        );
+    }
+    let key = req
+        .header("x-goog-api-key")
+        .map(str::to_string)
+        .or_else(|| req.query_param("key"));
+    match key.as_deref() {
+        None | Some("") => return error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."),
+        Some(k) if k != state.config.google_key => return Response::new(400, JSON_CT, API_KEY_INVALID.as_bytes().to_vec()),
+        Some(_) => {}
+    }
+    let script = state.take_script("gemini");
+    if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
+        let mut r = s
+            .custom_body_response()
+            .unwrap_or_else(|| error_for_status(s.status.unwrap_or(500)));
+        s.apply_timing(&mut r);
+        return r;
+    }
+    let p = match parse(&req.body) {
+        Ok(p) => p,
+        Err(msg) => return error(400, "INVALID_ARGUMENT", &msg),
+    };
+    let words = common::output_tokens(p.max_tokens);
+    let finish = if common::truncated(p.max_tokens) {
+        "MAX_TOKENS"
+    } else {
+        "STOP"
+    };
+    let totals = Totals::new(common::input_tokens(&p.texts), words, script.as_ref());
+    let response_id = common::alnum(seq, 23);
+    let chunk =
+        |text: String, finish_reason: Option<&'static str>, candidates: u64| GenerateResponse {
+            candidates: vec![Candidate {
+                content: Content {
+                    parts: vec![Part { text }],
+                    role: "model",
+                },
+                finish_reason,
+                index: 0,
+            }],
+            usage_metadata: totals.metadata(candidates),
+            model_version: model.to_string(),
+            response_id: response_id.clone(),
+        };
+    let mut resp = if method == "generateContent" {
+        let mut out = serde_json::to_vec_pretty(&chunk(
+            common::reply_text(words),
+            Some(finish),
+            totals.candidates,
+        ))
+        .unwrap_or_default();
+        out.push(b'\n');
+        Response::new(200, JSON_CT, out)
+    } else {
+        let mut pieces = common::reply_pieces(words);
+        if pieces.is_empty() {
+            pieces.push(String::new());
+        }
+        let n = pieces.len() as u64;
+        let chunks: Vec<GenerateResponse> = pieces
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let i = i as u64;
+                let last = i + 1 == n;
+                let so_far = (totals.candidates * (i + 1)).div_ceil(n);
+                chunk(text, last.then_some(finish), so_far)
+            })
+            .collect();
+        if req.query_param("alt").as_deref() == Some("sse") {
+            let events = chunks
+                .iter()
+                .map(|c| {
+                    let mut out = b"data: ".to_vec();
+                    out.extend(common::to_colon_space_json(c));
+                    out.extend_from_slice(b"\r\n\r\n");
+                    out
+                })
+                .collect();
+            Response::stream(200, "text/event-stream", events)
+        } else {
+            let mut events: Vec<Vec<u8>> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut out = if i == 0 {
+                        b"[".to_vec()
+                    } else {
+                        b"\n,\r\n".to_vec()
+                    };
+                    out.extend(serde_json::to_vec_pretty(c).unwrap_or_default());
+                    out
+                })
+                .collect();
+            events.push(b"\n]".to_vec());
+            Response::stream(200, JSON_CT, events)
+        }
+    };
+    if let Some(s) = &script {
+        s.apply_timing(&mut resp);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route("/gemini/v1beta/models/gemini-2.5-flash:generateContent"),
+            Some(("gemini-2.5-flash", "generateContent"))
+        );
+        assert_eq!(
+            route("/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+            Some(("gemini-2.5-flash", "streamGenerateContent"))
+        );
+        assert_eq!(route("/gemini/v1beta/models/:x"), None);
+        assert_eq!(route("/gemini/v1beta/other"), None);
+    }
+
+    #[test]
+    fn parse_request_fixture() {
+        let p = parse(br#"{"systemInstruction":{"parts":[{"text":"abcd"}]},"contents":[{"role":"user","parts":[{"text":"ab"},{"text":"cd"}]}],"generationConfig":{"maxOutputTokens":5}}"#);
+        let p = p.ok();
+        assert_eq!(
+            p.as_ref().map(|p| p.texts.clone()),
+            Some(vec!["abcd".to_string(), "abcd".to_string()])
+        );
+        assert_eq!(p.and_then(|p| p.max_tokens), Some(5));
+        assert!(parse(br#"{"contents":[]}"#).is_err());
+    }
+
+    #[test]
+    fn metadata_totals_and_thoughts() {
+        let t = Totals::new(31, 26, None);
+        let m = t.metadata(26);
+        assert_eq!(m.total_token_count, 57);
+        assert!(m.thoughts_token_count.is_none());
+        let s = Script {
+            provider: "gemini".into(),
+            usage: Some(serde_json::json!({"thoughtsTokenCount":186})),
+            ..Default::default()
+        };
+        let t = Totals::new(31, 26, Some(&s));
+        assert_eq!(t.metadata(26).total_token_count, 243);
+        let json =
+            String::from_utf8_lossy(&common::to_colon_space_json(&t.metadata(9))).into_owned();
+        assert!(
+            json.starts_with(
+                r#"{"promptTokenCount": 31,"candidatesTokenCount": 9,"totalTokenCount": 226,"#
+            ),
+            "{json}"
+        );
+    }
+}
