@@ -3,6 +3,8 @@
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import path from "node:path";
+import { ROOT } from "./lib/procs.mjs";
 import net from "node:net";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
@@ -678,7 +680,7 @@ test("bad input never kills the server; each provider answers in its own error s
 
 // ---------------------------------------------------------------- Shapes vs fixtures
 
-const FIX = process.env.FIXTURES_DIR || "/work/shared/fixtures";
+const FIX = process.env.FIXTURES_DIR || path.join(ROOT, "fixtures");
 const haveFixtures = fs.existsSync(FIX);
 const fixture = (f) => fs.readFileSync(`${FIX}/${f}`, "utf8");
 /** Key paths (in order) + value types, ignoring values. Arrays: shape of the first element. */

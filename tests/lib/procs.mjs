@@ -9,10 +9,16 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 export const TOOLS_DIR = process.env.BROKER_TOOLS_DIR || path.join(ROOT, "target", "debug");
 
 const children = new Set();
-for (const sig of ["exit", "SIGINT", "SIGTERM"]) {
+// Each child leads its own process group, so killing it also kills what it spawned
+// (wrangler's workerd), and nothing outlives the test run.
+function killGroup(child, sig) {
+  try { process.kill(-child.pid, sig); } catch { try { child.kill(sig); } catch {} }
+}
+process.on("exit", () => { for (const c of children) killGroup(c, "SIGKILL"); });
+for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
-    for (const c of children) { try { c.kill("SIGKILL"); } catch {} }
-    if (sig !== "exit") process.exit(130);
+    if (process.listenerCount(sig) > 1) return; // someone else shuts down gracefully
+    process.exit(130);
   });
 }
 
@@ -34,6 +40,7 @@ export function startProcess(cmd, args, { env = {}, name = cmd } = {}) {
   const child = spawn(cmd, args, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   children.add(child);
   child.output = "";
@@ -47,8 +54,8 @@ export function startProcess(cmd, args, { env = {}, name = cmd } = {}) {
   child.stop = () => new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     child.once("exit", () => resolve());
-    child.kill("SIGTERM");
-    setTimeout(() => { try { child.kill("SIGKILL"); } catch {} }, 3000).unref();
+    killGroup(child, "SIGTERM");
+    setTimeout(() => killGroup(child, "SIGKILL"), 3000).unref();
   });
   return child;
 }

@@ -1,0 +1,103 @@
+//! Customer read routes (`/v1/balance`, `/v1/usage`, `/v1/models`) and `/health`.
+
+use crate::app::App;
+use crate::http::{json, HandlerResult};
+use broker_core::error::ApiError;
+use broker_core::ledger::public_entry;
+use broker_core::money::credits_json;
+use broker_core::scripts::{self, KeyView};
+use serde_json::{json, Value};
+use worker::{Request, Response};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub async fn health(app: &App) -> HandlerResult {
+    let redis_ok = match app.redis() {
+        Ok(r) => matches!(r.command(&[json!("PING")]).await, Ok(Value::String(s)) if s == "PONG"),
+        Err(_) => false,
+    };
+    let (status, code) = if redis_ok { ("ok", 200) } else { ("degraded", 503) };
+    Ok(json(
+        code,
+        &json!({
+            "status": status,
+            "services": { "redis": if redis_ok { "ok" } else { "unreachable" } },
+            "version": VERSION,
+            "price_table": broker_core::pricing::table_version(),
+        }),
+        &[("cache-control".into(), "no-store".into())],
+    ))
+}
+
+pub fn models(app: &App) -> Response {
+    let data: Vec<Value> = broker_core::pricing::catalogue(&app.today()).iter().map(|m| m.to_public_json(&app.settings.rate)).collect();
+    json(200, &json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }), &[])
+}
+
+/// Reads the calling key's record and, optionally, a page of its ledger.
+pub async fn read_key(app: &App, target: String, offset: u64, count: u64) -> Result<Option<KeyView>, ApiError> {
+    let v = app.redis()?.eval(&scripts::READ, vec![target, offset.to_string(), count.to_string()]).await?;
+    KeyView::decode(&v)
+}
+
+async fn caller(app: &App, req: &Request, offset: u64, count: u64) -> Result<KeyView, ApiError> {
+    let auth = req.headers().get("authorization").ok().flatten();
+    let key = broker_core::keys::bearer(auth.as_deref()).ok_or_else(|| ApiError::unauthorized("missing API key: send Authorization: Bearer <key>"))?;
+    match read_key(app, format!("hash:{}", broker_core::keys::hash_key(key)), offset, count).await? {
+        Some(k) if k.status == "active" => Ok(k),
+        Some(_) => Err(ApiError::unauthorized("this API key has been revoked")),
+        None => Err(ApiError::unauthorized("invalid API key")),
+    }
+}
+
+pub async fn balance(app: &App, req: &Request) -> HandlerResult {
+    let k = caller(app, req, 0, 0).await?;
+    Ok(json(
+        200,
+        &json!({
+            "credits": credits_json(k.balance_mc),
+            "millicredits": k.balance_mc,
+            "key_id": k.key_id,
+            "plan": k.plan,
+            "usd_per_credit": app.var("USD_PER_CREDIT").unwrap_or_else(|| "0.01".into()),
+        }),
+        &[],
+    ))
+}
+
+/// Pagination of ledger pages: `?limit=` (1..=200, default 50) and `?offset=`.
+pub fn page(req: &Request) -> Result<(u64, u64), ApiError> {
+    let url = req.url().map_err(|e| ApiError::invalid(format!("bad url: {e}")))?;
+    let mut limit = 50;
+    let mut offset = 0;
+    for (k, v) in url.query_pairs() {
+        let n: u64 = v.parse().map_err(|_| ApiError::invalid(format!("`{k}` must be a non-negative integer")))?;
+        match k.as_ref() {
+            "limit" if (1..=200).contains(&n) => limit = n,
+            "limit" => return Err(ApiError::invalid("`limit` must be between 1 and 200")),
+            "offset" => offset = n,
+            _ => {}
+        }
+    }
+    Ok((offset, limit))
+}
+
+pub fn ledger_json(k: &KeyView, offset: u64, limit: u64) -> Value {
+    let entries: Vec<Value> = k.entries.iter().map(|e| public_entry(e)).collect();
+    let next = offset + entries.len() as u64;
+    json!({
+        "key_id": k.key_id,
+        "credits": credits_json(k.balance_mc),
+        "total": k.ledger_len,
+        "offset": offset,
+        "limit": limit,
+        "next_offset": if (next as i64) < k.ledger_len { json!(next) } else { Value::Null },
+        "entries": entries,
+    })
+}
+
+pub async fn usage(app: &App, req: &Request) -> HandlerResult {
+    let (offset, limit) = page(req)?;
+    let k = caller(app, req, offset, limit).await?;
+    Ok(json(200, &ledger_json(&k, offset, limit), &[]))
+}

@@ -1,0 +1,181 @@
+//! Payment webhooks. Stripe: signature checked in core, credit once per event id and per
+//! checkout session id in one atomic script. PayPal: verified by PayPal's own
+//! verify-webhook-signature API, credited once per event id and per capture id.
+
+use crate::app::App;
+use crate::fetch::{self, Outbound};
+use crate::http::{json, HandlerResult};
+use broker_core::error::{ApiError, ErrorKind};
+use broker_core::keys;
+use broker_core::money::{credits_json, Decimal};
+use broker_core::scripts::{self, ledger_fragment, CreditReply};
+use broker_core::stripe::{self, KeyRef, StripeAction};
+use serde_json::{json, Value};
+use worker::{console_log, Request};
+
+fn ack(extra: Value) -> HandlerResult {
+    let mut v = json!({ "received": true });
+    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    Ok(json(200, &v, &[]))
+}
+
+/// Runs the credit script; every outcome except an outage is an acknowledgement (200), so the
+/// provider stops retrying what can never succeed.
+async fn credit(app: &App, target: String, amount_mc: i64, source: &str, fragment: String, dedupe: Vec<String>) -> HandlerResult {
+    let mut args = vec![target, amount_mc.to_string(), app.now_ms.to_string(), "topup".into(), fragment];
+    args.extend(dedupe);
+    match CreditReply::decode(&app.redis()?.eval(&scripts::CREDIT, args).await?)? {
+        CreditReply::Credited { key_id, balance_mc } => {
+            console_log!("{} {source} credited {key_id} +{amount_mc} mc -> {balance_mc}", app.request_id);
+            ack(json!({ "credited": true, "key_id": key_id, "credits_added": credits_json(amount_mc) }))
+        }
+        CreditReply::Duplicate { marker } => {
+            console_log!("{} {source} duplicate ({marker}): nothing changed", app.request_id);
+            ack(json!({ "credited": false, "duplicate": true }))
+        }
+        CreditReply::UnknownKey => {
+            console_log!("{} {source} names no known key: acknowledged, not credited", app.request_id);
+            ack(json!({ "credited": false, "reason": "no known API key in the payment" }))
+        }
+        CreditReply::Insufficient { .. } => Err(ApiError::new(ErrorKind::Internal, "negative top-up").into()),
+    }
+}
+
+fn key_target(key: &KeyRef) -> Option<String> {
+    match key {
+        KeyRef::Id(id) if keys::is_key_id(id) => Some(format!("id:{id}")),
+        KeyRef::Id(_) => None,
+        KeyRef::Plaintext(k) => Some(format!("hash:{}", keys::hash_key(k))),
+    }
+}
+
+pub async fn stripe(app: &App, mut req: Request) -> HandlerResult {
+    let secret = app.required("STRIPE_WEBHOOK_SECRET")?;
+    // The exact raw bytes are signed: read them before any JSON parsing.
+    let body = req.bytes().await.map_err(|e| ApiError::invalid(format!("could not read body: {e}")))?;
+    let header = req.headers().get("stripe-signature").ok().flatten();
+    let tolerance = app.settings.stripe_tolerance_secs as i64;
+    if let Err(e) = stripe::verify(header.as_deref(), &body, &secret, (app.now_ms / 1000) as i64, tolerance) {
+        console_log!("{} stripe webhook refused: {}", app.request_id, e.message());
+        return Err(ApiError::invalid(format!("invalid Stripe signature: {}", e.message())).into());
+    }
+    let event: Value = serde_json::from_slice(&body).map_err(|_| ApiError::invalid("signed body is not JSON"))?;
+    match stripe::interpret(&event, &app.settings.rate) {
+        StripeAction::Ignore { event_id, reason } => {
+            console_log!("{} stripe event {event_id} ignored: {reason}", app.request_id);
+            ack(json!({ "credited": false, "reason": reason }))
+        }
+        StripeAction::Credit { event_id, session_id, key, amount_mc, amount_total_cents } => {
+            let Some(target) = key_target(&key) else {
+                console_log!("{} stripe event {event_id}: malformed key id, not credited", app.request_id);
+                return ack(json!({ "credited": false, "reason": "malformed key id" }));
+            };
+            let fragment = ledger_fragment(&[
+                ("source", json!("stripe")),
+                ("ref", json!(event_id)),
+                ("session", json!(session_id)),
+                ("amount_total_cents", json!(amount_total_cents)),
+            ]);
+            let dedupe = vec![format!("abk:dedupe:stripe:event:{event_id}"), format!("abk:dedupe:stripe:session:{session_id}")];
+            credit(app, target, amount_mc, "stripe", fragment, dedupe).await
+        }
+    }
+}
+
+fn header(req: &Request, name: &str) -> Result<String, ApiError> {
+    req.headers().get(name).ok().flatten().filter(|v| !v.is_empty()).ok_or_else(|| ApiError::invalid(format!("missing {name} header")))
+}
+
+async fn paypal_token(app: &App, base: &str) -> Result<String, ApiError> {
+    let id = app.required("PAYPAL_CLIENT_ID")?;
+    let secret = app.required("PAYPAL_CLIENT_SECRET")?;
+    let out = Outbound {
+        method: "POST",
+        url: format!("{base}/v1/oauth2/token"),
+        headers: vec![
+            ("authorization".into(), format!("Basic {}", keys::base64(format!("{id}:{secret}").as_bytes()))),
+            ("content-type".into(), "application/x-www-form-urlencoded".into()),
+            ("accept".into(), "application/json".into()),
+        ],
+        body: Some(b"grant_type=client_credentials".to_vec()),
+    };
+    let mut resp = fetch::send(&out, 15_000).await?;
+    let status = resp.status_code();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    match v.get("access_token").and_then(Value::as_str) {
+        Some(t) if status == 200 => Ok(t.to_string()),
+        _ => Err(ApiError::new(ErrorKind::UpstreamError, format!("PayPal token request failed (status {status})"))),
+    }
+}
+
+/// `"20.00"` USD → 2000 cents, exactly.
+fn usd_cents(value: &str) -> Option<u64> {
+    let d = Decimal::parse(value).ok()?;
+    let cents = d.num.checked_mul(100)?;
+    (cents % d.den == 0).then(|| u64::try_from(cents / d.den).ok()).flatten()
+}
+
+pub async fn paypal(app: &App, mut req: Request) -> HandlerResult {
+    let webhook_id = app.required("PAYPAL_WEBHOOK_ID")?;
+    let base = app.required("PAYPAL_BASE_URL")?.trim_end_matches('/').to_string();
+    let body = req.bytes().await.map_err(|e| ApiError::invalid(format!("could not read body: {e}")))?;
+    let event: Value = serde_json::from_slice(&body).map_err(|_| ApiError::invalid("body is not JSON"))?;
+    let raw_event = String::from_utf8(body).map_err(|_| ApiError::invalid("body is not UTF-8"))?;
+    let fields = [
+        ("auth_algo", header(&req, "paypal-auth-algo")?),
+        ("cert_url", header(&req, "paypal-cert-url")?),
+        ("transmission_id", header(&req, "paypal-transmission-id")?),
+        ("transmission_sig", header(&req, "paypal-transmission-sig")?),
+        ("transmission_time", header(&req, "paypal-transmission-time")?),
+        ("webhook_id", webhook_id),
+    ];
+    // The event is spliced in byte for byte: re-serializing could break PayPal's check.
+    let mut verify_body = String::from("{");
+    for (k, v) in &fields {
+        verify_body.push_str(&format!("{}:{},", json!(k), json!(v)));
+    }
+    verify_body.push_str(&format!("\"webhook_event\":{raw_event}}}"));
+    let token = paypal_token(app, &base).await?;
+    let out = Outbound {
+        method: "POST",
+        url: format!("{base}/v1/notifications/verify-webhook-signature"),
+        headers: vec![("authorization".into(), format!("Bearer {token}")), ("content-type".into(), "application/json".into())],
+        body: Some(verify_body.into_bytes()),
+    };
+    let mut resp = fetch::send(&out, 15_000).await?;
+    let status = resp.status_code();
+    let verdict: Value = resp.json().await.unwrap_or(Value::Null);
+    let verification = verdict.get("verification_status").and_then(Value::as_str).unwrap_or("");
+    if status != 200 {
+        return Err(ApiError::new(ErrorKind::UpstreamError, format!("PayPal verification call failed (status {status})")).into());
+    }
+    if verification != "SUCCESS" {
+        console_log!("{} paypal webhook refused: verification {verification}", app.request_id);
+        return Err(ApiError::invalid(format!("PayPal signature verification failed ({verification})")).into());
+    }
+    let event_id = event.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let ty = event.get("event_type").and_then(Value::as_str).unwrap_or("");
+    if ty != "PAYMENT.CAPTURE.COMPLETED" || event_id.is_empty() {
+        console_log!("{} paypal event {event_id} of type {ty} ignored", app.request_id);
+        return ack(json!({ "credited": false, "reason": format!("event type `{ty}` is not handled") }));
+    }
+    let resource = event.get("resource").cloned().unwrap_or(Value::Null);
+    let capture_id = resource.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+    let custom = resource.get("custom_id").and_then(Value::as_str).unwrap_or("");
+    let key = custom.split(':').next().unwrap_or("");
+    let currency = resource.pointer("/amount/currency_code").and_then(Value::as_str).unwrap_or("");
+    let cents = resource.pointer("/amount/value").and_then(Value::as_str).and_then(usd_cents);
+    let (Some(cents), true, true) = (cents, currency == "USD", keys::is_key_id(key)) else {
+        console_log!("{} paypal event {event_id}: no key id in custom_id or not a USD amount; not credited", app.request_id);
+        return ack(json!({ "credited": false, "reason": "custom_id names no key id, or the amount is not USD" }));
+    };
+    let amount_mc = app.settings.rate.millicredits_for_usd_cents(cents);
+    let fragment = ledger_fragment(&[("source", json!("paypal")), ("ref", json!(event_id)), ("capture", json!(capture_id)), ("amount_cents", json!(cents))]);
+    let mut dedupe = vec![format!("abk:dedupe:paypal:event:{event_id}")];
+    if !capture_id.is_empty() {
+        dedupe.push(format!("abk:dedupe:paypal:capture:{capture_id}"));
+    }
+    credit(app, format!("id:{key}"), amount_mc, "paypal", fragment, dedupe).await
+}
