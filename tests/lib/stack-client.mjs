@@ -1,0 +1,109 @@
+// What a test file needs from the running stack: the suite's shared stack (STACK_JSON, written
+// by tests/run.mjs) or, when a file runs alone, a stack of its own.
+import fs from "node:fs";
+import { startStack } from "../../scripts/stack.mjs";
+
+/** The worker variables every test stack runs with (a `bulk` plan for load tests, a short upstream timeout). */
+export const TEST_VARS = {
+  RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, anonymous=5/900",
+  UPSTREAM_TIMEOUT_MS: "2000",
+};
+
+let own = null;
+
+export async function getStack() {
+  if (process.env.STACK_JSON) return JSON.parse(fs.readFileSync(process.env.STACK_JSON, "utf8"));
+  own = await startStack({ name: "file", vars: TEST_VARS });
+  return describeStack(own);
+}
+
+export async function releaseStack() {
+  if (own) await own.stop();
+  own = null;
+}
+
+/** The JSON-able view of a started stack. */
+export function describeStack(s) {
+  return {
+    workerUrl: s.workerUrl, upstashUrl: s.upstashUrl, upstashToken: s.upstashToken,
+    adminSecret: s.adminSecret, stripeSecret: s.stripeSecret, mocksUrl: s.mocks.url,
+  };
+}
+
+export function client(stack) {
+  const redis = async (...cmd) => {
+    const r = await fetch(stack.upstashUrl, {
+      method: "POST", headers: { authorization: `Bearer ${stack.upstashToken}` }, body: JSON.stringify(cmd),
+    });
+    const body = await r.json();
+    if (!r.ok) throw new Error(`redis ${cmd[0]}: ${JSON.stringify(body)}`);
+    return body.result;
+  };
+  const front = async (method, route, body) => {
+    const r = await fetch(`${stack.upstashUrl}${route}`, {
+      method, headers: { authorization: `Bearer ${stack.upstashToken}` }, body: body && JSON.stringify(body),
+    });
+    return r.json();
+  };
+  const mock = async (method, route, body) => {
+    const r = await fetch(`${stack.mocksUrl}/__control/${route}`, {
+      method, headers: body ? { "content-type": "application/json" } : {}, body: body && JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(`mock ${route}: ${r.status} ${await r.text()}`);
+    return r.json();
+  };
+  const api = async (path, { key, body, method, headers = {}, signal } = {}) => {
+    const h = { ...headers };
+    if (key) h.authorization = `Bearer ${key}`;
+    if (body !== undefined) h["content-type"] = "application/json";
+    return fetch(`${stack.workerUrl}${path}`, {
+      method: method ?? (body === undefined ? "GET" : "POST"), headers: h,
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body), signal,
+    });
+  };
+  const admin = async (path, body, method) => {
+    const r = await api(path, { body, method, headers: { "x-admin-secret": stack.adminSecret } });
+    return { status: r.status, body: await r.json() };
+  };
+  return {
+    redis, api, admin,
+    createKey: async ({ name = "test", plan = "bulk", credits = 100 } = {}) => {
+      const r = await admin("/admin/keys", { name, plan, credits, reason: "test credits" });
+      if (r.status !== 201) throw new Error(`create key: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body;
+    },
+    /** Balance in millicredits, through the customer API. */
+    balanceMc: async (key) => (await (await api("/v1/balance", { key })).json()).millicredits,
+    /** Every ledger entry of a key, newest first. */
+    ledger: async (keyId) => {
+      const out = [];
+      for (let offset = 0; ;) {
+        const r = await admin(`/admin/keys/${keyId}/ledger?limit=200&offset=${offset}`);
+        out.push(...r.body.entries);
+        if (r.body.next_offset === null) return out;
+        offset = r.body.next_offset;
+      }
+    },
+    /** Waits until the request's settlement is in the ledger (settle runs after the response). */
+    settled: async (keyId, requestId, timeoutMs = 10000) => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const entries = await redis("LRANGE", `abk:ledger:${keyId}`, 0, 20);
+        const mine = entries.map((e) => JSON.parse(e)).filter((e) => e.ref === requestId);
+        if (mine.some((e) => e.type === "release")) return mine;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`request ${requestId} was not settled within ${timeoutMs} ms`);
+    },
+    frontStats: () => front("GET", "/__stats"),
+    frontReset: () => front("POST", "/__stats/reset", {}),
+    frontDelay: (ms) => front("POST", "/__config", { delay_ms: ms }),
+    mockScript: (obj) => mock("POST", "script", obj),
+    mockRequests: (provider) => mock("GET", provider ? `requests?provider=${provider}` : "requests"),
+    mockReset: () => mock("POST", "reset", {}),
+    /** Forgets the per-IP counters of calls with unknown keys (tests share one address). */
+    resetIpLimits: async () => {
+      for (const k of await redis("KEYS", "abk:rl:ip:*")) await redis("DEL", k);
+    },
+  };
+}
