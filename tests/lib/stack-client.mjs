@@ -6,7 +6,7 @@ import { startStack } from "../../scripts/stack.mjs";
 /** The worker variables every test stack runs with (a `bulk` plan for load tests, a short upstream timeout). */
 export const TEST_VARS = {
   RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, anonymous=5/900",
-  UPSTREAM_TIMEOUT_MS: "2000",
+  UPSTREAM_TIMEOUT_MS: "6000",
 };
 
 let own = null;
