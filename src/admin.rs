@@ -168,6 +168,17 @@ async fn key_op(app: &App, op: &str, id: &str) -> HandlerResult {
     }
 }
 
+/// Payments that were received but credited to nobody, newest first.
+async fn unmatched_payments(app: &App) -> HandlerResult {
+    let v = app.redis()?.command(&[json!("HGETALL"), json!("abk:unmatched_payments")]).await?;
+    let mut entries: Vec<Value> = v
+        .as_array()
+        .map(|a| a.iter().skip(1).step_by(2).filter_map(|e| e.as_str().and_then(|s| serde_json::from_str(s).ok())).collect())
+        .unwrap_or_default();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.get("ts").and_then(Value::as_u64).unwrap_or(0)));
+    Ok(json(200, &json!({ "count": entries.len(), "entries": entries }), &[]))
+}
+
 pub async fn handle(app: &App, mut req: Request, rest: &[&str]) -> HandlerResult {
     guard(app, &req).await?;
     let method = req.method();
@@ -185,6 +196,7 @@ pub async fn handle(app: &App, mut req: Request, rest: &[&str]) -> HandlerResult
             grant(app, target, &body).await
         }
         (Method::Post, ["keys"]) => create(app, &body_object(&mut req).await?).await,
+        (Method::Get, ["unmatched-payments"]) => unmatched_payments(app).await,
         (Method::Get, ["keys", id]) => {
             let id = key_id(id)?;
             match read_key(app, format!("id:{id}"), 0, 0).await? {

@@ -21,10 +21,25 @@ fn ack(extra: Value) -> HandlerResult {
     Ok(json(200, &v, &[]))
 }
 
+/// A payment that was received but could not be credited (no known key, no conversion): kept in
+/// `abk:unmatched_payments` (one field per source event, so replays do not repeat it) for admins
+/// (`GET /admin/unmatched-payments`), since Stripe and PayPal will not retry an acknowledged event.
+async fn record_unmatched(app: &App, source: &str, event_id: &str, details: Value) -> HandlerResult {
+    let mut entry = json!({ "ts": app.now_ms, "source": source, "event_id": event_id, "request_id": app.request_id });
+    if let (Some(o), Value::Object(d)) = (entry.as_object_mut(), details) {
+        o.extend(d);
+    }
+    console_log!("{} UNMATCHED {source} payment {event_id}: {entry}", app.request_id);
+    app.redis()?
+        .command(&[json!("HSET"), json!("abk:unmatched_payments"), json!(format!("{source}:{event_id}")), json!(entry.to_string())])
+        .await?;
+    ack(json!({ "credited": false, "unmatched": true, "reason": entry["reason"] }))
+}
+
 /// Runs the credit script; every outcome except an outage is an acknowledgement (200), so the
 /// provider stops retrying what can never succeed.
-async fn credit(app: &App, target: String, amount_mc: i64, source: &str, fragment: String, dedupe: Vec<String>) -> HandlerResult {
-    let mut args = vec![target, amount_mc.to_string(), app.now_ms.to_string(), "topup".into(), fragment];
+async fn credit(app: &App, target: String, amount_mc: i64, source: &str, event_id: &str, fragment: String, dedupe: Vec<String>) -> HandlerResult {
+    let mut args = vec![target, amount_mc.to_string(), app.now_ms.to_string(), "topup".into(), fragment.clone()];
     args.extend(dedupe);
     match CreditReply::decode(&app.redis()?.eval(&scripts::CREDIT, args).await?)? {
         CreditReply::Credited { key_id, balance_mc } => {
@@ -36,8 +51,10 @@ async fn credit(app: &App, target: String, amount_mc: i64, source: &str, fragmen
             ack(json!({ "credited": false, "duplicate": true }))
         }
         CreditReply::UnknownKey => {
-            console_log!("{} {source} names no known key: acknowledged, not credited", app.request_id);
-            ack(json!({ "credited": false, "reason": "no known API key in the payment" }))
+            let mut details: Value = serde_json::from_str(&format!("{{{fragment}}}")).unwrap_or_else(|_| json!({}));
+            details["reason"] = json!("no known API key in the payment");
+            details["credits"] = credits_json(amount_mc);
+            record_unmatched(app, source, event_id, details).await
         }
         CreditReply::Insufficient { .. } => Err(ApiError::new(ErrorKind::Internal, "negative top-up").into()),
     }
@@ -67,10 +84,12 @@ pub async fn stripe(app: &App, mut req: Request) -> HandlerResult {
             console_log!("{} stripe event {event_id} ignored: {reason}", app.request_id);
             ack(json!({ "credited": false, "reason": reason }))
         }
+        StripeAction::Unmatched { event_id, session_id, amount_total_cents, reason } => {
+            record_unmatched(app, "stripe", &event_id, json!({ "session": session_id, "amount_total_cents": amount_total_cents, "reason": reason })).await
+        }
         StripeAction::Credit { event_id, session_id, key, amount_mc, amount_total_cents } => {
             let Some(target) = key_target(&key) else {
-                console_log!("{} stripe event {event_id}: malformed key id, not credited", app.request_id);
-                return ack(json!({ "credited": false, "reason": "malformed key id" }));
+                return record_unmatched(app, "stripe", &event_id, json!({ "session": session_id, "amount_total_cents": amount_total_cents, "reason": "malformed key id" })).await;
             };
             let fragment = ledger_fragment(&[
                 ("source", json!("stripe")),
@@ -79,7 +98,7 @@ pub async fn stripe(app: &App, mut req: Request) -> HandlerResult {
                 ("amount_total_cents", json!(amount_total_cents)),
             ]);
             let dedupe = vec![format!("abk:dedupe:stripe:event:{event_id}"), format!("abk:dedupe:stripe:session:{session_id}")];
-            credit(app, target, amount_mc, "stripe", fragment, dedupe).await
+            credit(app, target, amount_mc, "stripe", &event_id, fragment, dedupe).await
         }
     }
 }
@@ -168,8 +187,8 @@ pub async fn paypal(app: &App, mut req: Request) -> HandlerResult {
     let currency = resource.pointer("/amount/currency_code").and_then(Value::as_str).unwrap_or("");
     let cents = resource.pointer("/amount/value").and_then(Value::as_str).and_then(usd_cents);
     let (Some(cents), true, true) = (cents, currency == "USD", keys::is_key_id(key)) else {
-        console_log!("{} paypal event {event_id}: no key id in custom_id or not a USD amount; not credited", app.request_id);
-        return ack(json!({ "credited": false, "reason": "custom_id names no key id, or the amount is not USD" }));
+        let amount = resource.get("amount").cloned().unwrap_or(Value::Null);
+        return record_unmatched(app, "paypal", &event_id, json!({ "capture": capture_id, "amount": amount, "custom_id": custom, "reason": "custom_id names no key id, or the amount is not USD" })).await;
     };
     let amount_mc = app.settings.rate.millicredits_for_usd_cents(cents);
     let fragment = ledger_fragment(&[("source", json!("paypal")), ("ref", json!(event_id)), ("capture", json!(capture_id)), ("amount_cents", json!(cents))]);
@@ -177,5 +196,5 @@ pub async fn paypal(app: &App, mut req: Request) -> HandlerResult {
     if !capture_id.is_empty() {
         dedupe.push(format!("abk:dedupe:paypal:capture:{capture_id}"));
     }
-    credit(app, format!("id:{key}"), amount_mc, "paypal", fragment, dedupe).await
+    credit(app, format!("id:{key}"), amount_mc, "paypal", &event_id, fragment, dedupe).await
 }

@@ -458,17 +458,30 @@ test("stripe: unpaid sessions and unhandled types are acknowledged without credi
     { metadata: {} },
     { metadata: { key_id: "key_not-hex" } },
   ];
+  const unmatchedIds = [];
   for (const spec of nobody) {
-    r = await postStripe(stripeEvent({ ...spec, session: { amount_total: 2000, ...(spec.session ?? {}) } }));
+    const ev = stripeEvent({ ...spec, session: { amount_total: 2000, ...(spec.session ?? {}) } });
+    unmatchedIds.push(ev.id);
+    r = await postStripe(ev);
     assert.equal(r.status, 200, `${JSON.stringify(spec)}: ${r.text}`);
     assert.equal(r.json.received, true);
     assert.equal(r.json.credited, false, JSON.stringify(spec));
+    assert.equal(r.json.unmatched, true, JSON.stringify(spec));
   }
   // A non-USD session without metadata.credits has no conversion: not credited.
-  r = await postStripe(stripeEvent({ session: { amount_total: 2000, currency: "eur" }, metadata: { key_id: key.id } }));
+  const eur = stripeEvent({ session: { amount_total: 2000, currency: "eur" }, metadata: { key_id: key.id } });
+  unmatchedIds.push(eur.id);
+  r = await postStripe(eur);
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.credited, false);
   assert.equal(await bal(), expected);
+  // Money received but credited to nobody is not lost: admins can list it (replays do not repeat it).
+  await postStripe(eur);
+  const listed = await call("GET", "/admin/unmatched-payments", { admin: stack.adminSecret });
+  assert.equal(listed.status, 200, listed.text);
+  const mine = listed.json.entries.filter((e) => unmatchedIds.includes(e.event_id));
+  assert.equal(mine.length, unmatchedIds.length);
+  assert.ok(mine.every((e) => e.source === "stripe" && e.amount_total_cents === 2000 && e.reason));
 
   const topups = (await fullLedger({ apiKey: key.api_key })).filter((e) => e.type === "topup");
   assert.equal(topups.length, 4);

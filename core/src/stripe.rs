@@ -95,6 +95,9 @@ pub enum StripeAction {
     Credit { event_id: String, session_id: String, key: KeyRef, amount_mc: i64, amount_total_cents: u64 },
     /// Acknowledge with 200 and log; nothing changes.
     Ignore { event_id: String, reason: String },
+    /// Money was received but the session names no usable key or amount: acknowledge (Stripe
+    /// cannot fix it by retrying) and record it for an admin, so the payment is not lost.
+    Unmatched { event_id: String, session_id: String, amount_total_cents: u64, reason: String },
 }
 
 pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
@@ -116,6 +119,13 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
     if paid != Some("paid") && paid != Some("no_payment_required") {
         return ignore(format!("payment_status is {}", paid.unwrap_or("missing")));
     }
+    let cents = s.get("amount_total").and_then(Value::as_u64).unwrap_or(0);
+    let unmatched = |reason: &str| StripeAction::Unmatched {
+        event_id: event_id.clone(),
+        session_id: session_id.clone(),
+        amount_total_cents: cents,
+        reason: reason.to_string(),
+    };
     let meta = s.get("metadata").cloned().unwrap_or(Value::Null);
     let meta_str = |k: &str| meta.get(k).and_then(Value::as_str).filter(|x| !x.is_empty()).map(str::to_string);
     let key = if let Some(id) = meta_str("key_id") {
@@ -125,18 +135,17 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
     } else if let Some(id) = s.get("client_reference_id").and_then(Value::as_str).filter(|x| x.starts_with("key_")) {
         KeyRef::Id(id.to_string())
     } else {
-        return ignore("session names no API key (metadata.key_id, metadata.apiKey or client_reference_id)".into());
+        return unmatched("session names no API key (metadata.key_id, metadata.apiKey or client_reference_id)");
     };
-    let cents = s.get("amount_total").and_then(Value::as_u64).unwrap_or(0);
     let amount_mc = match meta.get("credits") {
         Some(c) if !c.is_null() => match crate::money::parse_credits(c) {
             Ok(mc) if mc > 0 => mc,
-            _ => return ignore("metadata.credits is not a positive amount".into()),
+            _ => return unmatched("metadata.credits is not a positive amount"),
         },
         _ => {
             let currency = s.get("currency").and_then(Value::as_str).unwrap_or("");
             if currency != "usd" {
-                return ignore(format!("currency `{currency}` has no credit conversion; set metadata.credits"));
+                return unmatched(&format!("currency `{currency}` has no credit conversion; set metadata.credits"));
             }
             rate.millicredits_for_usd_cents(cents)
         }
@@ -192,9 +201,12 @@ mod tests {
     }
 
     #[test]
-    fn fixture_session_without_a_key_is_acknowledged_not_credited() {
+    fn fixture_session_without_a_key_is_recorded_as_unmatched_not_credited() {
         let ev: Value = serde_json::from_slice(include_bytes!("../../fixtures/stripe/checkout.session.completed.json")).unwrap();
-        assert!(matches!(interpret(&ev, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
+        assert!(matches!(
+            interpret(&ev, &CreditRate::default_rate()),
+            StripeAction::Unmatched { amount_total_cents: 2000, .. }
+        ));
     }
 
     #[test]
