@@ -124,40 +124,134 @@ pub async fn handle(app: &App, mut req: Request, route: Route) -> HandlerResult 
     };
 
     let upstream = providers::build_request(&chat, max_tokens, &endpoint);
-    let out = Outbound { method: "POST", url: upstream.url, headers: upstream.headers, body: Some(upstream.body.into_bytes()) };
-    let mut resp = match fetch::send(&out, app.settings.upstream_timeout_ms).await {
-        Ok(r) => r,
-        Err(e) => return Err(refund(app, hold, e, rate_hdrs)),
+    let call = Call {
+        out: Outbound { method: "POST", url: upstream.url, headers: upstream.headers, body: Some(upstream.body.into_bytes()) },
+        timeout_ms: app.settings.upstream_timeout_ms,
+        chat,
+        hold,
+        balance_after,
+        now_ms: app.now_ms,
     };
+    // The whole provider call, settlement included, runs in `wait_until`: if the client hangs up,
+    // the runtime cancels this handler but not that task, so the call is still settled.
+    let (answer_tx, answer_rx) = futures_channel::oneshot::channel();
+    app.ctx.wait_until(call.run(answer_tx));
+    let answer = answer_rx.await.unwrap_or_else(|_| Err(ApiError::new(ErrorKind::Internal, "the call ended without an answer")));
+    match answer {
+        Ok(Answer::Plain { body, charged, remaining }) => {
+            let mut headers = rate_hdrs;
+            headers.push(("x-credits-charged".into(), credits_string(charged)));
+            headers.push(("x-credits-remaining".into(), credits_string(remaining)));
+            Ok(json(200, &body, &headers))
+        }
+        Ok(Answer::Stream { body, route, hold_mc, balance_after }) => stream_response(body, route, hold_mc, balance_after, &rate_hdrs),
+        Err(e) => Err(Reply::with_headers(e, rate_hdrs)),
+    }
+}
+
+type ByteSender = futures_channel::mpsc::UnboundedSender<Result<Vec<u8>, worker::Error>>;
+type ByteReceiver = futures_channel::mpsc::UnboundedReceiver<Result<Vec<u8>, worker::Error>>;
+
+/// What the call task hands back to the handler.
+enum Answer {
+    Plain { body: Value, charged: i64, remaining: i64 },
+    Stream { body: ByteReceiver, route: Route, hold_mc: i64, balance_after: i64 },
+}
+
+/// An admitted provider call, owned so it can run in `wait_until`.
+struct Call {
+    out: Outbound,
+    timeout_ms: u64,
+    chat: ChatRequest,
+    hold: Hold,
+    balance_after: i64,
+    now_ms: u64,
+}
+
+/// The provider's answer, before billing.
+enum Upstream {
+    Plain(ChatOutput),
+    Stream(worker::ByteStream),
+}
+
+impl Call {
+    async fn run(self, answer: futures_channel::oneshot::Sender<Result<Answer, ApiError>>) {
+        let Call { out, timeout_ms, chat, hold, balance_after, now_ms } = self;
+        let request_id = hold.request_id.clone();
+        let upstream = match forward(&out, timeout_ms, &chat, &request_id).await {
+            Ok(u) => u,
+            Err(e) => {
+                // Nothing was served: release the hold in full.
+                let note = format!("refunded: {}", e.kind.type_name());
+                let _ = answer.send(Err(e));
+                return hold.settle(None, now_ms, &note).await;
+            }
+        };
+        let billing = Billing { model: hold.model, rate: hold.rate, hold_mc: hold.hold_mc, balance_after_hold_mc: balance_after, request_id };
+        match upstream {
+            Upstream::Plain(output) => {
+                let (charged, remaining) = billing.settle_preview(&output.usage);
+                let body = render(&chat, &output, &billing, charged, remaining, now_ms);
+                // A client that hung up is billed all the same: the provider served the call.
+                let _ = answer.send(Ok(Answer::Plain { body, charged, remaining }));
+                hold.settle(Some(output.usage), now_ms, "").await;
+            }
+            Upstream::Stream(bytes) => {
+                let (tx, rx) = futures_channel::mpsc::unbounded();
+                let _ = answer.send(Ok(Answer::Stream { body: rx, route: chat.route, hold_mc: hold.hold_mc, balance_after }));
+                let request_id = billing.request_id.clone();
+                let label = model_label(&chat, &chat.model);
+                let translator = StreamTranslator::new(chat.provider, chat.route, chat.include_usage, billing, chat.body_bytes, now_ms / 1000, label);
+                let (usage, note) = pump(bytes, translator, tx, &request_id).await;
+                hold.settle(Some(usage), now_ms, note).await;
+            }
+        }
+    }
+}
+
+/// Sends the call and reads the provider's answer (its head only, for a stream).
+async fn forward(out: &Outbound, timeout_ms: u64, chat: &ChatRequest, request_id: &str) -> Result<Upstream, ApiError> {
+    let mut resp = fetch::send(out, timeout_ms).await?;
     let status = resp.status_code();
     if !(200..300).contains(&status) {
         let bytes = resp.bytes().await.unwrap_or_default();
-        console_log!("{} {} answered {}: {}", app.request_id, chat.provider.as_str(), status, String::from_utf8_lossy(&bytes[..bytes.len().min(500)]));
-        let err = providers::upstream_error(chat.provider, status, &bytes);
-        return Err(refund(app, hold, err, rate_hdrs));
+        console_log!("{request_id} {} answered {status}: {}", chat.provider.as_str(), String::from_utf8_lossy(&bytes[..bytes.len().min(500)]));
+        return Err(providers::upstream_error(chat.provider, status, &bytes));
     }
-
     if chat.stream {
-        return stream(app, resp, chat, hold, balance_after, rate_hdrs);
+        return resp.stream().map(Upstream::Stream).map_err(|e| ApiError::new(ErrorKind::UpstreamError, format!("provider sent no body: {e}")));
     }
-    let bytes = match resp.bytes().await {
-        Ok(b) => b,
-        Err(e) => return Err(refund(app, hold, ApiError::new(ErrorKind::UpstreamError, format!("reading the provider's answer failed: {e}")), rate_hdrs)),
+    let bytes = resp.bytes().await.map_err(|e| ApiError::new(ErrorKind::UpstreamError, format!("reading the provider's answer failed: {e}")))?;
+    providers::parse_response(chat.provider, &bytes).map(Upstream::Plain)
+}
+
+/// Reads the provider's stream to its end, forwarding translated bytes while the client listens.
+/// Returns the usage to bill and a ledger note.
+async fn pump(mut upstream: worker::ByteStream, mut translator: StreamTranslator, tx: ByteSender, request_id: &str) -> (Usage, &'static str) {
+    let mut client_gone = false;
+    let send = |bytes: Vec<u8>, gone: &mut bool| {
+        if !bytes.is_empty() && !*gone && tx.unbounded_send(Ok(bytes)).is_err() {
+            // Keep reading: the provider bills the whole answer, so must we.
+            *gone = true;
+        }
     };
-    let output = match providers::parse_response(chat.provider, &bytes) {
-        Ok(o) => o,
-        Err(e) => return Err(refund(app, hold, e, rate_hdrs)),
+    while let Some(chunk) = upstream.next().await {
+        match chunk {
+            Ok(bytes) => send(translator.push(&bytes), &mut client_gone),
+            Err(e) => {
+                console_error!("{request_id} upstream stream broke: {e}");
+                break;
+            }
+        }
+    }
+    send(translator.finish(), &mut client_gone);
+    let outcome = translator.outcome();
+    let note = match (outcome.usage_reported, client_gone) {
+        (true, false) => "",
+        (true, true) => "client disconnected; billed the provider's full usage",
+        (false, _) => "provider stream ended before usage; billed observed usage",
     };
-    let billing = Billing { model: hold.model, rate: hold.rate, hold_mc: hold.hold_mc, balance_after_hold_mc: balance_after, request_id: app.request_id.clone() };
-    let (charged, remaining) = billing.settle_preview(&output.usage);
-    let body = render(&chat, &output, &billing, charged, remaining, app.now_ms);
-    let usage = output.usage;
-    let now = app.now_ms;
-    app.ctx.wait_until(async move { hold.settle(Some(usage), now, "").await });
-    let mut headers = rate_hdrs;
-    headers.push(("x-credits-charged".into(), credits_string(charged)));
-    headers.push(("x-credits-remaining".into(), credits_string(remaining)));
-    Ok(json(200, &body, &headers))
+    (outcome.usage, note)
 }
 
 /// The admission script: key, rate limit and worst-case hold in one round trip.
@@ -221,14 +315,6 @@ async fn admit(app: &App, redis: &Upstash, key: &str, chat: &ChatRequest, model:
     }
 }
 
-/// Releases the whole hold (in `wait_until`) and passes the error on.
-fn refund(app: &App, hold: Hold, err: ApiError, headers: Vec<(String, String)>) -> Reply {
-    let now = app.now_ms;
-    let note = format!("refunded: {}", err.kind.type_name());
-    app.ctx.wait_until(async move { hold.settle(None, now, &note).await });
-    Reply::with_headers(err, headers)
-}
-
 fn model_label(chat: &ChatRequest, output_model: &str) -> String {
     match (chat.route, chat.provider) {
         (Route::OpenAiCompatible, Provider::OpenAi) => output_model.to_string(),
@@ -277,53 +363,14 @@ fn render(chat: &ChatRequest, out: &ChatOutput, billing: &Billing, charged: i64,
     }
 }
 
-/// Streams the provider's answer to the customer while a `wait_until` task reads the upstream to
-/// its end, even if the customer disconnects, and then settles.
-fn stream(app: &App, mut resp: Response, chat: ChatRequest, hold: Hold, balance_after: i64, rate_hdrs: Vec<(String, String)>) -> HandlerResult {
-    let mut upstream = match resp.stream() {
-        Ok(s) => s,
-        Err(e) => return Err(refund(app, hold, ApiError::new(ErrorKind::UpstreamError, format!("provider sent no body: {e}")), rate_hdrs)),
-    };
-    let hold_mc = hold.hold_mc;
-    let billing = Billing { model: hold.model, rate: hold.rate, hold_mc, balance_after_hold_mc: balance_after, request_id: app.request_id.clone() };
-    let label = model_label(&chat, &chat.model);
-    let mut translator = StreamTranslator::new(chat.provider, chat.route, chat.include_usage, billing, chat.body_bytes, app.now_ms / 1000, label);
-    let (tx, rx) = futures_channel::mpsc::unbounded::<Result<Vec<u8>, worker::Error>>();
-    let request_id = app.request_id.clone();
-    let now = app.now_ms;
-    app.ctx.wait_until(async move {
-        let mut client_gone = false;
-        let send = |bytes: Vec<u8>, gone: &mut bool| {
-            if !bytes.is_empty() && !*gone && tx.unbounded_send(Ok(bytes)).is_err() {
-                // Keep reading: the provider bills the whole answer, so must we.
-                *gone = true;
-            }
-        };
-        while let Some(chunk) = upstream.next().await {
-            match chunk {
-                Ok(bytes) => send(translator.push(&bytes), &mut client_gone),
-                Err(e) => {
-                    console_error!("{request_id} upstream stream broke: {e}");
-                    break;
-                }
-            }
-        }
-        send(translator.finish(), &mut client_gone);
-        drop(tx);
-        let outcome = translator.outcome();
-        let note = match (outcome.usage_reported, client_gone) {
-            (true, false) => "",
-            (true, true) => "client disconnected; billed the provider's full usage",
-            (false, _) => "provider stream ended before usage; billed observed usage",
-        };
-        hold.settle(Some(outcome.usage), now, note).await;
-    });
-    let mut out = Response::from_stream(rx).map_err(|e| ApiError::new(ErrorKind::Internal, format!("stream: {e}")))?;
+/// The customer's side of a stream: the bytes the call task forwards.
+fn stream_response(body: ByteReceiver, route: Route, hold_mc: i64, balance_after: i64, rate_hdrs: &[(String, String)]) -> HandlerResult {
+    let mut out = Response::from_stream(body).map_err(|e| ApiError::new(ErrorKind::Internal, format!("stream: {e}")))?;
     let h = out.headers_mut();
-    let ct = if chat.route == Route::AnthropicCompatible { "text/event-stream; charset=utf-8" } else { "text/event-stream" };
+    let ct = if route == Route::AnthropicCompatible { "text/event-stream; charset=utf-8" } else { "text/event-stream" };
     let _ = h.set("content-type", ct);
     let _ = h.set("cache-control", "no-cache");
-    for (k, v) in &rate_hdrs {
+    for (k, v) in rate_hdrs {
         let _ = h.set(k, v);
     }
     // The charge is known only at the end, so it is in the last event; the head says what is held

@@ -377,3 +377,29 @@ test("GET /v1/models lists every priced model with credits per million tokens", 
   assert.ok(data.some((m) => m.id === "anthropic/claude-haiku-4-5"));
   assert.ok(!data.some((m) => m.model === "claude-3-5-sonnet-20241022"));
 });
+
+test("a plain call whose client hangs up mid-call is still settled (no hold left open)", async () => {
+  const key = await c.createKey({ credits: 10 });
+  await c.mockScript({ provider: "openai", delay_ms: 1500 });
+  const ac = new AbortController();
+  const content = "hang up";
+  const pending = c.api("/v1/chat", {
+    key: key.api_key, signal: ac.signal,
+    body: { provider: "openai", model: "gpt-4o-mini", max_tokens: 24, messages: [{ role: "user", content }] },
+  }).catch((e) => e);
+  // Wait until the call is admitted (its hold is in the ledger), then hang up.
+  let hold;
+  for (let i = 0; i < 100 && !hold; i++) {
+    const entries = (await c.redis("LRANGE", `abk:ledger:${key.id}`, 0, 5)).map((e) => JSON.parse(e));
+    hold = entries.find((e) => e.type === "hold");
+    if (!hold) await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(hold, "the call was admitted");
+  ac.abort();
+  await pending;
+  const entries = await c.settled(key.id, hold.ref, 15000);
+  const charge = entries.find((e) => e.type === "charge");
+  const u = mockUsage([content], 24);
+  assert.equal(charge.amount, -expectedMc("gpt-4o-mini", u.input, 24), "billed what the provider served");
+  assert.equal(await c.balanceMc(key.api_key), 10_000 + charge.amount);
+});
