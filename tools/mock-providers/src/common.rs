@@ -1,4 +1,5 @@
-//! Shared helpers: the deterministic reply/usage rules, ids, dates, base64, CRC-32, JSON helpers.
+//! Shared helpers: the deterministic reply/usage rules, ids, dates (from `localstack_http`), CRC-32,
+//! JSON helpers. Base64 is `localstack_http::base64`.
 //!
 //! # Deterministic usage (other tests depend on these rules)
 //!
@@ -16,8 +17,6 @@
 //!   "stop"/"end_turn"/"STOP".
 //! * Cache fields are 0, reasoning 0, and Gemini has no `thoughtsTokenCount` unless a scripted `usage`
 //!   override sets them (see `control.rs`).
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The 24 words of the deterministic reply.
 pub const REPLY_WORDS: [&str; 24] = [
@@ -86,71 +85,7 @@ pub fn input_tokens<S: AsRef<str>>(message_texts: &[S]) -> u64 {
         .sum::<u64>()
 }
 
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// (year, month, day, hour, minute, second, weekday 0=Sunday) for a unix time (UTC).
-fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let weekday = ((days + 4).rem_euclid(7)) as u32; // 1970-01-01 was a Thursday
-                                                     // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = if m <= 2 { y + 1 } else { y };
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        ((rem % 3600) / 60) as u32,
-        (rem % 60) as u32,
-        weekday,
-    )
-}
-
-/// RFC 7231 date: "Tue, 26 Aug 2025 08:55:30 GMT".
-pub fn http_date(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (y, m, d, hh, mm, ss, wd) = civil(secs);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[wd as usize % 7],
-        d,
-        MONTHS[(m as usize + 11) % 12],
-        y,
-        hh,
-        mm,
-        ss
-    )
-}
-
-/// RFC 3339 UTC: "2025-08-26T09:10:02Z".
-pub fn rfc3339(secs: u64) -> String {
-    let (y, m, d, hh, mm, ss, _) = civil(secs);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-}
+pub use localstack_http::date::{now_ms, now_secs, rfc3339};
 
 /// FNV-1a 64, for deterministic pseudo-random values (seeds, ids, filler bytes).
 pub fn fnv1a(data: &[u8]) -> u64 {
@@ -174,53 +109,6 @@ pub fn alnum(seed: u64, len: usize) -> String {
             A[(x % A.len() as u64) as usize] as char
         })
         .collect()
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(B64[(n >> 18) as usize & 63] as char);
-        out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            B64[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            B64[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.trim().bytes() {
-        if c == b'=' {
-            break;
-        }
-        let v = B64.iter().position(|x| *x == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// CRC-32/IEEE (reflected, poly 0xEDB88320, init/xorout 0xFFFFFFFF), as PayPal uses.
@@ -302,16 +190,6 @@ mod tests {
     }
 
     #[test]
-    fn base64_roundtrip() {
-        for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
-            let e = base64_encode(s.as_bytes());
-            assert_eq!(base64_decode(&e).as_deref(), Some(s.as_bytes()));
-        }
-        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-    }
-
-    #[test]
     fn reply_and_tokens() {
         assert_eq!(REPLY_WORDS.len(), 24);
         assert_eq!(reply_pieces(3), vec!["Mock", " reply", " from"]);
@@ -330,13 +208,6 @@ mod tests {
         ];
         let bytes: usize = texts.iter().map(|t| t.len()).sum();
         assert!(input_tokens(&texts) <= bytes as u64 + 10 * texts.len() as u64);
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(http_date(1_756_198_530), "Tue, 26 Aug 2025 08:55:30 GMT");
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 
     #[test]

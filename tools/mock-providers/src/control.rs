@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::http::{Request, Response};
+use crate::http::{QueryParam, Request, Response};
 
 pub const PROVIDERS: [&str; 9] = [
     "openai",

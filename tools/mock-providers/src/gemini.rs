@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::common;
 use crate::control::{Script, State};
-use crate::http::{Request, Response};
+use crate::http::{QueryParam, Request, Response};
 
 const JSON_CT: &str = "application/json; charset=UTF-8";
 

@@ -94,9 +94,7 @@ fn serve_connection(state: &State, stream: TcpStream) {
                 return;
             }
             ReadOutcome::Request(req) => {
-                let close = req
-                    .header("connection")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                let close = !req.keep_alive;
                 let head_only = req.method == "HEAD";
                 let mut resp = route(state, &req);
                 if close {

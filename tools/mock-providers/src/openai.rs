@@ -560,7 +560,7 @@ mod tests {
     fn error_shape() {
         let r = invalid_key("sk-wrong-key-123");
         assert_eq!(r.status, 401);
-        if let crate::http::Body::Full(b) = r.body {
+        if let localstack_http::Body::Full(b) = r.body {
             let v: Value = serde_json::from_slice(&b).unwrap_or_default();
             assert_eq!(v["error"]["code"], "invalid_api_key");
             assert_eq!(v["error"]["type"], "invalid_request_error");

@@ -15,6 +15,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use localstack_http::base64;
+
 use crate::common;
 use crate::control::State;
 use crate::http::{Request, Response};
@@ -94,7 +96,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
     let seq = state.next_seq();
     if req.path.starts_with("/openai/mock-images/") && (req.method == "GET" || req.method == "HEAD")
     {
-        let png = common::base64_decode(common::PNG_1X1_B64).unwrap_or_default();
+        let png = base64::decode(common::PNG_1X1_B64).unwrap_or_default();
         return Response::new(200, "image/png", png);
     }
     if req.path != "/openai/v1/images/generations" {
@@ -260,7 +262,7 @@ fn pretty<T: Serialize>(v: &T) -> Response {
 mod tests {
     use super::*;
     use crate::control::Config;
-    use crate::http::Body;
+    use localstack_http::Body;
 
     fn call(body: &str) -> Value {
         let st = State::new(Config::from_env());

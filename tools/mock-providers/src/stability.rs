@@ -10,6 +10,8 @@
 
 use serde::Serialize;
 
+use localstack_http::base64;
+
 use crate::common;
 use crate::control::State;
 use crate::http::{Request, Response};
@@ -232,7 +234,7 @@ fn answer(req: &Request, seq: u64) -> Response {
         Response::json(
             200,
             &Json {
-                audio: common::base64_encode(&audio),
+                audio: base64::encode(&audio),
                 finish_reason: "SUCCESS",
                 seed,
             },

@@ -1,31 +1,16 @@
 //! Tiny HTTP/1.1 server side: request parsing (Content-Length and chunked bodies, keep-alive,
-//! `Expect: 100-continue`) and response writing. No external crates.
+//! `Expect: 100-continue`), JSON response writing and percent decoding. The request type, header
+//! rules and response head come from `localstack_http`; the parser and percent decoding stay here
+//! because they are stricter than mock-providers' (single-space request line, bounded UTF-8 lines,
+//! CRLF after each chunk, 64 MiB body cap, silent close on I/O errors, their own 400 texts).
 
 use std::io::{self, BufRead, Read, Write};
 
+pub use localstack_http::Request;
+use localstack_http::{response_head, CONTINUE};
+
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-#[derive(Debug)]
-pub struct Request {
-    pub method: String,
-    /// Raw (still percent-encoded) path, without the query string.
-    pub path: String,
-    /// Raw query string (without '?'), possibly empty.
-    pub query: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub keep_alive: bool,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 pub struct Response {
     pub status: u16,
@@ -96,22 +81,17 @@ pub fn read_request<R: BufRead, W: Write>(r: &mut R, w: &mut W) -> Result<Reques
             }
         }
     }
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.to_ascii_lowercase())
-    };
-    let conn_hdr = get("connection").unwrap_or_default();
-    let keep_alive = if version == "HTTP/1.0" {
+    let mut req = Request::from_head(method, &target, headers);
+    let conn_hdr = req
+        .header("connection")
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    req.keep_alive = if version == "HTTP/1.0" {
         conn_hdr.contains("keep-alive")
     } else {
         !conn_hdr.contains("close")
     };
-    let chunked = get("transfer-encoding")
-        .map(|v| v.contains("chunked"))
-        .unwrap_or(false);
-    let content_length = match get("content-length") {
+    let content_length = match req.header("content-length") {
         Some(v) => Some(
             v.trim()
                 .parse::<usize>()
@@ -119,11 +99,11 @@ pub fn read_request<R: BufRead, W: Write>(r: &mut R, w: &mut W) -> Result<Reques
         ),
         None => None,
     };
-    if get("expect").map(|v| v == "100-continue").unwrap_or(false) {
-        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    if req.expects_continue() {
+        w.write_all(CONTINUE)?;
         w.flush()?;
     }
-    let body = if chunked {
+    req.body = if req.is_chunked() {
         read_chunked(r)?
     } else if let Some(n) = content_length {
         if n > MAX_BODY_BYTES {
@@ -135,18 +115,7 @@ pub fn read_request<R: BufRead, W: Write>(r: &mut R, w: &mut W) -> Result<Reques
     } else {
         Vec::new()
     };
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target.clone(), String::new()),
-    };
-    Ok(Request {
-        method,
-        path,
-        query,
-        headers,
-        body,
-        keep_alive,
-    })
+    Ok(req)
 }
 
 fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, ReadError> {
@@ -182,21 +151,6 @@ fn read_chunked<R: BufRead>(r: &mut R) -> Result<Vec<u8>, ReadError> {
     }
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Payload Too Large",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
 /// Serialize a JSON response. `head` omits the body (HEAD requests).
 pub fn write_response<W: Write>(
     w: &mut W,
@@ -204,14 +158,18 @@ pub fn write_response<W: Write>(
     keep_alive: bool,
     head: bool,
 ) -> io::Result<()> {
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+    let len = resp.body.len().to_string();
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let mut out = response_head(
         resp.status,
-        reason(resp.status),
-        resp.body.len(),
-        if keep_alive { "keep-alive" } else { "close" }
-    )
-    .into_bytes();
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", len.as_str()),
+            ("Connection", connection),
+        ],
+    );
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
     if !head {
         out.extend_from_slice(&resp.body);
     }

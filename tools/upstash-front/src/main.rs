@@ -8,11 +8,12 @@ mod resp;
 mod upstash;
 
 use http::{read_request, write_response, ReadError};
+use localstack_http::date::now_ms;
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
-use upstash::{err, now_ms, App};
+use upstash::{err, App};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {

@@ -3,11 +3,13 @@
 
 use crate::http::{parse_query, percent_decode, Request, Response};
 use crate::resp::{Pool, Reply};
+use localstack_http::base64;
+use localstack_http::date::now_ms;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const LOG_CAP: usize = 2000;
 
@@ -37,13 +39,6 @@ const BLOCKED: &[&str] = &[
 ];
 
 pub type Command = Vec<Vec<u8>>;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 #[derive(Default)]
 struct Stats {
@@ -434,83 +429,20 @@ pub fn reply_to_json(r: &Reply, b64: bool) -> Value {
     match r {
         Reply::Nil => Value::Null,
         Reply::Int(i) => json!(i),
-        Reply::Simple(s) if b64 && s != "OK" => Value::String(base64_encode(s.as_bytes())),
+        Reply::Simple(s) if b64 && s != "OK" => Value::String(base64::encode(s.as_bytes())),
         Reply::Simple(s) => Value::String(s.clone()),
-        Reply::Bulk(b) if b64 => Value::String(base64_encode(b)),
+        Reply::Bulk(b) if b64 => Value::String(base64::encode(b)),
         Reply::Bulk(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
         // An error nested inside an array (e.g. returned by a Lua script): keep its message.
-        Reply::Error(e) if b64 => Value::String(base64_encode(e.as_bytes())),
+        Reply::Error(e) if b64 => Value::String(base64::encode(e.as_bytes())),
         Reply::Error(e) => Value::String(e.clone()),
         Reply::Array(items) => Value::Array(items.iter().map(|i| reply_to_json(i, b64)).collect()),
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding (what `atob` in the Upstash client expects).
-pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(B64[(n >> 18) as usize & 63] as char);
-        out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            B64[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            B64[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Test-only decoder, to check round trips.
-    fn b64_decode(s: &str) -> Vec<u8> {
-        let val = |c: u8| B64.iter().position(|&x| x == c).unwrap() as u32;
-        let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
-        let mut out = Vec::new();
-        for chunk in bytes.chunks(4) {
-            let mut n = 0u32;
-            for (i, &c) in chunk.iter().enumerate() {
-                n |= val(c) << (18 - 6 * i);
-            }
-            let k = chunk.len() * 6 / 8;
-            for i in 0..k {
-                out.push((n >> (16 - 8 * i)) as u8);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn base64_known_vectors() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(b"foob"), "Zm9vYg==");
-        assert_eq!(base64_encode(b"bar"), "YmFy");
-        assert_eq!(base64_encode(&[0xff, 0xfe, 0x00]), "//4A");
-        let all: Vec<u8> = (0..=255u8).collect();
-        assert_eq!(b64_decode(&base64_encode(&all)), all);
-        assert_eq!(
-            b64_decode(&base64_encode("héllo ✓ 🚀".as_bytes())),
-            "héllo ✓ 🚀".as_bytes()
-        );
-    }
 
     #[test]
     fn json_commands() {
