@@ -71,12 +71,16 @@ pub fn page(req: &Request) -> Result<(u64, u64), ApiError> {
     let mut limit = 50;
     let mut offset = 0;
     for (k, v) in url.query_pairs() {
+        if k != "limit" && k != "offset" {
+            continue; // e.g. cache busters
+        }
         let n: u64 = v.parse().map_err(|_| ApiError::invalid(format!("`{k}` must be a non-negative integer")))?;
         match k.as_ref() {
             "limit" if (1..=200).contains(&n) => limit = n,
             "limit" => return Err(ApiError::invalid("`limit` must be between 1 and 200")),
-            "offset" => offset = n,
-            _ => {}
+            // Redis list indexes past ~1e15 would reach the script as floats.
+            _ if n > 1_000_000_000 => return Err(ApiError::invalid("`offset` must be at most 1000000000")),
+            _ => offset = n,
         }
     }
     Ok((offset, limit))

@@ -21,18 +21,25 @@ async fn guard(app: &App, req: &Request) -> Result<(), Reply> {
     let zkey = format!("abk:adminfail:{}", app.client_ip);
     let window_ms = window_secs * 1000;
     let since = app.now_ms.saturating_sub(window_ms);
-    let counts = redis.pipeline(vec![vec![json!("ZREMRANGEBYSCORE"), json!(zkey), json!("-inf"), json!(since)], vec![json!("ZCARD"), json!(zkey)]]).await?;
-    let failures = counts.get(1).and_then(Value::as_u64).unwrap_or(0);
-    if failures >= limit {
+    // Count this attempt before comparing, in one step, so parallel guesses cannot all slip in
+    // under the limit; a right secret takes its attempt back.
+    let counts = redis
+        .pipeline(vec![
+            vec![json!("ZREMRANGEBYSCORE"), json!(zkey), json!("-inf"), json!(since)],
+            vec![json!("ZADD"), json!(zkey), json!(app.now_ms), json!(app.request_id)],
+            vec![json!("PEXPIRE"), json!(zkey), json!(window_ms)],
+            vec![json!("ZCARD"), json!(zkey)],
+        ])
+        .await?;
+    let attempts = counts.get(3).and_then(Value::as_u64).unwrap_or(u64::MAX);
+    if attempts > limit {
         return Err(ApiError::new(ErrorKind::RateLimited { retry_after_secs: window_secs }, "too many failed admin attempts from this address").into());
     }
     let given = req.headers().get("x-admin-secret").ok().flatten().unwrap_or_default();
     if keys::constant_time_eq(given.as_bytes(), secret.as_bytes()) {
+        redis.command(&[json!("ZREM"), json!(zkey), json!(app.request_id)]).await?;
         return Ok(());
     }
-    redis
-        .pipeline(vec![vec![json!("ZADD"), json!(zkey), json!(app.now_ms), json!(app.request_id)], vec![json!("PEXPIRE"), json!(zkey), json!(window_ms)]])
-        .await?;
     Err(ApiError::unauthorized("missing or wrong X-Admin-Secret").into())
 }
 

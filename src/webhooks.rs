@@ -140,8 +140,17 @@ pub async fn paypal(app: &App, mut req: Request) -> HandlerResult {
     let webhook_id = app.required("PAYPAL_WEBHOOK_ID")?;
     let base = app.required("PAYPAL_BASE_URL")?.trim_end_matches('/').to_string();
     let body = req.bytes().await.map_err(|e| ApiError::invalid(format!("could not read body: {e}")))?;
+    if body.len() as u64 > app.settings.max_body_bytes {
+        return Err(ApiError::new(ErrorKind::PayloadTooLarge, "webhook body too large").into());
+    }
     let event: Value = serde_json::from_slice(&body).map_err(|_| ApiError::invalid("body is not JSON"))?;
     let raw_event = String::from_utf8(body).map_err(|_| ApiError::invalid("body is not UTF-8"))?;
+    let event_type = event.get("event_type").and_then(Value::as_str).unwrap_or("");
+    if event_type != "PAYMENT.CAPTURE.COMPLETED" {
+        // Nothing would change whoever sent it: acknowledge without spending two PayPal calls.
+        console_log!("{} paypal event type `{event_type}` ignored", app.request_id);
+        return ack(json!({ "credited": false, "reason": format!("event type `{event_type}` is not handled") }));
+    }
     let fields = [
         ("auth_algo", header(&req, "paypal-auth-algo")?),
         ("cert_url", header(&req, "paypal-cert-url")?),

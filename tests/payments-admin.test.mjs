@@ -761,10 +761,12 @@ test("ledger: after grants, stripe and paypal top-ups, adjustments and settled c
   assert.equal(entries.length, 3 + 1 + 3 + 3 * 3, "3 grants, 1 adjustment, 3 top-ups, 3 calls x hold/release/charge");
   for (let i = 1; i < entries.length; i++) assert.ok(entries[i - 1].ts >= entries[i].ts, "newest first");
   // Paging edges.
-  for (const q of ["limit=0", "limit=201", "limit=-1", "offset=abc", "offset=-2"]) {
+  for (const q of ["limit=0", "limit=201", "limit=-1", "offset=abc", "offset=-2", "offset=18446744073709551615"]) {
     const bad = await call("GET", `/v1/usage?${q}`, { key: key.api_key });
     assert.equal(bad.status, 400, `${q}: ${bad.text}`);
   }
+  const busted = await call("GET", `/v1/usage?limit=1&_=cachebuster`, { key: key.api_key });
+  assert.equal(busted.status, 200, `unknown parameters are ignored: ${busted.text}`);
   const past = await call("GET", `/v1/usage?limit=5&offset=${entries.length}`, { key: key.api_key });
   assert.equal(past.status, 200, past.text);
   assert.deepEqual(past.json.entries, []);
@@ -841,6 +843,15 @@ test("admin: 10 wrong secrets from one address, then even the right secret gets 
 
     const keys = await redis("KEYS", "abk:adminfail:*");
     assert.equal(keys.length, 1, `one failure record: ${JSON.stringify(keys)}`);
+  } finally {
+    await clearAdminFailures();
+  }
+  // Parallel guesses cannot slip in under the limit: each attempt counts before the compare.
+  try {
+    const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => call("GET", "/admin/keys/key_0000000000000000", { admin: `burst-${i}` })));
+    const compared = burst.filter((r) => r.status === 401).length;
+    assert.ok(compared <= 10, `${compared} of 30 parallel guesses were compared`);
+    assert.equal(burst.filter((r) => r.status === 429).length, 30 - compared);
   } finally {
     await clearAdminFailures();
   }

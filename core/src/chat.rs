@@ -152,8 +152,17 @@ fn openai_messages(m: &Map<String, Value>) -> Result<(Option<String>, Vec<Messag
 }
 
 fn refuse_unbilled_openai_features(m: &Map<String, Value>) -> Result<(), ApiError> {
-    if m.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
-        return Err(ApiError::invalid("`n` > 1 is not supported"));
+    // `n` multiplies the output the hold bounds: only 1 (in any spelling JSON allows) passes.
+    match m.get("n") {
+        None | Some(Value::Null) => {}
+        Some(v) if v.as_f64() == Some(1.0) => {}
+        Some(_) => return Err(ApiError::invalid("`n` must be 1 (several choices per call are not supported)")),
+    }
+    // Priority and flex tiers are priced differently from the list prices the table holds.
+    match m.get("service_tier") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "auto" || t == "default" => {}
+        Some(_) => return Err(ApiError::invalid("`service_tier` may only be `auto` or `default`")),
     }
     for key in ["web_search_options", "audio", "prediction"] {
         if m.get(key).is_some_and(|v| !v.is_null()) {
@@ -265,6 +274,16 @@ pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
         None | Some(Value::Null) => None,
         Some(v) => Some(content_text(v, "system")?),
     };
+    for key in ["mcp_servers", "container"] {
+        if m.get(key).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::invalid(format!("`{key}` is not supported by this gateway")));
+        }
+    }
+    match m.get("service_tier") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "auto" || t == "standard_only" => {}
+        Some(_) => return Err(ApiError::invalid("`service_tier` may only be `auto` or `standard_only`")),
+    }
     if let Some(Value::Array(tools)) = m.get("tools") {
         // Server tools (web search, code execution) are billed per use, outside token usage.
         if tools.iter().any(|t| t.get("type").and_then(Value::as_str).is_some_and(|ty| ty != "custom")) {
@@ -329,7 +348,14 @@ mod tests {
         assert!(r.stream && r.include_usage);
         let r = parse_openai(br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":7}"#).unwrap();
         assert_eq!((r.provider, r.max_tokens), (Provider::OpenAi, Some(7)));
-        assert!(parse_openai(br#"{"model":"gpt-4o","n":2,"messages":[{"role":"user","content":"hi"}]}"#).is_err());
+        for bad in [r#""n":2"#, r#""n":2.0"#, r#""n":"2""#, r#""service_tier":"priority""#, r#""service_tier":"flex""#] {
+            let body = format!(r#"{{"model":"gpt-4o",{bad},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+            assert_eq!(parse_openai(body.as_bytes()).unwrap_err().status(), 400, "{bad}");
+        }
+        for ok in [r#""n":1"#, r#""n":1.0"#, r#""n":null"#, r#""service_tier":"auto""#, r#""service_tier":null"#] {
+            let body = format!(r#"{{"model":"gpt-4o",{ok},"messages":[{{"role":"user","content":"hi"}}]}}"#);
+            assert!(parse_openai(body.as_bytes()).is_ok(), "{ok}");
+        }
     }
 
     #[test]

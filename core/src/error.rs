@@ -115,11 +115,18 @@ impl ApiError {
         self.kind.status()
     }
 
-    /// The message the client sees: 5xx never leak internals.
+    /// The message the client sees: 5xx never leak internals (hosts, Redis replies, key ids).
+    /// Only the messages written for the client pass: a misconfiguration naming the variable,
+    /// a provider's status, a provider being overloaded, a timeout naming the provider's host.
     pub fn public_message(&self) -> String {
+        let m = &self.message;
         match self.kind {
             ErrorKind::Internal => "internal error; quote the request id to support".into(),
-            _ => self.message.clone(),
+            ErrorKind::Unavailable if m.starts_with("gateway misconfigured") || m.ends_with("retry later") => m.clone(),
+            ErrorKind::Unavailable => "a service the gateway depends on is unavailable; nothing was charged, retry later".into(),
+            ErrorKind::UpstreamError if m.contains(" failed (status ") => m.clone(),
+            ErrorKind::UpstreamError => "the provider could not be reached or answered garbage; nothing was charged".into(),
+            _ => m.clone(),
         }
     }
 
@@ -220,6 +227,21 @@ mod tests {
         let e = ApiError::new(ErrorKind::Internal, "redis said: WRONGTYPE at key apikey:abc");
         let v = e.to_json(ErrorShape::OpenAi, "req_2");
         assert!(!v.to_string().contains("WRONGTYPE"));
+    }
+
+    #[test]
+    fn outage_details_stay_in_the_log() {
+        for e in [
+            ApiError::unavailable("redis unreachable: fetch https://eu1-secret-db.upstash.io failed"),
+            ApiError::new(ErrorKind::UpstreamError, "fetch http://10.0.0.1/v1 failed: connection refused"),
+        ] {
+            let body = e.to_json(ErrorShape::Native, "r").to_string();
+            assert!(!body.contains("upstash.io") && !body.contains("10.0.0.1"), "{body}");
+        }
+        let named = ApiError::unavailable("gateway misconfigured: ADMIN_SECRET is not set");
+        assert!(named.public_message().contains("ADMIN_SECRET"));
+        let status = ApiError::new(ErrorKind::UpstreamError, "openai failed (status 500)");
+        assert_eq!(status.public_message(), "openai failed (status 500)");
     }
 
     #[test]

@@ -115,11 +115,18 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
     if session_id.is_empty() {
         return ignore("session has no id".into());
     }
+    // Only money actually received buys credits (not `no_payment_required`, e.g. 100 % coupons).
     let paid = s.get("payment_status").and_then(Value::as_str);
-    if paid != Some("paid") && paid != Some("no_payment_required") {
+    if paid != Some("paid") {
         return ignore(format!("payment_status is {}", paid.unwrap_or("missing")));
     }
     let cents = s.get("amount_total").and_then(Value::as_u64).unwrap_or(0);
+    // Tax and shipping are collected for others: only the rest buys credits.
+    let passed_on = |k: &str| s.pointer(&format!("/total_details/{k}")).and_then(Value::as_u64).unwrap_or(0);
+    let creditable_cents = cents.saturating_sub(passed_on("amount_tax")).saturating_sub(passed_on("amount_shipping"));
+    if cents == 0 {
+        return ignore("session amount is zero".into());
+    }
     let unmatched = |reason: &str| StripeAction::Unmatched {
         event_id: event_id.clone(),
         session_id: session_id.clone(),
@@ -147,7 +154,7 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
             if currency != "usd" {
                 return unmatched(&format!("currency `{currency}` has no credit conversion; set metadata.credits"));
             }
-            rate.millicredits_for_usd_cents(cents)
+            rate.millicredits_for_usd_cents(creditable_cents)
         }
     };
     if amount_mc <= 0 {
@@ -221,6 +228,13 @@ mod tests {
         assert!(matches!(interpret(&unpaid, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
         let explicit = json!({"id":"evt_3","type":"checkout.session.async_payment_succeeded","data":{"object":{"id":"cs_3","payment_status":"paid","amount_total":999,"currency":"eur","metadata":{"apiKey":"sk-broker-x","credits":"5000"}}}});
         assert!(matches!(interpret(&explicit, &CreditRate::default_rate()), StripeAction::Credit { amount_mc: 5_000_000, key: KeyRef::Plaintext(_), .. }));
+        let taxed = json!({"id":"evt_5","type":"checkout.session.completed","data":{"object":{
+            "id":"cs_5","payment_status":"paid","amount_total":2400,"currency":"usd","metadata":{"key_id":"key_0123456789abcdef"},
+            "total_details":{"amount_discount":0,"amount_shipping":100,"amount_tax":300}}}});
+        assert!(matches!(interpret(&taxed, &CreditRate::default_rate()), StripeAction::Credit { amount_mc: 2_000_000, .. }));
+        let free = json!({"id":"evt_6","type":"checkout.session.completed","data":{"object":{
+            "id":"cs_6","payment_status":"no_payment_required","amount_total":0,"currency":"usd","metadata":{"key_id":"key_0123456789abcdef","credits":"5000"}}}});
+        assert!(matches!(interpret(&free, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
         let other = json!({"id":"evt_4","type":"invoice.paid","data":{"object":{}}});
         assert!(matches!(interpret(&other, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
     }

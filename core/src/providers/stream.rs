@@ -300,7 +300,9 @@ impl StreamTranslator {
                 out.extend(encode_data("[DONE]"));
             }
             Route::OpenAiCompatible => {
-                if self.include_usage {
+                // Passed through already (a provider stream that ended without `[DONE]`).
+                let usage_forwarded = self.passthrough() && self.final_usage_seen;
+                if self.include_usage && !usage_forwarded {
                     let mut v = json!({
                         "id": format!("chatcmpl-{}", self.billing.request_id),
                         "object": "chat.completion.chunk",
@@ -378,6 +380,16 @@ mod tests {
         assert!(last["x_broker"]["credits_charged"].as_f64().unwrap() > 0.0);
         assert!(out.ends_with("data: [DONE]\n\n"));
         assert_eq!(t.outcome(), StreamOutcome { usage: Usage { input: 72, cached_input: 1792, output: 214, ..Usage::default() }, usage_reported: true });
+    }
+
+    #[test]
+    fn a_stream_without_done_gets_done_but_not_a_second_usage_chunk() {
+        let sse = include_bytes!("../../../fixtures/openai/chat-completion.stream.sse");
+        let text = std::str::from_utf8(sse).unwrap().replace("data: [DONE]\n\n", "");
+        let mut t = StreamTranslator::new(Provider::OpenAi, Route::OpenAiCompatible, true, billing(Provider::OpenAi, "gpt-4o-mini"), 100, 0, "m".into());
+        let out = run(&mut t, text.as_bytes(), 17);
+        assert_eq!(out.matches("\"choices\":[]").count(), 1, "{out}");
+        assert!(out.ends_with("data: [DONE]\n\n"));
     }
 
     #[test]
