@@ -92,7 +92,7 @@ export async function startStack({ ports = {}, vars = {}, envFile, name = "test"
     const worker = startProcess(
       WRANGLER,
       ["dev", "--ip", "127.0.0.1", "--port", String(p.worker), "--inspector-port", String(p.inspector),
-        "--env-file", file, "--show-interactive-dev-session=false", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log"],
+        "--env-file", file, "--show-interactive-dev-session=false", "--test-scheduled", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log"],
       { name: `${name}:worker`, env: { WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" } },
     );
     started.push(worker);

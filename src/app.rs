@@ -36,7 +36,7 @@ impl App {
     }
 }
 
-fn read_var(env: &Env, name: &str) -> Option<String> {
+pub fn read_var(env: &Env, name: &str) -> Option<String> {
     env.var(name)
         .map(|v| v.to_string())
         .or_else(|_| env.secret(name).map(|s| s.to_string()))

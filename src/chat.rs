@@ -10,7 +10,7 @@ use broker_core::money::{credits_json, credits_string, CreditRate};
 use broker_core::pricing::{self, PricedModel, Provider};
 use broker_core::providers::stream::{openai_usage_json, Billing, StreamTranslator};
 use broker_core::providers::{self, ChatOutput, Endpoint};
-use broker_core::scripts::{self, ledger_fragment, AdmitReply, RateState};
+use broker_core::scripts::{self, ledger_fragment, AdmitReply, RateState, SettleMode};
 use broker_core::usage::Usage;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -22,7 +22,6 @@ const ROUTE_CLASS: &str = "ai";
 /// Everything settlement needs, owned so it can move into `wait_until`.
 struct Hold {
     redis: Upstash,
-    key_id: String,
     request_id: String,
     hold_mc: i64,
     model: PricedModel,
@@ -30,6 +29,7 @@ struct Hold {
 }
 
 impl Hold {
+    /// Charges `usage` (none: release in full) against the hold admitted under this request id.
     async fn settle(self, usage: Option<Usage>, now_ms: u64, note: &str) {
         let charge = usage.map(|u| self.model.charge_mc(&u, &self.rate)).unwrap_or(0);
         let mut fields = vec![
@@ -40,21 +40,11 @@ impl Hold {
         if let Some(u) = usage {
             fields.push(("usage", serde_json::to_value(u).unwrap_or(Value::Null)));
         }
-        if !note.is_empty() {
-            fields.push(("note", json!(note)));
-        }
-        let args = vec![
-            self.key_id.clone(),
-            self.request_id.clone(),
-            self.hold_mc.to_string(),
-            charge.to_string(),
-            now_ms.to_string(),
-            ledger_fragment(&fields),
-        ];
+        let args = scripts::settle_args(&self.request_id, charge, now_ms, ledger_fragment(&fields), SettleMode::Settle, note);
         match self.redis.eval(&scripts::SETTLE, args).await.and_then(|v| scripts::SettleReply::decode(&v)) {
             Ok(r) => console_log!("{} settle {} charge={} hold={} {:?}", self.request_id, self.model.name(), charge, self.hold_mc, r),
-            // The hold stays reserved: money is never lost, and the ledger shows the open hold.
-            Err(e) => console_error!("{} SETTLE FAILED key={} hold={} charge={}: {}", self.request_id, self.key_id, self.hold_mc, charge, e.message),
+            // The hold stays reserved (money is never lost) until the sweeper releases it.
+            Err(e) => console_error!("{} SETTLE FAILED hold={} charge={}: {}", self.request_id, self.hold_mc, charge, e.message),
         }
     }
 }
@@ -112,16 +102,9 @@ pub async fn handle(app: &App, mut req: Request, route: Route) -> HandlerResult 
     let endpoint = endpoint(app, chat.provider)?;
     let key = api_key(&req, route).ok_or_else(|| ApiError::unauthorized("missing API key: send Authorization: Bearer <key>"))?;
     let redis = app.redis()?;
-    let (hold, balance_after, max_tokens, rate_state) = admit(app, &redis, &key, &chat, &model).await?;
+    let (hold_mc, balance_after, max_tokens, rate_state) = admit(app, &redis, &key, &chat, &model).await?;
     let rate_hdrs = rate_headers(ROUTE_CLASS, &rate_state);
-    let hold = Hold {
-        redis,
-        key_id: hold.0,
-        request_id: app.request_id.clone(),
-        hold_mc: hold.1,
-        model,
-        rate: app.settings.rate,
-    };
+    let hold = Hold { redis, request_id: app.request_id.clone(), hold_mc, model, rate: app.settings.rate };
 
     let upstream = providers::build_request(&chat, max_tokens, &endpoint);
     let call = Call {
@@ -209,6 +192,17 @@ impl Call {
     }
 }
 
+/// Releases the hold of this request if admission did take one (harmless if it did not).
+fn release_lost_admission(app: &App) {
+    let Ok(redis) = app.redis() else { return };
+    let args = scripts::settle_args(&app.request_id, 0, app.now_ms, String::new(), SettleMode::Settle, "admission answer lost; released");
+    let rid = app.request_id.clone();
+    app.ctx.wait_until(async move {
+        let r = redis.eval(&scripts::SETTLE, args).await.and_then(|v| scripts::SettleReply::decode(&v));
+        console_log!("{rid} release after lost admission: {r:?}");
+    });
+}
+
 /// Sends the call and reads the provider's answer (its head only, for a stream).
 async fn forward(out: &Outbound, timeout_ms: u64, chat: &ChatRequest, request_id: &str) -> Result<Upstream, ApiError> {
     let mut resp = fetch::send(out, timeout_ms).await?;
@@ -255,8 +249,8 @@ async fn pump(mut upstream: worker::ByteStream, mut translator: StreamTranslator
 }
 
 /// The admission script: key, rate limit and worst-case hold in one round trip.
-/// Returns ((key id, hold), balance after hold, max_tokens to send, rate state).
-async fn admit(app: &App, redis: &Upstash, key: &str, chat: &ChatRequest, model: &PricedModel) -> Result<((String, i64), i64, u64, RateState), Reply> {
+/// Returns (hold, balance after hold, max_tokens to send, rate state).
+async fn admit(app: &App, redis: &Upstash, key: &str, chat: &ChatRequest, model: &PricedModel) -> Result<(i64, i64, u64, RateState), Reply> {
     let rate = &app.settings.rate;
     let prompt_upper = chat.prompt_upper_tokens();
     let (fixed, out_nano, cap) = match chat.max_tokens {
@@ -280,10 +274,17 @@ async fn admit(app: &App, redis: &Upstash, key: &str, chat: &ChatRequest, model:
         "1".to_string(),
         fragment,
     ];
-    let reply = AdmitReply::decode(&redis.eval(&scripts::ADMIT, args).await?)?;
+    let reply = match redis.eval(&scripts::ADMIT, args).await.and_then(|v| AdmitReply::decode(&v)) {
+        Ok(r) => r,
+        Err(e) => {
+            // The script may have run and its answer got lost: release whatever it held.
+            release_lost_admission(app);
+            return Err(e.into());
+        }
+    };
     let retry = |s: &RateState| (s.reset_ms.max(0) as u64).div_ceil(1000).max(1);
     match reply {
-        AdmitReply::Admitted { key_id, hold_mc, balance_after_mc, max_tokens, rate, .. } => Ok(((key_id, hold_mc), balance_after_mc, max_tokens, rate)),
+        AdmitReply::Admitted { hold_mc, balance_after_mc, max_tokens, rate, .. } => Ok((hold_mc, balance_after_mc, max_tokens, rate)),
         AdmitReply::Unauthorized { reason, .. } => {
             let msg = if reason == "revoked" { "this API key has been revoked" } else { "invalid API key" };
             Err(ApiError::unauthorized(msg).into())

@@ -403,3 +403,31 @@ test("a plain call whose client hangs up mid-call is still settled (no hold left
   assert.equal(charge.amount, -expectedMc("gpt-4o-mini", u.input, 24), "billed what the provider served");
   assert.equal(await c.balanceMc(key.api_key), 10_000 + charge.amount);
 });
+
+test("the sweeper releases a hold whose settlement never came; a late settlement still charges once", async () => {
+  const { createHash, randomBytes } = await import("node:crypto");
+  const fs = await import("node:fs");
+  const lua = (name) => fs.readFileSync(new URL(`../core/lua/${name}.lua`, import.meta.url), "utf8");
+  const key = await c.createKey({ credits: 10 });
+  const rid = `req_lost_${randomBytes(6).toString("hex")}`;
+  // An admission whose call then vanished (as if the isolate died before settling): 10 s old.
+  const admitted = await c.redis("EVAL", lua("admit_v2"), 0,
+    createHash("sha256").update(key.api_key).digest("hex"), Date.now() - 10_000, rid, "ai", "203.0.113.9",
+    5, 900000, "bulk:100000:3600000", 500, 0, 24, 1, "");
+  assert.equal(admitted[0], "ok");
+  assert.equal(await c.balanceMc(key.api_key), 10_000 - 500);
+
+  const sweep = await fetch(`${stack.workerUrl}/__scheduled?cron=*/10+*+*+*+*`);
+  assert.equal(sweep.status, 200);
+  assert.equal(await c.balanceMc(key.api_key), 10_000, "the hold is released");
+  const release = (await c.ledger(key.id)).find((e) => e.type === "release" && e.ref === rid);
+  assert.match(release.note, /released by the sweeper/);
+
+  // The call's own settlement arrives late: it still charges the real usage, once.
+  const settle = () => c.redis("EVAL", lua("settle_v2"), 0, rid, 37, Date.now(), "", "settle", "");
+  assert.equal((await settle())[0], "ok");
+  assert.equal((await settle())[0], "missing");
+  assert.equal(await c.balanceMc(key.api_key), 10_000 - 37);
+  const entries = await c.ledger(key.id);
+  assert.equal(entries.reduce((s, e) => s + e.amount_mc, 0), 10_000 - 37);
+});

@@ -1,4 +1,4 @@
--- admit_v1: the one blocking Redis round trip of a metered call.
+-- admit_v2: the one blocking Redis round trip of a metered call.
 -- Validates the key, applies the sliding-window rate limit of its plan and route, and reserves
 -- the worst-case cost; calls with an unknown or revoked key count against the client IP.
 -- Decoded by broker_core::scripts::AdmitReply::decode. Amounts are integer millicredits.
@@ -77,8 +77,11 @@ end
 record(rkey, win)
 local after = redis.call('HINCRBY', kkey, 'balance', -hold)
 redis.call('HSET', kkey, 'last_used_ms', now)
+redis.call('SET', 'abk:hold:' .. rid, id .. '|' .. string.format('%d', hold), 'EX', 604800)
+redis.call('ZADD', 'abk:open_holds', now, rid)
 local sep = ''
 if frag ~= '' then sep = ',' end
-redis.call('LPUSH', 'abk:ledger:' .. id, '{"ts":' .. now .. ',"type":"hold","amount":' .. -hold ..
-  ',"balance":' .. after .. ',"ref":"' .. rid .. '"' .. sep .. frag .. '}')
+-- %d, not concatenation: Lua prints large numbers as 1e+14.
+redis.call('LPUSH', 'abk:ledger:' .. id, string.format('{"ts":%d,"type":"hold","amount":%d,"balance":%d,"ref":"%s"%s%s}',
+  now, -hold, after, rid, sep, frag))
 return {'ok', id, plan, hold, after, max_tokens, limit, limit - n - 1, reset}

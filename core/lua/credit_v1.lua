@@ -23,8 +23,9 @@ if bal + amount < 0 then return {'insufficient', bal} end
 bal = redis.call('HINCRBY', kkey, 'balance', amount)
 local sep = ''
 if frag ~= '' then sep = ',' end
-redis.call('LPUSH', 'abk:ledger:' .. id, '{"ts":' .. now .. ',"type":"' .. kind .. '","amount":' .. amount ..
-  ',"balance":' .. bal .. sep .. frag .. '}')
+-- %d, not concatenation: Lua prints large numbers as 1e+14.
+redis.call('LPUSH', 'abk:ledger:' .. id, string.format('{"ts":%d,"type":"%s","amount":%d,"balance":%d%s%s}',
+  tonumber(now), kind, amount, bal, sep, frag))
 for i = 6, #ARGV do
   -- Stripe retries for up to 3 days; keep the markers for 90.
   redis.call('SET', ARGV[i], id, 'EX', 7776000)

@@ -14,8 +14,8 @@ if op == 'create' then
   if initial ~= 0 then
     local sep = ''
     if ARGV[8] ~= '' then sep = ',' end
-    redis.call('LPUSH', 'abk:ledger:' .. id, '{"ts":' .. now .. ',"type":"grant","amount":' .. initial ..
-      ',"balance":' .. initial .. sep .. ARGV[8] .. '}')
+    redis.call('LPUSH', 'abk:ledger:' .. id, string.format('{"ts":%d,"type":"grant","amount":%d,"balance":%d%s%s}',
+      tonumber(now), initial, initial, sep, ARGV[8]))
   end
   return {'ok', initial}
 end

@@ -16,8 +16,8 @@ impl Script {
     }
 }
 
-pub const ADMIT: Script = Script { name: "admit_v1", source: include_str!("../lua/admit_v1.lua") };
-pub const SETTLE: Script = Script { name: "settle_v1", source: include_str!("../lua/settle_v1.lua") };
+pub const ADMIT: Script = Script { name: "admit_v2", source: include_str!("../lua/admit_v2.lua") };
+pub const SETTLE: Script = Script { name: "settle_v2", source: include_str!("../lua/settle_v2.lua") };
 pub const CREDIT: Script = Script { name: "credit_v1", source: include_str!("../lua/credit_v1.lua") };
 pub const KEYS: Script = Script { name: "keys_v1", source: include_str!("../lua/keys_v1.lua") };
 
@@ -91,10 +91,34 @@ impl AdmitReply {
     }
 }
 
+/// How `settle_v2` runs: a call's own settlement, or the sweeper releasing a lost one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleMode {
+    Settle,
+    Sweep,
+}
+
+impl SettleMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SettleMode::Settle => "settle",
+            SettleMode::Sweep => "sweep",
+        }
+    }
+}
+
+/// `settle_v2`'s arguments.
+pub fn settle_args(request_id: &str, charge_mc: i64, now_ms: u64, fragment: String, mode: SettleMode, note: &str) -> Vec<String> {
+    let note = if note.is_empty() { String::new() } else { ledger_fragment(&[("note", Value::String(note.to_string()))]) };
+    vec![request_id.to_string(), charge_mc.to_string(), now_ms.to_string(), fragment, mode.as_str().to_string(), note]
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettleReply {
     Settled { charged_mc: i64, balance_mc: i64 },
-    Duplicate,
+    /// Released by the sweeper; a late settlement may still charge.
+    Swept { balance_mc: i64 },
+    /// No open hold for this request (already settled, or never admitted).
     Missing,
 }
 
@@ -102,7 +126,7 @@ impl SettleReply {
     pub fn decode(v: &Value) -> Result<SettleReply, ApiError> {
         match text(v, 0).as_deref() {
             Some("ok") => Ok(SettleReply::Settled { charged_mc: int(v, 1).unwrap_or(0), balance_mc: int(v, 2).unwrap_or(0) }),
-            Some("duplicate") => Ok(SettleReply::Duplicate),
+            Some("swept") => Ok(SettleReply::Swept { balance_mc: int(v, 2).unwrap_or(0) }),
             Some("missing") => Ok(SettleReply::Missing),
             _ => Err(bad_reply(SETTLE.name, v)),
         }

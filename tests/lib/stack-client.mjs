@@ -7,6 +7,8 @@ import { startStack } from "../../scripts/stack.mjs";
 export const TEST_VARS = {
   RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, anonymous=5/900",
   UPSTREAM_TIMEOUT_MS: "6000",
+  // The sweeper runs only when a test calls /__scheduled; nothing else is in flight then.
+  HOLD_SWEEP_AFTER_SECS: "2",
 };
 
 let own = null;
