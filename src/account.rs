@@ -1,11 +1,11 @@
 //! Customer read routes (`/v1/balance`, `/v1/usage`, `/v1/models`) and `/health`.
 
 use crate::app::App;
-use crate::http::{json, HandlerResult};
-use broker_core::error::ApiError;
+use crate::http::{json, HandlerResult, Reply};
+use broker_core::error::{ApiError, ErrorKind};
 use broker_core::ledger::public_entry;
 use broker_core::money::credits_json;
-use broker_core::scripts::{self, KeyView};
+use broker_core::scripts::{self, KeyView, ReadReply};
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
@@ -34,19 +34,40 @@ pub fn models(app: &App) -> Response {
     json(200, &json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }), &[])
 }
 
-/// Reads the calling key's record and, optionally, a page of its ledger.
-pub async fn read_key(app: &App, target: String, offset: u64, count: u64) -> Result<Option<KeyView>, ApiError> {
-    let v = app.redis()?.eval(&scripts::READ, vec![target, offset.to_string(), count.to_string()]).await?;
-    KeyView::decode(&v)
+/// An admin read of a key by id and, optionally, a page of its ledger. `None`: no such key.
+pub async fn read_key(app: &App, key_id: &str, offset: u64, count: u64) -> Result<Option<KeyView>, ApiError> {
+    let v = app.redis()?.eval(&scripts::READ, vec![format!("id:{key_id}"), offset.to_string(), count.to_string()]).await?;
+    Ok(match ReadReply::decode(&v)? {
+        ReadReply::Found(k) => Some(*k),
+        ReadReply::Unknown { .. } => None,
+    })
 }
 
-async fn caller(app: &App, req: &Request, offset: u64, count: u64) -> Result<KeyView, ApiError> {
+/// The calling key's record (active keys only). Unknown and revoked keys count against the
+/// client IP, as on the metered routes.
+async fn caller(app: &App, req: &Request, offset: u64, count: u64) -> Result<KeyView, Reply> {
     let auth = req.headers().get("authorization").ok().flatten();
     let key = broker_core::keys::bearer(auth.as_deref()).ok_or_else(|| ApiError::unauthorized("missing API key: send Authorization: Bearer <key>"))?;
-    match read_key(app, format!("hash:{}", broker_core::keys::hash_key(key)), offset, count).await? {
-        Some(k) if k.status == "active" => Ok(k),
-        Some(_) => Err(ApiError::unauthorized("this API key has been revoked")),
-        None => Err(ApiError::unauthorized("invalid API key")),
+    let anon = app.settings.limits.anonymous;
+    let args = vec![
+        format!("hash:{}", broker_core::keys::hash_key(key)),
+        offset.to_string(),
+        count.to_string(),
+        app.client_ip.clone(),
+        anon.limit.to_string(),
+        anon.window_ms.to_string(),
+        app.now_ms.to_string(),
+        app.request_id.clone(),
+    ];
+    match ReadReply::decode(&app.redis()?.eval(&scripts::READ, args).await?)? {
+        ReadReply::Found(k) => Ok(*k),
+        ReadReply::Unknown { limited: true, reset_ms, .. } => Err(ApiError::new(
+            ErrorKind::RateLimited { retry_after_secs: (reset_ms.max(0) as u64).div_ceil(1000).max(1) },
+            "too many requests with invalid API keys from this address; slow down",
+        )
+        .into()),
+        ReadReply::Unknown { status, .. } if status == "revoked" => Err(ApiError::unauthorized("this API key has been revoked").into()),
+        ReadReply::Unknown { .. } => Err(ApiError::unauthorized("invalid API key").into()),
     }
 }
 

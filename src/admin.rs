@@ -206,7 +206,7 @@ pub async fn handle(app: &App, mut req: Request, rest: &[&str]) -> HandlerResult
         (Method::Get, ["unmatched-payments"]) => unmatched_payments(app).await,
         (Method::Get, ["keys", id]) => {
             let id = key_id(id)?;
-            match read_key(app, format!("id:{id}"), 0, 0).await? {
+            match read_key(app, &id, 0, 0).await? {
                 Some(k) => Ok(json(200, &key_json(&k), &[])),
                 None => Err(ApiError::new(ErrorKind::NotFound, "no such API key").into()),
             }
@@ -214,7 +214,7 @@ pub async fn handle(app: &App, mut req: Request, rest: &[&str]) -> HandlerResult
         (Method::Get, ["keys", id, "ledger"]) => {
             let id = key_id(id)?;
             let (offset, limit) = page(&req)?;
-            match read_key(app, format!("id:{id}"), offset, limit).await? {
+            match read_key(app, &id, offset, limit).await? {
                 Some(k) => Ok(json(200, &ledger_json(&k, offset, limit), &[])),
                 None => Err(ApiError::new(ErrorKind::NotFound, "no such API key").into()),
             }

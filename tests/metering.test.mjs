@@ -278,6 +278,10 @@ test("bad keys get 401, and guessing is throttled per client address", async () 
   assert.equal(sixth.status, 429);
   assert.ok(Number(sixth.headers.get("retry-after")) > 0);
   await c.resetIpLimits();
+  // The read routes count against the same window: they cannot be used to guess keys either.
+  for (let i = 0; i < 5; i++) assert.equal((await c.api("/v1/balance", { key: `sk-broker-read${i}` })).status, 401);
+  assert.equal((await c.api("/v1/usage", { key: "sk-broker-read6" })).status, 429);
+  await c.resetIpLimits();
 });
 
 test("the free plan's 10 calls an hour: the 11th is 429 with Retry-After and RateLimit headers", async () => {

@@ -699,6 +699,8 @@ test("admin: create, inspect, grant, adjust, add-credits, rotate and revoke as a
     await settled(key2, r.json.request_id);
 
     // Revoke: 401 at once on balance, usage and chat; admin still sees the record.
+    // (The old key's 401s above counted against this address's unknown-key window.)
+    await clearAnonymousLimits();
     const balBeforeRevoke = await balanceMc(key2);
     r = await adminCall("POST", `/admin/keys/${id}/revoke`);
     assert.equal(r.status, 200, r.text);

@@ -1,19 +1,37 @@
 -- read_v1: a key's record and a page of its ledger, in one round trip, by key hash or key id.
 -- Decoded by the worker's account and admin handlers (scripts::KeyView::decode).
 --
--- ARGV: 1 "hash:<sha256>" or "id:<key id>", 2 ledger offset, 3 ledger count (0 = none)
+-- A customer read (by hash) with an unknown or revoked key counts against the client IP, in
+-- the same window as admit_v2's, so these routes cannot be used to guess keys either.
+--
+-- ARGV: 1 "hash:<sha256>" or "id:<key id>", 2 ledger offset, 3 ledger count (0 = none),
+--       4 client ip, 5 anon limit, 6 anon window ms, 7 now ms, 8 request id (4-8: hash reads only)
 local target, offset, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local function unknown(status)
+  if string.sub(target, 1, 5) ~= 'hash:' then return {'unknown', status, 0, 0} end
+  local zkey, limit, win, now = 'abk:rl:ip:' .. ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now - win)
+  local n = redis.call('ZCARD', zkey)
+  local reset = win
+  local oldest = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
+  if oldest[2] then reset = tonumber(oldest[2]) + win - now end
+  if n >= limit then return {'unknown', status, 1, reset} end
+  redis.call('ZADD', zkey, now, ARGV[8])
+  redis.call('PEXPIRE', zkey, win)
+  return {'unknown', status, 0, reset}
+end
 local id
 if string.sub(target, 1, 3) == 'id:' then
   id = string.sub(target, 4)
 else
   id = redis.call('GET', 'abk:keyhash:' .. string.sub(target, 6))
 end
-if not id then return {'unknown'} end
+if not id then return unknown('unknown') end
 local kkey = 'abk:key:' .. id
 local f = redis.call('HMGET', kkey, 'status', 'plan', 'balance', 'name', 'created_ms', 'last_used_ms',
   'charged_total', 'rotated_ms', 'revoked_ms')
-if not f[1] then return {'unknown'} end
+if not f[1] then return unknown('unknown') end
+if f[1] ~= 'active' and string.sub(target, 1, 5) == 'hash:' then return unknown(f[1]) end
 local lkey = 'abk:ledger:' .. id
 local len = redis.call('LLEN', lkey)
 local out = {'ok', id, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '', f[6] or '', f[7] or '0',

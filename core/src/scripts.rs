@@ -242,17 +242,34 @@ pub struct KeyView {
     pub entries: Vec<String>,
 }
 
-impl KeyView {
-    /// `Ok(None)` for an unknown key.
-    pub fn decode(v: &Value) -> Result<Option<KeyView>, ApiError> {
+/// What `read_v1` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadReply {
+    Found(Box<KeyView>),
+    /// Unknown, or (for customer reads) revoked: `status`; `limited` when the client IP is over
+    /// its unknown-key limit, with `reset_ms` until a slot frees.
+    Unknown { status: String, limited: bool, reset_ms: i64 },
+}
+
+impl ReadReply {
+    pub fn decode(v: &Value) -> Result<ReadReply, ApiError> {
         match text(v, 0).as_deref() {
-            Some("unknown") => return Ok(None),
-            Some("ok") => {}
-            _ => return Err(bad_reply(READ.name, v)),
+            Some("unknown") => Ok(ReadReply::Unknown {
+                status: text(v, 1).unwrap_or_else(|| "unknown".into()),
+                limited: int(v, 2) == Some(1),
+                reset_ms: int(v, 3).unwrap_or(0),
+            }),
+            Some("ok") => KeyView::decode(v).map(|k| ReadReply::Found(Box::new(k))),
+            _ => Err(bad_reply(READ.name, v)),
         }
+    }
+}
+
+impl KeyView {
+    fn decode(v: &Value) -> Result<KeyView, ApiError> {
         let opt = |i| int(v, i);
         let entries = v.as_array().map(|a| a.iter().skip(12).filter_map(|e| e.as_str().map(str::to_string)).collect()).unwrap_or_default();
-        Ok(Some(KeyView {
+        Ok(KeyView {
             key_id: text(v, 1).unwrap_or_default(),
             status: text(v, 2).unwrap_or_default(),
             plan: text(v, 3).unwrap_or_default(),
@@ -265,7 +282,7 @@ impl KeyView {
             revoked_ms: opt(10),
             ledger_len: opt(11).unwrap_or(0),
             entries,
-        }))
+        })
     }
 }
 
@@ -277,10 +294,13 @@ mod key_view_tests {
     #[test]
     fn key_view_decodes_with_entries() {
         let v = json!(["ok", "key_1", "active", "free", "1500", "demo", "10", "", "0", "", "", 2, "{\"amount\":1}", "{\"amount\":2}"]);
-        let k = KeyView::decode(&v).unwrap().unwrap();
+        let ReadReply::Found(k) = ReadReply::decode(&v).unwrap() else { panic!("not found") };
         assert_eq!(k.balance_mc, 1500);
         assert_eq!(k.last_used_ms, None);
         assert_eq!(k.entries.len(), 2);
-        assert_eq!(KeyView::decode(&json!(["unknown"])).unwrap(), None);
+        assert_eq!(
+            ReadReply::decode(&json!(["unknown", "revoked", 1, 5000])).unwrap(),
+            ReadReply::Unknown { status: "revoked".into(), limited: true, reset_ms: 5000 }
+        );
     }
 }
