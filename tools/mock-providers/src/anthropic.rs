@@ -259,10 +259,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
     }
     let script = state.take_script("anthropic");
     if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
-        let mut r = s
-            .custom_body_response()
-            .unwrap_or_else(|| error_for_status(s.status.unwrap_or(500), seq));
-        s.apply_timing(&mut r);
+        let mut r = s.override_response(|status| error_for_status(status, seq));
         if !r.headers.iter().any(|(k, _)| k == "request-id") {
             r.add_header("request-id", request_id(seq));
         }

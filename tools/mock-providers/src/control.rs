@@ -125,6 +125,16 @@ impl Script {
         resp.cut_after_chunks = self.cut_after_chunks;
     }
 
+    /// The scripted answer of an override: the custom body if one is set, else the provider's
+    /// own error for the scripted status (default 500); timing knobs applied.
+    pub fn override_response(&self, provider_error: impl FnOnce(u16) -> Response) -> Response {
+        let mut resp = self
+            .custom_body_response()
+            .unwrap_or_else(|| provider_error(self.status.unwrap_or(500)));
+        self.apply_timing(&mut resp);
+        resp
+    }
+
     /// The scripted custom response, if `body` is set (status default 500).
     pub fn custom_body_response(&self) -> Option<Response> {
         let status = self.status.unwrap_or(500);

@@ -259,11 +259,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
     }
     let script = state.take_script("gemini");
     if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
-        let mut r = s
-            .custom_body_response()
-            .unwrap_or_else(|| error_for_status(s.status.unwrap_or(500)));
-        s.apply_timing(&mut r);
-        return r;
+        return s.override_response(error_for_status);
     }
     let p = match parse(&req.body) {
         Ok(p) => p,

@@ -325,24 +325,24 @@ fn parse(body: &[u8]) -> Result<Parsed, Response> {
     })
 }
 
+/// OpenAI's 404 for a path it does not serve.
+pub fn invalid_url(req: &Request, seq: u64) -> Response {
+    let message = format!(
+        "Invalid URL ({} {})",
+        req.method,
+        req.path.trim_start_matches("/openai")
+    );
+    with_headers(
+        error(404, message, "invalid_request_error", None, None),
+        seq,
+        0,
+    )
+}
+
 pub fn handle(state: &State, req: &Request) -> Response {
     let seq = state.next_seq();
     if req.path != "/openai/v1/chat/completions" {
-        return with_headers(
-            error(
-                404,
-                format!(
-                    "Invalid URL ({} {})",
-                    req.method,
-                    req.path.trim_start_matches("/openai")
-                ),
-                "invalid_request_error",
-                None,
-                None,
-            ),
-            seq,
-            0,
-        );
+        return invalid_url(req, seq);
     }
     if req.method != "POST" {
         return with_headers(
@@ -369,10 +369,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
             .ok()
             .and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_else(|| "gpt-4o-mini".into());
-        let mut r = s
-            .custom_body_response()
-            .unwrap_or_else(|| error_for_status(s.status.unwrap_or(500), &model));
-        s.apply_timing(&mut r);
+        let r = s.override_response(|status| error_for_status(status, &model));
         return with_headers(r, seq, 0);
     }
     let p = match parse(&req.body) {

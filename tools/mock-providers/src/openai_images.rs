@@ -100,31 +100,14 @@ pub fn handle(state: &State, req: &Request) -> Response {
         return Response::new(200, "image/png", png);
     }
     if req.path != "/openai/v1/images/generations" {
-        return openai::with_headers(
-            error(
-                404,
-                format!(
-                    "Invalid URL ({} {})",
-                    req.method,
-                    req.path.trim_start_matches("/openai")
-                ),
-                "invalid_request_error",
-                None,
-                None,
-            ),
-            seq,
-            0,
-        );
+        return openai::invalid_url(req, seq);
     }
     if let Err(r) = openai::check_auth(state, req) {
         return openai::with_headers(r, seq, 0);
     }
     let script = state.take_script("openai-images");
     if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
-        let mut r = s
-            .custom_body_response()
-            .unwrap_or_else(|| openai::error_for_status(s.status.unwrap_or(500), "dall-e-3"));
-        s.apply_timing(&mut r);
+        let r = s.override_response(|status| openai::error_for_status(status, "dall-e-3"));
         return openai::with_headers(r, seq, 0);
     }
     let resp = answer(state, &req.body, seq, script.as_ref());

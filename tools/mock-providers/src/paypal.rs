@@ -115,11 +115,7 @@ fn token(state: &State, req: &Request, seq: u64) -> Response {
         .take_script("paypal-token")
         .filter(|s| s.is_override())
     {
-        let mut r = s
-            .custom_body_response()
-            .unwrap_or_else(|| error_for_status(s.status.unwrap_or(500), seq));
-        s.apply_timing(&mut r);
-        return r;
+        return s.override_response(|status| error_for_status(status, seq));
     }
     let body = req.body_str();
     let grant = body.split('&').find_map(|kv| {
@@ -194,11 +190,7 @@ fn verify(state: &State, req: &Request, seq: u64) -> Response {
     }
     let script = state.take_script("paypal-verify");
     if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
-        let mut r = s
-            .custom_body_response()
-            .unwrap_or_else(|| error_for_status(s.status.unwrap_or(500), seq));
-        s.apply_timing(&mut r);
-        return r;
+        return s.override_response(|status| error_for_status(status, seq));
     }
     let parsed: VerifyRequest = match serde_json::from_slice(&req.body) {
         Ok(p) => p,

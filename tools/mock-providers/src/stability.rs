@@ -161,11 +161,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
     }
     let script = state.take_script("stability");
     if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
-        let mut r = s
-            .custom_body_response()
-            .unwrap_or_else(|| error_for_status(s.status.unwrap_or(500), seq));
-        s.apply_timing(&mut r);
-        return r;
+        return s.override_response(|status| error_for_status(status, seq));
     }
     let mut resp = answer(req, seq);
     if let Some(s) = &script {
