@@ -107,7 +107,27 @@ fn header(req: &Request, name: &str) -> Result<String, ApiError> {
     req.headers().get(name).ok().flatten().filter(|v| !v.is_empty()).ok_or_else(|| ApiError::invalid(format!("missing {name} header")))
 }
 
-async fn paypal_token(app: &App, base: &str) -> Result<String, ApiError> {
+/// Where the OAuth token is cached between deliveries (PayPal tokens live ~9 h).
+const PAYPAL_TOKEN_KEY: &str = "abk:paypal:token";
+
+/// A PayPal access token: the cached one unless `fresh`, else a new one (then cached until
+/// shortly before it expires).
+async fn paypal_token(app: &App, base: &str, fresh: bool) -> Result<String, ApiError> {
+    let redis = app.redis()?;
+    if !fresh {
+        if let Value::String(t) = redis.command(&[json!("GET"), json!(PAYPAL_TOKEN_KEY)]).await? {
+            return Ok(t);
+        }
+    }
+    let (token, expires_in) = paypal_new_token(app, base).await?;
+    let ttl = expires_in.saturating_sub(300);
+    if ttl > 0 {
+        redis.command(&[json!("SET"), json!(PAYPAL_TOKEN_KEY), json!(token), json!("EX"), json!(ttl)]).await?;
+    }
+    Ok(token)
+}
+
+async fn paypal_new_token(app: &App, base: &str) -> Result<(String, u64), ApiError> {
     let id = app.required("PAYPAL_CLIENT_ID")?;
     let secret = app.required("PAYPAL_CLIENT_SECRET")?;
     let out = Outbound {
@@ -124,7 +144,7 @@ async fn paypal_token(app: &App, base: &str) -> Result<String, ApiError> {
     let status = resp.status_code();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     match v.get("access_token").and_then(Value::as_str) {
-        Some(t) if status == 200 => Ok(t.to_string()),
+        Some(t) if status == 200 => Ok((t.to_string(), v.get("expires_in").and_then(Value::as_u64).unwrap_or(0))),
         _ => Err(ApiError::new(ErrorKind::UpstreamError, format!("PayPal token request failed (status {status})"))),
     }
 }
@@ -165,14 +185,17 @@ pub async fn paypal(app: &App, mut req: Request) -> HandlerResult {
         verify_body.push_str(&format!("{}:{},", json!(k), json!(v)));
     }
     verify_body.push_str(&format!("\"webhook_event\":{raw_event}}}"));
-    let token = paypal_token(app, &base).await?;
-    let out = Outbound {
+    let verify = |token: String| Outbound {
         method: "POST",
         url: format!("{base}/v1/notifications/verify-webhook-signature"),
         headers: vec![("authorization".into(), format!("Bearer {token}")), ("content-type".into(), "application/json".into())],
-        body: Some(verify_body.into_bytes()),
+        body: Some(verify_body.clone().into_bytes()),
     };
-    let mut resp = fetch::send(&out, 15_000).await?;
+    let mut resp = fetch::send(&verify(paypal_token(app, &base, false).await?), 15_000).await?;
+    if resp.status_code() == 401 {
+        // The cached token expired or was revoked early: once more with a new one.
+        resp = fetch::send(&verify(paypal_token(app, &base, true).await?), 15_000).await?;
+    }
     let status = resp.status_code();
     let verdict: Value = resp.json().await.unwrap_or(Value::Null);
     let verification = verdict.get("verification_status").and_then(Value::as_str).unwrap_or("");

@@ -490,6 +490,24 @@ test("stripe: unpaid sessions and unhandled types are acknowledged without credi
 
 // 6. PayPal
 
+test("paypal: the OAuth token is fetched once and reused; a token PayPal refuses is replaced once", async () => {
+  const key = await newKey({ credits: 0 });
+  await redis("DEL", "abk:paypal:token");
+  const tokenCalls = async () => (await (await fetch(`${stack.mocksUrl}/__control/requests?provider=paypal-token`)).json()).length;
+  const before = await tokenCalls();
+  for (let i = 0; i < 2; i++) {
+    const r = await postPaypal(paypalEvent({ keyId: key.id }));
+    assert.equal(r.json?.credited, true, r.text);
+  }
+  assert.equal(await tokenCalls(), before + 1, "two deliveries, one token request");
+  // PayPal refuses the cached token (expired early): the gateway fetches a new one and retries.
+  await mockScript({ provider: "paypal-verify", status: 401 });
+  const r = await postPaypal(paypalEvent({ keyId: key.id }));
+  assert.equal(r.json?.credited, true, r.text);
+  assert.equal(await tokenCalls(), before + 2);
+  assert.equal(await balanceMc(key.api_key), mc(3 * 2000));
+});
+
 test("paypal: a verified PAYMENT.CAPTURE.COMPLETED credits 2000 once; replays, forged or unverified deliveries and missing headers change nothing", async () => {
   const key = await newKey({ credits: 0 });
   const ev = paypalEvent({ keyId: key.id });
