@@ -8,7 +8,7 @@ use crate::http::{json, HandlerResult};
 use broker_core::error::{ApiError, ErrorKind};
 use broker_core::keys;
 use broker_core::money::{credits_json, Decimal};
-use broker_core::scripts::{self, ledger_fragment, CreditReply};
+use broker_core::scripts::{self, ledger_fragment, ClawbackReply, CreditReply};
 use broker_core::stripe::{self, KeyRef, StripeAction};
 use serde_json::{json, Value};
 use worker::{console_log, Request};
@@ -25,6 +25,12 @@ fn ack(extra: Value) -> HandlerResult {
 /// `abk:unmatched_payments` (one field per source event, so replays do not repeat it) for admins
 /// (`GET /admin/unmatched-payments`), since Stripe and PayPal will not retry an acknowledged event.
 async fn record_unmatched(app: &App, source: &str, event_id: &str, details: Value) -> HandlerResult {
+    let reason = details.get("reason").cloned().unwrap_or(Value::Null);
+    note_unmatched(app, source, event_id, details).await?;
+    ack(json!({ "credited": false, "unmatched": true, "reason": reason }))
+}
+
+async fn note_unmatched(app: &App, source: &str, event_id: &str, details: Value) -> Result<(), ApiError> {
     let mut entry = json!({ "ts": app.now_ms, "source": source, "event_id": event_id, "request_id": app.request_id });
     if let (Some(o), Value::Object(d)) = (entry.as_object_mut(), details) {
         o.extend(d);
@@ -33,7 +39,43 @@ async fn record_unmatched(app: &App, source: &str, event_id: &str, details: Valu
     app.redis()?
         .command(&[json!("HSET"), json!("abk:unmatched_payments"), json!(format!("{source}:{event_id}")), json!(entry.to_string())])
         .await?;
-    ack(json!({ "credited": false, "unmatched": true, "reason": entry["reason"] }))
+    Ok(())
+}
+
+/// A refund takes back the refunded share of the credits the payment bought.
+async fn refund(app: &App, event_id: &str, payment_intent: &str, paid_cents: u64, refunded_cents: u64) -> HandlerResult {
+    let fragment = ledger_fragment(&[
+        ("source", json!("stripe")),
+        ("ref", json!(event_id)),
+        ("payment_intent", json!(payment_intent)),
+        ("refunded_cents", json!(refunded_cents)),
+        ("paid_cents", json!(paid_cents)),
+    ]);
+    let args = vec![
+        format!("abk:dedupe:stripe:pi:{payment_intent}"),
+        refunded_cents.to_string(),
+        paid_cents.to_string(),
+        app.now_ms.to_string(),
+        fragment,
+        format!("abk:dedupe:stripe:event:{event_id}"),
+    ];
+    match ClawbackReply::decode(&app.redis()?.eval(&scripts::CLAWBACK, args).await?)? {
+        ClawbackReply::Taken { key_id, taken_mc, shortfall_mc, balance_mc } => {
+            console_log!("{} stripe refund {event_id}: took {taken_mc} mc from {key_id} (shortfall {shortfall_mc}) -> {balance_mc}", app.request_id);
+            if shortfall_mc > 0 {
+                // The credits were already spent: money is owed; an admin decides what to do.
+                let details = json!({ "payment_intent": payment_intent, "key_id": key_id, "reason": "refund larger than the remaining balance",
+                    "credits_short": credits_json(shortfall_mc) });
+                note_unmatched(app, "stripe-refund", event_id, details).await?;
+            }
+            ack(json!({ "credited": false, "key_id": key_id, "credits_taken_back": credits_json(taken_mc), "credits_short": credits_json(shortfall_mc) }))
+        }
+        ClawbackReply::Duplicate => ack(json!({ "credited": false, "duplicate": true })),
+        ClawbackReply::UnknownPayment => {
+            console_log!("{} stripe refund {event_id}: no credited payment {payment_intent}; ignored", app.request_id);
+            ack(json!({ "credited": false, "reason": "no credited payment for this refund" }))
+        }
+    }
 }
 
 /// Runs the credit script; every outcome except an outage is an acknowledgement (200), so the
@@ -87,7 +129,10 @@ pub async fn stripe(app: &App, mut req: Request) -> HandlerResult {
         StripeAction::Unmatched { event_id, session_id, amount_total_cents, reason } => {
             record_unmatched(app, "stripe", &event_id, json!({ "session": session_id, "amount_total_cents": amount_total_cents, "reason": reason })).await
         }
-        StripeAction::Credit { event_id, session_id, key, amount_mc, amount_total_cents } => {
+        StripeAction::Refund { event_id, payment_intent, paid_cents, refunded_cents } => {
+            refund(app, &event_id, &payment_intent, paid_cents, refunded_cents).await
+        }
+        StripeAction::Credit { event_id, session_id, payment_intent, key, amount_mc, amount_total_cents } => {
             let Some(target) = key_target(&key) else {
                 return record_unmatched(app, "stripe", &event_id, json!({ "session": session_id, "amount_total_cents": amount_total_cents, "reason": "malformed key id" })).await;
             };
@@ -97,7 +142,11 @@ pub async fn stripe(app: &App, mut req: Request) -> HandlerResult {
                 ("session", json!(session_id)),
                 ("amount_total_cents", json!(amount_total_cents)),
             ]);
-            let dedupe = vec![format!("abk:dedupe:stripe:event:{event_id}"), format!("abk:dedupe:stripe:session:{session_id}")];
+            let mut dedupe = vec![format!("abk:dedupe:stripe:event:{event_id}"), format!("abk:dedupe:stripe:session:{session_id}")];
+            if let Some(pi) = payment_intent {
+                // Also the payment's own marker: a refund of it finds the key and the amount here.
+                dedupe.push(format!("abk:dedupe:stripe:pi:{pi}"));
+            }
             credit(app, target, amount_mc, "stripe", &event_id, fragment, dedupe).await
         }
     }

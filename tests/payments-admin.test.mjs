@@ -175,6 +175,7 @@ function stripeEvent({ id = `evt_${rnd(12)}`, type = "checkout.session.completed
   ev.created = Math.floor(Date.now() / 1000);
   const s = ev.data.object;
   s.id = `cs_test_${rnd(16)}`;
+  s.payment_intent = `pi_${rnd(16)}`; // one payment per session, as Stripe does
   s.client_reference_id = null;
   s.metadata = metadata ?? {};
   Object.assign(s, session);
@@ -486,6 +487,44 @@ test("stripe: unpaid sessions and unhandled types are acknowledged without credi
   const topups = (await fullLedger({ apiKey: key.api_key })).filter((e) => e.type === "topup");
   assert.equal(topups.length, 4);
   assert.ok(topups.every((e) => e.source === "stripe"));
+});
+
+test("stripe: charge.refunded takes back the refunded share once; spent credits are recorded as a shortfall", async () => {
+  const key = await newKey({ credits: 0 });
+  const bought = stripeEvent({ session: { amount_total: 2000 }, metadata: { key_id: key.id } });
+  const pi = bought.data.object.payment_intent;
+  assert.equal((await postStripe(bought)).json.credited, true);
+  assert.equal(await balanceMc(key.api_key), mc(2000));
+  const refundEvent = (refunded) => ({
+    id: `evt_${rnd(12)}`, object: "event", type: "charge.refunded", created: Math.floor(Date.now() / 1000),
+    data: { object: { id: `ch_${rnd(12)}`, object: "charge", payment_intent: pi, amount: 2000, amount_captured: 2000, amount_refunded: refunded, refunded: refunded === 2000 } },
+  });
+  // A partial refund of $5 of $20: a quarter of the credits goes back, once.
+  const partial = refundEvent(500);
+  let r = await postStripe(partial);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.credits_taken_back, 500);
+  for (let i = 0; i < 3; i++) assert.equal((await postStripe(partial)).json.duplicate, true);
+  assert.equal(await balanceMc(key.api_key), mc(1500));
+  // Spend some, then the rest is refunded (amount_refunded is cumulative): only what is left goes.
+  await call("POST", "/admin/add-credits", { admin: stack.adminSecret, json: { apiKey: key.id, credits: -1200, reason: "spent (simulated)" } });
+  r = await postStripe(refundEvent(2000));
+  assert.equal(r.json.credits_taken_back, 300);
+  assert.equal(r.json.credits_short, 1200);
+  assert.equal(await balanceMc(key.api_key), 0);
+  const [top] = (await call("GET", "/v1/usage?limit=1", { key: key.api_key })).json.entries;
+  assert.equal(top.type, "refund");
+  assert.equal(top.payment_intent, pi);
+  assert.equal(top.shortfall, mc(1200));
+  const listed = await call("GET", "/admin/unmatched-payments", { admin: stack.adminSecret });
+  assert.ok(listed.json.entries.some((e) => e.source === "stripe-refund" && e.payment_intent === pi && e.credits_short === 1200));
+  // A refund of a payment the gateway never credited changes nothing.
+  r = await postStripe({ ...refundEvent(100), data: { object: { ...refundEvent(100).data.object, payment_intent: "pi_unknown" } } });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.credited, false);
+  // Balance == ledger sum still holds.
+  const entries = await fullLedger({ apiKey: key.api_key });
+  assert.equal(entries.reduce((a, e) => a + e.amount_mc, 0), await balanceMc(key.api_key));
 });
 
 // 6. PayPal

@@ -18,7 +18,8 @@ impl Script {
 
 pub const ADMIT: Script = Script { name: "admit_v2", source: include_str!("../lua/admit_v2.lua") };
 pub const SETTLE: Script = Script { name: "settle_v2", source: include_str!("../lua/settle_v2.lua") };
-pub const CREDIT: Script = Script { name: "credit_v1", source: include_str!("../lua/credit_v1.lua") };
+pub const CREDIT: Script = Script { name: "credit_v2", source: include_str!("../lua/credit_v2.lua") };
+pub const CLAWBACK: Script = Script { name: "clawback_v1", source: include_str!("../lua/clawback_v1.lua") };
 pub const KEYS: Script = Script { name: "keys_v1", source: include_str!("../lua/keys_v1.lua") };
 
 fn bad_reply(script: &str, v: &Value) -> ApiError {
@@ -150,6 +151,31 @@ impl CreditReply {
             Some("unknown_key") => Ok(CreditReply::UnknownKey),
             Some("insufficient") => Ok(CreditReply::Insufficient { balance_mc: int(v, 1).unwrap_or(0) }),
             _ => Err(bad_reply(CREDIT.name, v)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClawbackReply {
+    /// `taken_mc` left the balance; `shortfall_mc` was already spent and could not be taken.
+    Taken { key_id: String, taken_mc: i64, shortfall_mc: i64, balance_mc: i64 },
+    Duplicate,
+    /// No credited payment is known under that marker.
+    UnknownPayment,
+}
+
+impl ClawbackReply {
+    pub fn decode(v: &Value) -> Result<ClawbackReply, ApiError> {
+        match text(v, 0).as_deref() {
+            Some("ok") => Ok(ClawbackReply::Taken {
+                key_id: text(v, 1).unwrap_or_default(),
+                taken_mc: int(v, 2).unwrap_or(0),
+                shortfall_mc: int(v, 3).unwrap_or(0),
+                balance_mc: int(v, 4).unwrap_or(0),
+            }),
+            Some("duplicate") => Ok(ClawbackReply::Duplicate),
+            Some("unknown_payment") => Ok(ClawbackReply::UnknownPayment),
+            _ => Err(bad_reply(CLAWBACK.name, v)),
         }
     }
 }

@@ -92,7 +92,17 @@ pub enum KeyRef {
 /// A verified event that should credit, or why it does not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StripeAction {
-    Credit { event_id: String, session_id: String, key: KeyRef, amount_mc: i64, amount_total_cents: u64 },
+    Credit {
+        event_id: String,
+        session_id: String,
+        /// The payment behind the session: a later refund of it finds the credits through this.
+        payment_intent: Option<String>,
+        key: KeyRef,
+        amount_mc: i64,
+        amount_total_cents: u64,
+    },
+    /// `charge.refunded`: take back the refunded share of what the payment bought.
+    Refund { event_id: String, payment_intent: String, paid_cents: u64, refunded_cents: u64 },
     /// Acknowledge with 200 and log; nothing changes.
     Ignore { event_id: String, reason: String },
     /// Money was received but the session names no usable key or amount: acknowledge (Stripe
@@ -107,10 +117,20 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
     if event_id.is_empty() {
         return ignore("event has no id".into());
     }
+    let Some(s) = event.pointer("/data/object") else { return ignore("event has no data.object".into()) };
+    if ty == "charge.refunded" {
+        let (Some(pi), Some(paid), Some(refunded)) = (
+            s.get("payment_intent").and_then(Value::as_str).filter(|p| !p.is_empty()),
+            s.get("amount_captured").or_else(|| s.get("amount")).and_then(Value::as_u64),
+            s.get("amount_refunded").and_then(Value::as_u64),
+        ) else {
+            return ignore("charge.refunded without payment_intent, amount or amount_refunded".into());
+        };
+        return StripeAction::Refund { event_id, payment_intent: pi.to_string(), paid_cents: paid, refunded_cents: refunded };
+    }
     if ty != "checkout.session.completed" && ty != "checkout.session.async_payment_succeeded" {
         return ignore(format!("event type `{ty}` is not handled"));
     }
-    let Some(s) = event.pointer("/data/object") else { return ignore("event has no data.object".into()) };
     let session_id = s.get("id").and_then(Value::as_str).unwrap_or("").to_string();
     if session_id.is_empty() {
         return ignore("session has no id".into());
@@ -160,7 +180,8 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
     if amount_mc <= 0 {
         return ignore("session amount is zero".into());
     }
-    StripeAction::Credit { event_id, session_id, key, amount_mc, amount_total_cents: cents }
+    let payment_intent = s.get("payment_intent").and_then(Value::as_str).filter(|p| !p.is_empty()).map(str::to_string);
+    StripeAction::Credit { event_id, session_id, payment_intent, key, amount_mc, amount_total_cents: cents }
 }
 
 #[cfg(test)]
@@ -222,7 +243,14 @@ mod tests {
             "id":"cs_1","payment_status":"paid","amount_total":2000,"currency":"usd","client_reference_id":"key_0123456789abcdef","metadata":{}}}});
         assert_eq!(
             interpret(&ev, &CreditRate::default_rate()),
-            StripeAction::Credit { event_id: "evt_1".into(), session_id: "cs_1".into(), key: KeyRef::Id("key_0123456789abcdef".into()), amount_mc: 2_000_000, amount_total_cents: 2000 }
+            StripeAction::Credit {
+                event_id: "evt_1".into(),
+                session_id: "cs_1".into(),
+                payment_intent: None,
+                key: KeyRef::Id("key_0123456789abcdef".into()),
+                amount_mc: 2_000_000,
+                amount_total_cents: 2000
+            }
         );
         let unpaid = json!({"id":"evt_2","type":"checkout.session.completed","data":{"object":{"id":"cs_2","payment_status":"unpaid","amount_total":2000,"currency":"usd","metadata":{"key_id":"key_0123456789abcdef"}}}});
         assert!(matches!(interpret(&unpaid, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
@@ -235,6 +263,12 @@ mod tests {
         let free = json!({"id":"evt_6","type":"checkout.session.completed","data":{"object":{
             "id":"cs_6","payment_status":"no_payment_required","amount_total":0,"currency":"usd","metadata":{"key_id":"key_0123456789abcdef","credits":"5000"}}}});
         assert!(matches!(interpret(&free, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
+        let refund = json!({"id":"evt_7","type":"charge.refunded","data":{"object":{
+            "id":"ch_1","object":"charge","payment_intent":"pi_1","amount":2000,"amount_captured":2000,"amount_refunded":500,"refunded":false}}});
+        assert_eq!(
+            interpret(&refund, &CreditRate::default_rate()),
+            StripeAction::Refund { event_id: "evt_7".into(), payment_intent: "pi_1".into(), paid_cents: 2000, refunded_cents: 500 }
+        );
         let other = json!({"id":"evt_4","type":"invoice.paid","data":{"object":{}}});
         assert!(matches!(interpret(&other, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
     }

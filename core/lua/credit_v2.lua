@@ -1,7 +1,8 @@
--- credit_v1: add (or, for admin adjustments, remove) credits, exactly once per dedupe key.
+-- credit_v2: add (or, for admin adjustments, remove) credits, exactly once per dedupe key.
 -- Used by Stripe and PayPal top-ups and admin grants. Every dedupe key is checked and set in the
 -- same atomic step as the credit, so a replayed event or a second event for the same checkout
--- session changes nothing. Decoded by scripts::CreditReply::decode.
+-- session changes nothing. Each marker keeps "<key id>|<amount>": clawback_v1 reads the payment's
+-- marker to take back a refunded share. Decoded by scripts::CreditReply::decode.
 --
 -- ARGV: 1 target ("id:<key id>" or "hash:<sha256 of the key>"), 2 amount, 3 now_ms,
 --       4 entry type (topup|grant|adjustment), 5 ledger JSON fragment, 6.. dedupe keys
@@ -28,6 +29,6 @@ redis.call('LPUSH', 'abk:ledger:' .. id, string.format('{"ts":%d,"type":"%s","am
   tonumber(now), kind, amount, bal, sep, frag))
 for i = 6, #ARGV do
   -- Stripe retries for up to 3 days; keep the markers for 90.
-  redis.call('SET', ARGV[i], id, 'EX', 7776000)
+  redis.call('SET', ARGV[i], id .. '|' .. string.format('%d', amount), 'EX', 7776000)
 end
 return {'ok', id, bal}
