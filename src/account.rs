@@ -2,7 +2,7 @@
 
 use crate::app::App;
 use crate::http::{json, HandlerResult, Reply};
-use broker_core::error::{ApiError, ErrorKind};
+use broker_core::error::ApiError;
 use broker_core::ledger::public_entry;
 use broker_core::money::credits_json;
 use broker_core::scripts::{self, KeyView, ReadReply};
@@ -61,11 +61,7 @@ async fn caller(app: &App, req: &Request, offset: u64, count: u64) -> Result<Key
     ];
     match ReadReply::decode(&app.redis()?.eval(&scripts::READ, args).await?)? {
         ReadReply::Found(k) => Ok(*k),
-        ReadReply::Unknown { limited: true, reset_ms, .. } => Err(ApiError::new(
-            ErrorKind::RateLimited { retry_after_secs: (reset_ms.max(0) as u64).div_ceil(1000).max(1) },
-            "too many requests with invalid API keys from this address; slow down",
-        )
-        .into()),
+        ReadReply::Unknown { limited: true, reset_ms, .. } => Err(scripts::ip_limited_error(reset_ms).into()),
         ReadReply::Unknown { status, .. } if status == "revoked" => Err(ApiError::unauthorized("this API key has been revoked").into()),
         ReadReply::Unknown { .. } => Err(ApiError::unauthorized("invalid API key").into()),
     }

@@ -282,17 +282,14 @@ async fn admit(app: &App, redis: &Upstash, key: &str, chat: &ChatRequest, model:
             return Err(e.into());
         }
     };
-    let retry = |s: &RateState| (s.reset_ms.max(0) as u64).div_ceil(1000).max(1);
+    let retry = |s: &RateState| s.reset_secs().max(1);
     match reply {
         AdmitReply::Admitted { hold_mc, balance_after_mc, max_tokens, rate, .. } => Ok((hold_mc, balance_after_mc, max_tokens, rate)),
         AdmitReply::Unauthorized { reason, .. } => {
             let msg = if reason == "revoked" { "this API key has been revoked" } else { "invalid API key" };
             Err(ApiError::unauthorized(msg).into())
         }
-        AdmitReply::IpLimited { rate } => Err(Reply::with_headers(
-            ApiError::new(ErrorKind::RateLimited { retry_after_secs: retry(&rate) }, "too many requests with invalid API keys from this address; slow down"),
-            rate_headers("auth", &rate),
-        )),
+        AdmitReply::IpLimited { rate } => Err(Reply::with_headers(scripts::ip_limited_error(rate.reset_ms), rate_headers("auth", &rate))),
         AdmitReply::RateLimited { plan, rate } => Err(Reply::with_headers(
             ApiError::new(
                 ErrorKind::RateLimited { retry_after_secs: retry(&rate) },

@@ -57,7 +57,7 @@ pub fn render_error(reply: Reply, shape: ErrorShape, request_id: &str) -> Respon
 
 /// `RateLimit`/`RateLimit-Policy` (IETF draft) and the older `X-RateLimit-*` set.
 pub fn rate_headers(policy: &str, s: &RateState) -> Vec<(String, String)> {
-    let window_secs_reset = (s.reset_ms.max(0) as u64).div_ceil(1000);
+    let window_secs_reset = s.reset_secs();
     vec![
         ("ratelimit-policy".into(), format!("\"{policy}\";q={}", s.limit)),
         ("ratelimit".into(), format!("\"{policy}\";r={};t={window_secs_reset}", s.remaining.max(0))),

@@ -411,7 +411,9 @@ test("a plain call whose client hangs up mid-call is still settled (no hold left
 test("the sweeper releases a hold whose settlement never came; a late settlement still charges once", async () => {
   const { createHash, randomBytes } = await import("node:crypto");
   const fs = await import("node:fs");
-  const lua = (name) => fs.readFileSync(new URL(`../core/lua/${name}.lua`, import.meta.url), "utf8");
+  // As broker_core::scripts composes them: the shared helpers, then the script.
+  const read = (name) => fs.readFileSync(new URL(`../core/lua/${name}.lua`, import.meta.url), "utf8");
+  const lua = (name) => read("lib_v1") + read(name);
   const key = await c.createKey({ credits: 10 });
   const rid = `req_lost_${randomBytes(6).toString("hex")}`;
   // An admission whose call then vanished (as if the isolate died before settling): 10 s old.

@@ -12,28 +12,13 @@ local anon_limit, anon_window = tonumber(ARGV[6]), tonumber(ARGV[7])
 local fixed, out_nano = tonumber(ARGV[9]), tonumber(ARGV[10])
 local cap, min_tokens, frag = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13]
 
--- Sliding-window log: returns count before this call and ms until the oldest entry leaves.
-local function window(zkey, win)
-  redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now - win)
-  local n = redis.call('ZCARD', zkey)
-  local reset = win
-  local oldest = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
-  if oldest[2] then reset = tonumber(oldest[2]) + win - now end
-  return n, reset
-end
-
-local function record(zkey, win)
-  redis.call('ZADD', zkey, now, rid)
-  redis.call('PEXPIRE', zkey, win)
-end
-
 local function anonymous(reason)
   local zkey = 'abk:rl:ip:' .. ip
-  local n, reset = window(zkey, anon_window)
+  local n, reset = window(zkey, anon_window, now)
   if n >= anon_limit then
     return {'ip_limited', anon_limit, 0, reset}
   end
-  record(zkey, anon_window)
+  record(zkey, anon_window, now, rid)
   return {'unauthorized', reason, anon_limit, anon_limit - n - 1, reset}
 end
 
@@ -52,7 +37,7 @@ end
 if not limit then return {'no_plan', plan} end
 
 local rkey = 'abk:rl:' .. id .. ':' .. route
-local n, reset = window(rkey, win)
+local n, reset = window(rkey, win, now)
 if n >= limit then return {'rate_limited', limit, 0, reset, plan} end
 
 local hold, max_tokens = fixed, cap
@@ -74,7 +59,7 @@ if hold > balance then
   return {'insufficient', hold, balance, limit, limit - n, reset}
 end
 
-record(rkey, win)
+record(rkey, win, now, rid)
 local after = redis.call('HINCRBY', kkey, 'balance', -hold)
 redis.call('HSET', kkey, 'last_used_ms', now)
 redis.call('SET', 'abk:hold:' .. rid, id .. '|' .. string.format('%d', hold), 'EX', 604800)

@@ -11,12 +11,7 @@ for i = 6, #ARGV do
   local seen = redis.call('GET', ARGV[i])
   if seen then return {'duplicate', ARGV[i], seen} end
 end
-local id
-if string.sub(target, 1, 3) == 'id:' then
-  id = string.sub(target, 4)
-else
-  id = redis.call('GET', 'abk:keyhash:' .. string.sub(target, 6))
-end
+local id = key_id_of(target)
 if not id or redis.call('EXISTS', 'abk:key:' .. id) == 0 then return {'unknown_key'} end
 local kkey = 'abk:key:' .. id
 local bal = tonumber(redis.call('HGET', kkey, 'balance')) or 0

@@ -10,22 +10,12 @@ local target, offset, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local function unknown(status)
   if string.sub(target, 1, 5) ~= 'hash:' then return {'unknown', status, 0, 0} end
   local zkey, limit, win, now = 'abk:rl:ip:' .. ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-  redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now - win)
-  local n = redis.call('ZCARD', zkey)
-  local reset = win
-  local oldest = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
-  if oldest[2] then reset = tonumber(oldest[2]) + win - now end
+  local n, reset = window(zkey, win, now)
   if n >= limit then return {'unknown', status, 1, reset} end
-  redis.call('ZADD', zkey, now, ARGV[8])
-  redis.call('PEXPIRE', zkey, win)
+  record(zkey, win, now, ARGV[8])
   return {'unknown', status, 0, reset}
 end
-local id
-if string.sub(target, 1, 3) == 'id:' then
-  id = string.sub(target, 4)
-else
-  id = redis.call('GET', 'abk:keyhash:' .. string.sub(target, 6))
-end
+local id = key_id_of(target)
 if not id then return unknown('unknown') end
 local kkey = 'abk:key:' .. id
 local f = redis.call('HMGET', kkey, 'status', 'plan', 'balance', 'name', 'created_ms', 'last_used_ms',

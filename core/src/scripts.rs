@@ -6,7 +6,15 @@ use serde_json::Value;
 
 pub struct Script {
     pub name: &'static str,
+    /// `lua/lib_v1.lua` followed by the script's own file.
     pub source: &'static str,
+}
+
+/// A script from `core/lua/<name>.lua`, with the shared helpers of `lib_v1.lua` before it.
+macro_rules! script {
+    ($name:literal) => {
+        Script { name: $name, source: concat!(include_str!("../lua/lib_v1.lua"), include_str!(concat!("../lua/", $name, ".lua"))) }
+    };
 }
 
 impl Script {
@@ -16,11 +24,11 @@ impl Script {
     }
 }
 
-pub const ADMIT: Script = Script { name: "admit_v2", source: include_str!("../lua/admit_v2.lua") };
-pub const SETTLE: Script = Script { name: "settle_v2", source: include_str!("../lua/settle_v2.lua") };
-pub const CREDIT: Script = Script { name: "credit_v2", source: include_str!("../lua/credit_v2.lua") };
-pub const CLAWBACK: Script = Script { name: "clawback_v1", source: include_str!("../lua/clawback_v1.lua") };
-pub const KEYS: Script = Script { name: "keys_v1", source: include_str!("../lua/keys_v1.lua") };
+pub const ADMIT: Script = script!("admit_v2");
+pub const SETTLE: Script = script!("settle_v2");
+pub const CREDIT: Script = script!("credit_v2");
+pub const CLAWBACK: Script = script!("clawback_v1");
+pub const KEYS: Script = script!("keys_v1");
 
 fn bad_reply(script: &str, v: &Value) -> ApiError {
     ApiError::new(ErrorKind::Unavailable, format!("unexpected reply from {script}: {v}"))
@@ -48,6 +56,25 @@ pub struct RateState {
     pub limit: i64,
     pub remaining: i64,
     pub reset_ms: i64,
+}
+
+impl RateState {
+    /// Whole seconds until a slot frees (the `t` of `RateLimit`, `X-RateLimit-Reset`).
+    pub fn reset_secs(&self) -> u64 {
+        reset_secs(self.reset_ms)
+    }
+}
+
+fn reset_secs(reset_ms: i64) -> u64 {
+    (reset_ms.max(0) as u64).div_ceil(1000)
+}
+
+/// 429 for an address over its unknown-key limit (admission and customer reads alike).
+pub fn ip_limited_error(reset_ms: i64) -> ApiError {
+    ApiError::new(
+        ErrorKind::RateLimited { retry_after_secs: reset_secs(reset_ms).max(1) },
+        "too many requests with invalid API keys from this address; slow down",
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +276,7 @@ mod tests {
     }
 }
 
-pub const READ: Script = Script { name: "read_v1", source: include_str!("../lua/read_v1.lua") };
+pub const READ: Script = script!("read_v1");
 
 /// A key's record and a page of its ledger (raw entries, newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
