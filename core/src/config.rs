@@ -1,29 +1,9 @@
 //! Checked configuration. The worker hands over raw `[vars]`/secret strings; this module turns
-//! them into validated settings and names the bad variable when one is wrong. Secrets are wrapped
-//! so they cannot be printed by accident.
+//! them into validated settings and names the bad variable when one is wrong.
 
 use crate::error::ApiError;
 use crate::money::{CreditRate, Decimal};
 use std::fmt;
-
-/// A secret string: `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -150,10 +130,5 @@ mod tests {
         assert!(e.message.contains("MARGIN_MULTIPLIER"));
         let s = settings_from(&|_| None).unwrap();
         assert_eq!(s.rate, CreditRate::default_rate());
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        assert_eq!(format!("{:?}", Secret::new("whsec_x")), "Secret(***)");
     }
 }
