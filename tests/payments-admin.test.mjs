@@ -6,7 +6,7 @@
 //   STACK_JSON=/path/stack.json node --test tests/payments-admin.test.mjs   # reuse a running stack
 //
 // STACK_JSON names a JSON file {workerUrl, upstashUrl, upstashToken, adminSecret, stripeSecret,
-// mocksUrl}; without it the file starts (and stops) its own stack. Every id used here is random,
+// mocksUrl}; without it the file starts (and stops) its own stack (tests/lib/stack-client.mjs). Every id used here is random,
 // so the tests also pass against a stack that has served earlier runs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -16,44 +16,24 @@ import path from "node:path";
 import Stripe from "stripe";
 import { ROOT } from "./lib/procs.mjs";
 import { paypalSign, MOCK_DEFAULTS } from "./lib/mocks.mjs";
-import { startStack } from "../scripts/stack.mjs";
+import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Stack
 
 let stack; // {workerUrl, upstashUrl, upstashToken, adminSecret, stripeSecret, mocksUrl}
-let ownStack = null; // set when this file started the stack (and must stop it)
-
-async function getStack() {
-  if (process.env.STACK_JSON) {
-    const s = JSON.parse(fs.readFileSync(process.env.STACK_JSON, "utf8"));
-    for (const f of ["workerUrl", "upstashUrl", "upstashToken", "adminSecret", "stripeSecret", "mocksUrl"]) {
-      assert.ok(s[f], `STACK_JSON lacks ${f}`);
-    }
-    return s;
-  }
-  ownStack = await startStack({ name: "payments-admin" });
-  return {
-    workerUrl: ownStack.workerUrl,
-    upstashUrl: ownStack.upstashUrl,
-    upstashToken: ownStack.upstashToken,
-    adminSecret: ownStack.adminSecret,
-    stripeSecret: ownStack.stripeSecret,
-    mocksUrl: ownStack.mocks.url,
-  };
-}
+let redis; // one Redis command through the Upstash front
 
 before(async () => {
   stack = await getStack();
+  redis = client(stack).redis;
   // A previous run (or another file) may have left failed admin attempts, or calls with unknown
   // keys (limited per client IP), behind.
   await clearAdminFailures();
   await clearAnonymousLimits();
 }, { timeout: 25 * 60 * 1000 });
 
-after(async () => {
-  if (ownStack) await ownStack.stop();
-});
+after(releaseStack);
 
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers
@@ -80,18 +60,6 @@ async function call(method, route, { key, admin, json, body, headers = {} } = {}
 }
 
 const adminCall = (method, route, json) => call(method, route, { admin: stack.adminSecret, json });
-
-/** Upstash REST front: one Redis command. */
-async function redis(...cmd) {
-  const res = await fetch(stack.upstashUrl + "/", {
-    method: "POST",
-    headers: { authorization: `Bearer ${stack.upstashToken}`, "content-type": "application/json" },
-    body: JSON.stringify(cmd),
-  });
-  const v = await res.json();
-  if (!res.ok || v.error) throw new Error(`redis ${cmd[0]}: ${res.status} ${JSON.stringify(v)}`);
-  return v.result;
-}
 
 async function clearAdminFailures() {
   const keys = await redis("KEYS", "abk:adminfail:*");
