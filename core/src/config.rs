@@ -1,14 +1,34 @@
-//! Checked configuration. The worker hands over raw `[vars]`/secret strings; this module turns
-//! them into validated settings and names the bad variable when one is wrong.
+//! Checked configuration. The worker hands over a lookup of raw `[vars]`/secret strings; this
+//! module turns every setting into a validated value once per request and names the variable
+//! when one is wrong (a 503 that says what to fix, never a silent default for a bad value).
+//! Secrets are wrapped in [`Secret`], which never prints its value.
 
 use crate::error::ApiError;
 use crate::money::{CreditRate, Decimal};
+use crate::provider::Provider;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     pub limit: u64,
     pub window_ms: u64,
+}
+
+impl RateLimit {
+    /// Parses `limit/window_seconds`.
+    pub fn parse(s: &str) -> Result<RateLimit, String> {
+        let (limit, window) = s.trim().split_once('/').ok_or_else(|| format!("`{s}`: expected limit/seconds"))?;
+        let limit: u64 = limit.trim().parse().map_err(|_| format!("`{s}`: limit is not a number"))?;
+        let secs: u64 = window.trim().parse().map_err(|_| format!("`{s}`: window is not a number"))?;
+        if secs == 0 {
+            return Err(format!("`{s}`: window must be positive"));
+        }
+        Ok(RateLimit { limit, window_ms: secs * 1000 })
+    }
+
+    pub fn window_secs(&self) -> u64 {
+        self.window_ms / 1000
+    }
 }
 
 /// Sliding-window limits per plan and route class, plus the per-client-IP limit that calls with
@@ -21,6 +41,10 @@ pub struct RateLimits {
 
 pub const DEFAULT_RATE_LIMITS: &str = "free:ai=10/3600, pro:ai=100/3600, anonymous=5/900";
 
+fn is_name(p: &str) -> bool {
+    !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 impl RateLimits {
     /// Parses `plan:route=limit/window_secs, ..., anonymous=limit/window_secs`.
     pub fn parse(s: &str) -> Result<RateLimits, String> {
@@ -28,21 +52,14 @@ impl RateLimits {
         let mut anonymous = None;
         for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
             let (lhs, rhs) = item.split_once('=').ok_or_else(|| format!("`{item}`: expected name=limit/seconds"))?;
-            let (limit, window) = rhs.trim().split_once('/').ok_or_else(|| format!("`{item}`: expected limit/seconds"))?;
-            let limit: u64 = limit.trim().parse().map_err(|_| format!("`{item}`: limit is not a number"))?;
-            let secs: u64 = window.trim().parse().map_err(|_| format!("`{item}`: window is not a number"))?;
-            if secs == 0 {
-                return Err(format!("`{item}`: window must be positive"));
-            }
-            let rl = RateLimit { limit, window_ms: secs * 1000 };
+            let rl = RateLimit::parse(rhs).map_err(|e| format!("`{item}`: {e}"))?;
             let lhs = lhs.trim();
             if lhs == "anonymous" {
                 anonymous = Some(rl);
                 continue;
             }
             let (plan, route) = lhs.split_once(':').ok_or_else(|| format!("`{item}`: expected plan:route"))?;
-            let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if !ok(plan) || !ok(route) {
+            if !is_name(plan) || !is_name(route) {
                 return Err(format!("`{item}`: plan and route are [A-Za-z0-9_-]+"));
             }
             rules.push((plan.to_string(), route.to_string(), rl));
@@ -70,37 +87,115 @@ impl RateLimits {
     }
 }
 
+/// A secret value (API key, token, signing secret). `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The value, for the one place that sends it (a header, an HMAC key).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Every non-secret setting, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub rate: CreditRate,
+    /// `USD_PER_CREDIT` as configured, for display.
+    pub usd_per_credit: String,
     pub limits: RateLimits,
+    /// The plan of keys created without one (and of keys the original guide's routes create).
+    pub default_plan: String,
+    /// Longest wait for the provider's response head, and longest silence between body chunks.
     pub upstream_timeout_ms: u64,
+    /// Once the client has gone, how long a call may still read the provider before it is cut
+    /// and settled with what is known (below the platform's ~30 s `waitUntil` allowance).
+    pub client_gone_deadline_ms: u64,
     pub max_body_bytes: u64,
+    pub max_webhook_bytes: u64,
     pub stripe_tolerance_secs: u64,
+    /// Wrong admin secrets allowed per client address and window.
+    pub admin_failure_limit: RateLimit,
+    /// Holds still open after this long are charged by the sweeper.
+    pub hold_sweep_after_secs: u64,
+    /// Ledger entries kept per key (older ones fold into a carried total).
+    pub ledger_keep: u64,
+    base_urls: Vec<(Provider, String)>,
+    pub paypal_base_url: String,
 }
 
-fn var_or(get: &dyn Fn(&str) -> Option<String>, name: &str, default: &str) -> String {
-    get(name).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_string())
+impl Settings {
+    pub fn base_url(&self, provider: Provider) -> &str {
+        self.base_urls.iter().find(|(p, _)| *p == provider).map(|(_, u)| u.as_str()).unwrap_or(provider.default_base_url())
+    }
 }
 
-fn bad(name: &str, e: impl fmt::Display) -> ApiError {
-    ApiError::unavailable(format!("gateway misconfigured: {name}: {e}"))
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn var_or(get: Lookup, name: &str, default: &str) -> String {
+    get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
 }
 
-pub fn settings_from(get: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ApiError> {
-    let margin = Decimal::parse(&var_or(get, "MARGIN_MULTIPLIER", "1.8")).map_err(|e| bad("MARGIN_MULTIPLIER", e))?;
-    let upc = Decimal::parse(&var_or(get, "USD_PER_CREDIT", "0.01")).map_err(|e| bad("USD_PER_CREDIT", e))?;
+/// A 503 naming the variable to fix.
+pub fn misconfigured(name: &str, problem: impl fmt::Display) -> ApiError {
+    ApiError::unavailable(format!("gateway misconfigured: {name}: {problem}")).public()
+}
+
+fn url(get: Lookup, name: &str, default: &str) -> Result<String, ApiError> {
+    let v = var_or(get, name, default);
+    if !(v.starts_with("https://") || v.starts_with("http://")) {
+        return Err(misconfigured(name, "must be an http(s) URL"));
+    }
+    Ok(v.trim_end_matches('/').to_string())
+}
+
+pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
+    let margin = Decimal::parse(&var_or(get, "MARGIN_MULTIPLIER", "1.8")).map_err(|e| misconfigured("MARGIN_MULTIPLIER", e))?;
+    let usd_per_credit = var_or(get, "USD_PER_CREDIT", "0.01");
+    let upc = Decimal::parse(&usd_per_credit).map_err(|e| misconfigured("USD_PER_CREDIT", e))?;
     let rate = CreditRate::new(margin, upc)?;
-    let limits = RateLimits::parse(&var_or(get, "RATE_LIMITS", DEFAULT_RATE_LIMITS)).map_err(|e| bad("RATE_LIMITS", e))?;
-    let num = |name: &str, default: &str| -> Result<u64, ApiError> {
-        var_or(get, name, default).trim().parse::<u64>().map_err(|e| bad(name, e))
+    let limits = RateLimits::parse(&var_or(get, "RATE_LIMITS", DEFAULT_RATE_LIMITS)).map_err(|e| misconfigured("RATE_LIMITS", e))?;
+    let default_plan = var_or(get, "DEFAULT_PLAN", "free");
+    if !limits.has_plan(&default_plan) {
+        return Err(misconfigured("DEFAULT_PLAN", format!("plan `{default_plan}` has no limits in RATE_LIMITS")));
+    }
+    let num = |name: &str, default: &str| -> Result<u64, ApiError> { var_or(get, name, default).parse::<u64>().map_err(|e| misconfigured(name, e)) };
+    let positive = |name: &str, default: &str| -> Result<u64, ApiError> {
+        match num(name, default)? {
+            0 => Err(misconfigured(name, "must be positive")),
+            n => Ok(n),
+        }
     };
+    let admin_failure_limit = RateLimit::parse(&var_or(get, "ADMIN_FAILURE_LIMIT", "10/900")).map_err(|e| misconfigured("ADMIN_FAILURE_LIMIT", e))?;
+    let mut base_urls = Vec::new();
+    for p in Provider::ALL {
+        base_urls.push((p, url(get, p.base_url_var(), p.default_base_url())?));
+    }
     Ok(Settings {
         rate,
+        usd_per_credit,
         limits,
-        upstream_timeout_ms: num("UPSTREAM_TIMEOUT_MS", "120000")?,
-        max_body_bytes: num("MAX_BODY_BYTES", "1048576")?,
-        stripe_tolerance_secs: num("STRIPE_TOLERANCE_SECS", "300")?,
+        default_plan,
+        upstream_timeout_ms: positive("UPSTREAM_TIMEOUT_MS", "120000")?,
+        client_gone_deadline_ms: positive("CLIENT_GONE_DEADLINE_MS", "20000")?,
+        max_body_bytes: positive("MAX_BODY_BYTES", "1048576")?,
+        max_webhook_bytes: positive("MAX_WEBHOOK_BYTES", "262144")?,
+        stripe_tolerance_secs: positive("STRIPE_TOLERANCE_SECS", "300")?,
+        admin_failure_limit,
+        hold_sweep_after_secs: positive("HOLD_SWEEP_AFTER_SECS", "7200")?,
+        ledger_keep: positive("LEDGER_KEEP", "10000")?,
+        base_urls,
+        paypal_base_url: url(get, "PAYPAL_BASE_URL", "https://api-m.paypal.com")?,
     })
 }
 
@@ -122,13 +217,42 @@ mod tests {
         assert!(RateLimits::parse("free:ai=10").unwrap_err().contains("limit/seconds"));
         assert!(RateLimits::parse("free:ai=10/3600").unwrap_err().contains("anonymous"));
         assert!(RateLimits::parse("fr ee:ai=1/1,anonymous=1/1").is_err());
+        assert!(RateLimits::parse("free:ai=1/0,anonymous=1/1").unwrap_err().contains("positive"));
     }
 
     #[test]
     fn settings_name_the_bad_variable() {
-        let e = settings_from(&|k| (k == "MARGIN_MULTIPLIER").then(|| "lots".to_string())).unwrap_err();
-        assert!(e.message.contains("MARGIN_MULTIPLIER"));
+        let only = |name: &'static str, value: &'static str| move |k: &str| (k == name).then(|| value.to_string());
+        for (name, value) in [
+            ("MARGIN_MULTIPLIER", "lots"),
+            ("HOLD_SWEEP_AFTER_SECS", "soon"),
+            ("ADMIN_FAILURE_LIMIT", "ten"),
+            ("DEFAULT_PLAN", "gold"),
+            ("LEDGER_KEEP", "0"),
+            ("OPENAI_BASE_URL", "api.openai.com"),
+        ] {
+            let e = settings_from(&only(name, value)).unwrap_err();
+            assert!(e.message.contains(name), "{name}: {}", e.message);
+            assert_eq!(e.status(), 503);
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
         let s = settings_from(&|_| None).unwrap();
         assert_eq!(s.rate, CreditRate::default_rate());
+        assert_eq!(s.default_plan, "free");
+        assert_eq!(s.admin_failure_limit, RateLimit { limit: 10, window_ms: 900_000 });
+        assert_eq!((s.hold_sweep_after_secs, s.ledger_keep), (7200, 10_000));
+        assert_eq!(s.base_url(Provider::Anthropic), "https://api.anthropic.com");
+        let local = settings_from(&|k| (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:8090/openai/".into())).unwrap();
+        assert_eq!(local.base_url(Provider::OpenAi), "http://127.0.0.1:8090/openai");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("sk-live-very-secret");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(s.expose(), "sk-live-very-secret");
     }
 }

@@ -81,6 +81,10 @@ pub struct ApiError {
     pub message: String,
     /// Extra machine-readable fields (e.g. `credits_required`), merged into the error object.
     pub details: Option<Value>,
+    /// Headers the answer must carry (rate-limit state); `Retry-After` is added from the kind.
+    pub headers: Vec<(String, String)>,
+    /// A 5xx message written for the client (it names no host, key or reply): shown as is.
+    pub public: bool,
 }
 
 /// How an error is rendered: the gateway's own shape, or the shape an official SDK expects.
@@ -96,11 +100,37 @@ pub enum ErrorShape {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into(), details: None }
+        ApiError { kind, message: message.into(), details: None, headers: Vec::new(), public: false }
+    }
+    /// Marks a 5xx message as written for the client (see [`ApiError::public_message`]).
+    pub fn public(mut self) -> Self {
+        self.public = true;
+        self
     }
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
+    }
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers.extend(headers);
+        self
+    }
+    /// Every header of the answer: the attached ones, and `Retry-After` for a 429.
+    pub fn response_headers(&self) -> Vec<(String, String)> {
+        let mut h = self.headers.clone();
+        if let ErrorKind::RateLimited { retry_after_secs } = self.kind {
+            h.push(("retry-after".into(), retry_after_secs.to_string()));
+        }
+        h
+    }
+    pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::UpstreamError, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidRequest, message)
@@ -115,18 +145,15 @@ impl ApiError {
         self.kind.status()
     }
 
-    /// The message the client sees: 5xx never leak internals (hosts, Redis replies, key ids).
-    /// Only the messages written for the client pass: a misconfiguration naming the variable,
-    /// a provider's status, a provider being overloaded, a timeout naming the provider's host.
+    /// The message the client sees: a 5xx never leaks internals (hosts, Redis replies, key
+    /// ids) unless its message was written for the client ([`ApiError::public`]).
     pub fn public_message(&self) -> String {
-        let m = &self.message;
         match self.kind {
-            ErrorKind::Internal => "internal error; quote the request id to support".into(),
-            ErrorKind::Unavailable if m.starts_with("gateway misconfigured") || m.ends_with("retry later") => m.clone(),
+            _ if self.status() < 500 || self.public => self.message.clone(),
             ErrorKind::Unavailable => "a service the gateway depends on is unavailable; nothing was charged, retry later".into(),
-            ErrorKind::UpstreamError if m.contains(" failed (status ") => m.clone(),
             ErrorKind::UpstreamError => "the provider could not be reached or answered garbage; nothing was charged".into(),
-            _ => m.clone(),
+            ErrorKind::UpstreamTimeout => "the provider did not answer in time; nothing was charged".into(),
+            _ => "internal error; quote the request id to support".into(),
         }
     }
 
@@ -238,10 +265,21 @@ mod tests {
             let body = e.to_json(ErrorShape::Native, "r").to_string();
             assert!(!body.contains("upstash.io") && !body.contains("10.0.0.1"), "{body}");
         }
-        let named = ApiError::unavailable("gateway misconfigured: ADMIN_SECRET is not set");
+        let named = ApiError::unavailable("gateway misconfigured: ADMIN_SECRET is not set").public();
         assert!(named.public_message().contains("ADMIN_SECRET"));
-        let status = ApiError::new(ErrorKind::UpstreamError, "openai failed (status 500)");
+        let status = ApiError::new(ErrorKind::UpstreamError, "openai failed (status 500)").public();
         assert_eq!(status.public_message(), "openai failed (status 500)");
+        let internal = ApiError::internal("redis said WRONGTYPE");
+        assert!(!internal.public_message().contains("WRONGTYPE"));
+    }
+
+    #[test]
+    fn a_429_carries_retry_after_and_its_rate_headers() {
+        let e = ApiError::new(ErrorKind::RateLimited { retry_after_secs: 42 }, "slow down").with_headers(vec![("x-ratelimit-limit".into(), "10".into())]);
+        let h = e.response_headers();
+        assert!(h.contains(&("retry-after".into(), "42".into())));
+        assert!(h.contains(&("x-ratelimit-limit".into(), "10".into())));
+        assert!(ApiError::invalid("x").response_headers().is_empty());
     }
 
     #[test]

@@ -1,20 +1,10 @@
-//! API keys: format, hashing, ids. Keys are stored only as SHA-256 hashes; the plaintext exists
+//! API keys (`sk-broker-<64 hex>`, ids `key_<16 hex>`): hashing, parsing, ids. Keys are stored only as SHA-256 hashes; the plaintext exists
 //! once, in the answer that creates (or rotates) it. Randomness comes from the caller (the worker
 //! uses `getrandom`), so this module stays pure.
 
 use sha2::{Digest, Sha256};
 
 pub const KEY_PREFIX: &str = "sk-broker-";
-
-/// A new key from 32 random bytes: `sk-broker-<64 hex>`.
-pub fn format_key(random: &[u8; 32]) -> String {
-    format!("{KEY_PREFIX}{}", hex::encode(random))
-}
-
-/// A new public key id from 8 random bytes: `key_<16 hex>`.
-pub fn format_key_id(random: &[u8; 8]) -> String {
-    format!("key_{}", hex::encode(random))
-}
 
 pub fn hash_key(plaintext: &str) -> String {
     hex::encode(Sha256::digest(plaintext.as_bytes()))
@@ -50,10 +40,8 @@ mod tests {
 
     #[test]
     fn keys_are_long_random_and_hashed() {
-        let k = format_key(&[7u8; 32]);
-        assert!(k.starts_with("sk-broker-") && k.len() == 10 + 64);
         assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert!(is_key_id(&format_key_id(&[1u8; 8])));
+        assert!(is_key_id("key_0123456789abcdef"));
         assert!(!is_key_id("key_../../x"));
     }
 

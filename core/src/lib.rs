@@ -1,24 +1,35 @@
 //! Platform-free core of the AI API Broker.
 //!
 //! Owns everything that decides money and wire formats: the price table and the credit
-//! arithmetic, provider request/response mapping, the SSE parser and usage extraction, the
-//! Stripe signature check, API-key hashing, the Redis (Lua) scripts and the decoding of their
-//! replies, and the one error type of the request path.
+//! arithmetic, the metering engine's decisions (holds, admission, settlement), each product's
+//! request parsing and meter, provider request/response mapping, the SSE parser and usage
+//! extraction, Stripe and PayPal event handling, API-key hashing, the Redis (Lua) scripts with
+//! their inputs and replies behind a typed store, and the one error type of the request path.
 //!
 //! Leaves out everything that touches the platform: HTTP, `fetch`, timers, the Worker `Env`.
 //! Nothing here depends on `worker`; it compiles and is tested on the host with `cargo test`.
+//!
+//! Imports flow one way: `error`, `money`, `provider`, `usage` ← `price_table`/`pricing` ←
+//! `metering`, `product` ← `providers` ← `chat` (and the media products); `scripts` ←
+//! `store`. No module imports one that imports it back.
 
 pub mod chat;
 pub mod config;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod metering;
 pub mod money;
+pub mod paypal;
 pub mod price_table;
 pub mod pricing;
+pub mod product;
+pub mod provider;
 pub mod providers;
+pub mod ratelimit;
+pub mod redis_keys;
 pub mod scripts;
-pub mod sha1;
 pub mod sse;
+pub mod store;
 pub mod stripe;
 pub mod usage;

@@ -9,33 +9,9 @@
 use crate::error::{ApiError, ErrorKind};
 use crate::money::CreditRate;
 use crate::price_table::{ModelEntry, Rates, PRICE_TABLE, PRICE_TABLE_VERSION};
+pub use crate::provider::Provider;
 use crate::usage::Usage;
 use serde_json::{json, Value};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    OpenAi,
-    Anthropic,
-    Google,
-}
-
-impl Provider {
-    pub fn parse(s: &str) -> Option<Provider> {
-        match s {
-            "openai" => Some(Provider::OpenAi),
-            "anthropic" => Some(Provider::Anthropic),
-            "google" | "gemini" => Some(Provider::Google),
-            _ => None,
-        }
-    }
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Provider::OpenAi => "openai",
-            Provider::Anthropic => "anthropic",
-            Provider::Google => "google",
-        }
-    }
-}
 
 /// A servable model: its entry and the rates in effect today.
 #[derive(Debug, Clone, Copy)]
@@ -62,37 +38,40 @@ impl PricedModel {
         }
     }
 
-    /// Exact charge for a usage, in millicredits.
-    pub fn charge_mc(&self, usage: &Usage, rate: &CreditRate) -> i64 {
+    /// Provider cost of a usage at list price, in pico-USD.
+    pub fn cost_pico(&self, usage: &Usage) -> u128 {
         let r = self.rates_for_prompt(usage.prompt_total());
-        let pico = usage.input as u128 * r.input as u128
+        usage.input as u128 * r.input as u128
             + usage.cached_input as u128 * r.cached_input as u128
             + usage.cache_write_5m as u128 * r.cache_write_5m as u128
             + usage.cache_write_1h as u128 * r.cache_write_1h as u128
-            + usage.output as u128 * r.output as u128;
-        rate.millicredits_for_pico_usd(pico)
+            + usage.output as u128 * r.output as u128
     }
 
     /// Worst-case input cost: every prompt token at the dearest input class of the tier the
     /// prompt could reach.
-    pub fn input_hold_mc(&self, prompt_upper_tokens: u64, rate: &CreditRate) -> i64 {
-        let r = self.rates_for_prompt(prompt_upper_tokens);
-        rate.millicredits_for_pico_usd(prompt_upper_tokens as u128 * r.dearest_input() as u128)
+    pub fn input_bound_pico(&self, prompt_upper_tokens: u64) -> u128 {
+        prompt_upper_tokens as u128 * self.rates_for_prompt(prompt_upper_tokens).dearest_input() as u128
     }
 
-    /// Worst-case cost of a call with a prompt of at most `prompt_upper_tokens` and at most
-    /// `max_tokens` output tokens.
-    pub fn hold_mc(&self, prompt_upper_tokens: u64, max_tokens: u64, rate: &CreditRate) -> i64 {
-        let r = self.rates_for_prompt(prompt_upper_tokens);
-        let pico = prompt_upper_tokens as u128 * r.dearest_input() as u128 + max_tokens as u128 * r.output as u128;
-        rate.millicredits_for_pico_usd(pico)
+    /// Output price per token at the tier a prompt of `prompt_upper_tokens` could reach.
+    pub fn output_pico_per_token(&self, prompt_upper_tokens: u64) -> u128 {
+        self.rates_for_prompt(prompt_upper_tokens).output as u128
     }
 
-    /// Output price for the admission script, in nano-millicredits per token (rounded up), so the
-    /// script can find the largest `max_tokens` a balance covers with integer arithmetic.
-    pub fn output_nano_mc_per_token(&self, prompt_upper_tokens: u64, rate: &CreditRate) -> i64 {
-        let r = self.rates_for_prompt(prompt_upper_tokens);
-        rate.millicredits_for_pico_usd(r.output as u128 * 1_000_000)
+    /// The most a call with a prompt of at most `prompt_upper_tokens` and at most `max_tokens`
+    /// output tokens can cost: the hold. When the provider reported the prompt's usage, `known`
+    /// replaces the input bound (the output is still bounded by `max_tokens`).
+    pub fn bound_pico(&self, prompt_upper_tokens: u64, max_tokens: u64, known: Option<&Usage>) -> u128 {
+        match known {
+            Some(u) => self.cost_pico(&Usage { output: max_tokens.max(u.output), ..*u }),
+            None => self.input_bound_pico(prompt_upper_tokens) + max_tokens as u128 * self.output_pico_per_token(prompt_upper_tokens),
+        }
+    }
+
+    /// Exact charge for a usage, in millicredits.
+    pub fn charge_mc(&self, usage: &Usage, rate: &CreditRate) -> i64 {
+        rate.millicredits_for_pico_usd(self.cost_pico(usage))
     }
 
     /// Public listing for `GET /v1/models`.
@@ -237,7 +216,7 @@ mod tests {
         for p in catalogue(TODAY) {
             let prompt = 5000;
             let max = p.max_output().min(4096);
-            let hold = p.hold_mc(prompt, max, &rate());
+            let hold = rate().millicredits_for_pico_usd(p.bound_pico(prompt, max, None));
             // The dearest split of the prompt: everything as the dearest input class.
             for u in [
                 Usage { input: prompt, output: max, ..Usage::default() },
@@ -282,7 +261,6 @@ mod tests {
         for e in PRICE_TABLE.iter() {
             assert!(e.rates.input > 0 && e.rates.output > 0, "{}", e.model);
             assert!(e.max_output > 0 && e.context >= e.max_output, "{}", e.model);
-            assert!(e.rates.dearest_input() >= e.rates.input);
         }
     }
 }

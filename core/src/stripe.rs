@@ -103,6 +103,9 @@ pub enum StripeAction {
     },
     /// `charge.refunded`: take back the refunded share of what the payment bought.
     Refund { event_id: String, payment_intent: String, paid_cents: u64, refunded_cents: u64 },
+    /// A refund that names no payment intent (or no amounts): it cannot be matched to credits,
+    /// so it is recorded for an admin instead of dropped.
+    UntraceableRefund { event_id: String, charge_id: String, reason: String },
     /// Acknowledge with 200 and log; nothing changes.
     Ignore { event_id: String, reason: String },
     /// Money was received but the session names no usable key or amount: acknowledge (Stripe
@@ -124,7 +127,8 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
             s.get("amount_captured").or_else(|| s.get("amount")).and_then(Value::as_u64),
             s.get("amount_refunded").and_then(Value::as_u64),
         ) else {
-            return ignore("charge.refunded without payment_intent, amount or amount_refunded".into());
+            let charge_id = s.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+            return StripeAction::UntraceableRefund { event_id, charge_id, reason: "charge.refunded without payment_intent, amount or amount_refunded".into() };
         };
         return StripeAction::Refund { event_id, payment_intent: pi.to_string(), paid_cents: paid, refunded_cents: refunded };
     }

@@ -1,21 +1,19 @@
--- keys_v1: create, rotate and revoke API keys atomically. Decoded by scripts::KeyOpReply::decode.
+-- keys_v2: create, rotate and revoke API keys atomically. Decoded by scripts::KeyOpReply::decode.
 --
 -- ARGV: 1 op (create|rotate|revoke), 2 key id, 3 now_ms, then
---   create: 4 key hash, 5 name, 6 plan, 7 initial credits (mc), 8 ledger JSON fragment
+--   create: 4 key hash, 5 name, 6 plan, 7 initial credits (mc), 8 ledger JSON fragment, 9 ledger keep
 --   rotate: 4 new key hash
-local op, id, now = ARGV[1], ARGV[2], ARGV[3]
+local op, id, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local kkey = 'abk:key:' .. id
 if op == 'create' then
   if redis.call('EXISTS', kkey) == 1 then return {'exists'} end
   if not redis.call('SET', 'abk:keyhash:' .. ARGV[4], id, 'NX') then return {'exists'} end
   local initial = tonumber(ARGV[7])
-  redis.call('HSET', kkey, 'name', ARGV[5], 'plan', ARGV[6], 'status', 'active', 'balance', initial,
-    'created_ms', now, 'key_hash', ARGV[4], 'charged_total', 0)
+  redis.call('HSET', kkey, 'name', ARGV[5], 'plan', ARGV[6], 'status', 'active', 'balance', initial, 'held', 0,
+    'created_ms', now, 'key_hash', ARGV[4], 'charged_total', 0, 'ledger_carried', 0)
   if initial ~= 0 then
-    local sep = ''
-    if ARGV[8] ~= '' then sep = ',' end
-    redis.call('LPUSH', 'abk:ledger:' .. id, string.format('{"ts":%d,"type":"grant","amount":%d,"balance":%d%s%s}',
-      tonumber(now), initial, initial, sep, ARGV[8]))
+    ledger_push(id, string.format('{"ts":%d,"type":"grant","amount":%d,"balance":%d%s}',
+      now, initial, initial, more(ARGV[8])), tonumber(ARGV[9]))
   end
   return {'ok', initial}
 end

@@ -4,12 +4,20 @@
 //! - `/v1/chat/completions`: OpenAI's shape; `model` is bare (OpenAI) or `provider/model`.
 //! - `/v1/messages`: Anthropic's shape (Anthropic models only).
 //!
+//! **Only what is priced is forwarded.** Each route has an allowlist of top-level fields. A field
+//! outside it is refused (400) rather than forwarded or dropped: an unknown field may change the
+//! price (Anthropic `inference_geo`), store customer data (OpenAI `store`) or change the answer.
+//! Where a provider cannot honour a field of the OpenAI shape, the call is refused too; only
+//! fields that change neither the answer nor the price (`user`, `metadata`, ...) are dropped.
+//!
 //! Only text is accepted: the worst-case hold bounds prompt tokens by request bytes, which holds
-//! for text but not for images or audio, so those are refused rather than under-held. Features
-//! billed outside token usage (server tools, `n > 1`) are refused for the same reason.
+//! for text but not for images or audio, so those are refused rather than under-held.
+
+pub mod meter;
+pub mod render;
 
 use crate::error::ApiError;
-use crate::pricing::Provider;
+use crate::provider::Provider;
 use serde_json::{Map, Value};
 
 /// Which customer API a request came through; decides the response and error shapes.
@@ -26,6 +34,17 @@ pub struct Message {
     pub content: String,
 }
 
+/// Sampling settings the gateway translates between providers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sampling {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub stop: Vec<String>,
+    pub seed: Option<i64>,
+    pub presence_penalty: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
     pub route: Route,
@@ -36,11 +55,12 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// What the client asked for; `None` means the gateway picks what the balance covers.
     pub max_tokens: Option<u64>,
-    pub temperature: Option<f64>,
+    pub sampling: Sampling,
     pub stream: bool,
     /// OpenAI route: did the client ask for the usage chunk?
     pub include_usage: bool,
-    /// The original body, forwarded (with adjustments) when the client speaks the provider's own format.
+    /// The client's body, allowlisted, forwarded (with adjustments) when the client speaks the
+    /// provider's own format.
     pub raw: Map<String, Value>,
     /// Request body size, the basis of the prompt-token upper bound.
     pub body_bytes: u64,
@@ -54,6 +74,19 @@ impl ChatRequest {
     pub fn prompt_upper_tokens(&self) -> u64 {
         self.body_bytes + PROMPT_OVERHEAD_TOKENS
     }
+
+    /// Whether the client speaks the provider's own format (its body is forwarded).
+    pub fn is_passthrough(&self) -> bool {
+        matches!((self.provider, self.route), (Provider::OpenAi, Route::OpenAiCompatible) | (Provider::Anthropic, Route::AnthropicCompatible))
+    }
+
+    /// The model as the client sees it in answers.
+    pub fn model_label(&self) -> String {
+        match (self.route, self.provider) {
+            (Route::OpenAiCompatible, Provider::OpenAi) | (Route::Native, _) | (Route::AnthropicCompatible, _) => self.model.clone(),
+            (Route::OpenAiCompatible, p) => format!("{}/{}", p.as_str(), self.model),
+        }
+    }
 }
 
 fn obj(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -64,9 +97,13 @@ fn obj(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+fn present<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    m.get(key).filter(|v| !v.is_null())
+}
+
 fn opt_u64(m: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
+    match present(m, key) {
+        None => Ok(None),
         Some(v) => match v.as_u64() {
             Some(0) | None => Err(ApiError::invalid(format!("`{key}` must be a positive integer"))),
             Some(n) => Ok(Some(n)),
@@ -75,15 +112,15 @@ fn opt_u64(m: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
 }
 
 fn opt_f64(m: &Map<String, Value>, key: &str) -> Result<Option<f64>, ApiError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
+    match present(m, key) {
+        None => Ok(None),
         Some(v) => v.as_f64().map(Some).ok_or_else(|| ApiError::invalid(format!("`{key}` must be a number"))),
     }
 }
 
 fn opt_bool(m: &Map<String, Value>, key: &str) -> Result<bool, ApiError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(false),
+    match present(m, key) {
+        None => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(ApiError::invalid(format!("`{key}` must be a boolean"))),
     }
@@ -93,6 +130,27 @@ fn req_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError
     match m.get(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
         _ => Err(ApiError::invalid(format!("`{key}` is required and must be a non-empty string"))),
+    }
+}
+
+/// `stop`: a string or an array of up to 4 strings (OpenAI's rule; the strictest of the three).
+fn stop_list(m: &Map<String, Value>, key: &str) -> Result<Vec<String>, ApiError> {
+    let bad = || ApiError::invalid(format!("`{key}` must be a string or an array of at most 4 strings"));
+    match present(m, key) {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(a)) if a.len() <= 4 => a.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(bad)).collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// Refuses any top-level field outside `allowed`.
+fn allow_only(m: &Map<String, Value>, allowed: &[&str], route: &str) -> Result<(), ApiError> {
+    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(ApiError::invalid(format!(
+            "`{k}` is not supported on {route}: the gateway forwards only the fields it can price (see the README's field table)"
+        ))),
     }
 }
 
@@ -106,9 +164,7 @@ fn content_text(v: &Value, ctx: &str) -> Result<String, ApiError> {
             for p in parts {
                 let ty = p.get("type").and_then(Value::as_str).unwrap_or("text");
                 if ty != "text" {
-                    return Err(ApiError::invalid(format!(
-                        "{ctx}: content part type `{ty}` is not supported; only text is accepted"
-                    )));
+                    return Err(ApiError::invalid(format!("{ctx}: content part type `{ty}` is not supported; only text is accepted")));
                 }
                 match p.get("text").and_then(Value::as_str) {
                     Some(t) => out.push_str(t),
@@ -138,11 +194,7 @@ fn openai_messages(m: &Map<String, Value>) -> Result<(Option<String>, Vec<Messag
         match role {
             "system" | "developer" => system.push(content),
             "user" | "assistant" => out.push(Message { role: role.to_string(), content }),
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "{ctx}: role `{other}` is not supported here (use system, developer, user or assistant)"
-                )))
-            }
+            other => return Err(ApiError::invalid(format!("{ctx}: role `{other}` is not supported here (use system, developer, user or assistant)"))),
         }
     }
     if out.is_empty() {
@@ -151,39 +203,82 @@ fn openai_messages(m: &Map<String, Value>) -> Result<(Option<String>, Vec<Messag
     Ok(((!system.is_empty()).then(|| system.join("\n\n")), out))
 }
 
-fn refuse_unbilled_openai_features(m: &Map<String, Value>) -> Result<(), ApiError> {
+/// Fields of OpenAI's Chat Completions request the gateway accepts.
+const OPENAI_FIELDS: &[&str] = &[
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stream", "stream_options", "n",
+    "service_tier", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "user", "metadata",
+    "safety_identifier", "prompt_cache_key", "store", "modalities", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+    "reasoning_effort", "verbosity",
+];
+
+/// OpenAI fields that change neither the answer nor the price: dropped for other providers.
+const OPENAI_HINTS: &[&str] = &["user", "metadata", "safety_identifier", "prompt_cache_key", "store", "service_tier", "n", "modalities", "stream_options"];
+
+/// OpenAI fields translated for other providers (by provider); the rest are refused for them.
+fn translated_openai_fields(p: Provider) -> &'static [&'static str] {
+    match p {
+        Provider::Google => &["temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty"],
+        _ => &["temperature", "top_p", "stop"],
+    }
+}
+
+fn refuse_unbilled_openai_features(m: &Map<String, Value>, provider: Provider) -> Result<(), ApiError> {
     // `n` multiplies the output the hold bounds: only 1 (in any spelling JSON allows) passes.
-    match m.get("n") {
-        None | Some(Value::Null) => {}
+    match present(m, "n") {
+        None => {}
         Some(v) if v.as_f64() == Some(1.0) => {}
         Some(_) => return Err(ApiError::invalid("`n` must be 1 (several choices per call are not supported)")),
     }
     // Priority and flex tiers are priced differently from the list prices the table holds.
-    match m.get("service_tier") {
-        None | Some(Value::Null) => {}
+    match present(m, "service_tier") {
+        None => {}
         Some(Value::String(t)) if t == "auto" || t == "default" => {}
         Some(_) => return Err(ApiError::invalid("`service_tier` may only be `auto` or `default`")),
     }
-    for key in ["web_search_options", "audio", "prediction"] {
-        if m.get(key).is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::invalid(format!("`{key}` is not supported by this gateway")));
+    // Stored completions keep customer data at the provider under the gateway's account.
+    if present(m, "store").is_some_and(|v| v != &Value::Bool(false)) {
+        return Err(ApiError::invalid("`store` may only be false: the gateway does not store completions at the provider"));
+    }
+    if let Some(mods) = present(m, "modalities") {
+        if !mods.as_array().is_some_and(|a| a.iter().all(|v| v == "text")) {
+            return Err(ApiError::invalid("only the text modality is supported"));
         }
     }
-    if let Some(Value::Array(mods)) = m.get("modalities") {
-        if mods.iter().any(|v| v != "text") {
-            return Err(ApiError::invalid("only the text modality is supported"));
+    if provider != Provider::OpenAi {
+        let translated = translated_openai_fields(provider);
+        if let Some(k) = m.keys().find(|k| {
+            !["model", "messages", "max_tokens", "max_completion_tokens", "stream"].contains(&k.as_str())
+                && !OPENAI_HINTS.contains(&k.as_str())
+                && !translated.contains(&k.as_str())
+                && present(m, k).is_some()
+        }) {
+            return Err(ApiError::invalid(format!("`{k}` is not supported for {} models on this route", provider.as_str())));
         }
     }
     Ok(())
 }
 
+fn sampling(m: &Map<String, Value>, stop_key: &str) -> Result<Sampling, ApiError> {
+    let seed = match present(m, "seed") {
+        None => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| ApiError::invalid("`seed` must be an integer"))?),
+    };
+    Ok(Sampling {
+        temperature: opt_f64(m, "temperature")?,
+        top_p: opt_f64(m, "top_p")?,
+        stop: stop_list(m, stop_key)?,
+        seed,
+        presence_penalty: opt_f64(m, "presence_penalty")?,
+        frequency_penalty: opt_f64(m, "frequency_penalty")?,
+    })
+}
+
 /// `POST /v1/chat`.
 pub fn parse_native(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let m = obj(body)?;
+    allow_only(&m, &["provider", "model", "messages", "max_tokens", "temperature", "top_p", "stop", "stream"], "/v1/chat")?;
     let provider_s = req_str(&m, "provider")?;
-    let provider = Provider::parse(provider_s).ok_or_else(|| {
-        ApiError::invalid(format!("unknown provider `{provider_s}`; use openai, anthropic or google"))
-    })?;
+    let provider = Provider::parse_chat(provider_s).ok_or_else(|| ApiError::invalid(format!("unknown provider `{provider_s}`; use openai, anthropic or google")))?;
     let model = req_str(&m, "model")?.to_string();
     let (system, messages) = openai_messages(&m)?;
     Ok(ChatRequest {
@@ -193,7 +288,7 @@ pub fn parse_native(body: &[u8]) -> Result<ChatRequest, ApiError> {
         system,
         messages,
         max_tokens: opt_u64(&m, "max_tokens")?,
-        temperature: opt_f64(&m, "temperature")?,
+        sampling: sampling(&m, "stop")?,
         stream: opt_bool(&m, "stream")?,
         include_usage: true,
         body_bytes: body.len() as u64,
@@ -205,9 +300,7 @@ pub fn parse_native(body: &[u8]) -> Result<ChatRequest, ApiError> {
 pub fn split_model(model: &str) -> Result<(Provider, String), ApiError> {
     match model.split_once('/') {
         Some((p, rest)) => {
-            let provider = Provider::parse(p).ok_or_else(|| {
-                ApiError::invalid(format!("unknown provider prefix `{p}/`; use openai/, anthropic/ or google/"))
-            })?;
+            let provider = Provider::parse_chat(p).ok_or_else(|| ApiError::invalid(format!("unknown provider prefix `{p}/`; use openai/, anthropic/ or google/")))?;
             if rest.is_empty() {
                 return Err(ApiError::invalid("`model` names no model after the provider prefix"));
             }
@@ -220,21 +313,15 @@ pub fn split_model(model: &str) -> Result<(Provider, String), ApiError> {
 /// `POST /v1/chat/completions`.
 pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let m = obj(body)?;
+    allow_only(&m, OPENAI_FIELDS, "/v1/chat/completions")?;
     let (provider, model) = split_model(req_str(&m, "model")?)?;
     let (system, messages) = openai_messages(&m)?;
-    refuse_unbilled_openai_features(&m)?;
-    if provider != Provider::OpenAi && m.get("tools").is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::invalid("`tools` are only supported for OpenAI models on this route"));
-    }
+    refuse_unbilled_openai_features(&m, provider)?;
     let max_tokens = match opt_u64(&m, "max_completion_tokens")? {
         Some(n) => Some(n),
         None => opt_u64(&m, "max_tokens")?,
     };
-    let include_usage = m
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_usage = m.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
     Ok(ChatRequest {
         route: Route::OpenAiCompatible,
         provider,
@@ -242,7 +329,7 @@ pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
         system,
         messages,
         max_tokens,
-        temperature: opt_f64(&m, "temperature")?,
+        sampling: sampling(&m, "stop")?,
         stream: opt_bool(&m, "stream")?,
         include_usage,
         body_bytes: body.len() as u64,
@@ -250,9 +337,15 @@ pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
     })
 }
 
+/// Fields of Anthropic's Messages request the gateway accepts. Refused on purpose: server tools
+/// and MCP servers (billed per use), `container`, `inference_geo` (priced above the list rate).
+const ANTHROPIC_FIELDS: &[&str] =
+    &["model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p", "top_k", "metadata", "tools", "tool_choice", "thinking", "service_tier"];
+
 /// `POST /v1/messages`.
 pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let m = obj(body)?;
+    allow_only(&m, ANTHROPIC_FIELDS, "/v1/messages")?;
     let model = req_str(&m, "model")?;
     let model = model.strip_prefix("anthropic/").unwrap_or(model).to_string();
     let Some(Value::Array(list)) = m.get("messages") else {
@@ -270,17 +363,12 @@ pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
         }
         messages.push(Message { role: role.into(), content: content_text(msg.get("content").unwrap_or(&Value::Null), &ctx)? });
     }
-    let system = match m.get("system") {
-        None | Some(Value::Null) => None,
+    let system = match present(&m, "system") {
+        None => None,
         Some(v) => Some(content_text(v, "system")?),
     };
-    for key in ["mcp_servers", "container"] {
-        if m.get(key).is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::invalid(format!("`{key}` is not supported by this gateway")));
-        }
-    }
-    match m.get("service_tier") {
-        None | Some(Value::Null) => {}
+    match present(&m, "service_tier") {
+        None => {}
         Some(Value::String(t)) if t == "auto" || t == "standard_only" => {}
         Some(_) => return Err(ApiError::invalid("`service_tier` may only be `auto` or `standard_only`")),
     }
@@ -301,7 +389,7 @@ pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
         system,
         messages,
         max_tokens,
-        temperature: opt_f64(&m, "temperature")?,
+        sampling: sampling(&m, "stop_sequences")?,
         stream: opt_bool(&m, "stream")?,
         include_usage: true,
         body_bytes: body.len() as u64,
@@ -333,6 +421,7 @@ mod tests {
             (br#"{"provider":"openai","model":"m","messages":[]}"#, "must not be empty"),
             (br#"{"provider":"openai","model":"m","messages":[{"role":"user","content":"a"}],"max_tokens":-1}"#, "positive integer"),
             (br#"{"provider":"openai","model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, "only text"),
+            (br#"{"provider":"openai","model":"m","messages":[{"role":"user","content":"a"}],"logit_bias":{}}"#, "`logit_bias` is not supported"),
         ] {
             let e = parse_native(body).unwrap_err();
             assert_eq!(e.status(), 400);
@@ -352,10 +441,31 @@ mod tests {
             let body = format!(r#"{{"model":"gpt-4o",{bad},"messages":[{{"role":"user","content":"hi"}}]}}"#);
             assert_eq!(parse_openai(body.as_bytes()).unwrap_err().status(), 400, "{bad}");
         }
-        for ok in [r#""n":1"#, r#""n":1.0"#, r#""n":null"#, r#""service_tier":"auto""#, r#""service_tier":null"#] {
+        for ok in [r#""n":1"#, r#""n":1.0"#, r#""n":null"#, r#""service_tier":"auto""#, r#""service_tier":null"#, r#""store":false"#] {
             let body = format!(r#"{{"model":"gpt-4o",{ok},"messages":[{{"role":"user","content":"hi"}}]}}"#);
             assert!(parse_openai(body.as_bytes()).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn only_priced_fields_are_accepted() {
+        let openai = |extra: &str, model: &str| parse_openai(format!(r#"{{"model":"{model}",{extra},"messages":[{{"role":"user","content":"hi"}}]}}"#).as_bytes());
+        let e = openai(r#""store":true"#, "gpt-4o").unwrap_err();
+        assert!(e.message.contains("`store`"), "{}", e.message);
+        let e = openai(r#""prompt_magic":1"#, "gpt-4o").unwrap_err();
+        assert!(e.message.contains("`prompt_magic` is not supported"), "{}", e.message);
+        // What a provider cannot honour is refused for it, not dropped.
+        let e = openai(r#""logit_bias":{"1":2}"#, "anthropic/claude-haiku-4-5").unwrap_err();
+        assert!(e.message.contains("`logit_bias` is not supported for anthropic"), "{}", e.message);
+        assert!(openai(r#""seed":7"#, "google/gemini-2.5-flash").is_ok());
+        assert!(openai(r#""seed":7"#, "anthropic/claude-haiku-4-5").is_err());
+        assert!(openai(r#""user":"u1","metadata":{"a":"b"}"#, "anthropic/claude-haiku-4-5").is_ok(), "hints are dropped");
+        let anthropic = |extra: &str| parse_anthropic(format!(r#"{{"model":"claude-haiku-4-5","max_tokens":5,{extra},"messages":[{{"role":"user","content":"hi"}}]}}"#).as_bytes());
+        for bad in [r#""inference_geo":"us""#, r#""mcp_servers":[]"#, r#""container":"c""#, r#""betas_x":1"#] {
+            assert_eq!(anthropic(bad).unwrap_err().status(), 400, "{bad}");
+        }
+        let r = anthropic(r#""stop_sequences":["END"],"top_k":5"#).unwrap();
+        assert_eq!(r.sampling.stop, vec!["END".to_string()]);
     }
 
     #[test]
@@ -368,9 +478,9 @@ mod tests {
     }
 
     #[test]
-    fn prompt_bound_is_at_least_the_body_size() {
+    fn the_prompt_bound_is_the_body_plus_the_overhead() {
         let body = br#"{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}"#;
         let r = parse_native(body).unwrap();
-        assert!(r.prompt_upper_tokens() >= body.len() as u64);
+        assert_eq!(r.prompt_upper_tokens(), body.len() as u64 + PROMPT_OVERHEAD_TOKENS);
     }
 }

@@ -1,0 +1,36 @@
+-- clawback_v2: a refunded payment takes back its share of the credits it bought, once per event.
+-- The payment's marker (written by credit_v3 as "<key id>|<credited mc>") names the key and the
+-- amount; refunds are cumulative (Stripe's amount_refunded), so the share taken so far is kept
+-- beside the marker and only the difference is taken. The whole share is taken even when open
+-- calls hold those credits or they were spent: the balance may become a debt, which admission
+-- refuses to spend. A refund whose purchase is not known yet is remembered under the pending
+-- key ("<largest cumulative refunded cents>|<paid cents>") and taken when the purchase is credited.
+-- Decoded by broker_core::scripts::ClawbackReply::decode.
+--
+-- ARGV: 1 payment marker key, 2 refunded cents so far, 3 paid cents, 4 now_ms,
+--       5 ledger JSON fragment, 6 event dedupe key, 7 ledger keep, 8 pending-refund key
+local marker, refunded, paid, now, frag, dedupe = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local keep, pending = tonumber(ARGV[7]), ARGV[8]
+if redis.call('EXISTS', dedupe) == 1 then return {'duplicate'} end
+if refunded > paid then refunded = paid end
+local rec = redis.call('GET', marker)
+local bar = rec and string.find(rec, '|', 1, true)
+if not bar or paid <= 0 then
+  local before = redis.call('GET', pending)
+  local seen = before and tonumber(string.match(before, '^(%d+)|')) or -1
+  if refunded > seen then redis.call('SET', pending, string.format('%d|%d', refunded, paid)) end
+  redis.call('SET', dedupe, 'pending', 'EX', 7776000)
+  return {'pending'}
+end
+local id, credited = string.sub(rec, 1, bar - 1), tonumber(string.sub(rec, bar + 1))
+local kkey = 'abk:key:' .. id
+local target = math.ceil(credited * refunded / paid)
+local taken_key = marker .. ':clawed'
+local delta = target - (tonumber(redis.call('GET', taken_key)) or 0)
+redis.call('SET', dedupe, id, 'EX', 7776000)
+if delta <= 0 then return {'ok', id, 0, tonumber(redis.call('HGET', kkey, 'balance')) or 0} end
+redis.call('SET', taken_key, string.format('%d', target))
+local bal = redis.call('HINCRBY', kkey, 'balance', -delta)
+ledger_push(id, string.format('{"ts":%d,"type":"refund","amount":%d,"balance":%d%s}',
+  now, -delta, ledger_balance(kkey), more(frag)), keep)
+return {'ok', id, delta, bal}

@@ -1,0 +1,50 @@
+-- settle_v3: after a call, charge what it cost and release the rest of its hold, once per
+-- request, writing the call's one ledger entry (with the hold it had).
+-- The charge (0..hold) is decided by broker_core::metering::Billing; this script applies it.
+-- Mode `sweep` (the scheduled sweeper, for a call whose settlement never came) charges the whole
+-- hold, the proven upper bound, and leaves abk:swept:<rid>: an exact settlement arriving later
+-- refunds the difference once (a `correction` entry).
+-- Arguments owned by broker_core::metering::Settlement::argv; decoded by
+-- broker_core::scripts::SettleReply::decode.
+--
+-- ARGV: 1 request_id, 2 charge (mc), 3 now_ms, 4 mode (settle|sweep), 5 ledger fields (JSON
+--       fragment), 6 ledger entries kept per key
+local rid, charge, now, mode, frag, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
+local rec = redis.call('GET', 'abk:hold:' .. rid)
+if rec then
+  local id, hold_s, meta = split3(rec)
+  local hold = tonumber(hold_s)
+  if mode == 'sweep' then charge = hold end
+  if charge < 0 or charge > hold then return redis.error_reply('ERR settle_v3: charge outside 0..hold') end
+  redis.call('DEL', 'abk:hold:' .. rid)
+  redis.call('ZREM', 'abk:open_holds', rid)
+  local kkey = 'abk:key:' .. id
+  redis.call('HINCRBY', kkey, 'held', -hold)
+  local bal = redis.call('HINCRBY', kkey, 'balance', hold - charge)
+  if charge > 0 then redis.call('HINCRBY', kkey, 'charged_total', charge) end
+  ledger_push(id, string.format('{"ts":%d,"type":"call","amount":%d,"balance":%d,"hold":%d,"ref":"%s"%s%s}',
+    now, -charge, ledger_balance(kkey), hold, rid, more(meta), more(frag)), keep)
+  if mode == 'sweep' then
+    redis.call('SET', 'abk:swept:' .. rid, rec, 'EX', 2592000)
+    return {'swept', charge, bal}
+  end
+  return {'ok', charge, bal}
+end
+if mode == 'settle' then
+  local swept = redis.call('GET', 'abk:swept:' .. rid)
+  if swept then
+    local id, hold_s, meta = split3(swept)
+    local refund = tonumber(hold_s) - charge
+    redis.call('DEL', 'abk:swept:' .. rid)
+    local kkey = 'abk:key:' .. id
+    local bal = tonumber(redis.call('HGET', kkey, 'balance')) or 0
+    if refund > 0 then
+      bal = redis.call('HINCRBY', kkey, 'balance', refund)
+      redis.call('HINCRBY', kkey, 'charged_total', -refund)
+      ledger_push(id, string.format('{"ts":%d,"type":"correction","amount":%d,"balance":%d,"ref":"%s"%s%s}',
+        now, refund, ledger_balance(kkey), rid, more(meta), more(frag)), keep)
+    end
+    return {'corrected', refund, bal}
+  end
+end
+return {'missing'}

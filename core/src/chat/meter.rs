@@ -1,0 +1,286 @@
+//! Chat on the metering engine: the priced request ([`ChatProduct`]) and the meter of its
+//! provider stream ([`ChatMeter`]), which bills the provider's reported usage, or an upper bound
+//! when the usage never came, and renders the customer's answer (streamed or whole).
+
+use super::render::{self, ChatOutput};
+use super::{ChatRequest, Route};
+use crate::error::{ApiError, ErrorKind, ErrorShape};
+use crate::metering::{Billing, CallMeta, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
+use crate::money::{credits_json, credits_string, CreditRate};
+use crate::pricing::PricedModel;
+use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
+use crate::providers::decoded::Decoded;
+use crate::providers::stream::{StreamTranslator, Tally};
+use crate::providers::{self, wire, Assembler, ChatWire, Endpoint};
+use crate::sse::{SseEvent, SseParser};
+use crate::usage::Usage;
+use serde_json::{json, Value};
+
+/// A chat request, priced: its model is in the table and its provider configured.
+pub struct ChatProduct {
+    pub req: ChatRequest,
+    pub model: PricedModel,
+    pub endpoint: Endpoint,
+    /// Unix seconds, for the `created` field of OpenAI-shaped answers.
+    pub created: u64,
+}
+
+impl ChatProduct {
+    /// Prices a parsed request: the model must be servable today and `max_tokens` within its limit.
+    pub fn price(req: ChatRequest, today: &str, endpoint: Endpoint, created: u64) -> Result<ChatProduct, ApiError> {
+        let model = crate::pricing::lookup(req.provider, &req.model, today)?;
+        if let Some(m) = req.max_tokens {
+            if m > model.max_output() {
+                return Err(ApiError::invalid(format!("max_tokens {m} exceeds {}'s limit of {}", model.name(), model.max_output())));
+            }
+        }
+        Ok(ChatProduct { req, model, endpoint, created })
+    }
+}
+
+pub fn error_shape(route: Route) -> ErrorShape {
+    match route {
+        Route::Native => ErrorShape::Native,
+        Route::OpenAiCompatible => ErrorShape::OpenAi,
+        Route::AnthropicCompatible => ErrorShape::Anthropic,
+    }
+}
+
+impl Product for ChatProduct {
+    fn class(&self) -> &'static str {
+        CHAT_CLASS
+    }
+
+    fn meta(&self) -> CallMeta {
+        CallMeta { provider: self.req.provider, model: self.model.name().to_string(), product: "chat" }
+    }
+
+    fn error_shape(&self) -> ErrorShape {
+        error_shape(self.req.route)
+    }
+
+    fn hold(&self, rate: &CreditRate) -> (HoldPlan, u64) {
+        let prompt = self.req.prompt_upper_tokens();
+        match self.req.max_tokens {
+            Some(m) => HoldPlan::fixed(rate.millicredits_for_pico_usd(self.model.bound_pico(prompt, m, None)), m),
+            None => {
+                let flexible = FlexibleOutput {
+                    per_unit_nano_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000),
+                    max_units: self.model.max_output(),
+                    min_units: 1,
+                };
+                (HoldPlan { fixed_mc: rate.millicredits_for_pico_usd(self.model.input_bound_pico(prompt)).max(1), flexible: Some(flexible) }, self.model.max_output())
+            }
+        }
+    }
+
+    fn upstream(&self, granted_units: u64) -> UpstreamRequest {
+        wire(self.req.provider).build_request(&self.req, granted_units, &self.endpoint)
+    }
+
+    fn upstream_error(&self, status: u16, body: &[u8]) -> ApiError {
+        providers::upstream_error(self.req.provider, status, body)
+    }
+
+    fn meter(self: Box<Self>, billing: Billing, granted_units: u64) -> Box<dyn Meter> {
+        Box::new(ChatMeter::new(*self, billing, granted_units))
+    }
+}
+
+/// How the customer gets the answer.
+enum Sink {
+    Stream(StreamTranslator),
+    /// The provider's own whole answer (passthrough routes).
+    Assembled(Box<dyn Assembler>),
+    /// A translated whole answer: its text so far.
+    Text(String),
+}
+
+pub struct ChatMeter {
+    product: ChatProduct,
+    billing: Billing,
+    max_tokens: u64,
+    wire: &'static dyn ChatWire,
+    parser: SseParser,
+    usage: Option<Usage>,
+    final_usage: bool,
+    finish_reason: Option<String>,
+    /// Provider events recognised so far (0 at the end: the body was not a provider stream).
+    valid_events: u64,
+    provider_error: Option<String>,
+    sink: Sink,
+}
+
+impl ChatMeter {
+    pub fn new(product: ChatProduct, billing: Billing, max_tokens: u64) -> ChatMeter {
+        let req = &product.req;
+        let wire = wire(req.provider);
+        let sink = if req.stream {
+            Sink::Stream(StreamTranslator::new(req.provider, req.route, req.include_usage, billing.clone(), product.created, req.model_label()))
+        } else {
+            match wire.assembler().filter(|_| req.is_passthrough()) {
+                Some(a) => Sink::Assembled(a),
+                None => Sink::Text(String::new()),
+            }
+        };
+        ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, sink }
+    }
+
+    /// What the call cost as far as the stream told: the reported usage, or (never reported) the
+    /// upper bound: the prompt's reported input, or its bound, plus every output token allowed.
+    fn metered(&self, end: &End) -> Metered {
+        let model = &self.product.model;
+        if let Some(u) = self.usage.filter(|_| self.final_usage) {
+            return Metered::exact(model.cost_pico(&u), Units::Tokens(u));
+        }
+        let prompt = self.product.req.prompt_upper_tokens();
+        let known = self.usage.filter(|u| u.prompt_total() > 0);
+        let cost = model.bound_pico(prompt, self.max_tokens, known.as_ref());
+        let bound = match known {
+            Some(u) => Usage { output: self.max_tokens.max(u.output), ..u },
+            None => Usage { input: prompt, output: self.max_tokens, ..Usage::default() },
+        };
+        let why = self.provider_error.as_ref().map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
+        Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", self.max_tokens)) }
+    }
+
+    fn tally(&self, metered: &Metered) -> Tally {
+        let usage = match metered.units {
+            Units::Tokens(u) => u,
+            _ => Usage::default(),
+        };
+        Tally { usage, charge: self.billing.charge(metered.cost_pico_usd) }
+    }
+
+    fn handle(&mut self, ev: SseEvent, out: &mut Vec<u8>) {
+        let data = ev.data.trim();
+        if data.is_empty() {
+            if let Sink::Stream(t) = &mut self.sink {
+                t.blank(&ev.raw, out);
+            }
+            return;
+        }
+        let value = if data == "[DONE]" {
+            None
+        } else {
+            // Whatever a provider sends, nothing here may panic: a payload that is not a JSON
+            // object is not a provider event.
+            match serde_json::from_str::<Value>(data) {
+                Ok(v @ Value::Object(_)) => Some(v),
+                _ => return,
+            }
+        };
+        let decoded = match &value {
+            None => vec![Decoded::Done],
+            Some(v) => self.wire.decode(ev.event.as_deref(), v, &mut self.usage),
+        };
+        self.valid_events += 1;
+        for d in &decoded {
+            match d {
+                Decoded::Finish(r) => {
+                    self.finish_reason = Some(r.clone());
+                    if self.wire.final_usage_on_finish() && self.usage.is_some() {
+                        self.final_usage = true;
+                    }
+                }
+                Decoded::FinalUsage => self.final_usage = true,
+                Decoded::Error(v) => {
+                    self.provider_error = Some(v.pointer("/error/message").and_then(Value::as_str).unwrap_or("provider error").to_string());
+                }
+                _ => {}
+            }
+        }
+        let tally = (self.final_usage && decoded.iter().any(|d| matches!(d, Decoded::FinalUsage | Decoded::Finish(_)))).then(|| self.tally(&self.metered(&End::Complete)));
+        match &mut self.sink {
+            Sink::Stream(t) => t.event(&ev.raw, ev.event.as_deref(), value.as_ref(), &decoded, tally, out),
+            Sink::Assembled(a) => {
+                if let Some(v) = &value {
+                    a.event(ev.event.as_deref(), v);
+                }
+            }
+            Sink::Text(text) => {
+                for d in &decoded {
+                    if let Decoded::Text(t) = d {
+                        text.push_str(t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The error a whole answer gets when the provider's stream did not complete.
+    fn incomplete_error(&self, end: &End, charge: &Charge) -> ApiError {
+        let billed = format!("billed {} credits, the most this call could cost, since the provider reported no usage", credits_string(charge.charged_mc));
+        let (kind, what) = match end {
+            End::IdleTimeout => (ErrorKind::UpstreamTimeout, "the provider stalled and the call was cut".to_string()),
+            _ => (ErrorKind::UpstreamError, match &self.provider_error {
+                Some(e) => format!("the provider failed mid-answer ({e})"),
+                None => "the provider's answer broke off".to_string(),
+            }),
+        };
+        ApiError::new(kind, format!("{what}; {billed}")).public().with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }))
+    }
+}
+
+impl Meter for ChatMeter {
+    fn stream_head(&self) -> Option<StreamHead> {
+        let content_type = if self.product.req.route == Route::AnthropicCompatible { "text/event-stream; charset=utf-8" } else { "text/event-stream" };
+        self.product.req.stream.then(|| StreamHead { content_type: content_type.into(), headers: vec![("cache-control".into(), "no-cache".into())] })
+    }
+
+    fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
+        match head.header("content-type") {
+            Some(ct) if ct.starts_with("text/event-stream") => Ok(()),
+            other => Err(ApiError::upstream(format!("the provider answered `{}` instead of an event stream", other.unwrap_or("no content type")))),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for ev in self.parser.push(chunk) {
+            self.handle(ev, &mut out);
+        }
+        out
+    }
+
+    fn finish(&mut self, end: End) -> Finish {
+        let mut tail = Vec::new();
+        if let Some(ev) = self.parser.finish() {
+            self.handle(ev, &mut tail);
+        }
+        if self.valid_events == 0 && end == End::Complete {
+            // Nothing recognisable came: not a provider's answer (a wrong base URL, garbage).
+            let e = ApiError::upstream("the provider's answer was not a stream the gateway can read; nothing was charged").public();
+            return Finish { tail, answer: Err(e), metered: None };
+        }
+        let metered = self.metered(&end);
+        let tally = self.tally(&metered);
+        let complete = metered.exact && end == End::Complete && self.provider_error.is_none();
+        let answer = match &mut self.sink {
+            Sink::Stream(t) => {
+                t.finish(self.finish_reason.as_deref(), tally, complete, &mut tail);
+                Err(self.incomplete_error(&end, &tally.charge))
+            }
+            _ if !complete => Err(self.incomplete_error(&end, &tally.charge)),
+            Sink::Assembled(a) => match a.body() {
+                Some(body) => Ok(render::with_broker(body, &self.billing, &tally.charge)),
+                None => Err(self.incomplete_error(&end, &tally.charge)),
+            },
+            Sink::Text(text) => {
+                let out = ChatOutput { content: std::mem::take(text), usage: tally.usage, finish_reason: self.finish_reason.clone() };
+                Ok(render::translated(&self.product.req, &out, &self.billing, &tally.charge, self.product.created))
+            }
+        };
+        let answer = answer.map(|body| WholeAnswer {
+            status: 200,
+            content_type: "application/json".into(),
+            headers: vec![("x-credits-charged".into(), credits_string(tally.charge.charged_mc)), ("x-credits-remaining".into(), credits_string(tally.charge.remaining_mc))],
+            body: body.to_string().into_bytes(),
+        });
+        Finish { tail, answer, metered: Some(metered) }
+    }
+}
+
+#[cfg(test)]
+#[path = "meter_tests.rs"]
+mod tests;

@@ -1,0 +1,251 @@
+//! The chat meter against the providers' recorded streams (`fixtures/`): every route and
+//! provider, streamed and whole, complete and cut, and garbage.
+
+use super::*;
+use crate::config::Secret;
+use crate::metering::Admitted;
+use crate::ratelimit::RateState;
+
+const OPENAI_SSE: &[u8] = include_bytes!("../../../fixtures/openai/chat-completion.stream.sse");
+const ANTHROPIC_SSE: &[u8] = include_bytes!("../../../fixtures/anthropic/messages.stream.sse");
+const GEMINI_SSE: &[u8] = include_bytes!("../../../fixtures/gemini/streamGenerateContent.sse");
+
+/// A meter for `body` on `route`, admitted with a 1000-credit balance; `max_tokens` granted.
+fn meter(route: Route, body: &str) -> (ChatMeter, Billing) {
+    let req = match route {
+        Route::Native => crate::chat::parse_native(body.as_bytes()),
+        Route::OpenAiCompatible => crate::chat::parse_openai(body.as_bytes()),
+        Route::AnthropicCompatible => crate::chat::parse_anthropic(body.as_bytes()),
+    }
+    .unwrap();
+    let endpoint = Endpoint { base_url: "http://mock".into(), api_key: Secret::new("k") };
+    let product = ChatProduct::price(req, "2026-11-23", endpoint, 1_700_000_000).unwrap();
+    let rate = CreditRate::default_rate();
+    let (plan, units) = product.hold(&rate);
+    let granted = product.req.max_tokens.unwrap_or(units);
+    let hold = plan.fixed_mc + plan.flexible.map(|f| ((granted * f.per_unit_nano_mc as u64).div_ceil(1_000_000)) as i64).unwrap_or(0);
+    let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
+    let billing = Billing::new("req_t", rate, &admitted);
+    (ChatMeter::new(product, billing.clone(), granted), billing)
+}
+
+fn run(m: &mut ChatMeter, bytes: &[u8], step: usize, end: End) -> (String, Finish) {
+    let mut out = Vec::new();
+    for c in bytes.chunks(step) {
+        out.extend(m.push(c));
+    }
+    let f = m.finish(end);
+    out.extend(f.tail.iter());
+    (String::from_utf8(out).unwrap(), f)
+}
+
+fn data_events(s: &str) -> Vec<Value> {
+    s.split("\n\n").filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: "))).filter(|d| *d != "[DONE]").map(|d| serde_json::from_str(d).unwrap()).collect()
+}
+
+fn whole(f: &Finish) -> Value {
+    serde_json::from_slice(&f.answer.as_ref().unwrap().body).unwrap()
+}
+
+fn tokens(f: &Finish) -> Usage {
+    match f.metered.as_ref().unwrap().units {
+        Units::Tokens(u) => u,
+        _ => panic!("not tokens"),
+    }
+}
+
+const OPENAI_STREAM: &str = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#;
+
+#[test]
+fn openai_passthrough_is_byte_exact_except_the_usage_chunk() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+    let (out, f) = run(&mut m, OPENAI_SSE, 7, End::Complete);
+    let original = std::str::from_utf8(OPENAI_SSE).unwrap();
+    let usage_at = original.find("\"choices\":[],").unwrap();
+    let head = &original[..original[..usage_at].rfind("data: ").unwrap()];
+    assert!(out.starts_with(head), "every chunk before the usage chunk is unchanged");
+    let last = data_events(&out).pop().unwrap();
+    assert_eq!(last["usage"]["completion_tokens"], 214);
+    // 72 in at $0.15/M + 1792 cached at $0.075/M + 214 out at $0.60/M = $0.0002736 × 180 → 49.248 → 50 mc
+    assert_eq!(last["x_broker"]["credits_charged"], json!(0.05));
+    assert!(out.ends_with("data: [DONE]\n\n"));
+    let metered = f.metered.as_ref().unwrap();
+    assert!(metered.exact);
+    assert_eq!(tokens(&f), Usage { input: 72, cached_input: 1792, output: 214, ..Usage::default() });
+}
+
+#[test]
+fn a_stream_without_done_gets_done_but_not_a_second_usage_chunk() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+    let text = std::str::from_utf8(OPENAI_SSE).unwrap().replace("data: [DONE]\n\n", "");
+    let (out, f) = run(&mut m, text.as_bytes(), 17, End::Complete);
+    assert_eq!(out.matches("\"choices\":[]").count(), 1, "{out}");
+    assert!(out.ends_with("data: [DONE]\n\n"));
+    assert!(f.metered.unwrap().exact);
+}
+
+#[test]
+fn the_usage_chunk_is_dropped_when_the_client_did_not_ask() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","stream":true,"max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#);
+    let (out, f) = run(&mut m, OPENAI_SSE, 64, End::Complete);
+    assert!(!out.contains("\"choices\":[]"));
+    assert!(f.metered.unwrap().exact, "still billed exactly: the gateway asked for usage itself");
+}
+
+#[test]
+fn anthropic_passthrough_adds_credits_to_message_delta() {
+    let (mut m, _) = meter(Route::AnthropicCompatible, r#"{"model":"claude-sonnet-4-6","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+    let (out, f) = run(&mut m, ANTHROPIC_SSE, 5, End::Complete);
+    let delta = data_events(&out).into_iter().find(|e| e["type"] == "message_delta").unwrap();
+    // 12 in ($3), 2048 write-5m ($3.75), 31 out ($15) = $0.008181 × 180 = 1.47258 → 1.473 credits
+    assert_eq!(delta["x_broker"]["credits_charged"], json!(1.473));
+    assert!(out.contains("event: message_stop"));
+    assert_eq!(tokens(&f), Usage { input: 12, cache_write_5m: 2048, output: 31, ..Usage::default() });
+}
+
+#[test]
+fn anthropic_to_openai_translation_matches_the_openai_chunk_shape() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, r#"{"model":"anthropic/claude-sonnet-4-6","stream":true,"stream_options":{"include_usage":true},"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+    let (out, _) = run(&mut m, ANTHROPIC_SSE, 11, End::Complete);
+    let evs = data_events(&out);
+    assert_eq!(evs[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(evs[0]["model"], "anthropic/claude-sonnet-4-6");
+    let text: String = evs.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+    assert!(text.starts_with("Go to Settings > API keys"));
+    assert!(evs.iter().any(|e| e["choices"][0]["finish_reason"] == "stop"));
+    let last = evs.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["prompt_tokens"], 12 + 2048);
+    assert_eq!(last["x_broker"]["credits_charged"], json!(1.473));
+    assert!(out.ends_with("data: [DONE]\n\n"));
+}
+
+#[test]
+fn gemini_to_native_ends_with_done_and_credits() {
+    let (mut m, _) = meter(Route::Native, r#"{"provider":"google","model":"gemini-2.5-flash","stream":true,"max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#);
+    let (out, f) = run(&mut m, GEMINI_SSE, 13, End::Complete);
+    let done = data_events(&out).pop().unwrap();
+    assert_eq!(done["type"], "done");
+    assert_eq!(done["usage"]["output_tokens"], 212);
+    assert!(f.metered.unwrap().exact, "Gemini's finish chunk carries the final usage");
+}
+
+#[test]
+fn whole_answers_are_assembled_from_the_stream_in_each_route_shape() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#);
+    let (streamed, f) = run(&mut m, OPENAI_SSE, 50, End::Complete);
+    assert!(streamed.is_empty(), "nothing is streamed to a client that asked for a whole answer");
+    let body = whole(&f);
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["content"], "Open Settings > API keys and click \"Rotate\".");
+    assert_eq!(body["usage"]["completion_tokens"], 214);
+    assert_eq!(body["x_broker"]["credits_charged"], json!(0.05));
+    assert!(f.answer.as_ref().unwrap().headers.contains(&("x-credits-charged".into(), "0.05".into())));
+
+    let (mut m, _) = meter(Route::AnthropicCompatible, r#"{"model":"claude-sonnet-4-6","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+    let body = whole(&run(&mut m, ANTHROPIC_SSE, 9, End::Complete).1);
+    assert_eq!((body["type"].clone(), body["stop_reason"].clone()), (json!("message"), json!("end_turn")));
+    assert_eq!(body["x_broker"]["credits_charged"], json!(1.473));
+
+    let (mut m, _) = meter(Route::OpenAiCompatible, r#"{"model":"google/gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#);
+    let body = whole(&run(&mut m, GEMINI_SSE, 9, End::Complete).1);
+    assert!(body["choices"][0]["message"]["content"].as_str().unwrap().ends_with("with the new key."));
+    assert_eq!(body["usage"]["completion_tokens"], 212);
+    assert_eq!(body["model"], "google/gemini-2.5-flash");
+
+    let (mut m, _) = meter(Route::Native, r#"{"provider":"anthropic","model":"claude-sonnet-4-6","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+    let body = whole(&run(&mut m, ANTHROPIC_SSE, 9, End::Complete).1);
+    assert_eq!(body["credits_charged"], json!(1.473));
+    assert_eq!(body["finish_reason"], "stop");
+}
+
+#[test]
+fn a_stream_cut_before_usage_is_billed_the_upper_bound_and_says_so() {
+    let (mut m, billing) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+    let (out, f) = run(&mut m, &OPENAI_SSE[..OPENAI_SSE.len() / 2], 9, End::Broken("connection reset".into()));
+    let metered = f.metered.as_ref().unwrap();
+    assert!(!metered.exact);
+    assert!(metered.note.as_ref().unwrap().contains("broke off"));
+    // OpenAI reports nothing before the end: the bound is the hold itself, never the estimate.
+    assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc);
+    assert_eq!(tokens(&f).output, 300);
+    assert!(out.contains("ended early"));
+}
+
+#[test]
+fn a_cut_anthropic_stream_bounds_only_the_output_it_never_reported() {
+    // The recorded prompt is 2060 tokens long: a request of that size.
+    let body = format!(r#"{{"model":"claude-sonnet-4-6","max_tokens":100,"messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(3000));
+    let (mut m, billing) = meter(Route::AnthropicCompatible, &body);
+    let cut = &ANTHROPIC_SSE[..std::str::from_utf8(ANTHROPIC_SSE).unwrap().find("event: message_delta").unwrap()];
+    let f = run(&mut m, cut, 5, End::IdleTimeout).1;
+    // message_start reported the prompt (12 in + 2048 cache write); the output is bounded by max_tokens.
+    assert_eq!(tokens(&f), Usage { input: 12, cache_write_5m: 2048, output: 100, ..Usage::default() });
+    let charge = billing.charge(f.metered.as_ref().unwrap().cost_pico_usd);
+    assert!(charge.charged_mc < billing.hold_mc, "a reported prompt is billed exactly, below the hold");
+    let e = f.answer.unwrap_err();
+    assert_eq!(e.status(), 504);
+    assert!(e.public_message().contains("stalled"), "{}", e.public_message());
+}
+
+#[test]
+fn garbage_from_the_provider_is_a_502_that_charges_nothing_and_never_panics() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+    let (out, f) = run(&mut m, b"data: [1,2]\n\ndata: \"x\"\n\ndata: 7\n\ndata: {not json\n\n", 3, End::Complete);
+    assert!(out.is_empty());
+    assert_eq!(f.answer.unwrap_err().status(), 502);
+    assert!(f.metered.is_none());
+    // Arbitrary bytes on every route and shape: no panic, always an answer.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for (route, body) in [
+        (Route::OpenAiCompatible, OPENAI_STREAM),
+        (Route::AnthropicCompatible, r#"{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"x"}]}"#),
+        (Route::Native, r#"{"provider":"google","model":"gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"x"}]}"#),
+    ] {
+        for _ in 0..50 {
+            let alphabet = b"data: {}[]\":,\n\r{\"type\":\"message_delta\",\"usage\":null,\"choices\":[0]}x";
+            let bytes: Vec<u8> = (0..400)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let (mut m, _) = meter(route, body);
+            let _ = run(&mut m, &bytes, 7, End::Complete);
+        }
+    }
+}
+
+#[test]
+fn a_provider_error_event_mid_stream_is_billed_the_bound() {
+    let (mut m, _) = meter(Route::AnthropicCompatible, r#"{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"x"}]}"#);
+    let sse = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    let f = run(&mut m, sse, 16, End::Complete).1;
+    let metered = f.metered.as_ref().unwrap();
+    assert!(!metered.exact);
+    assert!(metered.note.as_ref().unwrap().contains("Overloaded"));
+    assert_eq!(tokens(&f), Usage { input: 9, output: 50, ..Usage::default() });
+    assert_eq!(f.answer.unwrap_err().status(), 502);
+}
+
+#[test]
+fn the_provider_must_answer_an_event_stream() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+    let html = ProviderHead { status: 200, headers: vec![("content-type".into(), "text/html".into())] };
+    assert_eq!(m.start(&html).unwrap_err().status(), 502);
+    let sse = ProviderHead { status: 200, headers: vec![("content-type".into(), "text/event-stream; charset=utf-8".into())] };
+    assert!(m.start(&sse).is_ok());
+}
+
+#[test]
+fn holds_cover_the_bound_the_meter_may_charge() {
+    for body in [OPENAI_STREAM, r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"no max_tokens"}]}"#] {
+        let (mut m, billing) = meter(Route::OpenAiCompatible, body);
+        let f = run(&mut m, b"", 1, End::IdleTimeout).1;
+        let charge = billing.charge(f.metered.unwrap().cost_pico_usd);
+        assert_eq!(charge.over_hold_mc, 0, "{body}");
+        assert!(charge.charged_mc > 0);
+    }
+}

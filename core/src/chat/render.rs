@@ -1,0 +1,57 @@
+//! Whole (unstreamed) chat answers in the customer's format, with the gateway's credit figures:
+//! the `x_broker` object in the providers' own formats, plain fields in the gateway's own.
+
+use super::{ChatRequest, Route};
+use crate::metering::{Billing, Charge};
+use crate::money::credits_json;
+use crate::providers::stream::openai_usage_json;
+use crate::usage::Usage;
+use serde_json::{json, Value};
+
+/// What a whole answer says, independent of the provider's format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatOutput {
+    pub content: String,
+    pub usage: Usage,
+    /// Normalized to OpenAI's vocabulary: stop, length, tool_calls, content_filter.
+    pub finish_reason: Option<String>,
+}
+
+/// A provider's own whole answer (passthrough routes), with the `x_broker` object added.
+pub fn with_broker(mut body: Value, billing: &Billing, charge: &Charge) -> Value {
+    if let Some(o) = body.as_object_mut() {
+        o.insert("x_broker".into(), billing.broker_json(charge));
+    }
+    body
+}
+
+/// A translated whole answer: OpenAI's shape on `/v1/chat/completions`, the gateway's own on
+/// `/v1/chat`.
+pub fn translated(req: &ChatRequest, out: &ChatOutput, billing: &Billing, charge: &Charge, created: u64) -> Value {
+    match req.route {
+        Route::Native => json!({
+            "id": billing.request_id,
+            "provider": req.provider.as_str(),
+            "model": req.model,
+            "content": out.content,
+            "finish_reason": out.finish_reason,
+            "usage": out.usage.to_public_json(),
+            "credits_charged": credits_json(charge.charged_mc),
+            "credits_remaining": credits_json(charge.remaining_mc),
+            "request_id": billing.request_id,
+        }),
+        _ => json!({
+            "id": format!("chatcmpl-{}", billing.request_id),
+            "object": "chat.completion",
+            "created": created,
+            "model": req.model_label(),
+            "choices": [{
+                "index": 0,
+                "message": { "role": "assistant", "content": out.content, "refusal": null },
+                "finish_reason": out.finish_reason.clone().unwrap_or_else(|| "stop".into()),
+            }],
+            "usage": openai_usage_json(&out.usage),
+            "x_broker": billing.broker_json(charge),
+        }),
+    }
+}

@@ -1,0 +1,428 @@
+//! How a call is billed: the one metering engine every product (chat, images, speech, music)
+//! runs on. This module holds every money decision of a metered call; the worker's `meter`
+//! module only carries them out on the platform.
+//!
+//! 1. **Hold** ([`HoldPlan`]): the most the call can cost, reserved before the provider is
+//!    called. Either fixed (every unit count known), or fixed input plus a flexible output cap that
+//!    admission chooses from the balance (chat without `max_tokens`).
+//! 2. **Admission** ([`Admission`], one Redis round trip): key, rate limit of the route's class,
+//!    and the hold, atomically. Its reply becomes an [`Admitted`] or the `ApiError` the client sees.
+//! 3. **Metering**: the product's meter reads the provider's answer and reports [`Metered`]: the
+//!    provider cost at list price, the units, and whether the figure is exact or an upper bound
+//!    (usage never reported: the stream broke, the deadline cut it).
+//! 4. **Settlement** ([`Billing::settle`] → [`Settlement`]): charge `min(metered, hold)`, release
+//!    the rest, one ledger entry per call, in `wait_until`. The cap is decided here, once; the
+//!    script applies it. A settlement that never arrives is charged the hold by the sweeper
+//!    ([`Settlement::sweep`]); a late exact settlement then refunds the difference, once.
+
+use crate::config::RateLimits;
+use crate::error::{ApiError, ErrorKind};
+use crate::money::{credits_json, credits_string, CreditRate};
+use crate::provider::Provider;
+use crate::ratelimit::RateState;
+use crate::scripts::{ledger_fragment, AdmitReply};
+use serde_json::{json, Value};
+
+/// The rate-limit class of the chat routes (the original product's `ai` limits).
+pub const CHAT_CLASS: &str = "ai";
+
+/// What admission reserves for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldPlan {
+    /// Reserved whatever the call does: the whole hold when every unit count is known, else the
+    /// input's worst case.
+    pub fixed_mc: i64,
+    /// A flexible output cap chosen by admission, when the client set none.
+    pub flexible: Option<FlexibleOutput>,
+}
+
+/// Admission picks the largest output unit count up to `max_units` that the balance covers at
+/// `per_unit_nano_mc` each (nano-millicredits, rounded up), and refuses below `min_units`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlexibleOutput {
+    pub per_unit_nano_mc: i64,
+    pub max_units: u64,
+    pub min_units: u64,
+}
+
+impl HoldPlan {
+    /// A hold whose every unit is known. Never zero: a served call is never free.
+    pub fn fixed(mc: i64, units: u64) -> (HoldPlan, u64) {
+        (HoldPlan { fixed_mc: mc.max(1), flexible: None }, units)
+    }
+}
+
+/// What the ledger and the sweeper know about a call from its admission on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallMeta {
+    pub provider: Provider,
+    pub model: String,
+    /// The product route (`chat`, `image`, `speech`, `music`).
+    pub product: &'static str,
+}
+
+impl CallMeta {
+    pub fn fragment(&self) -> String {
+        ledger_fragment(&[("provider", json!(self.provider.as_str())), ("model", json!(self.model)), ("product", json!(self.product))])
+    }
+}
+
+/// The admission script's input. This type is the one owner of the argument order of
+/// `lua/admit_v3.lua`.
+#[derive(Debug, Clone)]
+pub struct Admission<'a> {
+    pub key_hash: String,
+    pub now_ms: u64,
+    pub request_id: &'a str,
+    /// The rate-limit class of the route.
+    pub class: &'a str,
+    pub client_ip: &'a str,
+    pub limits: &'a RateLimits,
+    pub hold: HoldPlan,
+    /// The output cap when the hold is fixed (sent back as the granted count).
+    pub units: u64,
+    pub meta: &'a CallMeta,
+}
+
+impl Admission<'_> {
+    pub fn argv(&self) -> Vec<String> {
+        let (per_unit, max_units, min_units) = match self.hold.flexible {
+            Some(f) => (f.per_unit_nano_mc.max(1), f.max_units, f.min_units.max(1)),
+            None => (0, self.units, 1),
+        };
+        vec![
+            self.key_hash.clone(),
+            self.now_ms.to_string(),
+            self.request_id.to_string(),
+            self.class.to_string(),
+            self.client_ip.to_string(),
+            self.limits.anonymous.limit.to_string(),
+            self.limits.anonymous.window_ms.to_string(),
+            self.limits.script_arg(self.class),
+            self.hold.fixed_mc.to_string(),
+            per_unit.to_string(),
+            max_units.to_string(),
+            min_units.to_string(),
+            self.meta.fragment(),
+        ]
+    }
+}
+
+/// An admitted call: its hold is reserved under the request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub key_id: String,
+    pub plan: String,
+    pub hold_mc: i64,
+    pub balance_after_mc: i64,
+    /// The output unit count the call may use (chat: the `max_tokens` to send).
+    pub granted_units: u64,
+    pub rate: RateState,
+    /// The route class whose limit applied (names the rate-limit headers).
+    pub class: String,
+}
+
+impl Admitted {
+    /// The admission's reply as the client sees it: admitted, or the error with its headers.
+    pub fn from_reply(reply: AdmitReply, class: &str, limits: &RateLimits) -> Result<Admitted, ApiError> {
+        let retry = |s: &RateState| s.reset_secs().max(1);
+        match reply {
+            AdmitReply::Admitted { key_id, plan, hold_mc, balance_after_mc, max_tokens, rate } => {
+                Ok(Admitted { key_id, plan, hold_mc, balance_after_mc, granted_units: max_tokens, rate, class: class.to_string() })
+            }
+            AdmitReply::Unauthorized { reason, .. } => Err(ApiError::unauthorized(if reason == "revoked" {
+                "this API key has been revoked"
+            } else {
+                "invalid API key"
+            })),
+            AdmitReply::IpLimited { rate } => Err(crate::ratelimit::ip_limited_error(rate.reset_ms).with_headers(rate.headers("auth"))),
+            AdmitReply::RateLimited { plan, rate } => {
+                let window = limits.get(&plan, class).map(|l| l.window_secs()).unwrap_or(0);
+                Err(ApiError::new(
+                    ErrorKind::RateLimited { retry_after_secs: retry(&rate) },
+                    format!("rate limit of the `{plan}` plan reached: {} requests per {window} s", rate.limit),
+                )
+                .with_headers(rate.headers(class)))
+            }
+            AdmitReply::NoPlan { plan } => Err(ApiError::new(ErrorKind::Forbidden, format!("the key's plan `{plan}` has no configured limits for this route"))),
+            AdmitReply::Insufficient { needed_mc, balance_mc, rate } => Err(ApiError::new(
+                ErrorKind::InsufficientCredits,
+                format!(
+                    "insufficient credits: this call may cost up to {} credits, the balance is {}; {}",
+                    credits_string(needed_mc),
+                    credits_string(balance_mc),
+                    if balance_mc < 0 { "the key owes credits from a refund; top up" } else { "lower the request's size or top up" },
+                ),
+            )
+            .with_details(json!({ "credits_required": credits_json(needed_mc), "credits_available": credits_json(balance_mc) }))
+            .with_headers(rate.headers(class))),
+        }
+    }
+
+    /// Headers of every answer to an admitted call.
+    pub fn rate_headers(&self) -> Vec<(String, String)> {
+        self.rate.headers(&self.class)
+    }
+}
+
+/// What a call consumed, in the unit its product is priced by.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Units {
+    Tokens(crate::usage::Usage),
+    /// Images generated (`detail` names size and quality, or the token classes).
+    Images { count: u64, detail: Value },
+    Characters(u64),
+    Generations(u64),
+}
+
+impl Units {
+    /// `{"unit": ..., ...}` for the ledger.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Units::Tokens(u) => json!({ "unit": "tokens", "usage": u }),
+            Units::Images { count, detail } => json!({ "unit": "images", "count": count, "detail": detail }),
+            Units::Characters(n) => json!({ "unit": "characters", "count": n }),
+            Units::Generations(n) => json!({ "unit": "generations", "count": n }),
+        }
+    }
+
+    /// The one number analytics sums: tokens in + out, images, characters or generations.
+    pub fn count(&self) -> u64 {
+        match self {
+            Units::Tokens(u) => u.prompt_total() + u.output,
+            Units::Images { count, .. } | Units::Characters(count) | Units::Generations(count) => *count,
+        }
+    }
+}
+
+/// What the product's meter found a call cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metered {
+    /// Provider cost at list price, pico-USD.
+    pub cost_pico_usd: u128,
+    pub units: Units,
+    /// False when the provider never reported the usage and `cost` is an upper bound.
+    pub exact: bool,
+    /// Why the figure is what it is (for the ledger), when anything was unusual.
+    pub note: Option<String>,
+}
+
+impl Metered {
+    pub fn exact(cost_pico_usd: u128, units: Units) -> Metered {
+        Metered { cost_pico_usd, units, exact: true, note: None }
+    }
+}
+
+/// The money side of an admitted call, known from admission on: what previews and settlement
+/// compute the charge from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Billing {
+    pub request_id: String,
+    pub rate: CreditRate,
+    pub hold_mc: i64,
+    pub balance_after_hold_mc: i64,
+    pub price_table: &'static str,
+}
+
+/// The charge of a settled call, as the client is told and the ledger records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge {
+    pub charged_mc: i64,
+    /// The spendable balance once the hold is released and the charge taken.
+    pub remaining_mc: i64,
+    /// What the usage came to beyond the hold, not charged (a bound that did not hold: logged).
+    pub over_hold_mc: i64,
+}
+
+impl Billing {
+    pub fn new(request_id: &str, rate: CreditRate, admitted: &Admitted) -> Billing {
+        Billing {
+            request_id: request_id.to_string(),
+            rate,
+            hold_mc: admitted.hold_mc,
+            balance_after_hold_mc: admitted.balance_after_mc,
+            price_table: crate::pricing::table_version(),
+        }
+    }
+
+    /// The charge for a metered cost: the cost in credits, rounded up once, never above the hold
+    /// (the price the client agreed to when it was admitted).
+    pub fn charge(&self, cost_pico_usd: u128) -> Charge {
+        let full = self.rate.millicredits_for_pico_usd(cost_pico_usd);
+        let charged = full.min(self.hold_mc).max(0);
+        Charge { charged_mc: charged, remaining_mc: self.balance_after_hold_mc + self.hold_mc - charged, over_hold_mc: full - charged }
+    }
+
+    /// The `x_broker` object added to answers in the providers' own formats.
+    pub fn broker_json(&self, c: &Charge) -> Value {
+        json!({
+            "request_id": self.request_id,
+            "credits_charged": credits_json(c.charged_mc),
+            "credits_remaining": credits_json(c.remaining_mc),
+        })
+    }
+
+    /// The settlement of a metered call.
+    pub fn settle(&self, m: &Metered, now_ms: u64, keep: u64) -> Settlement {
+        let c = self.charge(m.cost_pico_usd);
+        let mut fields = vec![("units", m.units.to_json()), ("price_table", json!(self.price_table)), ("exact", json!(m.exact))];
+        fields.push(("cost_usd_micro", json!(micro_usd(m.cost_pico_usd))));
+        let mut notes: Vec<String> = m.note.iter().cloned().collect();
+        if c.over_hold_mc > 0 {
+            notes.push(format!("usage came to {} credits more than the hold; not charged", credits_string(c.over_hold_mc)));
+        }
+        if !notes.is_empty() {
+            fields.push(("note", json!(notes.join("; "))));
+        }
+        Settlement { request_id: self.request_id.clone(), charge_mc: c.charged_mc, now_ms, mode: SettleMode::Settle, fragment: ledger_fragment(&fields), keep }
+    }
+
+    /// Releases the whole hold: the provider was never reached or refused the call.
+    pub fn release(request_id: &str, why: &str, now_ms: u64, keep: u64) -> Settlement {
+        Settlement {
+            request_id: request_id.to_string(),
+            charge_mc: 0,
+            now_ms,
+            mode: SettleMode::Settle,
+            fragment: ledger_fragment(&[("note", json!(format!("not served: {why}; hold released")))]),
+            keep,
+        }
+    }
+}
+
+/// Provider cost in micro-USD, rounded up (analytics and ledger).
+pub fn micro_usd(pico: u128) -> u64 {
+    u64::try_from(pico.div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// `settle_v3`'s modes: a call's own settlement, or the sweeper charging a lost one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleMode {
+    Settle,
+    Sweep,
+}
+
+/// The settlement script's input: the one owner of `lua/settle_v3.lua`'s argument order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settlement {
+    pub request_id: String,
+    /// 0..=hold, decided by [`Billing::charge`]; the script refuses anything else.
+    pub charge_mc: i64,
+    pub now_ms: u64,
+    pub mode: SettleMode,
+    /// Ledger fields of the call's entry (units, price table, note).
+    pub fragment: String,
+    /// `LEDGER_KEEP`.
+    pub keep: u64,
+}
+
+impl Settlement {
+    /// The sweeper's settlement of a call whose own never came: the hold, the proven upper bound.
+    pub fn sweep(request_id: &str, open_secs: u64, now_ms: u64, keep: u64) -> Settlement {
+        let note = format!("no settlement after {open_secs} s: charged the hold (the upper bound); an exact settlement that arrives later refunds the difference");
+        Settlement {
+            request_id: request_id.to_string(),
+            charge_mc: 0,
+            now_ms,
+            mode: SettleMode::Sweep,
+            fragment: ledger_fragment(&[("exact", json!(false)), ("note", json!(note))]),
+            keep,
+        }
+    }
+
+    pub fn argv(&self) -> Vec<String> {
+        let mode = match self.mode {
+            SettleMode::Settle => "settle",
+            SettleMode::Sweep => "sweep",
+        };
+        vec![self.request_id.clone(), self.charge_mc.to_string(), self.now_ms.to_string(), mode.to_string(), self.fragment.clone(), self.keep.to_string()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RateLimits;
+    use crate::usage::Usage;
+
+    fn admitted(hold: i64, after: i64) -> Admitted {
+        Admitted {
+            key_id: "key_1".into(),
+            plan: "pro".into(),
+            hold_mc: hold,
+            balance_after_mc: after,
+            granted_units: 10,
+            rate: RateState { limit: 100, remaining: 99, reset_ms: 1000 },
+            class: "ai".into(),
+        }
+    }
+
+    #[test]
+    fn the_charge_is_the_cost_rounded_up_and_never_above_the_hold() {
+        let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900));
+        // $0.0001 = 1e8 pico → 0.018 credits = 18 mc
+        assert_eq!(b.charge(100_000_000), Charge { charged_mc: 18, remaining_mc: 982, over_hold_mc: 0 });
+        assert_eq!(b.charge(1), Charge { charged_mc: 1, remaining_mc: 999, over_hold_mc: 0 }, "never free");
+        let over = b.charge(1_000_000_000);
+        assert_eq!((over.charged_mc, over.remaining_mc, over.over_hold_mc), (100, 900, 80));
+    }
+
+    #[test]
+    fn settlement_arguments_carry_the_capped_charge_and_a_note() {
+        let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900));
+        let m = Metered { cost_pico_usd: 1_000_000_000, units: Units::Tokens(Usage { input: 5, output: 7, ..Usage::default() }), exact: false, note: Some("usage not reported".into()) };
+        let s = b.settle(&m, 42, 10_000);
+        let argv = s.argv();
+        assert_eq!(argv[..4], ["req_1".to_string(), "100".into(), "42".into(), "settle".into()]);
+        let entry: Value = serde_json::from_str(&format!("{{{}}}", argv[4])).unwrap();
+        assert_eq!(entry["exact"], false);
+        assert_eq!(entry["units"]["usage"]["output"], 7);
+        assert_eq!(entry["cost_usd_micro"], 1000);
+        assert!(entry["note"].as_str().unwrap().contains("usage not reported"));
+        assert!(entry["note"].as_str().unwrap().contains("0.08 credits more than the hold"));
+        assert_eq!(argv[5], "10000");
+    }
+
+    #[test]
+    fn admission_arguments_have_one_order() {
+        let limits = RateLimits::parse("pro:ai=100/3600, pro:image=5/60, anonymous=5/900").unwrap();
+        let meta = CallMeta { provider: Provider::OpenAi, model: "gpt-4o-mini".into(), product: "chat" };
+        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_nano_mc: 108, max_units: 16384, min_units: 1 }) };
+        let a = Admission { key_hash: "h".into(), now_ms: 7, request_id: "req_9", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: flexible, units: 0, meta: &meta };
+        let argv = a.argv();
+        assert_eq!(argv.len(), 13);
+        assert_eq!(argv[7], "pro:100:3600000", "only the route class's limits");
+        assert_eq!(argv[8..12], ["30".to_string(), "108".into(), "16384".into(), "1".into()]);
+        let (fixed, units) = HoldPlan::fixed(0, 2);
+        let b = Admission { hold: fixed, units, class: "image", ..a };
+        let argv = b.argv();
+        assert_eq!(argv[7], "pro:5:60000");
+        assert_eq!(argv[8..12], ["1".to_string(), "0".into(), "2".into(), "1".into()], "a fixed hold is never zero");
+        assert!(argv[12].contains("\"model\":\"gpt-4o-mini\""));
+    }
+
+    #[test]
+    fn refusals_become_the_errors_clients_see() {
+        let limits = RateLimits::parse("free:ai=10/3600, anonymous=5/900").unwrap();
+        let rate = RateState { limit: 10, remaining: 0, reset_ms: 3_599_001 };
+        let e = Admitted::from_reply(AdmitReply::RateLimited { plan: "free".into(), rate }, "ai", &limits).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::RateLimited { retry_after_secs: 3600 });
+        assert!(e.message.contains("10 requests per 3600 s"));
+        assert!(e.response_headers().contains(&("ratelimit".into(), "\"ai\";r=0;t=3600".into())));
+        let e = Admitted::from_reply(AdmitReply::Insufficient { needed_mc: 1500, balance_mc: -200, rate }, "ai", &limits).unwrap_err();
+        assert_eq!(e.status(), 402);
+        assert_eq!(e.details.as_ref().unwrap()["credits_available"], json!(-0.2));
+        assert!(e.message.contains("owes credits"));
+        let e = Admitted::from_reply(AdmitReply::Unauthorized { reason: "revoked".into(), rate }, "ai", &limits).unwrap_err();
+        assert_eq!((e.status(), e.message.as_str()), (401, "this API key has been revoked"));
+        assert_eq!(Admitted::from_reply(AdmitReply::NoPlan { plan: "x".into() }, "ai", &limits).unwrap_err().status(), 403);
+    }
+
+    #[test]
+    fn the_sweeper_charges_the_hold_and_says_so() {
+        let s = Settlement::sweep("req_lost", 7200, 5, 100);
+        let argv = s.argv();
+        assert_eq!(argv[3], "sweep");
+        assert!(argv[4].contains("charged the hold"));
+    }
+}

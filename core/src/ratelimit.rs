@@ -1,0 +1,65 @@
+//! Rate-limit state as the admission script reports it, and the headers and errors it becomes.
+//! The windows themselves are sliding logs kept in Redis (`lua/lib_v1.lua`).
+
+use crate::error::{ApiError, ErrorKind};
+
+/// Rate-limit state to report in headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    pub limit: i64,
+    pub remaining: i64,
+    pub reset_ms: i64,
+}
+
+impl RateState {
+    /// Whole seconds until a slot frees (the `t` of `RateLimit`, `X-RateLimit-Reset`).
+    pub fn reset_secs(&self) -> u64 {
+        reset_secs(self.reset_ms)
+    }
+
+    /// `RateLimit`/`RateLimit-Policy` (IETF draft) and the older `X-RateLimit-*` set, for the
+    /// limit named `policy` (the route class, or `auth` for the per-address limit).
+    pub fn headers(&self, policy: &str) -> Vec<(String, String)> {
+        let reset = self.reset_secs();
+        let remaining = self.remaining.max(0);
+        vec![
+            ("ratelimit-policy".into(), format!("\"{policy}\";q={}", self.limit)),
+            ("ratelimit".into(), format!("\"{policy}\";r={remaining};t={reset}")),
+            ("x-ratelimit-limit".into(), self.limit.to_string()),
+            ("x-ratelimit-remaining".into(), remaining.to_string()),
+            ("x-ratelimit-reset".into(), reset.to_string()),
+        ]
+    }
+}
+
+fn reset_secs(reset_ms: i64) -> u64 {
+    (reset_ms.max(0) as u64).div_ceil(1000)
+}
+
+/// 429 for an address over its unknown-key limit (admission and customer reads alike).
+pub fn ip_limited_error(reset_ms: i64) -> ApiError {
+    ApiError::new(
+        ErrorKind::RateLimited { retry_after_secs: reset_secs(reset_ms).max(1) },
+        "too many requests with invalid API keys from this address; slow down",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_the_reset_up_and_never_show_negative_remaining() {
+        let s = RateState { limit: 10, remaining: -1, reset_ms: 1001 };
+        let h = s.headers("ai");
+        assert!(h.contains(&("ratelimit".into(), "\"ai\";r=0;t=2".into())));
+        assert!(h.contains(&("ratelimit-policy".into(), "\"ai\";q=10".into())));
+        assert!(h.contains(&("x-ratelimit-remaining".into(), "0".into())));
+    }
+
+    #[test]
+    fn ip_limit_waits_at_least_a_second() {
+        assert_eq!(ip_limited_error(0).kind, ErrorKind::RateLimited { retry_after_secs: 1 });
+        assert_eq!(ip_limited_error(90_500).kind, ErrorKind::RateLimited { retry_after_secs: 91 });
+    }
+}

@@ -1,0 +1,97 @@
+//! Every Redis key the product uses, named in one place. The Lua scripts build the same names
+//! (a test below checks that every `'abk:…'` literal in `lua/` is one of these prefixes).
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `abk:keyhash:<sha256>` | string | key id of an API key (keys are stored hashed) |
+//! | `abk:key:<id>` | hash | name, plan, status, `balance` (spendable mc; negative = debt), `held` (mc in open calls), created/last used/rotated/revoked ms, `charged_total`, `ledger_carried` |
+//! | `abk:ledger:<id>` | list | ledger entries (JSON), newest first, the newest `LEDGER_KEEP` |
+//! | `abk:rl:<id>:<class>` | zset | sliding window of a key's calls in a route class |
+//! | `abk:rl:ip:<ip>` | zset | sliding window of unknown-key calls from an address |
+//! | `abk:hold:<request id>` | string | an open call: `<key id>|<hold mc>|<ledger fields>` |
+//! | `abk:open_holds` | zset | open calls by admission time (the sweeper's work list) |
+//! | `abk:swept:<request id>` | string | a call the sweeper charged (30 days): a late settlement corrects it |
+//! | `abk:dedupe:stripe:event:<id>` | string | a Stripe event already handled (90 days) |
+//! | `abk:dedupe:stripe:session:<id>` | string | a checkout session already credited |
+//! | `abk:dedupe:stripe:pi:<id>` | string | a payment intent credited: `<key id>|<mc>`; `…:clawed` the share refunded |
+//! | `abk:refund:stripe:pi:<id>` | string | a refund that came before its purchase: `<refunded cents>|<paid cents>` |
+//! | `abk:dedupe:paypal:event:<id>`, `…:capture:<id>` | string | PayPal events and captures credited |
+//! | `abk:unmatched_payments` | hash | payments no key could be credited with, for admins |
+//! | `abk:paypal:token` | string | the cached PayPal OAuth token |
+//! | `abk:adminfail:<ip>` | zset | wrong admin secrets from an address |
+
+pub const PREFIX: &str = "abk:";
+pub const OPEN_HOLDS: &str = "abk:open_holds";
+pub const UNMATCHED_PAYMENTS: &str = "abk:unmatched_payments";
+pub const PAYPAL_TOKEN: &str = "abk:paypal:token";
+
+pub fn key_record(key_id: &str) -> String {
+    format!("abk:key:{key_id}")
+}
+pub fn ledger(key_id: &str) -> String {
+    format!("abk:ledger:{key_id}")
+}
+pub fn admin_failures(ip: &str) -> String {
+    format!("abk:adminfail:{ip}")
+}
+pub fn stripe_event(event_id: &str) -> String {
+    format!("abk:dedupe:stripe:event:{event_id}")
+}
+pub fn stripe_session(session_id: &str) -> String {
+    format!("abk:dedupe:stripe:session:{session_id}")
+}
+pub fn stripe_payment(payment_intent: &str) -> String {
+    format!("abk:dedupe:stripe:pi:{payment_intent}")
+}
+pub fn stripe_early_refund(payment_intent: &str) -> String {
+    format!("abk:refund:stripe:pi:{payment_intent}")
+}
+pub fn paypal_event(event_id: &str) -> String {
+    format!("abk:dedupe:paypal:event:{event_id}")
+}
+pub fn paypal_capture(capture_id: &str) -> String {
+    format!("abk:dedupe:paypal:capture:{capture_id}")
+}
+
+/// The prefixes of every key family above (what the scripts may build).
+pub const FAMILIES: &[&str] = &[
+    "abk:keyhash:",
+    "abk:key:",
+    "abk:ledger:",
+    "abk:rl:",
+    "abk:rl:ip:",
+    "abk:hold:",
+    "abk:open_holds",
+    "abk:swept:",
+    "abk:dedupe:",
+    "abk:refund:",
+    "abk:unmatched_payments",
+    "abk:paypal:token",
+    "abk:adminfail:",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_the_scripts_build_is_named_here() {
+        for script in crate::scripts::ALL {
+            let mut rest = script.source;
+            while let Some(i) = rest.find("'abk:") {
+                let lit = &rest[i + 1..];
+                let end = lit.find('\'').unwrap_or(lit.len());
+                let name = &lit[..end];
+                assert!(FAMILIES.iter().any(|f| name.starts_with(f) || f.starts_with(name)), "{}: `{name}` is not in redis_keys", script.name);
+                rest = &lit[end..];
+            }
+        }
+    }
+
+    #[test]
+    fn rust_built_names_are_in_their_families() {
+        for k in [key_record("key_1"), ledger("key_1"), stripe_event("e"), stripe_payment("pi"), stripe_early_refund("pi"), paypal_capture("c"), admin_failures("1.2.3.4")] {
+            assert!(FAMILIES.iter().any(|f| k.starts_with(f)), "{k}");
+        }
+    }
+}

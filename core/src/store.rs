@@ -1,0 +1,219 @@
+//! The store: every operation the product needs from Redis, typed, over one small transport
+//! ([`Store::eval`], [`Store::command`], [`Store::pipeline`]). The worker implements the
+//! transport with Upstash's REST API; the host tests implement it with a real `redis-server`, so
+//! the money rules of the scripts are checked without the worker stack. Every failure is an
+//! `ApiError` (an outage is a 503: the gateway fails closed).
+
+use crate::error::ApiError;
+use crate::metering::{Admission, Admitted, Settlement};
+use crate::redis_keys as rk;
+use crate::scripts::{self, ClawbackReply, CreditReply, KeyOpReply, ReadReply, Script, SettleReply};
+use serde_json::{json, Value};
+
+/// A top-up, grant, adjustment or import: `credit_v3`'s arguments.
+#[derive(Debug, Clone)]
+pub struct Credit {
+    /// `id:<key id>` or `hash:<sha256 of the key>`.
+    pub target: String,
+    pub amount_mc: i64,
+    pub now_ms: u64,
+    /// Ledger entry type: `topup`, `grant`, `adjustment` or `import`.
+    pub kind: &'static str,
+    pub fragment: String,
+    pub keep: u64,
+    /// The payment's own marker (a refund finds the credits through it) and its early-refund key.
+    pub payment: Option<(String, String)>,
+    /// Every other key that must credit only once (event ids, session ids).
+    pub dedupe: Vec<String>,
+}
+
+impl Credit {
+    pub fn argv(&self) -> Vec<String> {
+        let (payment, early) = self.payment.clone().unwrap_or_default();
+        let mut v = vec![self.target.clone(), self.amount_mc.to_string(), self.now_ms.to_string(), self.kind.to_string(), self.fragment.clone(), self.keep.to_string(), payment, early];
+        v.extend(self.dedupe.iter().cloned());
+        v
+    }
+}
+
+/// A refund taking back a payment's share: `clawback_v2`'s arguments.
+#[derive(Debug, Clone)]
+pub struct Clawback {
+    pub payment_marker: String,
+    pub early_refund_key: String,
+    pub refunded_cents: u64,
+    pub paid_cents: u64,
+    pub now_ms: u64,
+    pub fragment: String,
+    pub event_marker: String,
+    pub keep: u64,
+}
+
+impl Clawback {
+    pub fn argv(&self) -> Vec<String> {
+        vec![
+            self.payment_marker.clone(),
+            self.refunded_cents.to_string(),
+            self.paid_cents.to_string(),
+            self.now_ms.to_string(),
+            self.fragment.clone(),
+            self.event_marker.clone(),
+            self.keep.to_string(),
+            self.early_refund_key.clone(),
+        ]
+    }
+}
+
+/// Who reads a key record: an admin by id, or a customer by key hash (counted per address when
+/// the key is unknown, as admission does).
+#[derive(Debug, Clone)]
+pub enum Reader<'a> {
+    Admin { key_id: &'a str },
+    Customer { key_hash: String, client_ip: &'a str, anonymous: crate::config::RateLimit, now_ms: u64, request_id: &'a str },
+}
+
+/// `read_v2`'s arguments: whom, and which page of the ledger (count 0: none).
+#[derive(Debug, Clone)]
+pub struct Read<'a> {
+    pub who: Reader<'a>,
+    pub offset: u64,
+    pub count: u64,
+}
+
+impl Read<'_> {
+    pub fn argv(&self) -> Vec<String> {
+        match &self.who {
+            Reader::Admin { key_id } => vec![format!("id:{key_id}"), self.offset.to_string(), self.count.to_string()],
+            Reader::Customer { key_hash, client_ip, anonymous, now_ms, request_id } => vec![
+                format!("hash:{key_hash}"),
+                self.offset.to_string(),
+                self.count.to_string(),
+                client_ip.to_string(),
+                anonymous.limit.to_string(),
+                anonymous.window_ms.to_string(),
+                now_ms.to_string(),
+                request_id.to_string(),
+            ],
+        }
+    }
+}
+
+/// `keys_v2`'s operations.
+#[derive(Debug, Clone)]
+pub enum KeyOp<'a> {
+    Create { key_id: &'a str, key_hash: String, name: &'a str, plan: &'a str, initial_mc: i64, fragment: String, keep: u64 },
+    Rotate { key_id: &'a str, new_hash: String },
+    Revoke { key_id: &'a str },
+}
+
+impl KeyOp<'_> {
+    pub fn argv(&self, now_ms: u64) -> Vec<String> {
+        match self {
+            KeyOp::Create { key_id, key_hash, name, plan, initial_mc, fragment, keep } => vec![
+                "create".into(),
+                key_id.to_string(),
+                now_ms.to_string(),
+                key_hash.clone(),
+                name.to_string(),
+                plan.to_string(),
+                initial_mc.to_string(),
+                fragment.clone(),
+                keep.to_string(),
+            ],
+            KeyOp::Rotate { key_id, new_hash } => vec!["rotate".into(), key_id.to_string(), now_ms.to_string(), new_hash.clone()],
+            KeyOp::Revoke { key_id } => vec!["revoke".into(), key_id.to_string(), now_ms.to_string()],
+        }
+    }
+}
+
+/// The product's operations on Redis. Implementors provide the transport; the operations are
+/// provided here, once.
+#[allow(async_fn_in_trait)] // single-threaded (wasm) callers; no Send bound wanted
+pub trait Store {
+    /// Runs a script (by SHA-1, sending the source only when Redis does not know it).
+    async fn eval(&self, script: &Script, args: Vec<String>) -> Result<Value, ApiError>;
+    /// One command.
+    async fn command(&self, args: Vec<Value>) -> Result<Value, ApiError>;
+    /// Several commands in one round trip (not atomic).
+    async fn pipeline(&self, commands: Vec<Vec<Value>>) -> Result<Vec<Value>, ApiError>;
+
+    /// Key, rate limit and hold, atomically: the one blocking round trip of a metered call.
+    async fn admit(&self, a: &Admission<'_>) -> Result<Admitted, ApiError> {
+        let reply = scripts::AdmitReply::decode(&self.eval(&scripts::ADMIT, a.argv()).await?)?;
+        Admitted::from_reply(reply, a.class, a.limits)
+    }
+
+    async fn settle(&self, s: &Settlement) -> Result<SettleReply, ApiError> {
+        SettleReply::decode(&self.eval(&scripts::SETTLE, s.argv()).await?)
+    }
+
+    async fn credit(&self, c: &Credit) -> Result<CreditReply, ApiError> {
+        CreditReply::decode(&self.eval(&scripts::CREDIT, c.argv()).await?)
+    }
+
+    async fn clawback(&self, c: &Clawback) -> Result<ClawbackReply, ApiError> {
+        ClawbackReply::decode(&self.eval(&scripts::CLAWBACK, c.argv()).await?)
+    }
+
+    async fn read(&self, r: &Read<'_>) -> Result<ReadReply, ApiError> {
+        ReadReply::decode(&self.eval(&scripts::READ, r.argv()).await?)
+    }
+
+    async fn key_op(&self, op: &KeyOp<'_>, now_ms: u64) -> Result<KeyOpReply, ApiError> {
+        KeyOpReply::decode(&self.eval(&scripts::KEYS, op.argv(now_ms)).await?)
+    }
+
+    /// Request ids of holds opened before `cutoff_ms`, oldest first.
+    async fn open_holds_before(&self, cutoff_ms: u64, limit: usize) -> Result<Vec<String>, ApiError> {
+        let v = self.command(vec![json!("ZRANGEBYSCORE"), json!(rk::OPEN_HOLDS), json!("-inf"), json!(cutoff_ms), json!("LIMIT"), json!(0), json!(limit)]).await?;
+        Ok(v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default())
+    }
+
+    async fn ping(&self) -> bool {
+        matches!(self.command(vec![json!("PING")]).await, Ok(Value::String(s)) if s == "PONG")
+    }
+
+    /// Records a payment nobody could be credited with (one field per source event).
+    async fn record_unmatched(&self, field: &str, entry: &Value) -> Result<(), ApiError> {
+        self.command(vec![json!("HSET"), json!(rk::UNMATCHED_PAYMENTS), json!(field), json!(entry.to_string())]).await.map(|_| ())
+    }
+
+    /// Every unmatched payment, newest first.
+    async fn unmatched(&self) -> Result<Vec<Value>, ApiError> {
+        let v = self.command(vec![json!("HGETALL"), json!(rk::UNMATCHED_PAYMENTS)]).await?;
+        let mut entries: Vec<Value> = v
+            .as_array()
+            .map(|a| a.iter().skip(1).step_by(2).filter_map(|e| e.as_str().and_then(|s| serde_json::from_str(s).ok())).collect())
+            .unwrap_or_default();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.get("ts").and_then(Value::as_u64).unwrap_or(0)));
+        Ok(entries)
+    }
+
+    /// Counts an admin attempt from `ip` (before the secret is compared, so parallel guesses
+    /// cannot all slip under the limit); returns the attempts in the window, this one included.
+    async fn admin_attempt(&self, ip: &str, now_ms: u64, request_id: &str, window_ms: u64) -> Result<u64, ApiError> {
+        let zkey = rk::admin_failures(ip);
+        let counts = self
+            .pipeline(vec![
+                vec![json!("ZREMRANGEBYSCORE"), json!(zkey), json!("-inf"), json!(now_ms.saturating_sub(window_ms))],
+                vec![json!("ZADD"), json!(zkey), json!(now_ms), json!(request_id)],
+                vec![json!("PEXPIRE"), json!(zkey), json!(window_ms)],
+                vec![json!("ZCARD"), json!(zkey)],
+            ])
+            .await?;
+        Ok(counts.get(3).and_then(Value::as_u64).unwrap_or(u64::MAX))
+    }
+
+    /// A right secret takes its attempt back.
+    async fn admin_attempt_succeeded(&self, ip: &str, request_id: &str) -> Result<(), ApiError> {
+        self.command(vec![json!("ZREM"), json!(rk::admin_failures(ip)), json!(request_id)]).await.map(|_| ())
+    }
+
+    async fn cached_paypal_token(&self) -> Result<Option<String>, ApiError> {
+        Ok(self.command(vec![json!("GET"), json!(rk::PAYPAL_TOKEN)]).await?.as_str().map(str::to_string))
+    }
+
+    async fn cache_paypal_token(&self, token: &str, ttl_secs: u64) -> Result<(), ApiError> {
+        self.command(vec![json!("SET"), json!(rk::PAYPAL_TOKEN), json!(token), json!("EX"), json!(ttl_secs)]).await.map(|_| ())
+    }
+}

@@ -1,0 +1,351 @@
+//! The money rules at the script level: the store's operations run the real Lua scripts on a real
+//! `redis-server` (started here on a free 127.0.0.1 port), with the same argument builders the
+//! worker uses. Needs `redis-server` on the PATH (scripts/setup installs it).
+
+use broker_core::config::{RateLimit, RateLimits};
+use broker_core::error::{ApiError, ErrorKind};
+use broker_core::metering::{Admission, Admitted, Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Settlement, Units};
+use broker_core::money::CreditRate;
+use broker_core::provider::Provider;
+use broker_core::redis_keys as rk;
+use broker_core::scripts::{ClawbackReply, CreditReply, KeyOpReply, ReadReply, Script, SettleReply};
+use broker_core::store::{Clawback, Credit, KeyOp, Read, Reader, Store};
+use broker_core::usage::Usage;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::process::{Child, Command, Stdio};
+
+struct Redis {
+    child: Child,
+    conn: RefCell<redis::Connection>,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Redis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/setup installs it)");
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    for _ in 0..100 {
+        if let Ok(conn) = client.get_connection() {
+            return Redis { child, conn: RefCell::new(conn) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("redis-server did not start");
+}
+
+/// Redis replies as Upstash renders them: bulk strings as strings, integers as numbers.
+fn to_json(v: redis::Value) -> Value {
+    match v {
+        redis::Value::Nil => Value::Null,
+        redis::Value::Int(i) => json!(i),
+        redis::Value::BulkString(b) => json!(String::from_utf8_lossy(&b)),
+        redis::Value::SimpleString(s) => json!(s),
+        redis::Value::Okay => json!("OK"),
+        redis::Value::Array(a) => Value::Array(a.into_iter().map(to_json).collect()),
+        other => json!(format!("{other:?}")),
+    }
+}
+
+fn arg(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Store for Redis {
+    async fn eval(&self, script: &Script, args: Vec<String>) -> Result<Value, ApiError> {
+        let mut conn = self.conn.borrow_mut();
+        let run = |cmd: &str, first: &str, conn: &mut redis::Connection| redis::cmd(cmd).arg(first).arg(0).arg(&args).query::<redis::Value>(conn);
+        match run("EVALSHA", &script.sha1(), &mut conn) {
+            Err(e) if e.code() == Some("NOSCRIPT") => run("EVAL", script.source, &mut conn),
+            other => other,
+        }
+        .map(to_json)
+        .map_err(|e| ApiError::unavailable(format!("{}: {e}", script.name)))
+    }
+
+    async fn command(&self, args: Vec<Value>) -> Result<Value, ApiError> {
+        let mut cmd = redis::cmd(&arg(&args[0]));
+        for a in &args[1..] {
+            cmd.arg(arg(a));
+        }
+        cmd.query::<redis::Value>(&mut self.conn.borrow_mut()).map(to_json).map_err(|e| ApiError::unavailable(e.to_string()))
+    }
+
+    async fn pipeline(&self, commands: Vec<Vec<Value>>) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        for c in commands {
+            out.push(self.command(c).await?);
+        }
+        Ok(out)
+    }
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}
+
+const KEEP: u64 = 10_000;
+
+fn limits() -> RateLimits {
+    RateLimits::parse("pro:ai=1000/3600, pro:image=2/60, free:ai=10/3600, anonymous=5/900").unwrap()
+}
+
+fn meta() -> CallMeta {
+    CallMeta { provider: Provider::OpenAi, model: "gpt-4o-mini".into(), product: "chat" }
+}
+
+/// A key with `credits_mc`; returns (key id, key hash).
+fn create_key(r: &Redis, n: u32, credits_mc: i64) -> (String, String) {
+    let id = format!("key_{n:016x}");
+    let hash = format!("{n:064x}");
+    let op = KeyOp::Create { key_id: &id, key_hash: hash.clone(), name: "t", plan: "pro", initial_mc: credits_mc, fragment: String::new(), keep: KEEP };
+    assert_eq!(block(r.key_op(&op, 1)).unwrap(), KeyOpReply::Ok);
+    (id, hash)
+}
+
+fn admit(r: &Redis, hash: &str, rid: &str, class: &str, hold: HoldPlan, units: u64) -> Result<Admitted, ApiError> {
+    let limits = limits();
+    let meta = meta();
+    block(r.admit(&Admission { key_hash: hash.into(), now_ms: 1000, request_id: rid, class, client_ip: "203.0.113.7", limits: &limits, hold, units, meta: &meta }))
+}
+
+fn fixed(mc: i64) -> HoldPlan {
+    HoldPlan { fixed_mc: mc, flexible: None }
+}
+
+fn view(r: &Redis, id: &str) -> broker_core::scripts::KeyView {
+    match block(r.read(&Read { who: Reader::Admin { key_id: id }, offset: 0, count: 1000 })).unwrap() {
+        ReadReply::Found(k) => *k,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn entries(r: &Redis, id: &str) -> Vec<Value> {
+    view(r, id).entries.iter().map(|e| serde_json::from_str(e).unwrap()).collect()
+}
+
+/// balance + held == carried + Σ entries, and each entry's balance is the running sum.
+fn assert_ledger_invariant(r: &Redis, id: &str) {
+    let k = view(r, id);
+    let es = entries(r, id);
+    let sum: i64 = es.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
+    assert_eq!(k.balance_mc + k.held_mc, k.carried_mc + sum, "ledger invariant of {id}");
+    let mut running = k.carried_mc;
+    for e in es.iter().rev() {
+        running += e["amount"].as_i64().unwrap();
+        assert_eq!(e["balance"].as_i64().unwrap(), running, "running balance of {e}");
+    }
+}
+
+fn billing(a: &Admitted, rid: &str) -> Billing {
+    Billing::new(rid, CreditRate::default_rate(), a)
+}
+
+fn tokens(output: u64) -> Units {
+    Units::Tokens(Usage { input: 10, output, ..Usage::default() })
+}
+
+#[test]
+fn a_call_holds_then_settles_into_one_ledger_entry() {
+    let r = start();
+    let (id, hash) = create_key(&r, 1, 10_000);
+    let a = admit(&r, &hash, "req_a", "ai", fixed(500), 24).unwrap();
+    assert_eq!((a.hold_mc, a.balance_after_mc, a.granted_units), (500, 9_500, 24));
+    let k = view(&r, &id);
+    assert_eq!((k.balance_mc, k.held_mc), (9_500, 500), "the hold moved from spendable to held");
+    assert_eq!(entries(&r, &id).len(), 1, "admission writes no ledger entry");
+    // $0.0002 = 2e8 pico → 36 mc.
+    let s = billing(&a, "req_a").settle(&Metered::exact(200_000_000, tokens(5)), 2000, KEEP);
+    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 36, balance_mc: 9_964 });
+    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Missing, "settled once");
+    let es = entries(&r, &id);
+    assert_eq!(es.len(), 2);
+    assert_eq!((es[0]["type"].clone(), es[0]["amount"].clone(), es[0]["hold"].clone()), (json!("call"), json!(-36), json!(500)));
+    assert_eq!(es[0]["model"], "gpt-4o-mini");
+    assert_eq!(es[0]["units"]["usage"]["output"], 5);
+    assert_eq!(view(&r, &id).held_mc, 0);
+    assert_ledger_invariant(&r, &id);
+}
+
+#[test]
+fn admission_never_overdraws_and_names_what_a_call_needs() {
+    let r = start();
+    let (id, hash) = create_key(&r, 2, 1_000);
+    let admitted = (0..10).filter(|i| admit(&r, &hash, &format!("req_{i}"), "ai", fixed(300), 1).is_ok()).count();
+    assert_eq!(admitted, 3, "1000 mc covers three holds of 300");
+    let e = admit(&r, &hash, "req_x", "ai", fixed(300), 1).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InsufficientCredits);
+    assert_eq!(e.details.unwrap()["credits_required"], json!(0.3));
+    assert_eq!(view(&r, &id).balance_mc, 100);
+}
+
+#[test]
+fn without_an_output_cap_admission_grants_what_the_balance_covers() {
+    let r = start();
+    let (_, hash) = create_key(&r, 3, 1_000);
+    // 100 mc of input, 0.5 mc per output token (500_000 nano-mc), up to 16384 tokens.
+    let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_nano_mc: 500_000, max_units: 16_384, min_units: 1 }) };
+    let a = admit(&r, &hash, "req_f", "ai", plan, 16_384).unwrap();
+    assert_eq!((a.granted_units, a.hold_mc, a.balance_after_mc), (1_800, 1_000, 0));
+    let e = admit(&r, &hash, "req_g", "ai", plan, 16_384).unwrap_err();
+    assert_eq!(e.status(), 402);
+}
+
+#[test]
+fn each_route_class_has_its_own_window() {
+    let r = start();
+    let (_, hash) = create_key(&r, 4, 100_000);
+    assert!(admit(&r, &hash, "i1", "image", fixed(1), 1).is_ok());
+    assert!(admit(&r, &hash, "i2", "image", fixed(1), 1).is_ok());
+    let e = admit(&r, &hash, "i3", "image", fixed(1), 1).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::RateLimited { retry_after_secs: 60 });
+    assert!(e.response_headers().contains(&("ratelimit-policy".into(), "\"image\";q=2".into())));
+    assert!(admit(&r, &hash, "c1", "ai", fixed(1), 1).is_ok(), "the chat window is separate");
+}
+
+#[test]
+fn the_sweeper_charges_a_lost_hold_and_a_late_settlement_corrects_it_once() {
+    let r = start();
+    let (id, hash) = create_key(&r, 5, 10_000);
+    let a = admit(&r, &hash, "req_lost", "ai", fixed(800), 24).unwrap();
+    assert_eq!(block(r.open_holds_before(5000, 10)).unwrap(), vec!["req_lost".to_string()]);
+    let swept = block(r.settle(&Settlement::sweep("req_lost", 7200, 9000, KEEP))).unwrap();
+    assert_eq!(swept, SettleReply::Swept { charged_mc: 800, balance_mc: 9_200 });
+    assert!(block(r.open_holds_before(u64::MAX / 2, 10)).unwrap().is_empty());
+    let charge = &entries(&r, &id)[0];
+    assert_eq!((charge["amount"].clone(), charge["exact"].clone()), (json!(-800), json!(false)));
+    assert!(charge["note"].as_str().unwrap().contains("charged the hold"));
+    assert_eq!(charge["model"], "gpt-4o-mini", "the hold remembers what it was for");
+    // The call's own settlement arrives: it refunds the difference, once.
+    let late = billing(&a, "req_lost").settle(&Metered::exact(200_000_000, tokens(5)), 10_000, KEEP);
+    assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Corrected { refunded_mc: 764, balance_mc: 9_964 });
+    assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Missing);
+    assert_eq!(entries(&r, &id)[0]["type"], "correction");
+    assert_eq!(view(&r, &id).charged_total_mc, 36);
+    assert_ledger_invariant(&r, &id);
+}
+
+#[test]
+fn a_charge_outside_the_hold_is_refused_and_changes_nothing() {
+    let r = start();
+    let (id, hash) = create_key(&r, 6, 10_000);
+    admit(&r, &hash, "req_o", "ai", fixed(100), 1).unwrap();
+    let bad = Settlement { request_id: "req_o".into(), charge_mc: 101, now_ms: 1, mode: broker_core::metering::SettleMode::Settle, fragment: String::new(), keep: KEEP };
+    assert_eq!(block(r.settle(&bad)).unwrap_err().status(), 503);
+    let k = view(&r, &id);
+    assert_eq!((k.balance_mc, k.held_mc), (9_900, 100));
+}
+
+fn topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str) -> CreditReply {
+    let c = Credit {
+        target: format!("id:{id}"),
+        amount_mc: mc,
+        now_ms: 5,
+        kind: "topup",
+        fragment: String::new(),
+        keep: KEEP,
+        payment: Some((rk::stripe_payment(pi), rk::stripe_early_refund(pi))),
+        dedupe: vec![rk::stripe_event(event)],
+    };
+    block(r.credit(&c)).unwrap()
+}
+
+fn refund(r: &Redis, pi: &str, event: &str, refunded: u64, paid: u64) -> ClawbackReply {
+    let c = Clawback {
+        payment_marker: rk::stripe_payment(pi),
+        early_refund_key: rk::stripe_early_refund(pi),
+        refunded_cents: refunded,
+        paid_cents: paid,
+        now_ms: 6,
+        fragment: String::new(),
+        event_marker: rk::stripe_event(event),
+        keep: KEEP,
+    };
+    block(r.clawback(&c)).unwrap()
+}
+
+#[test]
+fn a_refund_takes_back_credits_that_open_calls_hold() {
+    let r = start();
+    let (id, hash) = create_key(&r, 7, 0);
+    assert!(matches!(topup(&r, &id, 2_000_000, "pi_1", "evt_1"), CreditReply::Credited { .. }));
+    assert!(matches!(topup(&r, &id, 2_000_000, "pi_1", "evt_1b"), CreditReply::Duplicate { .. }), "one payment credits once");
+    let a = admit(&r, &hash, "req_big", "ai", fixed(1_500_000), 24).unwrap();
+    // The whole $20 is refunded while the call holds 1500 of its 2000 credits.
+    assert_eq!(refund(&r, "pi_1", "evt_r1", 2000, 2000), ClawbackReply::Taken { key_id: id.clone(), taken_mc: 2_000_000, balance_mc: -1_500_000 });
+    assert_eq!(refund(&r, "pi_1", "evt_r1", 2000, 2000), ClawbackReply::Duplicate);
+    // The call settles for less than it held: what comes back pays part of the debt only.
+    block(r.settle(&billing(&a, "req_big").settle(&Metered::exact(1_000_000_000, tokens(1)), 7, KEEP))).unwrap();
+    assert_eq!(view(&r, &id).balance_mc, -180, "nothing of the refunded amount is left to spend");
+    let e = admit(&r, &hash, "req_next", "ai", fixed(1), 1).unwrap_err();
+    assert_eq!(e.status(), 402);
+    assert!(e.message.contains("owes"), "{}", e.message);
+    assert_ledger_invariant(&r, &id);
+}
+
+#[test]
+fn a_refund_before_its_purchase_nets_to_zero_and_later_refunds_take_the_difference() {
+    let r = start();
+    let (id, _) = create_key(&r, 8, 0);
+    assert_eq!(refund(&r, "pi_2", "evt_r", 500, 2000), ClawbackReply::Pending);
+    assert_eq!(refund(&r, "pi_2", "evt_r", 500, 2000), ClawbackReply::Duplicate);
+    let CreditReply::Credited { balance_mc, early_refund_mc, .. } = topup(&r, &id, 2_000_000, "pi_2", "evt_p") else { panic!() };
+    assert_eq!((early_refund_mc, balance_mc), (500_000, 1_500_000), "a quarter was refunded before the purchase arrived");
+    // A later, cumulative refund of the whole payment takes only the rest.
+    assert!(matches!(refund(&r, "pi_2", "evt_r2", 2000, 2000), ClawbackReply::Taken { taken_mc: 1_500_000, balance_mc: 0, .. }));
+    let types: Vec<Value> = entries(&r, &id).iter().map(|e| e["type"].clone()).collect();
+    assert_eq!(types, vec![json!("refund"), json!("refund"), json!("topup")]);
+    assert_ledger_invariant(&r, &id);
+}
+
+#[test]
+fn payment_markers_outlive_event_markers() {
+    let r = start();
+    let (id, _) = create_key(&r, 9, 0);
+    topup(&r, &id, 1000, "pi_3", "evt_3");
+    let ttl = |k: String| block(r.command(vec![json!("TTL"), json!(k)])).unwrap().as_i64().unwrap();
+    assert_eq!(ttl(rk::stripe_payment("pi_3")), -1, "a payment can be refunded or disputed months later");
+    assert!(ttl(rk::stripe_event("evt_3")) > 80 * 86_400);
+}
+
+#[test]
+fn the_ledger_keeps_the_newest_entries_and_carries_the_rest() {
+    let r = start();
+    let (id, hash) = create_key(&r, 10, 100_000);
+    for i in 0..12 {
+        let rid = format!("req_{i}");
+        let a = admit(&r, &hash, &rid, "ai", fixed(50), 1).unwrap();
+        block(r.settle(&billing(&a, &rid).settle(&Metered::exact(10_000_000, tokens(1)), 10 + i, 5))).unwrap();
+    }
+    let k = view(&r, &id);
+    assert_eq!(k.ledger_len, 5, "one entry per call, the newest LEDGER_KEEP kept");
+    assert_eq!(k.carried_mc, 100_000 - 7 * 2, "the grant and seven calls folded into the carried total");
+    assert_ledger_invariant(&r, &id);
+}
+
+#[test]
+fn unknown_keys_count_against_the_address() {
+    let r = start();
+    for i in 0..5 {
+        let e = admit(&r, "nope", &format!("u{i}"), "ai", fixed(1), 1).unwrap_err();
+        assert_eq!(e.status(), 401);
+    }
+    let e = admit(&r, "nope", "u6", "ai", fixed(1), 1).unwrap_err();
+    assert_eq!(e.status(), 429);
+    let anon = RateLimit { limit: 5, window_ms: 900_000 };
+    let read = Read { who: Reader::Customer { key_hash: "nope".into(), client_ip: "203.0.113.7", anonymous: anon, now_ms: 1000, request_id: "r" }, offset: 0, count: 0 };
+    assert!(matches!(block(r.read(&read)).unwrap(), ReadReply::Unknown { limited: true, .. }), "reads share the window");
+}
