@@ -1,19 +1,22 @@
 //! Customer read routes (`/v1/balance`, `/v1/usage`, `/v1/models`) and `/health`.
 
-use crate::app::App;
-use crate::http::{json, HandlerResult, Reply};
+use crate::context::Ctx;
+use crate::http::{json, HandlerResult};
 use broker_core::error::ApiError;
+use broker_core::keys::hash_key;
 use broker_core::ledger::public_entry;
 use broker_core::money::credits_json;
-use broker_core::scripts::{self, KeyView, ReadReply};
+use broker_core::ratelimit::ip_limited_error;
+use broker_core::scripts::{KeyView, ReadReply};
+use broker_core::store::{Read, Reader, Store};
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub async fn health(app: &App) -> HandlerResult {
-    let redis_ok = match app.redis() {
-        Ok(r) => matches!(r.command(&[json!("PING")]).await, Ok(Value::String(s)) if s == "PONG"),
+pub async fn health(ctx: &Ctx) -> HandlerResult {
+    let redis_ok = match ctx.store() {
+        Ok(s) => s.ping().await,
         Err(_) => false,
     };
     let (status, code) = if redis_ok { ("ok", 200) } else { ("degraded", 503) };
@@ -29,15 +32,15 @@ pub async fn health(app: &App) -> HandlerResult {
     ))
 }
 
-pub fn models(app: &App) -> Response {
-    let data: Vec<Value> = broker_core::pricing::catalogue(&app.today()).iter().map(|m| m.to_public_json(&app.settings.rate)).collect();
+pub fn models(ctx: &Ctx) -> Response {
+    let rate = &ctx.settings().rate;
+    let data: Vec<Value> = broker_core::pricing::catalogue(&ctx.today()).iter().map(|m| m.to_public_json(rate)).collect();
     json(200, &json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }), &[])
 }
 
 /// An admin read of a key by id and, optionally, a page of its ledger. `None`: no such key.
-pub async fn read_key(app: &App, key_id: &str, offset: u64, count: u64) -> Result<Option<KeyView>, ApiError> {
-    let v = app.redis()?.eval(&scripts::READ, vec![format!("id:{key_id}"), offset.to_string(), count.to_string()]).await?;
-    Ok(match ReadReply::decode(&v)? {
+pub async fn read_key(ctx: &Ctx, key_id: &str, offset: u64, count: u64) -> Result<Option<KeyView>, ApiError> {
+    Ok(match ctx.store()?.read(&Read { who: Reader::Admin { key_id }, offset, count }).await? {
         ReadReply::Found(k) => Some(*k),
         ReadReply::Unknown { .. } => None,
     })
@@ -45,41 +48,38 @@ pub async fn read_key(app: &App, key_id: &str, offset: u64, count: u64) -> Resul
 
 /// The calling key's record (active keys only). Unknown and revoked keys count against the
 /// client IP, as on the metered routes.
-async fn caller(app: &App, req: &Request, offset: u64, count: u64) -> Result<KeyView, Reply> {
-    let auth = req.headers().get("authorization").ok().flatten();
-    let key = broker_core::keys::bearer(auth.as_deref()).ok_or_else(|| ApiError::unauthorized("missing API key: send Authorization: Bearer <key>"))?;
-    let anon = app.settings.limits.anonymous;
-    let args = vec![
-        format!("hash:{}", broker_core::keys::hash_key(key)),
-        offset.to_string(),
-        count.to_string(),
-        app.client_ip.clone(),
-        anon.limit.to_string(),
-        anon.window_ms.to_string(),
-        app.now_ms.to_string(),
-        app.request_id.clone(),
-    ];
-    match ReadReply::decode(&app.redis()?.eval(&scripts::READ, args).await?)? {
+async fn caller(ctx: &Ctx, req: &Request, offset: u64, count: u64) -> Result<KeyView, ApiError> {
+    let key = crate::chat::api_key(req, false)?;
+    let who = Reader::Customer { key_hash: hash_key(&key), client_ip: ctx.client_ip(), anonymous: ctx.settings().limits.anonymous, now_ms: ctx.now_ms(), request_id: ctx.request_id() };
+    match ctx.store()?.read(&Read { who, offset, count }).await? {
         ReadReply::Found(k) => Ok(*k),
-        ReadReply::Unknown { limited: true, reset_ms, .. } => Err(scripts::ip_limited_error(reset_ms).into()),
-        ReadReply::Unknown { status, .. } if status == "revoked" => Err(ApiError::unauthorized("this API key has been revoked").into()),
-        ReadReply::Unknown { .. } => Err(ApiError::unauthorized("invalid API key").into()),
+        ReadReply::Unknown { limited: true, reset_ms, .. } => Err(ip_limited_error(reset_ms)),
+        ReadReply::Unknown { status, .. } if status == "revoked" => Err(ApiError::unauthorized("this API key has been revoked")),
+        ReadReply::Unknown { .. } => Err(ApiError::unauthorized("invalid API key")),
     }
 }
 
-pub async fn balance(app: &App, req: &Request) -> HandlerResult {
-    let k = caller(app, req, 0, 0).await?;
-    Ok(json(
-        200,
-        &json!({
-            "credits": credits_json(k.balance_mc),
-            "millicredits": k.balance_mc,
-            "key_id": k.key_id,
-            "plan": k.plan,
-            "usd_per_credit": app.var("USD_PER_CREDIT").unwrap_or_else(|| "0.01".into()),
-        }),
-        &[],
-    ))
+/// The balance as customers and admins see it: spendable (negative: a debt), held by open calls.
+pub fn balance_json(ctx: &Ctx, k: &KeyView) -> Value {
+    let mut v = json!({
+        "credits": credits_json(k.balance_mc),
+        "millicredits": k.balance_mc,
+        "held_credits": credits_json(k.held_mc),
+        "held_millicredits": k.held_mc,
+        "key_id": k.key_id,
+        "plan": k.plan,
+        "usd_per_credit": ctx.settings().usd_per_credit,
+    });
+    if k.balance_mc < 0 {
+        v["debt_credits"] = credits_json(-k.balance_mc);
+        v["note"] = json!("a refund took back credits that were spent or held: calls are refused until a top-up covers the debt");
+    }
+    v
+}
+
+pub async fn balance(ctx: &Ctx, req: &Request) -> HandlerResult {
+    let k = caller(ctx, req, 0, 0).await?;
+    Ok(json(200, &balance_json(ctx, &k), &[]))
 }
 
 /// Pagination of ledger pages: `?limit=` (1..=200, default 50) and `?offset=`.
@@ -103,12 +103,17 @@ pub fn page(req: &Request) -> Result<(u64, u64), ApiError> {
     Ok((offset, limit))
 }
 
+/// A page of the ledger. `carried_credits` is the sum of entries older than the kept ones, so
+/// `credits + held_credits == carried_credits + Σ entries` always holds.
 pub fn ledger_json(k: &KeyView, offset: u64, limit: u64) -> Value {
     let entries: Vec<Value> = k.entries.iter().map(|e| public_entry(e)).collect();
     let next = offset + entries.len() as u64;
     json!({
         "key_id": k.key_id,
         "credits": credits_json(k.balance_mc),
+        "held_credits": credits_json(k.held_mc),
+        "carried_credits": credits_json(k.carried_mc),
+        "carried_mc": k.carried_mc,
         "total": k.ledger_len,
         "offset": offset,
         "limit": limit,
@@ -117,8 +122,8 @@ pub fn ledger_json(k: &KeyView, offset: u64, limit: u64) -> Value {
     })
 }
 
-pub async fn usage(app: &App, req: &Request) -> HandlerResult {
+pub async fn usage(ctx: &Ctx, req: &Request) -> HandlerResult {
     let (offset, limit) = page(req)?;
-    let k = caller(app, req, offset, limit).await?;
+    let k = caller(ctx, req, offset, limit).await?;
     Ok(json(200, &ledger_json(&k, offset, limit), &[]))
 }

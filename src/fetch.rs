@@ -1,32 +1,40 @@
-//! Outbound HTTP with a deadline: the only place that builds a `worker::Fetch`.
+//! Outbound HTTP with deadlines: the only place that builds a `worker::Fetch`.
 
 use broker_core::error::{ApiError, ErrorKind};
+use broker_core::product::UpstreamRequest;
 use futures_util::future::{select, Either};
 use std::time::Duration;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
-pub struct Outbound {
-    pub method: &'static str,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
+/// A sent request: its response and the means to cancel the exchange (aborting also ends the
+/// body stream).
+pub struct Sent {
+    pub response: Response,
+    pub cancel: AbortController,
 }
 
-/// Sends and waits for the response head at most `timeout_ms`; a timeout is `UpstreamTimeout`,
-/// any other failure `UpstreamError`.
-pub async fn send(out: &Outbound, timeout_ms: u64) -> Result<Response, ApiError> {
+fn host(url: &str) -> &str {
+    url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or(url)
+}
+
+/// Sends `req` (a POST with a body, or a GET without one) and waits for the response head at most
+/// `timeout_ms`. A timeout is `UpstreamTimeout`, any other failure `UpstreamError` (the detail,
+/// host included, goes to the log only).
+pub async fn send(req: &UpstreamRequest, timeout_ms: u64) -> Result<Sent, ApiError> {
     let headers = Headers::new();
-    for (k, v) in &out.headers {
-        headers.set(k, v).map_err(|e| ApiError::new(ErrorKind::UpstreamError, format!("bad header {k}: {e}")))?;
+    for (k, v) in &req.headers {
+        headers.set(k, v).map_err(|e| ApiError::upstream(format!("bad header {k}: {e}")))?;
     }
     let mut init = RequestInit::new();
-    init.with_method(if out.method == "GET" { Method::Get } else { Method::Post }).with_headers(headers);
-    if let Some(body) = &out.body {
-        init.with_body(Some(worker::js_sys::Uint8Array::from(body.as_slice()).into()));
+    init.with_headers(headers);
+    if req.body.is_empty() {
+        init.with_method(Method::Get);
+    } else {
+        init.with_method(Method::Post).with_body(Some(worker::js_sys::Uint8Array::from(req.body.as_slice()).into()));
     }
-    let request = Request::new_with_init(&out.url, &init).map_err(|e| ApiError::new(ErrorKind::UpstreamError, format!("bad upstream request: {e}")))?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
+    let request = Request::new_with_init(&req.url, &init).map_err(|e| ApiError::upstream(format!("bad upstream request to {}: {e}", host(&req.url))))?;
+    let cancel = AbortController::default();
+    let signal = cancel.signal();
     let fetch = Fetch::Request(request);
     let outcome = {
         let send = fetch.send_with_signal(&signal);
@@ -39,15 +47,11 @@ pub async fn send(out: &Outbound, timeout_ms: u64) -> Result<Response, ApiError>
         }
     };
     match outcome {
-        Some(Ok(resp)) => Ok(resp),
-        Some(Err(e)) => Err(ApiError::new(ErrorKind::UpstreamError, format!("fetch {} failed: {e}", out.url))),
+        Some(Ok(response)) => Ok(Sent { response, cancel }),
+        Some(Err(e)) => Err(ApiError::upstream(format!("fetch {} failed: {e}", host(&req.url)))),
         None => {
-            controller.abort();
-            Err(ApiError::new(ErrorKind::UpstreamTimeout, format!("no answer from {} within {timeout_ms} ms", host(&out.url))))
+            cancel.abort();
+            Err(ApiError::new(ErrorKind::UpstreamTimeout, format!("the provider did not answer within {timeout_ms} ms; nothing was charged")).public())
         }
     }
-}
-
-fn host(url: &str) -> &str {
-    url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or(url)
 }

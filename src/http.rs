@@ -1,68 +1,56 @@
-//! Response rendering: JSON bodies, the one error shape per route family, rate-limit headers.
+//! Responses and request bodies: JSON bodies, the one error rendering, and bodies read with a
+//! counted limit (a chunked body without `Content-Length` stops at the limit too).
 
 use broker_core::error::{ApiError, ErrorKind, ErrorShape};
-use broker_core::scripts::RateState;
+use futures_util::StreamExt;
 use serde_json::Value;
-use worker::{console_error, Response};
+use worker::{console_error, Request, Response};
 
-/// An error on its way out, with any headers it must carry (rate limits, Retry-After).
-pub struct Reply {
-    pub error: ApiError,
-    pub headers: Vec<(String, String)>,
-}
+pub type HandlerResult = Result<Response, ApiError>;
 
-impl From<ApiError> for Reply {
-    fn from(error: ApiError) -> Self {
-        Reply { error, headers: Vec::new() }
-    }
-}
-
-impl Reply {
-    pub fn with_headers(error: ApiError, headers: Vec<(String, String)>) -> Self {
-        Reply { error, headers }
-    }
-}
-
-pub type HandlerResult = Result<Response, Reply>;
-
-pub fn json(status: u16, body: &Value, headers: &[(String, String)]) -> Response {
-    let mut resp = match Response::from_bytes(body.to_string().into_bytes()) {
+pub fn bytes(status: u16, content_type: &str, body: Vec<u8>, headers: &[(String, String)]) -> Response {
+    let mut resp = match Response::from_bytes(body) {
         Ok(r) => r.with_status(status),
-        Err(_) => Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| unreachable_response()),
+        Err(_) => Response::empty().map(|r| r.with_status(500)).unwrap_or_else(|_| Response::builder().empty()),
     };
     let h = resp.headers_mut();
-    let _ = h.set("content-type", "application/json");
+    let _ = h.set("content-type", content_type);
     for (k, v) in headers {
         let _ = h.set(k, v);
     }
     resp
 }
 
-fn unreachable_response() -> Response {
-    // Response::empty() cannot fail in practice; keep a total function anyway.
-    Response::error("internal error", 500).unwrap_or_else(|_| unreachable_response())
+pub fn json(status: u16, body: &Value, headers: &[(String, String)]) -> Response {
+    bytes(status, "application/json", body.to_string().into_bytes(), headers)
 }
 
-pub fn render_error(reply: Reply, shape: ErrorShape, request_id: &str) -> Response {
-    let e = &reply.error;
+pub fn render_error(e: &ApiError, shape: ErrorShape, request_id: &str) -> Response {
     if e.status() >= 500 {
         console_error!("{request_id} {} {}: {}", e.status(), e.kind.type_name(), e.message);
     }
-    let mut headers = reply.headers;
-    if let ErrorKind::RateLimited { retry_after_secs } = e.kind {
-        headers.push(("retry-after".into(), retry_after_secs.to_string()));
-    }
-    json(e.status(), &e.to_json(shape, request_id), &headers)
+    json(e.status(), &e.to_json(shape, request_id), &e.response_headers())
 }
 
-/// `RateLimit`/`RateLimit-Policy` (IETF draft) and the older `X-RateLimit-*` set.
-pub fn rate_headers(policy: &str, s: &RateState) -> Vec<(String, String)> {
-    let window_secs_reset = s.reset_secs();
-    vec![
-        ("ratelimit-policy".into(), format!("\"{policy}\";q={}", s.limit)),
-        ("ratelimit".into(), format!("\"{policy}\";r={};t={window_secs_reset}", s.remaining.max(0))),
-        ("x-ratelimit-limit".into(), s.limit.to_string()),
-        ("x-ratelimit-remaining".into(), s.remaining.max(0).to_string()),
-        ("x-ratelimit-reset".into(), window_secs_reset.to_string()),
-    ]
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(ErrorKind::PayloadTooLarge, format!("request body exceeds {limit} bytes"))
+}
+
+/// The request body, at most `limit` bytes, counted while it is read: an over-long body is a 413
+/// before anything touches Redis, whatever `Content-Length` said (or did not say).
+pub async fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let Ok(mut stream) = req.stream() else { return Ok(Vec::new()) };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

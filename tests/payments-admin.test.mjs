@@ -207,7 +207,7 @@ async function mockScript(obj) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Chat (to produce holds, releases and charges)
+// Chat (to produce call entries)
 
 async function chat(apiKey) {
   return call("POST", "/v1/chat", {
@@ -216,12 +216,12 @@ async function chat(apiKey) {
   });
 }
 
-/** Waits until the ledger holds the settlement (release + charge) of `requestId`. */
+/** Waits until the ledger holds the settlement (the one `call` entry) of `requestId`. */
 async function settled(apiKey, requestId) {
   return eventually(async () => {
     const entries = await fullLedger({ apiKey });
     const mine = entries.filter((e) => e.ref === requestId);
-    return mine.some((e) => e.type === "charge") && mine.some((e) => e.type === "release") ? mine : null;
+    return mine.some((e) => e.type === "call") ? mine : null;
   }, { what: `settlement of ${requestId}` });
 }
 
@@ -457,7 +457,7 @@ test("stripe: unpaid sessions and unhandled types are acknowledged without credi
   assert.ok(topups.every((e) => e.source === "stripe"));
 });
 
-test("stripe: charge.refunded takes back the refunded share once; spent credits are recorded as a shortfall", async () => {
+test("stripe: charge.refunded takes back the refunded share once; spent credits become a debt", async () => {
   const key = await newKey({ credits: 0 });
   const bought = stripeEvent({ session: { amount_total: 2000 }, metadata: { key_id: key.id } });
   const pi = bought.data.object.payment_intent;
@@ -474,22 +474,31 @@ test("stripe: charge.refunded takes back the refunded share once; spent credits 
   assert.equal(r.json.credits_taken_back, 500);
   for (let i = 0; i < 3; i++) assert.equal((await postStripe(partial)).json.duplicate, true);
   assert.equal(await balanceMc(key.api_key), mc(1500));
-  // Spend some, then the rest is refunded (amount_refunded is cumulative): only what is left goes.
+  // Spend some, then the rest is refunded (amount_refunded is cumulative): the whole remaining
+  // share goes, though 1200 of it was spent: the key owes it.
   await call("POST", "/admin/add-credits", { admin: stack.adminSecret, json: { apiKey: key.id, credits: -1200, reason: "spent (simulated)" } });
   r = await postStripe(refundEvent(2000));
-  assert.equal(r.json.credits_taken_back, 300);
-  assert.equal(r.json.credits_short, 1200);
-  assert.equal(await balanceMc(key.api_key), 0);
+  assert.equal(r.json.credits_taken_back, 1500);
+  assert.equal(r.json.credits_after, -1200);
+  assert.equal(await balanceMc(key.api_key), mc(-1200));
+  const balance = (await call("GET", "/v1/balance", { key: key.api_key })).json;
+  assert.equal(balance.debt_credits, 1200);
   const [top] = (await call("GET", "/v1/usage?limit=1", { key: key.api_key })).json.entries;
   assert.equal(top.type, "refund");
   assert.equal(top.payment_intent, pi);
-  assert.equal(top.shortfall, mc(1200));
+  assert.equal(top.amount_mc, mc(-1500));
   const listed = await call("GET", "/admin/unmatched-payments", { admin: stack.adminSecret });
-  assert.ok(listed.json.entries.some((e) => e.source === "stripe-refund" && e.payment_intent === pi && e.credits_short === 1200));
-  // A refund of a payment the gateway never credited changes nothing.
+  assert.ok(listed.json.entries.some((e) => e.source === "stripe-refund" && e.payment_intent === pi && e.debt_credits === 1200));
+  // A key in debt cannot spend: admission refuses it, saying so.
+  const refused = await chat(key.api_key);
+  assert.equal(refused.status, 402, refused.text);
+  assert.match(refused.json.error.message, /owes/);
+  // A refund of a payment the gateway has not credited is remembered, not applied to anyone now.
   r = await postStripe({ ...refundEvent(100), data: { object: { ...refundEvent(100).data.object, payment_intent: "pi_unknown" } } });
   assert.equal(r.status, 200);
   assert.equal(r.json.credited, false);
+  assert.equal(r.json.pending, true);
+  assert.equal(await balanceMc(key.api_key), mc(-1200));
   // Balance == ledger sum still holds.
   const entries = await fullLedger({ apiKey: key.api_key });
   assert.equal(entries.reduce((a, e) => a + e.amount_mc, 0), await balanceMc(key.api_key));
@@ -785,7 +794,7 @@ test("ledger: after grants, stripe and paypal top-ups, adjustments and settled c
   const entries = await fullLedger({ apiKey: key.api_key, limit: 3 });
   const sum = entries.reduce((s, e) => s + e.amount_mc, 0);
   assert.equal(balance, sum, `balance ${balance} mc == sum of ${entries.length} ledger entries`);
-  assert.equal(entries.length, 3 + 1 + 3 + 3 * 3, "3 grants, 1 adjustment, 3 top-ups, 3 calls x hold/release/charge");
+  assert.equal(entries.length, 3 + 1 + 3 + 3, "3 grants, 1 adjustment, 3 top-ups, one entry per call");
   for (let i = 1; i < entries.length; i++) assert.ok(entries[i - 1].ts >= entries[i].ts, "newest first");
   // Paging edges.
   for (const q of ["limit=0", "limit=201", "limit=-1", "offset=abc", "offset=-2", "offset=18446744073709551615"]) {
@@ -809,19 +818,14 @@ test("ledger: after grants, stripe and paypal top-ups, adjustments and settled c
     assert.equal(mc(e.credits), e.amount_mc);
   }
   const types = new Set(entries.map((e) => e.type));
-  for (const t of ["grant", "topup", "adjustment", "hold", "release", "charge"]) assert.ok(types.has(t), `ledger has a ${t}`);
-  // Every call: one hold, released in full, and one charge equal to what the response said.
+  for (const t of ["grant", "topup", "adjustment", "call"]) assert.ok(types.has(t), `ledger has a ${t}`);
+  // Every call: one entry, naming the hold it had, charging what the response said.
   for (const [i, rid] of requestIds.entries()) {
     const mine = entries.filter((e) => e.ref === rid);
-    const hold = mine.filter((e) => e.type === "hold");
-    const release = mine.filter((e) => e.type === "release");
-    const charge = mine.filter((e) => e.type === "charge");
-    assert.equal(hold.length, 1);
-    assert.equal(release.length, 1);
-    assert.equal(charge.length, 1);
-    assert.equal(release[0].amount_mc, -hold[0].amount_mc);
-    assert.ok(charge[0].amount_mc < 0);
-    assert.equal(-charge[0].amount_mc, mc(steps[i]), "charge == credits_charged of the response");
+    assert.equal(mine.length, 1);
+    assert.equal(mine[0].type, "call");
+    assert.ok(mine[0].hold >= -mine[0].amount_mc && mine[0].amount_mc < 0);
+    assert.equal(-mine[0].amount_mc, mc(steps[i]), "charge == credits_charged of the response");
   }
   const expected = mc(10.5 + 100 + 2000 + 777 - 33.333 + 0.001 + 100) - requestIds.reduce((s, _, i) => s + mc(steps[i]), 0);
   assert.equal(balance, expected);

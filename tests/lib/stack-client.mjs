@@ -9,6 +9,8 @@ export const TEST_VARS = {
   UPSTREAM_TIMEOUT_MS: "6000",
   // The sweeper runs only when a test calls /__scheduled; nothing else is in flight then.
   HOLD_SWEEP_AFTER_SECS: "2",
+  // A call whose client left is cut 1.5 s later (20 s in production).
+  CLIENT_GONE_DEADLINE_MS: "1500",
 };
 
 let own = null;
@@ -86,13 +88,14 @@ export function client(stack) {
         offset = r.body.next_offset;
       }
     },
-    /** Waits until the request's settlement is in the ledger (settle runs after the response). */
+    /** Waits until the request's settlement (its one `call` entry) is in the ledger; settlement
+     *  runs after the response. Returns the request's entries. */
     settled: async (keyId, requestId, timeoutMs = 10000) => {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         const entries = await redis("LRANGE", `abk:ledger:${keyId}`, 0, 20);
         const mine = entries.map((e) => JSON.parse(e)).filter((e) => e.ref === requestId);
-        if (mine.some((e) => e.type === "release")) return mine;
+        if (mine.some((e) => e.type === "call")) return mine;
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(`request ${requestId} was not settled within ${timeoutMs} ms`);

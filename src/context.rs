@@ -1,0 +1,73 @@
+//! The per-request context: checked settings, secrets, the store, the request id and clock, and
+//! `wait_until`. Handlers take a `&Ctx`; nothing here knows the routes (see `router`).
+
+use crate::upstash::Upstash;
+use broker_core::config::{settings_from, Secret, Settings};
+use broker_core::error::ApiError;
+use broker_core::provider::Provider;
+use broker_core::providers::Endpoint;
+use std::future::Future;
+use worker::{Context, Env};
+
+pub struct Ctx {
+    env: Env,
+    wait: Context,
+    settings: Settings,
+    request_id: String,
+    now_ms: u64,
+    client_ip: String,
+}
+
+/// A `[vars]` value or a secret; empty counts as missing.
+pub fn read_var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|s| s.to_string())).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `n` random bytes as hex; a failed random source is a 503, never a shared id.
+pub fn random_hex(n: usize) -> Result<String, ApiError> {
+    let mut buf = vec![0u8; n];
+    getrandom::getrandom(&mut buf).map_err(|e| ApiError::unavailable(format!("the random source failed: {e}")))?;
+    Ok(hex::encode(buf))
+}
+
+impl Ctx {
+    pub fn new(env: Env, wait: Context, request_id: String, client_ip: String) -> Result<Ctx, ApiError> {
+        let settings = settings_from(&|name| read_var(&env, name))?;
+        Ok(Ctx { env, wait, settings, request_id, now_ms: worker::Date::now().as_millis(), client_ip })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+    pub fn client_ip(&self) -> &str {
+        &self.client_ip
+    }
+    /// `YYYY-MM-DD` (UTC): the day prices are chosen by.
+    pub fn today(&self) -> String {
+        broker_core::pricing::utc_date(self.now_ms)
+    }
+
+    /// A secret the route cannot work without: missing means 503, never "serve anyway".
+    pub fn secret(&self, name: &str) -> Result<Secret, ApiError> {
+        read_var(&self.env, name).map(Secret::new).ok_or_else(|| broker_core::config::misconfigured(name, "is not set"))
+    }
+
+    pub fn store(&self) -> Result<Upstash, ApiError> {
+        Ok(Upstash::new(self.secret("UPSTASH_REDIS_REST_URL")?, self.secret("UPSTASH_REDIS_REST_TOKEN")?))
+    }
+
+    pub fn endpoint(&self, provider: Provider) -> Result<Endpoint, ApiError> {
+        Ok(Endpoint { base_url: self.settings.base_url(provider).to_string(), api_key: self.secret(provider.api_key_secret())? })
+    }
+
+    /// Runs `task` after the response, up to the platform's allowance.
+    pub fn wait_until(&self, task: impl Future<Output = ()> + 'static) {
+        self.wait.wait_until(task);
+    }
+}

@@ -1,0 +1,70 @@
+//! Routing: the path and method of a request to its handler, and the error shape of the route
+//! family. Imports flow one way: router → handlers → context.
+
+use crate::context::Ctx;
+use crate::http::HandlerResult;
+use crate::{account, admin, chat, webhooks};
+use broker_core::chat::Route;
+use broker_core::error::{ApiError, ErrorKind, ErrorShape};
+use worker::{Method, Request};
+
+/// The error shape the clients of a path expect (the official SDKs parse their own).
+pub fn error_shape(path: &str) -> ErrorShape {
+    match path {
+        "/v1/chat/completions" | "/v1/models" => ErrorShape::OpenAi,
+        "/v1/messages" => ErrorShape::Anthropic,
+        _ => ErrorShape::Native,
+    }
+}
+
+pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
+    let method = req.method();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let allow = |m: Method| -> Result<(), ApiError> {
+        if method == m {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorKind::MethodNotAllowed, format!("{path} does not accept {method:?}")))
+        }
+    };
+    match segments.as_slice() {
+        ["health"] => {
+            allow(Method::Get)?;
+            account::health(ctx).await
+        }
+        ["v1", "chat"] => {
+            allow(Method::Post)?;
+            chat::handle(ctx, req, Route::Native).await
+        }
+        ["v1", "chat", "completions"] => {
+            allow(Method::Post)?;
+            chat::handle(ctx, req, Route::OpenAiCompatible).await
+        }
+        ["v1", "messages"] => {
+            allow(Method::Post)?;
+            chat::handle(ctx, req, Route::AnthropicCompatible).await
+        }
+        ["v1", "models"] => {
+            allow(Method::Get)?;
+            Ok(account::models(ctx))
+        }
+        ["v1", "balance"] => {
+            allow(Method::Get)?;
+            account::balance(ctx, &req).await
+        }
+        ["v1", "usage"] => {
+            allow(Method::Get)?;
+            account::usage(ctx, &req).await
+        }
+        ["webhooks", "stripe"] => {
+            allow(Method::Post)?;
+            webhooks::stripe(ctx, req).await
+        }
+        ["webhooks", "paypal"] => {
+            allow(Method::Post)?;
+            webhooks::paypal(ctx, req).await
+        }
+        ["admin", rest @ ..] => admin::handle(ctx, req, rest).await,
+        _ => Err(ApiError::not_found(format!("no route {path}"))),
+    }
+}
