@@ -3,7 +3,7 @@
 use crate::context::Ctx;
 use crate::http::{read_body, HandlerResult};
 use crate::meter;
-use broker_core::chat::meter::ChatProduct;
+use broker_core::products::chat::ChatProduct;
 use broker_core::chat::{self, Route};
 use broker_core::error::ApiError;
 use worker::Request;

@@ -32,6 +32,9 @@ pub fn render_error(e: &ApiError, shape: ErrorShape, request_id: &str) -> Respon
     json(e.status(), &e.to_json(shape, request_id), &e.response_headers())
 }
 
+/// How far past the limit an over-long body is still read (and dropped) before it is cancelled.
+const DRAIN_FACTOR: u64 = 4;
+
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(ErrorKind::PayloadTooLarge, format!("request body exceeds {limit} bytes"))
 }
@@ -48,6 +51,17 @@ pub async fn read_body(req: &mut Request, limit: u64) -> Result<Vec<u8>, ApiErro
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid(format!("could not read the request body: {e}")))?;
         if (body.len() + chunk.len()) as u64 > limit {
+            // Read (and drop) a little more of the rest: a connection left mid-body is poisoned
+            // for the next request in some proxies (wrangler dev's among them). Past that, the
+            // body is cancelled. Nothing of it is kept.
+            let mut drained = body.len() as u64;
+            drop(body);
+            while drained < limit.saturating_mul(DRAIN_FACTOR) {
+                match stream.next().await {
+                    Some(Ok(c)) => drained += c.len() as u64,
+                    _ => break,
+                }
+            }
             return Err(too_large(limit));
         }
         body.extend_from_slice(&chunk);

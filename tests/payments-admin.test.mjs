@@ -504,6 +504,61 @@ test("stripe: charge.refunded takes back the refunded share once; spent credits 
   assert.equal(entries.reduce((a, e) => a + e.amount_mc, 0), await balanceMc(key.api_key));
 });
 
+test("stripe: a refund that arrives while a call holds the credits leaves nothing of them to spend", async () => {
+  const key = await newKey({ credits: 0 });
+  const bought = stripeEvent({ session: { amount_total: 1000 }, metadata: { key_id: key.id } });
+  assert.equal((await postStripe(bought)).json.credited, true);
+  // A slow call holds most of the 1000 credits while the refund arrives.
+  await mockScript({ provider: "anthropic", delay_ms: 1500 });
+  const pending = call("POST", "/v1/messages", { key: key.api_key, json: { model: "claude-haiku-4-5", max_tokens: 64000, messages: [{ role: "user", content: "hold" }] } });
+  const held = await eventually(async () => (await adminKey(key.id)).held_millicredits > 0 && (await adminKey(key.id)).held_millicredits, { what: "the call's hold" });
+  const refund = {
+    id: `evt_${rnd(12)}`, object: "event", type: "charge.refunded", created: Math.floor(Date.now() / 1000),
+    data: { object: { id: `ch_${rnd(12)}`, object: "charge", payment_intent: bought.data.object.payment_intent, amount: 1000, amount_captured: 1000, amount_refunded: 1000, refunded: true } },
+  };
+  const r = await postStripe(refund);
+  assert.equal(r.json.credits_taken_back, 1000, r.text);
+  assert.equal(r.json.credits_after * 1000, -held, "everything the refund bought is taken, the held part as a debt");
+  const served = await pending;
+  assert.equal(served.status, 200, served.text);
+  await settled(key.api_key, served.headers.get("x-request-id"));
+  const after = await balanceMc(key.api_key);
+  assert.equal(after, -mc(served.json.x_broker.credits_charged), "only the call's own cost is left, owed");
+  assert.equal((await chat(key.api_key)).status, 402, "a key in debt cannot spend");
+  const entries = await fullLedger({ apiKey: key.api_key });
+  assert.equal(entries.reduce((a, e) => a + e.amount_mc, 0), after);
+});
+
+test("stripe: a refund delivered before its purchase, then the purchase, nets to zero", async () => {
+  const key = await newKey({ credits: 0 });
+  const bought = stripeEvent({ session: { amount_total: 2000 }, metadata: { key_id: key.id } });
+  const pi = bought.data.object.payment_intent;
+  const refund = {
+    id: `evt_${rnd(12)}`, object: "event", type: "charge.refunded", created: Math.floor(Date.now() / 1000),
+    data: { object: { id: `ch_${rnd(12)}`, object: "charge", payment_intent: pi, amount: 2000, amount_captured: 2000, amount_refunded: 2000, refunded: true } },
+  };
+  let r = await postStripe(refund);
+  assert.equal(r.json.pending, true, r.text);
+  r = await postStripe(bought);
+  assert.equal(r.json.credited, true);
+  assert.equal(r.json.credits_taken_back, 2000);
+  assert.equal(await balanceMc(key.api_key), 0);
+  const types = (await fullLedger({ apiKey: key.api_key })).map((e) => [e.type, e.amount_mc]);
+  assert.deepEqual(types, [["refund", -mc(2000)], ["topup", mc(2000)]]);
+  // A replay of the refund changes nothing more.
+  assert.equal((await postStripe(refund)).json.duplicate, true);
+  assert.equal(await balanceMc(key.api_key), 0);
+});
+
+test("stripe: a refund naming no payment intent is listed for admins, not dropped", async () => {
+  const ev = { id: `evt_${rnd(12)}`, object: "event", type: "charge.refunded", created: Math.floor(Date.now() / 1000), data: { object: { id: `ch_${rnd(12)}`, object: "charge", amount: 500, amount_refunded: 500 } } };
+  const r = await postStripe(ev);
+  assert.equal(r.status, 200);
+  assert.equal(r.json.unmatched, true);
+  const listed = await call("GET", "/admin/unmatched-payments", { admin: stack.adminSecret });
+  assert.ok(listed.json.entries.some((e) => e.event_id === ev.id && e.source === "stripe-refund"));
+});
+
 // 6. PayPal
 
 test("paypal: the OAuth token is fetched once and reused; a token PayPal refuses is replaced once", async () => {

@@ -24,6 +24,7 @@ pub mod paypal;
 pub mod price_table;
 pub mod pricing;
 pub mod product;
+pub mod products;
 pub mod provider;
 pub mod providers;
 pub mod ratelimit;

@@ -13,7 +13,7 @@
 //! - Long-prompt tiers reprice the whole request (Gemini Pro > 200k, Haiku 5.5 > 100k,
 //!   GPT-5.6 > 272k at 2× input / 1.5× output).
 
-use crate::pricing::Provider;
+use crate::provider::Provider;
 
 pub const PRICE_TABLE_VERSION: &str = "2026-11-23.1";
 

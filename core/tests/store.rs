@@ -2,6 +2,8 @@
 //! `redis-server` (started here on a free 127.0.0.1 port), with the same argument builders the
 //! worker uses. Needs `redis-server` on the PATH (scripts/setup installs it).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes)] // a test file: failing loudly is the point
+
 use broker_core::config::{RateLimit, RateLimits};
 use broker_core::error::{ApiError, ErrorKind};
 use broker_core::metering::{Admission, Admitted, Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Settlement, Units};

@@ -13,9 +13,6 @@
 //! Only text is accepted: the worst-case hold bounds prompt tokens by request bytes, which holds
 //! for text but not for images or audio, so those are refused rather than under-held.
 
-pub mod meter;
-pub mod render;
-
 use crate::error::ApiError;
 use crate::provider::Provider;
 use serde_json::{Map, Value};

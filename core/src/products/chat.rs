@@ -2,8 +2,8 @@
 //! provider stream ([`ChatMeter`]), which bills the provider's reported usage, or an upper bound
 //! when the usage never came, and renders the customer's answer (streamed or whole).
 
-use super::render::{self, ChatOutput};
-use super::{ChatRequest, Route};
+use super::chat_render::{self as render, ChatOutput};
+use crate::chat::{ChatRequest, Route};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
 use crate::metering::{Billing, CallMeta, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
@@ -282,5 +282,5 @@ impl Meter for ChatMeter {
 }
 
 #[cfg(test)]
-#[path = "meter_tests.rs"]
+#[path = "chat_tests.rs"]
 mod tests;

@@ -1,7 +1,7 @@
 //! Whole (unstreamed) chat answers in the customer's format, with the gateway's credit figures:
 //! the `x_broker` object in the providers' own formats, plain fields in the gateway's own.
 
-use super::{ChatRequest, Route};
+use crate::chat::{ChatRequest, Route};
 use crate::metering::{Billing, Charge};
 use crate::money::credits_json;
 use crate::providers::stream::openai_usage_json;

@@ -1,0 +1,180 @@
+// Billing integrity against the real worker, redis-server behind the Upstash front, and the
+// mocks: no served call goes unbilled, only what is priced is forwarded, memory stays bounded,
+// and the ledger has one entry per call.
+import { test, before, after, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+
+let stack, c;
+before(async () => {
+  stack = await getStack();
+  c = client(stack);
+});
+after(releaseStack);
+beforeEach(async () => {
+  await c.mockReset();
+  await c.resetIpLimits();
+});
+
+const HAIKU = [1_000_000n, 5_000_000n]; // claude-haiku-4-5, micro-USD per 1M tokens (REFERENCE.md)
+/** credits = usd × 1.8 / 0.01, in millicredits, rounded up: pico-USD × 18 / 1e8. */
+const haikuMc = (inTok, outTok) => Number(((BigInt(inTok) * HAIKU[0] + BigInt(outTok) * HAIKU[1]) * 18n + 99_999_999n) / 100_000_000n);
+/** The mock's documented input rule: 3 + Σ(ceil(chars/4) + 4). */
+const mockInput = (...texts) => 3 + texts.reduce((s, t) => s + Math.ceil([...t].length / 4) + 4, 0);
+
+async function waitFor(probe, what, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test("five calls add five ledger entries, each naming its hold; open holds show in /v1/balance", async () => {
+  const key = await c.createKey({ credits: 10 });
+  const before = (await c.ledger(key.id)).length;
+  await c.mockScript({ provider: "openai", delay_ms: 800 });
+  const body = { provider: "openai", model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "count me" }] };
+  const first = c.api("/v1/chat", { key: key.api_key, body });
+  const open = await waitFor(async () => {
+    const b = await (await c.api("/v1/balance", { key: key.api_key })).json();
+    return b.held_millicredits > 0 && b;
+  }, "an open hold");
+  assert.equal(open.millicredits + open.held_millicredits, 10_000, "spendable + held = the balance");
+  const rids = [(await first).headers.get("x-request-id")];
+  for (let i = 0; i < 4; i++) rids.push((await c.api("/v1/chat", { key: key.api_key, body })).headers.get("x-request-id"));
+  for (const rid of rids) await c.settled(key.id, rid);
+  const entries = await c.ledger(key.id);
+  assert.equal(entries.length - before, 5);
+  for (const rid of rids) {
+    const mine = entries.filter((e) => e.ref === rid);
+    assert.equal(mine.length, 1);
+    assert.ok(mine[0].hold >= -mine[0].amount_mc);
+  }
+  const b = await (await c.api("/v1/balance", { key: key.api_key })).json();
+  assert.equal(b.held_millicredits, 0);
+  assert.equal(b.millicredits, entries.reduce((s, e) => s + e.amount_mc, 0));
+});
+
+test("a stream its client abandons is cut at the deadline and charged between what was generated and the hold", async () => {
+  const key = await c.createKey({ credits: 10 });
+  // 24 tokens, 400 ms apart: about 10 s, far past the 1.5 s client-gone deadline of the tests.
+  await c.mockScript({ provider: "anthropic", chunk_delay_ms: 400 });
+  const content = "abandon me";
+  const ac = new AbortController();
+  const res = await c.api("/v1/messages", {
+    key: key.api_key, signal: ac.signal,
+    body: { model: "claude-haiku-4-5", max_tokens: 24, stream: true, messages: [{ role: "user", content }] },
+  });
+  assert.equal(res.status, 200);
+  const rid = res.headers.get("x-request-id");
+  await res.body.getReader().read();
+  ac.abort();
+  const [entry] = (await c.settled(key.id, rid, 15000)).filter((e) => e.type === "call");
+  const generatedSoFar = haikuMc(mockInput(content), 1);
+  assert.ok(-entry.amount >= generatedSoFar, `charged ${-entry.amount} ≥ ${generatedSoFar}`);
+  assert.ok(-entry.amount <= entry.hold, "never above the hold");
+  assert.equal(entry.amount, -haikuMc(mockInput(content), 24), "the reported prompt, and every output token allowed");
+  assert.equal(entry.exact, false);
+  assert.match(entry.note, /cut at the deadline/);
+});
+
+test("a provider that stalls mid-answer on a plain call: 504, billed for what was generated, bounded by the hold", async () => {
+  const key = await c.createKey({ credits: 10 });
+  // The first event (message_start, with the prompt's usage) comes at once, then silence longer
+  // than UPSTREAM_TIMEOUT_MS (6 s in tests).
+  await c.mockScript({ provider: "anthropic", chunk_delay_ms: 7000 });
+  const content = "stall after the start";
+  const res = await c.api("/v1/chat", { key: key.api_key, body: { provider: "anthropic", model: "claude-haiku-4-5", max_tokens: 30, messages: [{ role: "user", content }] } });
+  assert.equal(res.status, 504);
+  const err = (await res.json()).error;
+  assert.equal(err.type, "upstream_timeout");
+  assert.match(err.message, /stalled/);
+  const [entry] = await c.settled(key.id, res.headers.get("x-request-id"));
+  assert.equal(entry.amount, -haikuMc(mockInput(content), 30));
+  assert.equal(err.credits_charged * 1000, -entry.amount, "the error says what was charged");
+  assert.ok(-entry.amount <= entry.hold);
+  assert.equal(await c.balanceMc(key.api_key), 10_000 + entry.amount);
+});
+
+test("only priced fields are forwarded: store, inference_geo and unknown fields are refused before anything is held", async () => {
+  const key = await c.createKey({ credits: 1 });
+  await c.frontReset();
+  const msg = [{ role: "user", content: "x" }];
+  for (const [path, body, field] of [
+    ["/v1/chat/completions", { model: "gpt-4o-mini", store: true, messages: msg }, "store"],
+    ["/v1/chat/completions", { model: "gpt-4o-mini", not_a_field: 1, messages: msg }, "not_a_field"],
+    ["/v1/messages", { model: "claude-haiku-4-5", max_tokens: 5, inference_geo: "us", messages: msg }, "inference_geo"],
+    ["/v1/messages", { model: "claude-haiku-4-5", max_tokens: 5, context_management: {}, messages: msg }, "context_management"],
+    ["/v1/chat", { provider: "openai", model: "gpt-4o-mini", logprobs: true, messages: msg }, "logprobs"],
+    ["/v1/chat/completions", { model: "anthropic/claude-haiku-4-5", logit_bias: { 1: 1 }, messages: msg }, "logit_bias"],
+  ]) {
+    const r = await c.api(path, { key: key.api_key, body });
+    assert.equal(r.status, 400, `${path} ${field}`);
+    const text = await r.text();
+    assert.match(text, new RegExp(`\`${field}\``), text);
+  }
+  assert.equal((await c.mockRequests()).length, 0, "nothing reached a provider");
+  assert.equal((await c.frontStats()).requests, 0, "nothing touched Redis");
+  // What is allowed is forwarded as sent.
+  const ok = await c.api("/v1/messages", { key: key.api_key, body: { model: "claude-haiku-4-5", max_tokens: 5, metadata: { user_id: "u-1" }, top_k: 3, messages: msg } });
+  assert.equal(ok.status, 200, await ok.text());
+  const [sent] = await c.mockRequests("anthropic");
+  assert.deepEqual(sent.body.metadata, { user_id: "u-1" });
+  assert.equal(sent.body.top_k, 3);
+  assert.equal(sent.body.stream, true, "the gateway always streams from the provider");
+});
+
+/** POSTs `total` bytes with chunked transfer encoding (no Content-Length). */
+function chunkedPost(url, headers, total) {
+  return new Promise((resolve, reject) => {
+    // A connection of its own: the server answers before the body is over, and this one is done with.
+    const req = http.request(url, { method: "POST", agent: false, headers: { ...headers, "transfer-encoding": "chunked", connection: "close" } }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode, body }));
+    });
+    req.on("error", (e) => (e.code === "EPIPE" || e.code === "ECONNRESET" ? resolve({ status: 0, body: e.code }) : reject(e)));
+    const piece = Buffer.alloc(64 * 1024, "a");
+    let sent = 0;
+    const write = () => {
+      while (sent < total) {
+        sent += piece.length;
+        if (!req.write(piece)) return req.once("drain", write);
+      }
+      req.end();
+    };
+    write();
+  });
+}
+
+test("a chunked 2 MiB body without Content-Length gets 413 before anything is held", async () => {
+  const key = await c.createKey({ credits: 1 });
+  await c.frontReset();
+  const r = await chunkedPost(`${stack.workerUrl}/v1/chat`, { authorization: `Bearer ${key.api_key}`, "content-type": "application/json" }, 2 * 1024 * 1024);
+  assert.equal(r.status, 413, r.body);
+  assert.equal(JSON.parse(r.body).error.type, "payload_too_large");
+  assert.equal((await c.frontStats()).requests, 0, "nothing touched Redis");
+  // Webhook bodies have their own, smaller limit (MAX_WEBHOOK_BYTES, 256 KiB).
+  const w = await chunkedPost(`${stack.workerUrl}/webhooks/stripe`, { "stripe-signature": "t=1,v1=00", "content-type": "application/json" }, 512 * 1024);
+  assert.equal(w.status, 413, w.body);
+  // The next request is served normally (no connection was left mid-body).
+  const after = await c.api("/v1/chat", { key: key.api_key, body: { provider: "openai", model: "gpt-4o-mini", max_tokens: 3, messages: [{ role: "user", content: "x" }] } });
+  assert.equal(after.status, 200, await after.text());
+});
+
+test("a provider message about the gateway's own account never reaches the customer; the hold is released", async () => {
+  const key = await c.createKey({ credits: 1 });
+  const secret = "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.";
+  await c.mockScript({ provider: "anthropic", status: 400, body: { type: "error", error: { type: "invalid_request_error", message: secret } } });
+  const r = await c.api("/v1/messages", { key: key.api_key, body: { model: "claude-haiku-4-5", max_tokens: 5, messages: [{ role: "user", content: "x" }] } });
+  assert.equal(r.status, 503);
+  const text = await r.text();
+  assert.ok(!/credit balance|billing|purchase/i.test(text), text);
+  const [entry] = await c.settled(key.id, r.headers.get("x-request-id"));
+  assert.equal(entry.amount, 0);
+  assert.equal(await c.balanceMc(key.api_key), 1000);
+});
