@@ -89,11 +89,13 @@ export async function startStack({ ports = {}, vars = {}, envFile, name = "test"
     };
     const file = envFile ?? path.join(ROOT, ".stack", `${name}-${p.worker}.vars`);
     if (!envFile) writeVars(file, allVars);
+    const workerLog = path.join(ROOT, ".stack", `${name}-${p.worker}.worker.log`);
+    fs.writeFileSync(workerLog, "");
     const worker = startProcess(
       WRANGLER,
       ["dev", "--ip", "127.0.0.1", "--port", String(p.worker), "--inspector-port", String(p.inspector),
         "--env-file", file, "--show-interactive-dev-session=false", "--test-scheduled", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log"],
-      { name: `${name}:worker`, env: { WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" } },
+      { name: `${name}:worker`, env: { WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" }, logFile: workerLog },
     );
     started.push(worker);
     const workerUrl = `http://127.0.0.1:${p.worker}`;
@@ -103,7 +105,7 @@ export async function startStack({ ports = {}, vars = {}, envFile, name = "test"
     });
     const upstashUrl = `http://127.0.0.1:${p.upstash}`;
     return {
-      ports: p, workerUrl, upstashUrl, upstashToken, adminSecret, stripeSecret, mocks, redis, front, worker, envFile: file, stop,
+      ports: p, workerUrl, upstashUrl, upstashToken, adminSecret, stripeSecret, mocks, redis, front, worker, workerLog, envFile: file, stop,
       vars: allVars,
     };
   } catch (e) {

@@ -8,6 +8,7 @@ use broker_core::error::{ApiError, ErrorKind};
 use broker_core::keys;
 use broker_core::money::{credits_json, parse_credits};
 use broker_core::scripts::{ledger_fragment, CreditReply, KeyOpReply, KeyView};
+use broker_core::redis_keys as rk;
 use broker_core::store::{Credit, KeyOp, Store};
 use serde_json::{json, Map, Value};
 use worker::{Method, Request};
@@ -70,32 +71,142 @@ fn key_json(ctx: &Ctx, k: &KeyView) -> Value {
     v
 }
 
-async fn grant(ctx: &Ctx, target: String, body: &Map<String, Value>) -> HandlerResult {
-    let amount = parse_credits(body.get("credits").unwrap_or(&Value::Null)).map_err(ApiError::invalid)?;
-    if amount == 0 {
-        return Err(ApiError::invalid("`credits` must not be zero"));
-    }
-    let why = reason(body)?;
-    let c = Credit {
+/// A credit (or adjustment) by an admin, with its reason.
+fn admin_credit(ctx: &Ctx, target: String, amount_mc: i64, kind: &'static str, why: &str, dedupe: Vec<String>) -> Credit {
+    Credit {
         target,
-        amount_mc: amount,
+        amount_mc,
         now_ms: ctx.now_ms(),
-        kind: if amount > 0 { "grant" } else { "adjustment" },
+        kind,
         fragment: ledger_fragment(&[("reason", json!(why)), ("ref", json!(ctx.request_id())), ("by", json!("admin"))]),
-        keep: ctx.settings().ledger_keep,
+        retention: ctx.settings().retention(),
         payment: None,
-        dedupe: Vec::new(),
-    };
-    match ctx.store()?.credit(&c).await? {
-        CreditReply::Credited { key_id, balance_mc, .. } => {
-            Ok(json(200, &json!({ "key_id": key_id, "credits_added": credits_json(amount), "credits": credits_json(balance_mc), "reason": why }), &[]))
-        }
+        dedupe,
+    }
+}
+
+fn credits(body: &Map<String, Value>) -> Result<i64, ApiError> {
+    match parse_credits(body.get("credits").unwrap_or(&Value::Null)).map_err(ApiError::invalid)? {
+        0 => Err(ApiError::invalid("`credits` must not be zero")),
+        n => Ok(n),
+    }
+}
+
+fn granted(key_id: &str, amount: i64, balance_mc: i64, why: &str) -> HandlerResult {
+    Ok(json(200, &json!({ "key_id": key_id, "credits_added": credits_json(amount), "credits": credits_json(balance_mc), "reason": why }), &[]))
+}
+
+async fn grant(ctx: &Ctx, target: String, amount: i64, why: &str) -> HandlerResult {
+    let kind = if amount > 0 { "grant" } else { "adjustment" };
+    match ctx.store()?.credit(&admin_credit(ctx, target, amount, kind, why, Vec::new())).await? {
+        CreditReply::Credited { key_id, balance_mc, .. } => granted(&key_id, amount, balance_mc, why),
         CreditReply::UnknownKey => Err(ApiError::not_found("no such API key")),
         CreditReply::Insufficient { balance_mc } => {
             Err(ApiError::invalid(format!("an adjustment of {} would take the balance ({}) below zero", credits_json(amount), credits_json(balance_mc))))
         }
         CreditReply::Duplicate { .. } => Err(ApiError::internal("unexpected duplicate")),
     }
+}
+
+const KEY_TAKEN: &str = "that key exists already";
+
+/// Creates a key for `plaintext` (hashed; the plaintext is not stored). Returns its id.
+async fn create_key(ctx: &Ctx, plaintext: &str, name: &str, plan: &str, initial_mc: i64, why: &str) -> Result<String, ApiError> {
+    let id = format!("key_{}", random_hex(8)?);
+    let op = KeyOp::Create {
+        key_id: &id,
+        key_hash: keys::hash_key(plaintext),
+        name,
+        plan,
+        initial_mc,
+        fragment: ledger_fragment(&[("reason", json!(why)), ("ref", json!(ctx.request_id())), ("by", json!("admin"))]),
+        keep: ctx.settings().ledger_keep,
+    };
+    match ctx.store()?.key_op(&op, ctx.now_ms()).await? {
+        KeyOpReply::Ok => Ok(id),
+        KeyOpReply::Exists => Err(ApiError::invalid(KEY_TAKEN)),
+        other => Err(ApiError::internal(format!("key creation failed: {other:?}"))),
+    }
+}
+
+/// A plaintext key chosen by an admin (the original guide's `test-key-123`): at least 8 visible
+/// characters. Short keys are easy to guess; `POST /admin/keys` makes 256-bit ones.
+fn chosen_key(k: &str) -> Result<&str, ApiError> {
+    if k.len() >= 8 && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(k)
+    } else {
+        Err(ApiError::invalid("`apiKey` must be a key id (key_…) or a key of 8 to 200 visible characters"))
+    }
+}
+
+/// `POST /admin/add-credits {apiKey, credits, reason?}`, as the original guide calls it. `apiKey`
+/// is a key id or a plaintext key; a plaintext key the gateway does not know yet is created
+/// (stored hashed, on `DEFAULT_PLAN`) holding the credits: `"created": true`.
+async fn add_credits(ctx: &Ctx, body: &Map<String, Value>) -> HandlerResult {
+    let who = body.get("apiKey").or_else(|| body.get("key_id")).and_then(Value::as_str).unwrap_or("");
+    let amount = credits(body)?;
+    let why = reason(body).unwrap_or_else(|_| "credits added with /admin/add-credits".into());
+    if keys::is_key_id(who) {
+        return grant(ctx, format!("id:{who}"), amount, &why).await;
+    }
+    if who.is_empty() {
+        return Err(ApiError::invalid("`apiKey` (a key or a key id) is required"));
+    }
+    let plaintext = chosen_key(who)?;
+    ctx.keep_secret(plaintext);
+    match grant(ctx, format!("hash:{}", keys::hash_key(plaintext)), amount, &why).await {
+        Err(e) if e.kind == ErrorKind::NotFound && amount > 0 => {
+            let plan = ctx.settings().default_plan.clone();
+            let id = create_key(ctx, plaintext, "added with /admin/add-credits", &plan, amount, &why).await?;
+            let body = json!({ "key_id": id, "created": true, "plan": plan, "credits_added": credits_json(amount), "credits": credits_json(amount), "reason": why });
+            Ok(json(200, &body, &[]))
+        }
+        Err(e) if e.kind == ErrorKind::InvalidRequest && e.message == KEY_TAKEN => Err(ApiError::not_found("no active key has that plaintext (a rotated-away key is never reused); use the key id")),
+        other => other,
+    }
+}
+
+/// `POST /admin/import-keys {cursor?, count?}`: imports the original product's balances
+/// (`user:<key>:credits`), once each: every key becomes a hashed key on `DEFAULT_PLAN` with its
+/// balance and an `import` ledger entry. Pages through Redis with `SCAN`; run it until
+/// `next_cursor` is null (`npm run import-keys` does). Running it again changes nothing.
+async fn import_keys(ctx: &Ctx, body: &Map<String, Value>) -> HandlerResult {
+    let cursor = body.get("cursor").and_then(Value::as_str).unwrap_or("0").to_string();
+    let count = body.get("count").and_then(Value::as_u64).unwrap_or(200).clamp(1, 1000);
+    let store = ctx.store()?;
+    let page = store.command(vec![json!("SCAN"), json!(cursor), json!("MATCH"), json!(rk::LEGACY_PATTERN), json!("COUNT"), json!(count)]).await?;
+    let next = page.get(0).and_then(Value::as_str).unwrap_or("0").to_string();
+    let names: Vec<String> = page.get(1).and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let (mut imported, mut skipped) = (Vec::new(), Vec::new());
+    for name in names {
+        let Some(plaintext) = name.strip_prefix("user:").and_then(|r| r.strip_suffix(":credits")).filter(|k| chosen_key(k).is_ok()) else {
+            skipped.push(json!({ "redis_key": "(not a key name)", "reason": "the key in the name is not 8 to 200 visible characters" }));
+            continue;
+        };
+        ctx.keep_secret(plaintext);
+        let value = store.command(vec![json!("GET"), json!(name)]).await?;
+        let amount = match value.as_str().map(|v| parse_credits(&json!(v))) {
+            Some(Ok(mc)) if mc > 0 => mc,
+            _ => {
+                skipped.push(json!({ "key_hash": keys::hash_key(plaintext), "reason": "no positive credit balance" }));
+                continue;
+            }
+        };
+        let hash = keys::hash_key(plaintext);
+        let credit = admin_credit(ctx, format!("hash:{hash}"), amount, "import", "imported from the original product (user:<key>:credits)", vec![rk::legacy_import(&hash)]);
+        let mut reply = store.credit(&credit).await?;
+        let mut created = None;
+        if reply == CreditReply::UnknownKey {
+            created = Some(create_key(ctx, plaintext, "imported from the original product", &ctx.settings().default_plan, 0, "").await?);
+            reply = store.credit(&credit).await?;
+        }
+        match reply {
+            CreditReply::Credited { key_id, .. } => imported.push(json!({ "key_id": key_id, "credits": credits_json(amount), "created": created.is_some() })),
+            _ => skipped.push(json!({ "key_hash": hash, "reason": "imported already" })),
+        }
+    }
+    let done = next == "0";
+    Ok(json(200, &json!({ "imported": imported, "skipped": skipped, "next_cursor": if done { Value::Null } else { json!(next) } }), &[]))
 }
 
 async fn create(ctx: &Ctx, body: &Map<String, Value>) -> HandlerResult {
@@ -116,27 +227,12 @@ async fn create(ctx: &Ctx, body: &Map<String, Value>) -> HandlerResult {
     }
     let why = if initial > 0 { reason(body).unwrap_or_else(|_| "initial credits".into()) } else { String::new() };
     let plaintext = format!("{}{}", keys::KEY_PREFIX, random_hex(32)?);
-    let id = format!("key_{}", random_hex(8)?);
-    let op = KeyOp::Create {
-        key_id: &id,
-        key_hash: keys::hash_key(&plaintext),
-        name: &name,
-        plan: &plan,
-        initial_mc: initial,
-        fragment: ledger_fragment(&[("reason", json!(why)), ("ref", json!(ctx.request_id())), ("by", json!("admin"))]),
-        keep: ctx.settings().ledger_keep,
-    };
-    match ctx.store()?.key_op(&op, ctx.now_ms()).await? {
-        KeyOpReply::Ok => Ok(json(
-            201,
-            &json!({
-                "id": id, "api_key": plaintext, "name": name, "plan": plan, "credits": credits_json(initial),
-                "note": "the api_key is shown only once; it is stored as a SHA-256 hash",
-            }),
-            &[],
-        )),
-        other => Err(ApiError::internal(format!("key creation failed: {other:?}"))),
-    }
+    let id = create_key(ctx, &plaintext, &name, &plan, initial, &why).await?;
+    let body = json!({
+        "id": id, "api_key": plaintext, "name": name, "plan": plan, "credits": credits_json(initial),
+        "note": "the api_key is shown only once; it is stored as a SHA-256 hash",
+    });
+    Ok(json(201, &body, &[]))
 }
 
 async fn key_op(ctx: &Ctx, op: &str, id: &str) -> HandlerResult {
@@ -160,22 +256,35 @@ async fn key_op(ctx: &Ctx, op: &str, id: &str) -> HandlerResult {
     }
 }
 
+/// `GET /admin/stats?from=YYYY-MM-DD&to=YYYY-MM-DD[&key_id=…]`: cost versus revenue per day and
+/// model, and the day's payments (both dates default to today).
+async fn stats(ctx: &Ctx, req: &Request) -> HandlerResult {
+    let url = req.url().map_err(|e| ApiError::invalid(format!("bad url: {e}")))?;
+    let today = ctx.today();
+    let (mut from, mut to, mut key) = (today.clone(), today, None);
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "from" => from = v.to_string(),
+            "to" => to = v.to_string(),
+            "key_id" => key = Some(key_id(&v).map_err(|_| ApiError::invalid(format!("`key_id` {v} is not a key id")))?),
+            _ => {}
+        }
+    }
+    let days = broker_core::stats::days(&from, &to)?;
+    let (calls, payments) = ctx.store()?.stats_rollups(&days, key.as_deref()).await?;
+    let upc = broker_core::money::Decimal::parse(&ctx.settings().usd_per_credit).map_err(ApiError::invalid)?;
+    let mut report = broker_core::stats::report(&days, &calls, &payments, &upc, key.as_deref());
+    report["usd_per_credit"] = json!(ctx.settings().usd_per_credit);
+    Ok(json(200, &report, &[]))
+}
+
 pub async fn handle(ctx: &Ctx, mut req: Request, rest: &[&str]) -> HandlerResult {
     guard(ctx, &req).await?;
     match (req.method(), rest) {
-        (Method::Post, ["add-credits"]) => {
-            let body = body_object(ctx, &mut req).await?;
-            let who = body.get("apiKey").or_else(|| body.get("key_id")).and_then(Value::as_str).unwrap_or("");
-            let target = if keys::is_key_id(who) {
-                format!("id:{who}")
-            } else if !who.is_empty() {
-                format!("hash:{}", keys::hash_key(who))
-            } else {
-                return Err(ApiError::invalid("`apiKey` (a key or a key id) is required"));
-            };
-            grant(ctx, target, &body).await
-        }
+        (Method::Post, ["add-credits"]) => add_credits(ctx, &body_object(ctx, &mut req).await?).await,
+        (Method::Post, ["import-keys"]) => import_keys(ctx, &body_object(ctx, &mut req).await?).await,
         (Method::Post, ["keys"]) => create(ctx, &body_object(ctx, &mut req).await?).await,
+        (Method::Get, ["stats"]) => stats(ctx, &req).await,
         (Method::Get, ["unmatched-payments"]) => {
             let entries = ctx.store()?.unmatched().await?;
             Ok(json(200, &json!({ "count": entries.len(), "entries": entries }), &[]))
@@ -195,7 +304,7 @@ pub async fn handle(ctx: &Ctx, mut req: Request, rest: &[&str]) -> HandlerResult
         (Method::Post, ["keys", id, "credits"]) => {
             let id = key_id(id)?;
             let body = body_object(ctx, &mut req).await?;
-            grant(ctx, format!("id:{id}"), &body).await
+            grant(ctx, format!("id:{id}"), credits(&body)?, &reason(&body)?).await
         }
         (Method::Post, ["keys", id, op]) if *op == "revoke" || *op == "rotate" => key_op(ctx, op, &key_id(id)?).await,
         _ => Err(ApiError::not_found(format!("no admin route {}", rest.join("/")))),

@@ -1,11 +1,14 @@
 //! The per-request context: checked settings, secrets, the store, the request id and clock, and
 //! `wait_until`. Handlers take a `&Ctx`; nothing here knows the routes (see `router`).
 
+use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
 use broker_core::config::{settings_from, Secret, Settings};
 use broker_core::error::ApiError;
 use broker_core::provider::Provider;
 use broker_core::providers::Endpoint;
+use serde_json::{Map, Value};
+use std::cell::RefCell;
 use std::future::Future;
 use worker::{Context, Env};
 
@@ -16,6 +19,9 @@ pub struct Ctx {
     request_id: String,
     now_ms: u64,
     client_ip: String,
+    redactor: Redactor,
+    /// Fields of this request's log line, filled in by the handlers.
+    facts: RefCell<Map<String, Value>>,
 }
 
 /// A `[vars]` value or a secret; empty counts as missing.
@@ -31,9 +37,33 @@ pub fn random_hex(n: usize) -> Result<String, ApiError> {
 }
 
 impl Ctx {
-    pub fn new(env: Env, wait: Context, request_id: String, client_ip: String) -> Result<Ctx, ApiError> {
+    pub fn new(env: Env, wait: Context, request_id: String, client_ip: String, redactor: Redactor, now_ms: u64) -> Result<Ctx, ApiError> {
         let settings = settings_from(&|name| read_var(&env, name))?;
-        Ok(Ctx { env, wait, settings, request_id, now_ms: worker::Date::now().as_millis(), client_ip })
+        Ok(Ctx { env, wait, settings, request_id, now_ms, client_ip, redactor, facts: RefCell::new(Map::new()) })
+    }
+
+    /// Adds a field to this request's log line.
+    pub fn fact(&self, key: &str, value: impl Into<Value>) {
+        self.facts.borrow_mut().insert(key.to_string(), value.into());
+    }
+
+    pub fn take_facts(&self) -> Map<String, Value> {
+        std::mem::take(&mut self.facts.borrow_mut())
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Keeps a value the client sent as a secret (its API key) out of the log.
+    pub fn keep_secret(&self, value: &str) {
+        self.redactor.add(value);
+    }
+
+    /// A log line of this request (its id added).
+    pub fn log(&self, level: Level, msg: &str, mut fields: Map<String, Value>) {
+        fields.insert("request_id".into(), Value::from(self.request_id.as_str()));
+        self.redactor.line(level, msg, fields);
     }
 
     pub fn settings(&self) -> &Settings {
@@ -55,7 +85,9 @@ impl Ctx {
 
     /// A secret the route cannot work without: missing means 503, never "serve anyway".
     pub fn secret(&self, name: &str) -> Result<Secret, ApiError> {
-        read_var(&self.env, name).map(Secret::new).ok_or_else(|| broker_core::config::misconfigured(name, "is not set"))
+        let value = read_var(&self.env, name).ok_or_else(|| broker_core::config::misconfigured(name, "is not set"))?;
+        self.redactor.add(&value);
+        Ok(Secret::new(value))
     }
 
     pub fn store(&self) -> Result<Upstash, ApiError> {

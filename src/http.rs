@@ -4,7 +4,7 @@
 use broker_core::error::{ApiError, ErrorKind, ErrorShape};
 use futures_util::StreamExt;
 use serde_json::Value;
-use worker::{console_error, Request, Response};
+use worker::{Request, Response};
 
 pub type HandlerResult = Result<Response, ApiError>;
 
@@ -21,14 +21,17 @@ pub fn bytes(status: u16, content_type: &str, body: Vec<u8>, headers: &[(String,
     resp
 }
 
+/// 204, with no body at all (a 204 may not have one).
+pub fn no_content() -> Response {
+    Response::empty().map(|r| r.with_status(204)).unwrap_or_else(|_| Response::builder().empty())
+}
+
 pub fn json(status: u16, body: &Value, headers: &[(String, String)]) -> Response {
     bytes(status, "application/json", body.to_string().into_bytes(), headers)
 }
 
+/// The error as the client sees it (the full message goes to the request's log line).
 pub fn render_error(e: &ApiError, shape: ErrorShape, request_id: &str) -> Response {
-    if e.status() >= 500 {
-        console_error!("{request_id} {} {}: {}", e.status(), e.kind.type_name(), e.message);
-    }
     json(e.status(), &e.to_json(shape, request_id), &e.response_headers())
 }
 

@@ -15,13 +15,16 @@
 
 use crate::context::Ctx;
 use crate::fetch;
+use crate::fields;
 use crate::http::{self, HandlerResult};
+use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
 use broker_core::error::{ApiError, ErrorKind};
 use broker_core::keys::hash_key;
-use broker_core::metering::{Admission, Billing, Settlement};
-use broker_core::money::credits_string;
+use broker_core::metering::{Admission, Billing, Metered, Retention, Settlement};
+use broker_core::money::{credits_json, credits_string};
 use broker_core::product::{End, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
+use broker_core::scripts::SettleReply;
 use broker_core::store::Store;
 use futures_channel::{mpsc, oneshot};
 use futures_util::future::{select, Either};
@@ -29,7 +32,8 @@ use futures_util::StreamExt;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{console_error, console_log, Delay, Response};
+use serde_json::{Map, Value};
+use worker::{Delay, Response};
 
 /// Bytes a streaming client may leave unread before it is considered gone.
 const CLIENT_BUFFER_BYTES: usize = 1 << 20;
@@ -40,10 +44,50 @@ const SETTLE_RETRY_MS: [u64; 3] = [250, 1_000, 3_000];
 
 type ClientChunk = Result<Vec<u8>, worker::Error>;
 
-/// What the call task hands the handler.
+/// What the call task hands the handler, with the facts of the request's log line.
 enum Answer {
-    Whole(Result<WholeAnswer, ApiError>),
-    Stream { head: StreamHead, body: mpsc::UnboundedReceiver<Vec<u8>>, unread: Rc<Cell<usize>> },
+    Whole(Result<WholeAnswer, ApiError>, Map<String, Value>),
+    Stream { head: StreamHead, body: mpsc::UnboundedReceiver<Vec<u8>>, unread: Rc<Cell<usize>>, facts: Map<String, Value> },
+}
+
+/// What a call's log lines say about it, from admission on.
+#[derive(Clone)]
+pub struct CallLog {
+    pub redactor: Redactor,
+    pub request_id: String,
+    pub fields: Map<String, Value>,
+    pub slow_upstream_ms: u64,
+    pub high_cost_usd_micro: u64,
+}
+
+impl CallLog {
+    pub fn for_request(ctx: &Ctx) -> CallLog {
+        CallLog {
+            redactor: ctx.redactor().clone(),
+            request_id: ctx.request_id().to_string(),
+            fields: Map::new(),
+            slow_upstream_ms: ctx.settings().slow_upstream_ms,
+            high_cost_usd_micro: ctx.settings().high_cost_usd_micro,
+        }
+    }
+
+    fn line(&self, level: Level, msg: &str, extra: Map<String, Value>) {
+        let mut f = fields! {"request_id" => self.request_id};
+        f.extend(self.fields.clone());
+        f.extend(extra);
+        self.redactor.line(level, msg, f);
+    }
+}
+
+/// The metered facts of a call, for its log lines.
+fn metered_facts(billing: &Billing, m: &Metered) -> Map<String, Value> {
+    let charge = billing.charge(m.cost_pico_usd);
+    fields! {
+        "credits_charged" => credits_json(charge.charged_mc),
+        "cost_usd" => broker_core::metering::micro_usd(m.cost_pico_usd) as f64 / 1e6,
+        "usage" => m.units.to_json(),
+        "exact" => m.exact,
+    }
 }
 
 /// Runs a product's call for the key `api_key`: admission, then the call and its settlement in
@@ -64,17 +108,26 @@ pub async fn run(ctx: &Ctx, api_key: &str, product: Box<dyn Product>) -> Handler
         units,
         meta: &meta,
     };
+    let mut log = CallLog::for_request(ctx);
+    log.fields = fields! {"provider" => meta.provider.as_str(), "model" => meta.model, "product" => meta.product, "class" => admission.class};
+    for (k, v) in &log.fields {
+        ctx.fact(k, v.clone());
+    }
     let admitted = match store.admit(&admission).await {
         Ok(a) => a,
         Err(e) => {
             if e.kind == ErrorKind::Unavailable {
                 // The script may have run and its answer got lost: release whatever it held.
-                let release = Billing::release(ctx.request_id(), "the admission's answer was lost", ctx.now_ms(), settings.ledger_keep);
-                ctx.wait_until(settle(store, release));
+                let release = Billing::release(ctx.request_id(), "the admission's answer was lost", ctx.now_ms(), settings.retention());
+                ctx.wait_until(settle(store, release, log));
             }
             return Err(e);
         }
     };
+    for (k, v) in [("key_id", Value::from(admitted.key_id.as_str())), ("plan", Value::from(admitted.plan.as_str())), ("credits_held", credits_json(admitted.hold_mc))] {
+        log.fields.insert(k.into(), v.clone());
+        ctx.fact(k, v);
+    }
     let mut headers = admitted.rate_headers();
     let billing = Billing::new(ctx.request_id(), settings.rate, &admitted);
     let call = Call {
@@ -85,17 +138,23 @@ pub async fn run(ctx: &Ctx, api_key: &str, product: Box<dyn Product>) -> Handler
         store,
         idle_ms: settings.upstream_timeout_ms,
         deadline_ms: settings.client_gone_deadline_ms,
-        keep: settings.ledger_keep,
+        retention: settings.retention(),
+        log,
     };
     let (tx, rx) = oneshot::channel();
     ctx.wait_until(call.run(tx));
-    match rx.await.unwrap_or_else(|_| Answer::Whole(Err(ApiError::internal("the call ended without an answer")))) {
-        Answer::Whole(Ok(w)) => {
+    let answer = rx.await.unwrap_or_else(|_| Answer::Whole(Err(ApiError::internal("the call ended without an answer")), Map::new()));
+    let (Answer::Whole(_, facts) | Answer::Stream { facts, .. }) = &answer;
+    for (k, v) in facts {
+        ctx.fact(k, v.clone());
+    }
+    match answer {
+        Answer::Whole(Ok(w), _) => {
             headers.extend(w.headers);
             Ok(http::bytes(w.status, &w.content_type, w.body, &headers))
         }
-        Answer::Whole(Err(e)) => Err(e.with_headers(headers)),
-        Answer::Stream { head, body, unread } => {
+        Answer::Whole(Err(e), _) => Err(e.with_headers(headers)),
+        Answer::Stream { head, body, unread, .. } => {
             let body = body.map(move |chunk| -> ClientChunk {
                 unread.set(unread.get().saturating_sub(chunk.len()));
                 Ok(chunk)
@@ -126,7 +185,8 @@ struct Call {
     store: Upstash,
     idle_ms: u64,
     deadline_ms: u64,
-    keep: u64,
+    retention: Retention,
+    log: CallLog,
 }
 
 /// The streaming client's side: bytes go through a bounded buffer.
@@ -176,34 +236,38 @@ fn now_ms() -> u64 {
 
 impl Call {
     async fn run(self, answer: oneshot::Sender<Answer>) {
-        let Call { upstream, granted, product, billing, store, idle_ms, deadline_ms, keep } = self;
+        let Call { upstream, granted, product, billing, store, idle_ms, deadline_ms, retention, log } = self;
         let rid = billing.request_id.clone();
-        let released = |why: &str| Billing::release(&rid, why, now_ms(), keep);
+        let released = |why: &str| Billing::release(&rid, why, now_ms(), retention);
+        let started = now_ms();
         let sent = match fetch::send(&upstream, idle_ms).await {
             Ok(s) => s,
             Err(e) => {
-                console_error!("{rid} provider call failed: {}", e.message);
                 let why = e.kind.type_name();
-                let _ = answer.send(Answer::Whole(Err(e)));
-                return settle(store, released(why)).await;
+                let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => now_ms() - started}));
+                return settle(store, released(why), log).await;
             }
         };
+        let upstream_ms = now_ms() - started;
+        if upstream_ms > log.slow_upstream_ms {
+            log.line(Level::Warn, "slow_upstream", fields! {"upstream_ms" => upstream_ms, "threshold_ms" => log.slow_upstream_ms});
+        }
         let fetch::Sent { mut response, cancel } = sent;
         let status = response.status_code();
         if !(200..300).contains(&status) {
             let body = read_capped(&mut response, ERROR_BODY_BYTES).await;
-            console_log!("{rid} provider answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(500)]));
             let e = product.upstream_error(status, &body);
+            let facts = fields! {"upstream_ms" => upstream_ms, "provider_status" => status, "provider_error" => String::from_utf8_lossy(&body[..body.len().min(500)])};
             let why = format!("the provider answered {status}");
-            let _ = answer.send(Answer::Whole(Err(e)));
-            return settle(store, released(&why)).await;
+            let _ = answer.send(Answer::Whole(Err(e), facts));
+            return settle(store, released(&why), log).await;
         }
         let head = ProviderHead { status, headers: response.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect() };
         let mut meter = product.meter(billing.clone(), granted);
         if let Err(e) = meter.start(&head) {
             cancel.abort();
-            let _ = answer.send(Answer::Whole(Err(e)));
-            return settle(store, released("the provider's answer was not in its format")).await;
+            let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => upstream_ms}));
+            return settle(store, released("the provider's answer was not in its format"), log).await;
         }
         let streaming = meter.stream_head();
         let mut answer = Some(answer);
@@ -233,7 +297,7 @@ impl Call {
                         let out = meter.push(&bytes);
                         if let (Some(head), false) = (&streaming, out.is_empty()) {
                             if client.is_none() && gone_at.is_none() {
-                                client = open_stream(&mut answer, head);
+                                client = open_stream(&mut answer, head, upstream_ms);
                             }
                             if let Some(c) = &client {
                                 if !c.send(out) && gone_at.is_none() {
@@ -260,35 +324,46 @@ impl Call {
                 c.tx.close_channel();
             }
             (Some(head), None) if !finish.tail.is_empty() && gone_at.is_none() => {
-                if let Some(c) = open_stream(&mut answer, head) {
+                if let Some(c) = open_stream(&mut answer, head, upstream_ms) {
                     c.send(std::mem::take(&mut finish.tail));
                     c.tx.close_channel();
                 }
             }
             _ => {}
         }
+        let mut log = log;
+        if let Some(m) = &finish.metered {
+            log.fields.extend(metered_facts(&billing, m));
+            if broker_core::metering::micro_usd(m.cost_pico_usd) > log.high_cost_usd_micro {
+                log.line(Level::Warn, "high_cost", fields! {"cost_usd" => m.cost_pico_usd as f64 / 1e12, "threshold_usd" => log.high_cost_usd_micro as f64 / 1e6});
+            }
+        }
         if let Some(a) = answer.take() {
-            let _ = a.send(Answer::Whole(finish.answer));
+            let mut facts = fields! {"upstream_ms" => upstream_ms};
+            if let Some(m) = &finish.metered {
+                facts.extend(metered_facts(&billing, m));
+            }
+            let _ = a.send(Answer::Whole(finish.answer, facts));
         }
         let settlement = match finish.metered {
             Some(mut m) => {
                 if let Some(n) = client_note {
                     m.note = Some(m.note.map_or(n.to_string(), |x| format!("{x}; {n}")));
                 }
-                billing.settle(&m, now_ms(), keep)
+                billing.settle(&m, now_ms(), retention)
             }
             None => released("the provider served nothing billable"),
         };
-        settle(store, settlement).await;
+        settle(store, settlement, log).await;
     }
 }
 
 /// Hands the handler a streaming answer; `None` when the client already left.
-fn open_stream(answer: &mut Option<oneshot::Sender<Answer>>, head: &StreamHead) -> Option<Client> {
+fn open_stream(answer: &mut Option<oneshot::Sender<Answer>>, head: &StreamHead, upstream_ms: u64) -> Option<Client> {
     let a = answer.take()?;
     let (tx, rx) = mpsc::unbounded();
     let unread = Rc::new(Cell::new(0));
-    a.send(Answer::Stream { head: head.clone(), body: rx, unread: unread.clone() }).ok()?;
+    a.send(Answer::Stream { head: head.clone(), body: rx, unread: unread.clone(), facts: fields! {"upstream_ms" => upstream_ms} }).ok()?;
     Some(Client { tx, unread })
 }
 
@@ -305,24 +380,40 @@ async fn read_capped(resp: &mut Response, cap: usize) -> Vec<u8> {
     out
 }
 
-/// Applies a settlement, retrying Redis errors (it is idempotent per request id). If it never
-/// lands, the hold stays reserved and the sweeper charges it: money is never lost or given away.
-pub async fn settle(store: Upstash, s: Settlement) {
+/// A settlement's outcome as log fields.
+pub fn settle_fields(reply: &SettleReply) -> Map<String, Value> {
+    match *reply {
+        SettleReply::Settled { charged_mc, balance_mc } => fields! {"outcome" => "settled", "charged_mc" => charged_mc, "balance_mc" => balance_mc},
+        SettleReply::Swept { charged_mc, balance_mc } => fields! {"outcome" => "swept: charged the hold", "charged_mc" => charged_mc, "balance_mc" => balance_mc},
+        SettleReply::Corrected { refunded_mc, balance_mc } => fields! {"outcome" => "corrected after a sweep", "refunded_mc" => refunded_mc, "balance_mc" => balance_mc},
+        SettleReply::Missing => fields! {"outcome" => "already settled"},
+    }
+}
+
+/// Applies a settlement, retrying Redis errors (it is idempotent per request id), and writes the
+/// call's `settlement` log line. If it never lands, the hold stays reserved and the sweeper
+/// charges it: money is never lost or given away.
+pub async fn settle(store: Upstash, s: Settlement, log: CallLog) {
     let mut waits = SETTLE_RETRY_MS.iter();
+    let mut attempts = 0;
     loop {
-        match store.settle(&s).await {
+        attempts += 1;
+        let outcome = store.settle(&s).await;
+        let mut f = fields! {"attempts" => attempts};
+        match outcome {
             Ok(reply) => {
-                console_log!("{} settled: charge {} mc: {reply:?}", s.request_id, s.charge_mc);
-                return;
+                f.extend(settle_fields(&reply));
+                return log.line(Level::Info, "settlement", f);
             }
             Err(e) => match waits.next() {
                 Some(ms) if e.kind == ErrorKind::Unavailable => {
-                    console_error!("{} settlement failed, retrying in {ms} ms: {}", s.request_id, e.message);
+                    f.extend(fields! {"outcome" => "retrying", "retry_in_ms" => ms, "error" => e.message});
+                    log.line(Level::Warn, "settlement", f);
                     Delay::from(Duration::from_millis(*ms)).await;
                 }
                 _ => {
-                    console_error!("{} SETTLE FAILED (the sweeper will charge the hold): charge {} mc: {}", s.request_id, s.charge_mc, e.message);
-                    return;
+                    f.extend(fields! {"outcome" => "failed: the sweeper will charge the hold", "error" => e.message});
+                    return log.line(Level::Error, "settlement", f);
                 }
             },
         }

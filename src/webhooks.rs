@@ -16,7 +16,16 @@ use broker_core::scripts::{ledger_fragment, ClawbackReply, CreditReply};
 use broker_core::store::{Clawback, Credit, Store};
 use broker_core::stripe::{self, KeyRef, StripeAction};
 use serde_json::{json, Value};
-use worker::{console_log, Request};
+use crate::fields;
+use crate::log::Level;
+use serde_json::Map;
+use worker::Request;
+
+/// The one log line of a webhook delivery: its source, event and outcome.
+fn outcome(ctx: &Ctx, source: &str, event_id: &str, outcome: &str, mut extra: Map<String, Value>) {
+    extra.extend(fields! {"source" => source, "event_id" => event_id, "outcome" => outcome});
+    ctx.log(Level::Info, "webhook", extra);
+}
 
 fn ack(extra: Value) -> HandlerResult {
     let mut v = json!({ "received": true });
@@ -34,7 +43,7 @@ async fn note_unmatched(ctx: &Ctx, source: &str, event_id: &str, details: Value)
     if let (Some(o), Value::Object(d)) = (entry.as_object_mut(), details) {
         o.extend(d);
     }
-    console_log!("{} UNMATCHED {source} payment {event_id}: {entry}", ctx.request_id());
+    outcome(ctx, source, event_id, "unmatched", fields! {"details" => entry});
     ctx.store()?.record_unmatched(&format!("{source}:{event_id}"), &entry).await
 }
 
@@ -62,11 +71,11 @@ async fn refund(ctx: &Ctx, event_id: &str, payment_intent: &str, paid_cents: u64
         now_ms: ctx.now_ms(),
         fragment,
         event_marker: rk::stripe_event(event_id),
-        keep: ctx.settings().ledger_keep,
+        retention: ctx.settings().retention(),
     };
     match ctx.store()?.clawback(&c).await? {
         ClawbackReply::Taken { key_id, taken_mc, balance_mc } => {
-            console_log!("{} stripe refund {event_id}: took {taken_mc} mc from {key_id} -> {balance_mc}", ctx.request_id());
+            outcome(ctx, "stripe", event_id, "refunded", fields! {"key_id" => key_id, "credits_taken_back" => credits_json(taken_mc), "credits_after" => credits_json(balance_mc)});
             if balance_mc < 0 {
                 // The credits were spent or are held by open calls: the key owes them now.
                 let details = json!({ "payment_intent": payment_intent, "key_id": key_id, "reason": "refund larger than the spendable balance: the key is in debt",
@@ -75,9 +84,12 @@ async fn refund(ctx: &Ctx, event_id: &str, payment_intent: &str, paid_cents: u64
             }
             ack(json!({ "credited": false, "key_id": key_id, "credits_taken_back": credits_json(taken_mc), "credits_after": credits_json(balance_mc) }))
         }
-        ClawbackReply::Duplicate => ack(json!({ "credited": false, "duplicate": true })),
+        ClawbackReply::Duplicate => {
+            outcome(ctx, "stripe", event_id, "duplicate", Map::new());
+            ack(json!({ "credited": false, "duplicate": true }))
+        }
         ClawbackReply::Pending => {
-            console_log!("{} stripe refund {event_id}: payment {payment_intent} not credited yet; remembered", ctx.request_id());
+            outcome(ctx, "stripe", event_id, "refund_pending", fields! {"payment_intent" => payment_intent});
             ack(json!({ "credited": false, "pending": true, "reason": "the refunded payment is not credited yet; its credits will be taken when it is" }))
         }
     }
@@ -88,11 +100,11 @@ async fn refund(ctx: &Ctx, event_id: &str, payment_intent: &str, paid_cents: u64
 async fn credit(ctx: &Ctx, c: Credit, source: &str, event_id: &str) -> HandlerResult {
     match ctx.store()?.credit(&c).await? {
         CreditReply::Credited { key_id, balance_mc, early_refund_mc } => {
-            console_log!("{} {source} credited {key_id} +{} mc (early refund {early_refund_mc}) -> {balance_mc}", ctx.request_id(), c.amount_mc);
+            outcome(ctx, source, event_id, "credited", fields! {"key_id" => key_id, "credits_added" => credits_json(c.amount_mc), "credits_taken_back" => credits_json(early_refund_mc), "credits_after" => credits_json(balance_mc)});
             ack(json!({ "credited": true, "key_id": key_id, "credits_added": credits_json(c.amount_mc), "credits_taken_back": credits_json(early_refund_mc) }))
         }
         CreditReply::Duplicate { marker } => {
-            console_log!("{} {source} duplicate ({marker}): nothing changed", ctx.request_id());
+            outcome(ctx, source, event_id, "duplicate", fields! {"marker" => marker});
             ack(json!({ "credited": false, "duplicate": true }))
         }
         CreditReply::UnknownKey => {
@@ -120,13 +132,16 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let header = req.headers().get("stripe-signature").ok().flatten();
     let tolerance = ctx.settings().stripe_tolerance_secs as i64;
     if let Err(e) = stripe::verify(header.as_deref(), &body, secret.expose(), (ctx.now_ms() / 1000) as i64, tolerance) {
-        console_log!("{} stripe webhook refused: {}", ctx.request_id(), e.message());
-        return Err(ApiError::invalid(format!("invalid Stripe signature: {}", e.message())));
+        outcome(ctx, "stripe", "", "refused", fields! {"reason" => e.message()});
+        return Err(ApiError::invalid(format!(
+            "invalid Stripe signature: {}. Only events signed with this endpoint's secret are accepted; to send a signed test event, run `stripe listen --forward-to <this worker>/webhooks/stripe` (its whsec_… secret goes in STRIPE_WEBHOOK_SECRET) and `stripe trigger checkout.session.completed`",
+            e.message()
+        )));
     }
     let event: Value = serde_json::from_slice(&body).map_err(|_| ApiError::invalid("signed body is not JSON"))?;
     match stripe::interpret(&event, &ctx.settings().rate) {
         StripeAction::Ignore { event_id, reason } => {
-            console_log!("{} stripe event {event_id} ignored: {reason}", ctx.request_id());
+            outcome(ctx, "stripe", &event_id, "ignored", fields! {"reason" => reason});
             ack(json!({ "credited": false, "reason": reason }))
         }
         StripeAction::Unmatched { event_id, session_id, amount_total_cents, reason } => {
@@ -145,7 +160,7 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
                 now_ms: ctx.now_ms(),
                 kind: "topup",
                 fragment,
-                keep: ctx.settings().ledger_keep,
+                retention: ctx.settings().retention(),
                 // The payment's own marker: a refund of it finds the key and the amount here.
                 payment: payment_intent.map(|pi| (rk::stripe_payment(&pi), rk::stripe_early_refund(&pi))),
                 dedupe: vec![rk::stripe_event(&event_id), rk::stripe_session(&session_id)],
@@ -200,7 +215,7 @@ pub async fn paypal(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let event_type = paypal::event_type(&event);
     if event_type != paypal::CAPTURE_COMPLETED {
         // Nothing would change whoever sent it: acknowledge without spending two PayPal calls.
-        console_log!("{} paypal event type `{event_type}` ignored", ctx.request_id());
+        outcome(ctx, "paypal", "", "ignored", fields! {"reason" => format!("event type `{event_type}` is not handled")});
         return ack(json!({ "credited": false, "reason": format!("event type `{event_type}` is not handled") }));
     }
     let fields = [
@@ -229,12 +244,12 @@ pub async fn paypal(ctx: &Ctx, mut req: Request) -> HandlerResult {
     }
     let verification = verdict.get("verification_status").and_then(Value::as_str).unwrap_or("");
     if verification != "SUCCESS" {
-        console_log!("{} paypal webhook refused: verification {verification}", ctx.request_id());
+        outcome(ctx, "paypal", "", "refused", fields! {"reason" => format!("verification {verification}")});
         return Err(ApiError::invalid(format!("PayPal signature verification failed ({verification})")));
     }
     match paypal::interpret(&event, &ctx.settings().rate) {
         PaypalAction::Ignore { event_id, reason } => {
-            console_log!("{} paypal event {event_id} ignored: {reason}", ctx.request_id());
+            outcome(ctx, "paypal", &event_id, "ignored", fields! {"reason" => reason});
             ack(json!({ "credited": false, "reason": reason }))
         }
         PaypalAction::Unmatched { event_id, details, .. } => record_unmatched(ctx, "paypal", &event_id, details).await,
@@ -244,7 +259,7 @@ pub async fn paypal(ctx: &Ctx, mut req: Request) -> HandlerResult {
             if !capture_id.is_empty() {
                 dedupe.push(rk::paypal_capture(&capture_id));
             }
-            let c = Credit { target: format!("id:{key_id}"), amount_mc, now_ms: ctx.now_ms(), kind: "topup", fragment, keep: ctx.settings().ledger_keep, payment: None, dedupe };
+            let c = Credit { target: format!("id:{key_id}"), amount_mc, now_ms: ctx.now_ms(), kind: "topup", fragment, retention: ctx.settings().retention(), payment: None, dedupe };
             credit(ctx, c, "paypal", &event_id).await
         }
     }

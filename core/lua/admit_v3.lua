@@ -10,11 +10,12 @@
 -- ARGV: 1 key_hash, 2 now_ms, 3 request_id, 4 route class, 5 client_ip, 6 anon_limit,
 --       7 anon_window_ms, 8 plan limits "plan:limit:window_ms,...", 9 fixed hold,
 --       10 per-unit nano-mc of a flexible output (0 = the hold is fixed), 11 max units,
---       12 minimum units, 13 the call's ledger fields (JSON fragment)
+--       12 minimum units, 13 the call's ledger fields (JSON fragment), 14 its analytics label
+--       (`<provider>/<model>`)
 local key_hash, now, rid, route, ip = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local anon_limit, anon_window = tonumber(ARGV[6]), tonumber(ARGV[7])
 local fixed, per_unit = tonumber(ARGV[9]), tonumber(ARGV[10])
-local cap, min_units, meta = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13]
+local cap, min_units, meta, label = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13], ARGV[14]
 
 local function anonymous(reason)
   local zkey = 'abk:rl:ip:' .. ip
@@ -69,6 +70,6 @@ local after = redis.call('HINCRBY', kkey, 'balance', -hold)
 redis.call('HINCRBY', kkey, 'held', hold)
 redis.call('HSET', kkey, 'last_used_ms', now)
 -- %d, not concatenation: Lua prints large numbers as 1e+14.
-redis.call('SET', 'abk:hold:' .. rid, id .. '|' .. string.format('%d', hold) .. '|' .. meta)
+redis.call('SET', 'abk:hold:' .. rid, id .. '|' .. string.format('%d', hold) .. '|' .. label .. '|' .. meta)
 redis.call('ZADD', 'abk:open_holds', now, rid)
 return {'ok', id, plan, hold, after, units, limit, limit - n - 1, reset}

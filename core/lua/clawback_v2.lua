@@ -8,9 +8,11 @@
 -- Decoded by broker_core::scripts::ClawbackReply::decode.
 --
 -- ARGV: 1 payment marker key, 2 refunded cents so far, 3 paid cents, 4 now_ms,
---       5 ledger JSON fragment, 6 event dedupe key, 7 ledger keep, 8 pending-refund key
+--       5 ledger JSON fragment, 6 event dedupe key, 7 ledger keep, 8 pending-refund key,
+--       9 day (YYYY-MM-DD), 10 analytics ttl (s)
 local marker, refunded, paid, now, frag, dedupe = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local keep, pending = tonumber(ARGV[7]), ARGV[8]
+local payments, ttl = 'abk:stats:' .. ARGV[9] .. ':payments', tonumber(ARGV[10])
 if redis.call('EXISTS', dedupe) == 1 then return {'duplicate'} end
 if refunded > paid then refunded = paid end
 local rec = redis.call('GET', marker)
@@ -33,4 +35,6 @@ redis.call('SET', taken_key, string.format('%d', target))
 local bal = redis.call('HINCRBY', kkey, 'balance', -delta)
 ledger_push(id, string.format('{"ts":%d,"type":"refund","amount":%d,"balance":%d%s}',
   now, -delta, ledger_balance(kkey), more(frag)), keep)
+stat(payments, 'refund:count', 1, ttl)
+stat(payments, 'refund:mc', -delta, ttl)
 return {'ok', id, delta, bal}

@@ -11,12 +11,13 @@
 -- ARGV: 1 target ("id:<key id>" or "hash:<sha256 of the key>"), 2 amount, 3 now_ms,
 --       4 entry type (topup|grant|adjustment|import), 5 ledger JSON fragment, 6 ledger keep,
 --       7 the payment's marker key ('' = none), 8 its pending-refund key ('' = none),
---       9.. other dedupe keys
+--       9 day (YYYY-MM-DD), 10 analytics ttl (s), 11.. other dedupe keys
 local target, amount, now, kind, frag = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local keep, payment, pending = tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local payments, ttl = 'abk:stats:' .. ARGV[9] .. ':payments', tonumber(ARGV[10])
 local dedupe = {}
 if payment ~= '' then dedupe[#dedupe + 1] = payment end
-for i = 9, #ARGV do dedupe[#dedupe + 1] = ARGV[i] end
+for i = 11, #ARGV do dedupe[#dedupe + 1] = ARGV[i] end
 for _, k in ipairs(dedupe) do
   local seen = redis.call('GET', k)
   if seen then return {'duplicate', k, seen} end
@@ -30,6 +31,8 @@ bal = redis.call('HINCRBY', kkey, 'balance', amount)
 -- %d, not concatenation: Lua prints large numbers as 1e+14.
 ledger_push(id, string.format('{"ts":%d,"type":"%s","amount":%d,"balance":%d%s}',
   now, kind, amount, ledger_balance(kkey), more(frag)), keep)
+stat(payments, kind .. ':count', 1, ttl)
+stat(payments, kind .. ':mc', amount, ttl)
 local marker = string.format('%s|%d', id, amount)
 for _, k in ipairs(dedupe) do
   if string.find(k, ':event:', 1, true) then
@@ -50,6 +53,8 @@ if early and payment ~= '' then
     redis.call('SET', payment .. ':clawed', string.format('%d', taken))
     ledger_push(id, string.format('{"ts":%d,"type":"refund","amount":%d,"balance":%d,"note":"refunded before the purchase was credited"%s}',
       now, -taken, ledger_balance(kkey), more(frag)), keep)
+    stat(payments, 'refund:count', 1, ttl)
+    stat(payments, 'refund:mc', -taken, ttl)
   end
   redis.call('DEL', pending)
 end

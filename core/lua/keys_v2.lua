@@ -26,8 +26,10 @@ end
 if op == 'rotate' then
   if status ~= 'active' then return {'revoked'} end
   if not redis.call('SET', 'abk:keyhash:' .. ARGV[4], id, 'NX') then return {'exists'} end
+  -- The old hash stays taken (a tombstone no lookup resolves), so a rotated-away key, perhaps
+  -- leaked, can never be created again by an admin who types it.
   local old = redis.call('HGET', kkey, 'key_hash')
-  if old then redis.call('DEL', 'abk:keyhash:' .. old) end
+  if old then redis.call('SET', 'abk:keyhash:' .. old, 'retired:' .. id) end
   redis.call('HSET', kkey, 'key_hash', ARGV[4], 'rotated_ms', now)
   return {'ok'}
 end

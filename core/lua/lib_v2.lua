@@ -50,12 +50,27 @@ local function ledger_push(id, entry, keep)
   end
 end
 
--- Splits "a|b|rest" (hold records and markers) at the first two bars.
-local function split3(s)
+-- Splits "a|b|c|rest" (hold records) at the first three bars.
+local function split4(s)
   local b1 = string.find(s, '|', 1, true)
-  if not b1 then return nil end
   local b2 = string.find(s, '|', b1 + 1, true)
-  if not b2 then return string.sub(s, 1, b1 - 1), string.sub(s, b1 + 1), '' end
-  return string.sub(s, 1, b1 - 1), string.sub(s, b1 + 1, b2 - 1), string.sub(s, b2 + 1)
+  local b3 = string.find(s, '|', b2 + 1, true)
+  return string.sub(s, 1, b1 - 1), string.sub(s, b1 + 1, b2 - 1), string.sub(s, b2 + 1, b3 - 1), string.sub(s, b3 + 1)
+end
+
+-- Daily analytics: adds `n` to `<label>:<metric>` of the day's rollup `hkey` (kept `ttl` s).
+-- Keys: abk:stats:<day> (all keys), abk:stats:<day>:<key id> (one key), abk:stats:<day>:payments.
+local function stat(hkey, field, n, ttl)
+  if n ~= 0 then
+    redis.call('HINCRBY', hkey, field, n)
+    redis.call('EXPIRE', hkey, ttl)
+  end
+end
+
+-- A call's rollups, for all keys and for its key.
+local function call_stats(day, id, label, metrics, ttl)
+  for _, hkey in ipairs({'abk:stats:' .. day, 'abk:stats:' .. day .. ':' .. id}) do
+    for metric, n in pairs(metrics) do stat(hkey, label .. ':' .. metric, n, ttl) end
+  end
 end
 

@@ -7,12 +7,17 @@
 -- Arguments owned by broker_core::metering::Settlement::argv; decoded by
 -- broker_core::scripts::SettleReply::decode.
 --
+-- The same step keeps the daily analytics rollups (calls, units, provider cost, credits charged,
+-- corrections) per model, for all keys and per key, so they always agree with the ledger.
+--
 -- ARGV: 1 request_id, 2 charge (mc), 3 now_ms, 4 mode (settle|sweep), 5 ledger fields (JSON
---       fragment), 6 ledger entries kept per key
+--       fragment), 6 ledger entries kept per key, 7 day (YYYY-MM-DD), 8 units, 9 provider cost
+--       (micro-USD), 10 analytics ttl (s)
 local rid, charge, now, mode, frag, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
+local day, units, cost, ttl = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local rec = redis.call('GET', 'abk:hold:' .. rid)
 if rec then
-  local id, hold_s, meta = split3(rec)
+  local id, hold_s, label, meta = split4(rec)
   local hold = tonumber(hold_s)
   if mode == 'sweep' then charge = hold end
   if charge < 0 or charge > hold then return redis.error_reply('ERR settle_v3: charge outside 0..hold') end
@@ -24,6 +29,7 @@ if rec then
   if charge > 0 then redis.call('HINCRBY', kkey, 'charged_total', charge) end
   ledger_push(id, string.format('{"ts":%d,"type":"call","amount":%d,"balance":%d,"hold":%d,"ref":"%s"%s%s}',
     now, -charge, ledger_balance(kkey), hold, rid, more(meta), more(frag)), keep)
+  call_stats(day, id, label, {calls = 1, units = units, cost_micro = cost, charged_mc = charge}, ttl)
   if mode == 'sweep' then
     redis.call('SET', 'abk:swept:' .. rid, rec, 'EX', 2592000)
     return {'swept', charge, bal}
@@ -33,7 +39,7 @@ end
 if mode == 'settle' then
   local swept = redis.call('GET', 'abk:swept:' .. rid)
   if swept then
-    local id, hold_s, meta = split3(swept)
+    local id, hold_s, label, meta = split4(swept)
     local refund = tonumber(hold_s) - charge
     redis.call('DEL', 'abk:swept:' .. rid)
     local kkey = 'abk:key:' .. id
@@ -44,6 +50,8 @@ if mode == 'settle' then
       ledger_push(id, string.format('{"ts":%d,"type":"correction","amount":%d,"balance":%d,"ref":"%s"%s%s}',
         now, refund, ledger_balance(kkey), rid, more(meta), more(frag)), keep)
     end
+    -- The sweep counted the call and charged its hold; the exact settlement brings what it used.
+    call_stats(day, id, label, {units = units, cost_micro = cost, charged_mc = -refund, corrected_mc = refund}, ttl)
     return {'corrected', refund, bal}
   end
 end

@@ -87,6 +87,22 @@ impl RateLimits {
     }
 }
 
+/// How long what a money step writes is kept: ledger entries per key, and the daily analytics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `LEDGER_KEEP`: ledger entries kept per key (older ones fold into a carried total).
+    pub ledger_keep: u64,
+    /// `STATS_KEEP_DAYS`, in seconds: the lifetime of a day's analytics rollups.
+    pub stats_ttl_secs: u64,
+}
+
+impl Retention {
+    /// The arguments every writing script ends its fixed part with: day, keep, ttl.
+    pub fn argv(&self, now_ms: u64) -> [String; 3] {
+        [crate::pricing::utc_date(now_ms), self.ledger_keep.to_string(), self.stats_ttl_secs.to_string()]
+    }
+}
+
 /// A secret value (API key, token, signing secret). `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -130,11 +146,23 @@ pub struct Settings {
     pub hold_sweep_after_secs: u64,
     /// Ledger entries kept per key (older ones fold into a carried total).
     pub ledger_keep: u64,
+    /// Days the daily analytics rollups are kept.
+    pub stats_keep_days: u64,
+    /// A provider slower than this to answer is logged as a warning.
+    pub slow_upstream_ms: u64,
+    /// A call whose provider cost exceeds this (micro-USD) is logged as a warning.
+    pub high_cost_usd_micro: u64,
     base_urls: Vec<(Provider, String)>,
     pub paypal_base_url: String,
+    /// Browser origins allowed on the customer routes (empty: none).
+    pub cors_origins: crate::cors::CorsOrigins,
 }
 
 impl Settings {
+    pub fn retention(&self) -> Retention {
+        Retention { ledger_keep: self.ledger_keep, stats_ttl_secs: self.stats_keep_days * 86_400 }
+    }
+
     pub fn base_url(&self, provider: Provider) -> &str {
         self.base_urls.iter().find(|(p, _)| *p == provider).map(|(_, u)| u.as_str()).unwrap_or(provider.default_base_url())
     }
@@ -149,6 +177,12 @@ fn var_or(get: Lookup, name: &str, default: &str) -> String {
 /// A 503 naming the variable to fix.
 pub fn misconfigured(name: &str, problem: impl fmt::Display) -> ApiError {
     ApiError::unavailable(format!("gateway misconfigured: {name}: {problem}")).public()
+}
+
+/// `"0.50"` USD → 500000 micro-USD.
+fn usd_micro(s: &str) -> Result<u64, String> {
+    let d = Decimal::parse(s)?;
+    u64::try_from(d.num.saturating_mul(1_000_000) / d.den).map_err(|_| format!("`{s}` is too large"))
 }
 
 fn url(get: Lookup, name: &str, default: &str) -> Result<String, ApiError> {
@@ -194,8 +228,12 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         admin_failure_limit,
         hold_sweep_after_secs: positive("HOLD_SWEEP_AFTER_SECS", "7200")?,
         ledger_keep: positive("LEDGER_KEEP", "10000")?,
+        stats_keep_days: positive("STATS_KEEP_DAYS", "400")?,
+        slow_upstream_ms: positive("SLOW_UPSTREAM_MS", "1000")?,
+        high_cost_usd_micro: usd_micro(&var_or(get, "HIGH_COST_USD", "0.50")).map_err(|e| misconfigured("HIGH_COST_USD", e))?,
         base_urls,
         paypal_base_url: url(get, "PAYPAL_BASE_URL", "https://api-m.paypal.com")?,
+        cors_origins: crate::cors::CorsOrigins::parse(&var_or(get, "CORS_ORIGINS", "")).map_err(|e| misconfigured("CORS_ORIGINS", e))?,
     })
 }
 
@@ -244,6 +282,7 @@ mod tests {
         assert_eq!(s.default_plan, "free");
         assert_eq!(s.admin_failure_limit, RateLimit { limit: 10, window_ms: 900_000 });
         assert_eq!((s.hold_sweep_after_secs, s.ledger_keep), (7200, 10_000));
+        assert_eq!((s.slow_upstream_ms, s.high_cost_usd_micro), (1000, 500_000));
         assert_eq!(s.base_url(Provider::Anthropic), "https://api.anthropic.com");
         let local = settings_from(&|k| (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:8090/openai/".into())).unwrap();
         assert_eq!(local.base_url(Provider::OpenAi), "http://127.0.0.1:8090/openai");

@@ -15,6 +15,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod keys;
 pub mod ledger;
@@ -31,6 +32,7 @@ pub mod ratelimit;
 pub mod redis_keys;
 pub mod scripts;
 pub mod sse;
+pub mod stats;
 pub mod store;
 pub mod stripe;
 pub mod usage;

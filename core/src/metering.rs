@@ -16,6 +16,7 @@
 //!    ([`Settlement::sweep`]); a late exact settlement then refunds the difference, once.
 
 use crate::config::RateLimits;
+pub use crate::config::Retention;
 use crate::error::{ApiError, ErrorKind};
 use crate::money::{credits_json, credits_string, CreditRate};
 use crate::provider::Provider;
@@ -62,6 +63,11 @@ pub struct CallMeta {
 }
 
 impl CallMeta {
+    /// The analytics label: `<provider>/<model>`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.provider.as_str(), self.model)
+    }
+
     pub fn fragment(&self) -> String {
         ledger_fragment(&[("provider", json!(self.provider.as_str())), ("model", json!(self.model)), ("product", json!(self.product))])
     }
@@ -104,6 +110,7 @@ impl Admission<'_> {
             max_units.to_string(),
             min_units.to_string(),
             self.meta.fragment(),
+            self.meta.label(),
         ]
     }
 }
@@ -263,7 +270,7 @@ impl Billing {
     }
 
     /// The settlement of a metered call.
-    pub fn settle(&self, m: &Metered, now_ms: u64, keep: u64) -> Settlement {
+    pub fn settle(&self, m: &Metered, now_ms: u64, retention: Retention) -> Settlement {
         let c = self.charge(m.cost_pico_usd);
         let mut fields = vec![("units", m.units.to_json()), ("price_table", json!(self.price_table)), ("exact", json!(m.exact))];
         fields.push(("cost_usd_micro", json!(micro_usd(m.cost_pico_usd))));
@@ -274,18 +281,29 @@ impl Billing {
         if !notes.is_empty() {
             fields.push(("note", json!(notes.join("; "))));
         }
-        Settlement { request_id: self.request_id.clone(), charge_mc: c.charged_mc, now_ms, mode: SettleMode::Settle, fragment: ledger_fragment(&fields), keep }
+        Settlement {
+            request_id: self.request_id.clone(),
+            charge_mc: c.charged_mc,
+            now_ms,
+            mode: SettleMode::Settle,
+            fragment: ledger_fragment(&fields),
+            units: m.units.count(),
+            cost_usd_micro: micro_usd(m.cost_pico_usd),
+            retention,
+        }
     }
 
     /// Releases the whole hold: the provider was never reached or refused the call.
-    pub fn release(request_id: &str, why: &str, now_ms: u64, keep: u64) -> Settlement {
+    pub fn release(request_id: &str, why: &str, now_ms: u64, retention: Retention) -> Settlement {
         Settlement {
             request_id: request_id.to_string(),
             charge_mc: 0,
             now_ms,
             mode: SettleMode::Settle,
             fragment: ledger_fragment(&[("note", json!(format!("not served: {why}; hold released")))]),
-            keep,
+            units: 0,
+            cost_usd_micro: 0,
+            retention,
         }
     }
 }
@@ -312,13 +330,15 @@ pub struct Settlement {
     pub mode: SettleMode,
     /// Ledger fields of the call's entry (units, price table, note).
     pub fragment: String,
-    /// `LEDGER_KEEP`.
-    pub keep: u64,
+    /// For the analytics: the units used and the provider cost.
+    pub units: u64,
+    pub cost_usd_micro: u64,
+    pub retention: Retention,
 }
 
 impl Settlement {
     /// The sweeper's settlement of a call whose own never came: the hold, the proven upper bound.
-    pub fn sweep(request_id: &str, open_secs: u64, now_ms: u64, keep: u64) -> Settlement {
+    pub fn sweep(request_id: &str, open_secs: u64, now_ms: u64, retention: Retention) -> Settlement {
         let note = format!("no settlement after {open_secs} s: charged the hold (the upper bound); an exact settlement that arrives later refunds the difference");
         Settlement {
             request_id: request_id.to_string(),
@@ -326,7 +346,9 @@ impl Settlement {
             now_ms,
             mode: SettleMode::Sweep,
             fragment: ledger_fragment(&[("exact", json!(false)), ("note", json!(note))]),
-            keep,
+            units: 0,
+            cost_usd_micro: 0,
+            retention,
         }
     }
 
@@ -335,7 +357,8 @@ impl Settlement {
             SettleMode::Settle => "settle",
             SettleMode::Sweep => "sweep",
         };
-        vec![self.request_id.clone(), self.charge_mc.to_string(), self.now_ms.to_string(), mode.to_string(), self.fragment.clone(), self.keep.to_string()]
+        let [day, keep, ttl] = self.retention.argv(self.now_ms);
+        vec![self.request_id.clone(), self.charge_mc.to_string(), self.now_ms.to_string(), mode.to_string(), self.fragment.clone(), keep, day, self.units.to_string(), self.cost_usd_micro.to_string(), ttl]
     }
 }
 
@@ -343,7 +366,10 @@ impl Settlement {
 mod tests {
     use super::*;
     use crate::config::RateLimits;
+pub use crate::config::Retention;
     use crate::usage::Usage;
+
+    const RETAIN: Retention = Retention { ledger_keep: 10_000, stats_ttl_secs: 86_400 };
 
     fn admitted(hold: i64, after: i64) -> Admitted {
         Admitted {
@@ -371,7 +397,7 @@ mod tests {
     fn settlement_arguments_carry_the_capped_charge_and_a_note() {
         let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900));
         let m = Metered { cost_pico_usd: 1_000_000_000, units: Units::Tokens(Usage { input: 5, output: 7, ..Usage::default() }), exact: false, note: Some("usage not reported".into()) };
-        let s = b.settle(&m, 42, 10_000);
+        let s = b.settle(&m, 42, RETAIN);
         let argv = s.argv();
         assert_eq!(argv[..4], ["req_1".to_string(), "100".into(), "42".into(), "settle".into()]);
         let entry: Value = serde_json::from_str(&format!("{{{}}}", argv[4])).unwrap();
@@ -380,7 +406,7 @@ mod tests {
         assert_eq!(entry["cost_usd_micro"], 1000);
         assert!(entry["note"].as_str().unwrap().contains("usage not reported"));
         assert!(entry["note"].as_str().unwrap().contains("0.08 credits more than the hold"));
-        assert_eq!(argv[5], "10000");
+        assert_eq!(argv[5..], ["10000".to_string(), "1970-01-01".into(), "12".into(), "1000".into(), "86400".into()]);
     }
 
     #[test]
@@ -390,7 +416,8 @@ mod tests {
         let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_nano_mc: 108, max_units: 16384, min_units: 1 }) };
         let a = Admission { key_hash: "h".into(), now_ms: 7, request_id: "req_9", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: flexible, units: 0, meta: &meta };
         let argv = a.argv();
-        assert_eq!(argv.len(), 13);
+        assert_eq!(argv.len(), 14);
+        assert_eq!(argv[13], "openai/gpt-4o-mini");
         assert_eq!(argv[7], "pro:100:3600000", "only the route class's limits");
         assert_eq!(argv[8..12], ["30".to_string(), "108".into(), "16384".into(), "1".into()]);
         let (fixed, units) = HoldPlan::fixed(0, 2);
@@ -420,7 +447,7 @@ mod tests {
 
     #[test]
     fn the_sweeper_charges_the_hold_and_says_so() {
-        let s = Settlement::sweep("req_lost", 7200, 5, 100);
+        let s = Settlement::sweep("req_lost", 7200, 5, RETAIN);
         let argv = s.argv();
         assert_eq!(argv[3], "sweep");
         assert!(argv[4].contains("charged the hold"));

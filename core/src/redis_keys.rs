@@ -3,7 +3,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `abk:keyhash:<sha256>` | string | key id of an API key (keys are stored hashed) |
+//! | `abk:keyhash:<sha256>` | string | key id of an API key (keys are stored hashed); `retired:<id>` once rotated away |
 //! | `abk:key:<id>` | hash | name, plan, status, `balance` (spendable mc; negative = debt), `held` (mc in open calls), created/last used/rotated/revoked ms, `charged_total`, `ledger_carried` |
 //! | `abk:ledger:<id>` | list | ledger entries (JSON), newest first, the newest `LEDGER_KEEP` |
 //! | `abk:rl:<id>:<class>` | zset | sliding window of a key's calls in a route class |
@@ -16,9 +16,14 @@
 //! | `abk:dedupe:stripe:pi:<id>` | string | a payment intent credited: `<key id>|<mc>`; `…:clawed` the share refunded |
 //! | `abk:refund:stripe:pi:<id>` | string | a refund that came before its purchase: `<refunded cents>|<paid cents>` |
 //! | `abk:dedupe:paypal:event:<id>`, `…:capture:<id>` | string | PayPal events and captures credited |
+//! | `abk:dedupe:import:<sha256>` | string | a key of the original product already imported |
+//! | `user:<key>:credits` | string | the original product's balances (read by the import, never written) |
 //! | `abk:unmatched_payments` | hash | payments no key could be credited with, for admins |
 //! | `abk:paypal:token` | string | the cached PayPal OAuth token |
 //! | `abk:adminfail:<ip>` | zset | wrong admin secrets from an address |
+//! | `abk:stats:<day>` | hash | the day's calls by `<provider>/<model>:<metric>` (calls, units, cost_micro, charged_mc, corrected_mc), `STATS_KEEP_DAYS` |
+//! | `abk:stats:<day>:<key id>` | hash | the same for one key |
+//! | `abk:stats:<day>:payments` | hash | the day's `topup`, `grant`, `adjustment`, `refund` counts and mc |
 
 pub const PREFIX: &str = "abk:";
 pub const OPEN_HOLDS: &str = "abk:open_holds";
@@ -52,6 +57,22 @@ pub fn paypal_event(event_id: &str) -> String {
 pub fn paypal_capture(capture_id: &str) -> String {
     format!("abk:dedupe:paypal:capture:{capture_id}")
 }
+/// A key of the original product (`user:<key>:credits`) already imported.
+pub fn legacy_import(key_hash: &str) -> String {
+    format!("abk:dedupe:import:{key_hash}")
+}
+/// Keys of the original product: `user:<plaintext key>:credits` (credits, a number).
+pub const LEGACY_PATTERN: &str = "user:*:credits";
+/// A day's call rollup: all keys (`None`) or one key.
+pub fn stats_calls(day: &str, key_id: Option<&str>) -> String {
+    match key_id {
+        Some(id) => format!("abk:stats:{day}:{id}"),
+        None => format!("abk:stats:{day}"),
+    }
+}
+pub fn stats_payments(day: &str) -> String {
+    format!("abk:stats:{day}:payments")
+}
 
 /// The prefixes of every key family above (what the scripts may build).
 pub const FAMILIES: &[&str] = &[
@@ -68,6 +89,7 @@ pub const FAMILIES: &[&str] = &[
     "abk:unmatched_payments",
     "abk:paypal:token",
     "abk:adminfail:",
+    "abk:stats:",
 ];
 
 #[cfg(test)]
@@ -90,7 +112,7 @@ mod tests {
 
     #[test]
     fn rust_built_names_are_in_their_families() {
-        for k in [key_record("key_1"), ledger("key_1"), stripe_event("e"), stripe_payment("pi"), stripe_early_refund("pi"), paypal_capture("c"), admin_failures("1.2.3.4")] {
+        for k in [key_record("key_1"), ledger("key_1"), stripe_event("e"), stripe_payment("pi"), stripe_early_refund("pi"), paypal_capture("c"), admin_failures("1.2.3.4"), stats_calls("2026-11-27", Some("key_1")), stats_payments("2026-11-27")] {
             assert!(FAMILIES.iter().any(|f| k.starts_with(f)), "{k}");
         }
     }

@@ -5,7 +5,7 @@
 //! `ApiError` (an outage is a 503: the gateway fails closed).
 
 use crate::error::ApiError;
-use crate::metering::{Admission, Admitted, Settlement};
+use crate::metering::{Admission, Admitted, Retention, Settlement};
 use crate::redis_keys as rk;
 use crate::scripts::{self, ClawbackReply, CreditReply, KeyOpReply, ReadReply, Script, SettleReply};
 use serde_json::{json, Value};
@@ -20,7 +20,7 @@ pub struct Credit {
     /// Ledger entry type: `topup`, `grant`, `adjustment` or `import`.
     pub kind: &'static str,
     pub fragment: String,
-    pub keep: u64,
+    pub retention: Retention,
     /// The payment's own marker (a refund finds the credits through it) and its early-refund key.
     pub payment: Option<(String, String)>,
     /// Every other key that must credit only once (event ids, session ids).
@@ -30,7 +30,8 @@ pub struct Credit {
 impl Credit {
     pub fn argv(&self) -> Vec<String> {
         let (payment, early) = self.payment.clone().unwrap_or_default();
-        let mut v = vec![self.target.clone(), self.amount_mc.to_string(), self.now_ms.to_string(), self.kind.to_string(), self.fragment.clone(), self.keep.to_string(), payment, early];
+        let [day, keep, ttl] = self.retention.argv(self.now_ms);
+        let mut v = vec![self.target.clone(), self.amount_mc.to_string(), self.now_ms.to_string(), self.kind.to_string(), self.fragment.clone(), keep, payment, early, day, ttl];
         v.extend(self.dedupe.iter().cloned());
         v
     }
@@ -46,11 +47,12 @@ pub struct Clawback {
     pub now_ms: u64,
     pub fragment: String,
     pub event_marker: String,
-    pub keep: u64,
+    pub retention: Retention,
 }
 
 impl Clawback {
     pub fn argv(&self) -> Vec<String> {
+        let [day, keep, ttl] = self.retention.argv(self.now_ms);
         vec![
             self.payment_marker.clone(),
             self.refunded_cents.to_string(),
@@ -58,8 +60,10 @@ impl Clawback {
             self.now_ms.to_string(),
             self.fragment.clone(),
             self.event_marker.clone(),
-            self.keep.to_string(),
+            keep,
             self.early_refund_key.clone(),
+            day,
+            ttl,
         ]
     }
 }
@@ -207,6 +211,15 @@ pub trait Store {
     /// A right secret takes its attempt back.
     async fn admin_attempt_succeeded(&self, ip: &str, request_id: &str) -> Result<(), ApiError> {
         self.command(vec![json!("ZREM"), json!(rk::admin_failures(ip)), json!(request_id)]).await.map(|_| ())
+    }
+
+    /// Each day's call rollup (all keys, or one key) and payments rollup, in one round trip.
+    async fn stats_rollups(&self, days: &[String], key_id: Option<&str>) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
+        let mut cmds: Vec<Vec<Value>> = days.iter().map(|d| vec![json!("HGETALL"), json!(rk::stats_calls(d, key_id))]).collect();
+        cmds.extend(days.iter().map(|d| vec![json!("HGETALL"), json!(rk::stats_payments(d))]));
+        let mut replies = self.pipeline(cmds).await?;
+        let payments = replies.split_off(days.len().min(replies.len()));
+        Ok((replies, payments))
     }
 
     async fn cached_paypal_token(&self) -> Result<Option<String>, ApiError> {

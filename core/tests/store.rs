@@ -6,7 +6,7 @@
 
 use broker_core::config::{RateLimit, RateLimits};
 use broker_core::error::{ApiError, ErrorKind};
-use broker_core::metering::{Admission, Admitted, Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Settlement, Units};
+use broker_core::metering::{Admission, Admitted, Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Retention, Settlement, Units};
 use broker_core::money::CreditRate;
 use broker_core::provider::Provider;
 use broker_core::redis_keys as rk;
@@ -100,6 +100,10 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
 }
 
 const KEEP: u64 = 10_000;
+const RETAIN: Retention = Retention { ledger_keep: KEEP, stats_ttl_secs: 86_400 };
+const fn keep(n: u64) -> Retention {
+    Retention { ledger_keep: n, stats_ttl_secs: 86_400 }
+}
 
 fn limits() -> RateLimits {
     RateLimits::parse("pro:ai=1000/3600, pro:image=2/60, free:ai=10/3600, anonymous=5/900").unwrap()
@@ -170,7 +174,7 @@ fn a_call_holds_then_settles_into_one_ledger_entry() {
     assert_eq!((k.balance_mc, k.held_mc), (9_500, 500), "the hold moved from spendable to held");
     assert_eq!(entries(&r, &id).len(), 1, "admission writes no ledger entry");
     // $0.0002 = 2e8 pico → 36 mc.
-    let s = billing(&a, "req_a").settle(&Metered::exact(200_000_000, tokens(5)), 2000, KEEP);
+    let s = billing(&a, "req_a").settle(&Metered::exact(200_000_000, tokens(5)), 2000, RETAIN);
     assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 36, balance_mc: 9_964 });
     assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Missing, "settled once");
     let es = entries(&r, &id);
@@ -224,7 +228,7 @@ fn the_sweeper_charges_a_lost_hold_and_a_late_settlement_corrects_it_once() {
     let (id, hash) = create_key(&r, 5, 10_000);
     let a = admit(&r, &hash, "req_lost", "ai", fixed(800), 24).unwrap();
     assert_eq!(block(r.open_holds_before(5000, 10)).unwrap(), vec!["req_lost".to_string()]);
-    let swept = block(r.settle(&Settlement::sweep("req_lost", 7200, 9000, KEEP))).unwrap();
+    let swept = block(r.settle(&Settlement::sweep("req_lost", 7200, 9000, RETAIN))).unwrap();
     assert_eq!(swept, SettleReply::Swept { charged_mc: 800, balance_mc: 9_200 });
     assert!(block(r.open_holds_before(u64::MAX / 2, 10)).unwrap().is_empty());
     let charge = &entries(&r, &id)[0];
@@ -232,7 +236,7 @@ fn the_sweeper_charges_a_lost_hold_and_a_late_settlement_corrects_it_once() {
     assert!(charge["note"].as_str().unwrap().contains("charged the hold"));
     assert_eq!(charge["model"], "gpt-4o-mini", "the hold remembers what it was for");
     // The call's own settlement arrives: it refunds the difference, once.
-    let late = billing(&a, "req_lost").settle(&Metered::exact(200_000_000, tokens(5)), 10_000, KEEP);
+    let late = billing(&a, "req_lost").settle(&Metered::exact(200_000_000, tokens(5)), 10_000, RETAIN);
     assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Corrected { refunded_mc: 764, balance_mc: 9_964 });
     assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Missing);
     assert_eq!(entries(&r, &id)[0]["type"], "correction");
@@ -245,7 +249,7 @@ fn a_charge_outside_the_hold_is_refused_and_changes_nothing() {
     let r = start();
     let (id, hash) = create_key(&r, 6, 10_000);
     admit(&r, &hash, "req_o", "ai", fixed(100), 1).unwrap();
-    let bad = Settlement { request_id: "req_o".into(), charge_mc: 101, now_ms: 1, mode: broker_core::metering::SettleMode::Settle, fragment: String::new(), keep: KEEP };
+    let bad = Settlement { request_id: "req_o".into(), charge_mc: 101, now_ms: 1, mode: broker_core::metering::SettleMode::Settle, fragment: String::new(), units: 0, cost_usd_micro: 0, retention: RETAIN };
     assert_eq!(block(r.settle(&bad)).unwrap_err().status(), 503);
     let k = view(&r, &id);
     assert_eq!((k.balance_mc, k.held_mc), (9_900, 100));
@@ -258,7 +262,7 @@ fn topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str) -> CreditReply {
         now_ms: 5,
         kind: "topup",
         fragment: String::new(),
-        keep: KEEP,
+        retention: RETAIN,
         payment: Some((rk::stripe_payment(pi), rk::stripe_early_refund(pi))),
         dedupe: vec![rk::stripe_event(event)],
     };
@@ -274,7 +278,7 @@ fn refund(r: &Redis, pi: &str, event: &str, refunded: u64, paid: u64) -> Clawbac
         now_ms: 6,
         fragment: String::new(),
         event_marker: rk::stripe_event(event),
-        keep: KEEP,
+        retention: RETAIN,
     };
     block(r.clawback(&c)).unwrap()
 }
@@ -290,7 +294,7 @@ fn a_refund_takes_back_credits_that_open_calls_hold() {
     assert_eq!(refund(&r, "pi_1", "evt_r1", 2000, 2000), ClawbackReply::Taken { key_id: id.clone(), taken_mc: 2_000_000, balance_mc: -1_500_000 });
     assert_eq!(refund(&r, "pi_1", "evt_r1", 2000, 2000), ClawbackReply::Duplicate);
     // The call settles for less than it held: what comes back pays part of the debt only.
-    block(r.settle(&billing(&a, "req_big").settle(&Metered::exact(1_000_000_000, tokens(1)), 7, KEEP))).unwrap();
+    block(r.settle(&billing(&a, "req_big").settle(&Metered::exact(1_000_000_000, tokens(1)), 7, RETAIN))).unwrap();
     assert_eq!(view(&r, &id).balance_mc, -180, "nothing of the refunded amount is left to spend");
     let e = admit(&r, &hash, "req_next", "ai", fixed(1), 1).unwrap_err();
     assert_eq!(e.status(), 402);
@@ -330,7 +334,7 @@ fn the_ledger_keeps_the_newest_entries_and_carries_the_rest() {
     for i in 0..12 {
         let rid = format!("req_{i}");
         let a = admit(&r, &hash, &rid, "ai", fixed(50), 1).unwrap();
-        block(r.settle(&billing(&a, &rid).settle(&Metered::exact(10_000_000, tokens(1)), 10 + i, 5))).unwrap();
+        block(r.settle(&billing(&a, &rid).settle(&Metered::exact(10_000_000, tokens(1)), 10 + i, keep(5)))).unwrap();
     }
     let k = view(&r, &id);
     assert_eq!(k.ledger_len, 5, "one entry per call, the newest LEDGER_KEEP kept");
@@ -350,4 +354,45 @@ fn unknown_keys_count_against_the_address() {
     let anon = RateLimit { limit: 5, window_ms: 900_000 };
     let read = Read { who: Reader::Customer { key_hash: "nope".into(), client_ip: "203.0.113.7", anonymous: anon, now_ms: 1000, request_id: "r" }, offset: 0, count: 0 };
     assert!(matches!(block(r.read(&read)).unwrap(), ReadReply::Unknown { limited: true, .. }), "reads share the window");
+}
+
+#[test]
+fn the_analytics_agree_with_the_ledger() {
+    let r = start();
+    let (id, hash) = create_key(&r, 11, 0);
+    topup(&r, &id, 2_000_000, "pi_s", "evt_s");
+    let mut costs = 0;
+    for (i, cost) in [150_000_000u128, 2_000_000_000, 7].into_iter().enumerate() {
+        let rid = format!("req_s{i}");
+        let a = admit(&r, &hash, &rid, "ai", fixed(1_000), 1).unwrap();
+        let m = Metered::exact(cost, tokens(3 + i as u64));
+        costs += broker_core::metering::micro_usd(m.cost_pico_usd);
+        block(r.settle(&billing(&a, &rid).settle(&m, 1000, RETAIN))).unwrap();
+    }
+    // A swept call, then its exact settlement.
+    let a = admit(&r, &hash, "req_sw", "ai", fixed(900), 1).unwrap();
+    block(r.settle(&Settlement::sweep("req_sw", 7200, 2000, RETAIN))).unwrap();
+    block(r.settle(&billing(&a, "req_sw").settle(&Metered::exact(50_000_000, tokens(2)), 3000, RETAIN))).unwrap();
+    costs += 50;
+    refund(&r, "pi_s", "evt_rs", 100, 2000);
+    let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
+    let upc = broker_core::money::Decimal::parse("0.01").unwrap();
+    let (calls, payments) = block(r.stats_rollups(&days, Some(&id))).unwrap();
+    let report = broker_core::stats::report(&days, &calls, &payments, &upc, Some(&id));
+    let es = entries(&r, &id);
+    let charged: i64 = -es.iter().filter(|e| e["type"] == "call" || e["type"] == "correction").map(|e| e["amount"].as_i64().unwrap()).sum::<i64>();
+    let units: u64 = es.iter().filter_map(|e| e["units"]["usage"].as_object()).map(|u| u.values().filter_map(Value::as_u64).sum::<u64>()).sum();
+    let t = &report["totals"];
+    assert_eq!(t["charged_mc"].as_i64().unwrap(), charged, "credits charged");
+    assert_eq!(t["calls"], 4);
+    assert_eq!(t["units"].as_u64().unwrap(), units);
+    assert_eq!(t["cost_usd_micro"].as_u64().unwrap(), costs);
+    let ledger_cost: u64 = es.iter().filter_map(|e| e["cost_usd_micro"].as_u64()).sum();
+    assert_eq!(ledger_cost, costs, "the ledger's costs, entry by entry");
+    let pay = &report["days"][0]["payments"];
+    assert_eq!(pay["topup"]["mc"], 2_000_000);
+    assert_eq!(pay["refund"]["mc"], -100_000);
+    // The all-keys rollup counts the same calls.
+    let (all, _) = block(r.stats_rollups(&days, None)).unwrap();
+    assert_eq!(broker_core::stats::report(&days, &all, &payments, &upc, None)["totals"]["charged_mc"].as_i64().unwrap(), charged);
 }

@@ -1,6 +1,7 @@
 // Process helpers shared by the integration tests and scripts: start a server on 127.0.0.1,
 // wait until it answers, and make sure it dies with the test process.
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,8 +36,9 @@ export function freePort() {
   });
 }
 
-/** Spawn a child whose output goes to the test log only when DEBUG_STACK is set. */
-export function startProcess(cmd, args, { env = {}, name = cmd } = {}) {
+/** Spawn a child whose output goes to the test log only when DEBUG_STACK is set, and whole to
+ *  `logFile` when one is given. */
+export function startProcess(cmd, args, { env = {}, name = cmd, logFile } = {}) {
   const child = spawn(cmd, args, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -44,7 +46,9 @@ export function startProcess(cmd, args, { env = {}, name = cmd } = {}) {
   });
   children.add(child);
   child.output = "";
+  const log = logFile ? fs.createWriteStream(logFile, { flags: "a" }) : null;
   const keep = (d) => {
+    log?.write(d);
     child.output = (child.output + d.toString()).slice(-20000);
     if (process.env.DEBUG_STACK) process.stderr.write(`[${name}] ${d}`);
   };

@@ -11,6 +11,8 @@ export const TEST_VARS = {
   HOLD_SWEEP_AFTER_SECS: "2",
   // A call whose client left is cut 1.5 s later (20 s in production).
   CLIENT_GONE_DEADLINE_MS: "1500",
+  // As .dev.vars.example: local pages may call the customer routes.
+  CORS_ORIGINS: "http://localhost:*,http://127.0.0.1:*",
 };
 
 let own = null;
@@ -30,7 +32,7 @@ export async function releaseStack() {
 export function describeStack(s) {
   return {
     workerUrl: s.workerUrl, upstashUrl: s.upstashUrl, upstashToken: s.upstashToken,
-    adminSecret: s.adminSecret, stripeSecret: s.stripeSecret, mocksUrl: s.mocks.url,
+    adminSecret: s.adminSecret, stripeSecret: s.stripeSecret, mocksUrl: s.mocks.url, workerLog: s.workerLog, vars: s.vars,
   };
 }
 
@@ -69,8 +71,12 @@ export function client(stack) {
     const r = await api(path, { body, method, headers: { "x-admin-secret": stack.adminSecret } });
     return { status: r.status, body: await r.json() };
   };
+  /** The worker's JSON log lines (wrangler dev's output, decorations stripped). */
+  const logLines = () => fs.readFileSync(stack.workerLog, "utf8").split("\n")
+    .map((l) => l.replace(/\x1b\[[0-9;]*m/g, "")).map((l) => l.slice(l.indexOf("{"))).filter((l) => l.startsWith("{"))
+    .flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } });
   return {
-    redis, api, admin,
+    redis, api, admin, logLines,
     createKey: async ({ name = "test", plan = "bulk", credits = 100 } = {}) => {
       const r = await admin("/admin/keys", { name, plan, credits, reason: "test credits" });
       if (r.status !== 201) throw new Error(`create key: ${r.status} ${JSON.stringify(r.body)}`);
