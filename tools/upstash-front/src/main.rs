@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use http::{read_request, to_hyper, BodyError};
@@ -76,7 +76,9 @@ async fn serve_connection(app: Arc<App>, stream: TcpStream) {
     let service = service_fn(move |req| serve(Arc::clone(&app), req));
     // Errors here are clients going away (or an injected drop): nothing to report.
     let _ = http1::Builder::new()
-        .keep_alive(true)
+        .timer(TokioTimer::new())
+        // Idle keep-alive connections are closed after a while, as before.
+        .header_read_timeout(Duration::from_secs(120))
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
