@@ -93,7 +93,11 @@ async fn serve(
     let req = match http::read_request(req).await {
         Ok(r) => r,
         Err(BodyError::TooLarge) => return Ok(http::bad_request("body too large")),
-        Err(BodyError::Broken) => return Ok(http::bad_request("body shorter than announced")),
+        Err(BodyError::Broken) => {
+            return Ok(http::bad_request(
+                "unreadable body (truncated or bad chunked framing)",
+            ))
+        }
     };
     // The provider modules are quick, synchronous functions; pacing happens in `send`.
     let resp = route(&state, &req);
