@@ -727,3 +727,113 @@ test("same JSON shapes (keys, order, types) as the fixtures", { skip: !haveFixtu
   assert.equal(keysInOrder(gi.json), keysInOrder(gfix));
   assert.deepEqual(gi.json.usage, gfix.usage);
 });
+
+// ---------------------------------------------------------------- Control API: billing-integrity knobs
+
+/** Read a stream; returns the text and, per SSE event, the ms since the request when it completed. */
+async function timedEvents(url, init) {
+  const t0 = performance.now();
+  const res = await fetch(url, init);
+  const reader = res.body.getReader();
+  let text = "";
+  const times = [];
+  const dec = new TextDecoder();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += dec.decode(value, { stream: true });
+    const complete = text.split(/\r?\n\r?\n/).length - 1;
+    while (times.length < complete) times.push(performance.now() - t0);
+  }
+  return { res, text, times };
+}
+
+const streamCalls = {
+  openai: () => [mock.url + "/openai/v1/chat/completions", { method: "POST", headers: { ...OA, "content-type": "application/json" }, body: JSON.stringify(chatBody({ stream: true, max_tokens: 4 })) }],
+  anthropic: () => [mock.url + "/anthropic/v1/messages", { method: "POST", headers: { ...AN, "content-type": "application/json" }, body: JSON.stringify({ model: "c", max_tokens: 4, stream: true, messages: [{ role: "user", content: "x" }] }) }],
+  gemini: () => [mock.url + `${GEM}:streamGenerateContent?alt=sse`, { method: "POST", headers: { "x-goog-api-key": K.googleKey, "content-type": "application/json" }, body: JSON.stringify(gemBody(4)) }],
+};
+
+test("script: stall_after_chunks + stall_ms pause a stream once, then it goes on normally", async () => {
+  for (const [provider, callArgs] of Object.entries(streamCalls)) {
+    await mock.script({ provider, stall_after_chunks: 2, stall_ms: 400 });
+    const { res, text, times } = await timedEvents(...callArgs());
+    assert.equal(res.status, 200, provider);
+    const gap = times[2] - times[1];
+    assert.ok(gap >= 380, `${provider}: gap after 2 chunks was ${gap} ms`);
+    assert.ok(times[1] < 300, `${provider}: the first 2 chunks came at once (${times[1]} ms)`);
+    const plain = await (await fetch(...callArgs())).text();
+    assert.equal(parseSSE(text).length, parseSSE(plain).length, `${provider}: same events as without the stall`);
+  }
+});
+
+test("script: raw_stream answers these exact bytes as an SSE body; raw_body as a plain body", async () => {
+  const raw = 'data: [1,2]\n\ndata: "x"\n\n: comment without a blank line';
+  await mock.script({ provider: "openai", raw_stream: raw, chunk_delay_ms: 100 });
+  const { res, text, times } = await timedEvents(...streamCalls.openai());
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "text/event-stream");
+  assert.equal(text, raw);
+  assert.ok(times[1] - times[0] >= 90, "one event per chunk, paced by chunk_delay_ms");
+
+  await mock.script({ provider: "anthropic", raw_body: '{"type":"message","content":[', content_type: "application/json" });
+  const a = await call("/anthropic/v1/messages", { headers: AN, json: { model: "c", max_tokens: 5, messages: [{ role: "user", content: "x" }] } });
+  assert.equal(a.status, 200);
+  assert.equal(a.headers.get("content-type"), "application/json");
+  assert.equal(a.text, '{"type":"message","content":[');
+
+  await mock.script({ provider: "gemini", raw_body: "<html>upstream</html>", content_type: "text/html", status: 502 });
+  const g = await call(`${GEM}:generateContent`, { headers: { "x-goog-api-key": K.googleKey }, json: gemBody() });
+  assert.equal(g.status, 502);
+  assert.equal(g.text, "<html>upstream</html>");
+
+  const both = await call("/__control/script", { json: { provider: "openai", raw_body: "x", raw_stream: "y" } });
+  assert.equal(both.status, 400);
+});
+
+test("script: output_tokens and token_bytes make long/big replies with consistent usage", async () => {
+  const words = (n) => Array.from({ length: n }, (_, i) => WORDS[i % WORDS.length]).join(" ");
+
+  await mock.script({ provider: "openai", output_tokens: 30 });
+  const o = await call("/openai/v1/chat/completions", { headers: OA, json: chatBody({ stream: true, stream_options: { include_usage: true } }) });
+  const oc = parseSSE(o.text).slice(0, -1).map((e) => e.json);
+  assert.equal(oc.filter((c) => c.choices[0]?.delta?.content).length, 30);
+  assert.equal(oc.map((c) => c.choices[0]?.delta?.content ?? "").join(""), words(30));
+  assert.equal(oc.at(-2).choices[0].finish_reason, "stop");
+  assert.equal(oc.at(-1).usage.completion_tokens, 30);
+
+  await mock.script({ provider: "openai", output_tokens: 800 });
+  const capped = await call("/openai/v1/chat/completions", { headers: OA, json: chatBody({ max_tokens: 10 }) });
+  assert.equal(capped.json.choices[0].message.content, words(10));
+  assert.equal(capped.json.choices[0].finish_reason, "length");
+  assert.equal(capped.json.usage.completion_tokens, 10);
+
+  await mock.script({ provider: "anthropic", output_tokens: 200, token_bytes: 16 * 1024 });
+  const a = await call("/anthropic/v1/messages", { headers: AN, json: { model: "c", max_tokens: 1000, stream: true, messages: [{ role: "user", content: "x" }] } });
+  const deltas = parseSSE(a.text).filter((e) => e.event === "content_block_delta").map((e) => e.json.delta.text);
+  assert.equal(deltas.length, 200);
+  assert.ok(deltas.every((t) => Buffer.byteLength(t) === 16 * 1024));
+  assert.ok(deltas[1].startsWith(" reply."));
+  const md = parseSSE(a.text).find((e) => e.event === "message_delta").json;
+  assert.equal(md.usage.output_tokens, 200);
+  assert.equal(md.delta.stop_reason, "end_turn");
+
+  await mock.script({ provider: "gemini", output_tokens: 5, token_bytes: 8 });
+  const g = await call(`${GEM}:streamGenerateContent?alt=sse`, { headers: { "x-goog-api-key": K.googleKey }, json: gemBody() });
+  const gc = parseSSE(g.text).map((e) => e.json);
+  assert.equal(gc.length, 5);
+  assert.equal(gc.map((c) => c.candidates[0].content.parts[0].text).join(""), "Mock.... reply.. from... the.... deterministic", "words longer than token_bytes stay whole");
+  assert.equal(gc.at(-1).usageMetadata.candidatesTokenCount, 5);
+  assert.equal(gc.at(-1).candidates[0].finishReason, "STOP");
+});
+
+test("request log is a ring buffer of the last 1000 requests", async () => {
+  for (let i = 0; i < 1005; i += 67) {
+    await Promise.all(Array.from({ length: Math.min(67, 1005 - i) }, (_, j) =>
+      call(`/openai/v1/models?i=${i + j}`, { method: "GET" })));
+  }
+  const log = await mock.requests("openai");
+  assert.equal(log.length, 1000);
+  const seen = new Set(log.map((r) => Number(new URLSearchParams(r.query).get("i"))));
+  assert.equal(seen.size, 1000);
+});

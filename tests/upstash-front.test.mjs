@@ -389,3 +389,80 @@ test("redis down: 5xx with an error body; redis back on the same port: works aga
   assert.equal(await r.get(k), "again");
   assert.deepEqual(await r.pipeline().get(k).exec(), ["again"]);
 });
+
+test("fail_next: the next matching requests fail without running anything (status or dropped connection)", async () => {
+  await raw("/__stats/reset", { method: "POST" });
+  const k = uniq("fail");
+  const sha = (await cmd("SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])")).body.result;
+  const armed = await raw("/__config", { body: { fail_next: { count: 2, command: "evalsha", status: 500 } } });
+  assert.equal(armed.status, 200);
+  assert.deepEqual(armed.body, { fail_next_remaining: 2 });
+  // Other commands are not affected and do not use up the rule.
+  assert.deepEqual((await cmd("SET", k, "0")).body, { result: "OK" });
+  assert.equal((await raw("/__stats")).body.fail_next_remaining, 2);
+  // A single EVALSHA, then a pipeline carrying one: both fail whole, nothing runs.
+  const single = await cmd("EVALSHA", sha, 1, k);
+  assert.equal(single.status, 500);
+  assert.deepEqual(single.body, { error: "injected failure" });
+  const pipe = await raw("/pipeline", { body: [["INCR", k], ["EVALSHA", sha, 1, k]] });
+  assert.equal(pipe.status, 500);
+  assert.deepEqual(pipe.body, { error: "injected failure" });
+  assert.deepEqual((await cmd("GET", k)).body, { result: "0" }, "no command of a failed request ran");
+  assert.equal((await raw("/__stats")).body.fail_next_remaining, 0);
+  assert.deepEqual((await cmd("EVALSHA", sha, 1, k)).body, { result: 1 });
+
+  // "drop": the connection closes without an answer; no command = any request; the delay applies.
+  await raw("/__config", { body: { delay_ms: 200, fail_next: { status: "drop" } } });
+  try {
+    const t0 = performance.now();
+    await assert.rejects(cmd("INCR", k));
+    assert.ok(performance.now() - t0 >= 200);
+  } finally {
+    await raw("/__config", { body: { delay_ms: 0 } });
+  }
+  assert.deepEqual((await cmd("GET", k)).body, { result: "1" });
+  await assert.rejects(
+    (async () => {
+      await raw("/__config", { body: { fail_next: { command: "GET" } } });
+      return client("base64").get(k);
+    })(),
+    /injected failure/,
+  );
+
+  const log = (await raw("/__stats")).body.log;
+  const injected = log.filter((e) => e.injected);
+  assert.deepEqual(injected.map((e) => [e.commands, e.status]), [
+    [["EVALSHA"], 500], [["INCR", "EVALSHA"], 500], [["INCR"], 0], [["GET"], 500],
+  ]);
+
+  // count 0 disarms; malformed rules are refused.
+  await raw("/__config", { body: { fail_next: { count: 5 } } });
+  assert.deepEqual((await raw("/__config", { body: { fail_next: { count: 0 } } })).body, { fail_next_remaining: 0 });
+  assert.deepEqual((await cmd("PING")).body, { result: "PONG" });
+  for (const bad of [{ status: 200 }, { count: -1 }, { command: 7 }, { what: 1 }, "x"]) {
+    assert.equal((await raw("/__config", { body: { fail_next: bad } })).status, 400, JSON.stringify(bad));
+  }
+});
+
+test("raw HTTP framing: chunked request bodies, pipelined requests, body over the cap", async () => {
+  const net = await import("node:net");
+  const port = new URL(base).port;
+  const exchange = (text) => new Promise((resolve) => {
+    const sock = net.connect(Number(port), "127.0.0.1", () => sock.write(text));
+    let out = "";
+    sock.on("data", (d) => { out += d; });
+    sock.on("close", () => resolve(out));
+    sock.on("error", () => resolve(out));
+  });
+  const auth = `Authorization: Bearer ${TOKEN}\r\n`;
+  const k = uniq("raw-http");
+  const out = await exchange(
+    `POST / HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\n\r\n5\r\n["SET\r\n${(`","${k}","v"]`.length).toString(16)}\r\n","${k}","v"]\r\n0\r\n\r\n` +
+    `POST / HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: ${`["GET","${k}"]`.length}\r\nConnection: close\r\n\r\n["GET","${k}"]`,
+  );
+  const bodies = out.split("\r\n\r\n").slice(1).map((b) => b.split("HTTP/1.1")[0]);
+  assert.deepEqual(bodies, ['{"result":"OK"}', '{"result":"v"}']);
+  const big = await exchange(`POST / HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: ${64 * 1024 * 1024 + 1}\r\n\r\n[`);
+  assert.match(big, /^HTTP\/1\.1 400 /);
+  assert.match(big, /body too large/);
+});

@@ -13,7 +13,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::common;
+use crate::common::{self, ReplyPlan};
 use crate::control::{Script, State};
 use crate::http::{Request, Response};
 
@@ -213,6 +213,109 @@ fn ratelimit_headers(mut r: Response) -> Response {
     r
 }
 
+#[derive(Serialize)]
+struct MessageStart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: Message<'a>,
+}
+
+#[derive(Serialize)]
+struct BlockDelta {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u32,
+    delta: TextBlock,
+}
+
+#[derive(Serialize)]
+struct DeltaUsage {
+    input_tokens: u64,
+    cache_creation_input_tokens: u64,
+    cache_read_input_tokens: u64,
+    output_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct StopDelta {
+    stop_reason: &'static str,
+    stop_sequence: Option<()>,
+}
+
+#[derive(Serialize)]
+struct MessageDelta {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    delta: StopDelta,
+    usage: DeltaUsage,
+}
+
+/// The SSE body: message_start, content_block_start, ping, one content_block_delta per output
+/// token (made as the stream goes), content_block_stop, message_delta, message_stop.
+fn stream_events(model: &str, id: &str, plan: ReplyPlan, stop: &'static str, u: Usage) -> Response {
+    let mut start_usage = u.clone();
+    start_usage.output_tokens = u.output_tokens.min(1);
+    let start = Message {
+        model,
+        id,
+        kind: "message",
+        role: "assistant",
+        content: vec![],
+        stop_reason: None,
+        stop_sequence: None,
+        usage: start_usage,
+    };
+    let head = vec![
+        event(
+            "message_start",
+            &MessageStart {
+                kind: "message_start",
+                message: start,
+            },
+        ),
+        raw_event(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        raw_event("ping", r#"{"type": "ping"}"#),
+    ];
+    let deltas = plan.pieces().map(|piece| {
+        let d = BlockDelta {
+            kind: "content_block_delta",
+            index: 0,
+            delta: TextBlock {
+                kind: "text_delta",
+                text: piece,
+            },
+        };
+        event("content_block_delta", &d)
+    });
+    let message_delta = MessageDelta {
+        kind: "message_delta",
+        delta: StopDelta {
+            stop_reason: stop,
+            stop_sequence: None,
+        },
+        usage: DeltaUsage {
+            input_tokens: u.input_tokens,
+            cache_creation_input_tokens: u.cache_creation_input_tokens,
+            cache_read_input_tokens: u.cache_read_input_tokens,
+            output_tokens: u.output_tokens,
+        },
+    };
+    let tail = [
+        raw_event(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
+        event("message_delta", &message_delta),
+        raw_event("message_stop", r#"{"type":"message_stop"}"#),
+    ];
+    let events = head.into_iter().chain(deltas).chain(tail);
+    Response::stream(200, "text/event-stream; charset=utf-8", events)
+        .header("cache-control", "no-cache")
+}
+
 pub fn handle(state: &State, req: &Request) -> Response {
     let seq = state.next_seq();
     if req.path != "/anthropic/v1/messages" {
@@ -270,106 +373,16 @@ pub fn handle(state: &State, req: &Request) -> Response {
         Err((kind, msg)) => return error(400, kind, &msg, seq),
     };
     let input = common::input_tokens(&p.texts);
-    let output = common::output_tokens(Some(p.max_tokens));
-    let stop = if common::truncated(Some(p.max_tokens)) {
+    let plan = ReplyPlan::new(Some(p.max_tokens), script.as_ref());
+    let stop = if plan.truncated {
         "max_tokens"
     } else {
         "end_turn"
     };
-    let u = usage(input, output, script.as_ref());
+    let u = usage(input, plan.tokens, script.as_ref());
     let id = format!("msg_01Mock{}", common::alnum(seq, 16));
     let mut resp = if p.stream {
-        let mut events = Vec::new();
-        let mut start_usage = u.clone();
-        start_usage.output_tokens = u.output_tokens.min(1);
-        let start = Message {
-            model: &p.model,
-            id: &id,
-            kind: "message",
-            role: "assistant",
-            content: vec![],
-            stop_reason: None,
-            stop_sequence: None,
-            usage: start_usage,
-        };
-        #[derive(Serialize)]
-        struct MessageStart<'a> {
-            #[serde(rename = "type")]
-            kind: &'static str,
-            message: Message<'a>,
-        }
-        #[derive(Serialize)]
-        struct BlockDelta {
-            #[serde(rename = "type")]
-            kind: &'static str,
-            index: u32,
-            delta: TextBlock,
-        }
-        events.push(event(
-            "message_start",
-            &MessageStart {
-                kind: "message_start",
-                message: start,
-            },
-        ));
-        events.push(raw_event(
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-        ));
-        events.push(raw_event("ping", r#"{"type": "ping"}"#));
-        for piece in common::reply_pieces(output) {
-            let d = BlockDelta {
-                kind: "content_block_delta",
-                index: 0,
-                delta: TextBlock {
-                    kind: "text_delta",
-                    text: piece,
-                },
-            };
-            events.push(event("content_block_delta", &d));
-        }
-        events.push(raw_event(
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        ));
-        #[derive(Serialize)]
-        struct DeltaUsage {
-            input_tokens: u64,
-            cache_creation_input_tokens: u64,
-            cache_read_input_tokens: u64,
-            output_tokens: u64,
-        }
-        #[derive(Serialize)]
-        struct Delta {
-            stop_reason: &'static str,
-            stop_sequence: Option<()>,
-        }
-        #[derive(Serialize)]
-        struct MessageDelta {
-            #[serde(rename = "type")]
-            kind: &'static str,
-            delta: Delta,
-            usage: DeltaUsage,
-        }
-        events.push(event(
-            "message_delta",
-            &MessageDelta {
-                kind: "message_delta",
-                delta: Delta {
-                    stop_reason: stop,
-                    stop_sequence: None,
-                },
-                usage: DeltaUsage {
-                    input_tokens: u.input_tokens,
-                    cache_creation_input_tokens: u.cache_creation_input_tokens,
-                    cache_read_input_tokens: u.cache_read_input_tokens,
-                    output_tokens: u.output_tokens,
-                },
-            },
-        ));
-        events.push(raw_event("message_stop", r#"{"type":"message_stop"}"#));
-        Response::stream(200, "text/event-stream; charset=utf-8", events)
-            .header("cache-control", "no-cache")
+        stream_events(&p.model, &id, plan, stop, u)
     } else {
         let body = Message {
             model: &p.model,
@@ -378,7 +391,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
             role: "assistant",
             content: vec![TextBlock {
                 kind: "text",
-                text: common::reply_text(output),
+                text: plan.text(),
             }],
             stop_reason: Some(stop),
             stop_sequence: None,

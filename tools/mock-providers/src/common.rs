@@ -1,5 +1,5 @@
-//! Shared helpers: the deterministic reply/usage rules, ids, dates (from `localstack_http`), CRC-32,
-//! JSON helpers. Base64 is `localstack_http::base64`.
+//! Shared helpers: the deterministic reply/usage rules, ids, clock and RFC 3339 dates, base64,
+//! CRC-32, JSON helpers.
 //!
 //! # Deterministic usage (other tests depend on these rules)
 //!
@@ -14,9 +14,23 @@
 //!   (Gemini); 24 when absent. The reply is that many words of [`REPLY_WORDS`], one word per output
 //!   token, streamed one word per chunk/delta (the first without, later ones with a leading space).
 //!   The stop reason is "length"/"max_tokens"/"MAX_TOKENS" when `max_tokens < 24`, else
-//!   "stop"/"end_turn"/"STOP".
+//!   "stop"/"end_turn"/"STOP". A script's `output_tokens: N` replaces the 24 (words then cycle
+//!   through [`REPLY_WORDS`]) and `token_bytes: B` pads each word with `.` to B bytes: see
+//!   [`ReplyPlan`].
 //! * Cache fields are 0, reasoning 0, and Gemini has no `thoughtsTokenCount` unless a scripted `usage`
 //!   override sets them (see `control.rs`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD as BASE64};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+
+/// Accepts base64 with or without `=` padding, as clients differ.
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// The 24 words of the deterministic reply.
 pub const REPLY_WORDS: [&str; 24] = [
@@ -47,34 +61,55 @@ pub const REPLY_WORDS: [&str; 24] = [
 ];
 pub const MAX_REPLY_WORDS: u64 = 24;
 
-/// Reply pieces for `n` output tokens: "Mock", " reply", " from", ...
-pub fn reply_pieces(n: u64) -> Vec<String> {
-    REPLY_WORDS
-        .iter()
-        .take(n.min(MAX_REPLY_WORDS) as usize)
-        .enumerate()
-        .map(|(i, w)| {
-            if i == 0 {
-                (*w).to_string()
-            } else {
-                format!(" {w}")
+/// How long the reply is and how each output token reads (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplyPlan {
+    /// Output tokens emitted.
+    pub tokens: u64,
+    /// Whether `max_tokens` cut the reply short (the "length" stop reasons).
+    pub truncated: bool,
+    /// Pad each token's text to this many bytes.
+    pub token_bytes: Option<u64>,
+}
+
+impl ReplyPlan {
+    /// The reply for a request's `max_tokens`, with a script's `output_tokens`/`token_bytes`.
+    pub fn new(max_tokens: Option<u64>, script: Option<&crate::control::Script>) -> ReplyPlan {
+        let wanted = script
+            .and_then(|s| s.output_tokens)
+            .unwrap_or(MAX_REPLY_WORDS);
+        ReplyPlan {
+            tokens: max_tokens.map_or(wanted, |m| m.min(wanted)),
+            truncated: max_tokens.is_some_and(|m| m < wanted),
+            token_bytes: script.and_then(|s| s.token_bytes),
+        }
+    }
+
+    /// The text of output token `i`: "Mock", " reply", " from", ...
+    pub fn piece(&self, i: u64) -> String {
+        let word = REPLY_WORDS[(i % MAX_REPLY_WORDS) as usize];
+        let mut piece = if i == 0 {
+            word.to_string()
+        } else {
+            format!(" {word}")
+        };
+        if let Some(b) = self.token_bytes {
+            let target = usize::try_from(b).unwrap_or(usize::MAX);
+            if piece.len() < target {
+                piece.extend(std::iter::repeat_n('.', target - piece.len()));
             }
-        })
-        .collect()
-}
+        }
+        piece
+    }
 
-pub fn reply_text(n: u64) -> String {
-    reply_pieces(n).concat()
-}
+    /// Every token's text, produced one at a time (a long reply is never built whole).
+    pub fn pieces(self) -> impl Iterator<Item = String> + Send + 'static {
+        (0..self.tokens).map(move |i| self.piece(i))
+    }
 
-/// Output tokens for an optional max_tokens.
-pub fn output_tokens(max_tokens: Option<u64>) -> u64 {
-    max_tokens.unwrap_or(MAX_REPLY_WORDS).min(MAX_REPLY_WORDS)
-}
-
-/// Whether the reply was truncated by max_tokens.
-pub fn truncated(max_tokens: Option<u64>) -> bool {
-    max_tokens.is_some_and(|m| m < MAX_REPLY_WORDS)
+    pub fn text(&self) -> String {
+        self.pieces().collect()
+    }
 }
 
 /// Input tokens for the given per-message texts (see module doc).
@@ -85,7 +120,34 @@ pub fn input_tokens<S: AsRef<str>>(message_texts: &[S]) -> u64 {
         .sum::<u64>()
 }
 
-pub use localstack_http::date::{now_ms, now_secs, rfc3339};
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 UTC, whole seconds: "2025-08-26T09:10:02Z".
+pub fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+/// Standard base64 with padding (images, audio, HTTP Basic credentials).
+pub fn b64_encode(data: &[u8]) -> String {
+    BASE64.encode(data)
+}
+
+/// Standard base64, surrounding whitespace trimmed, padding optional; `None` when malformed.
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    BASE64_LENIENT.decode(s.trim()).ok()
+}
 
 /// FNV-1a 64, for deterministic pseudo-random values (seeds, ids, filler bytes).
 pub fn fnv1a(data: &[u8]) -> u64 {
@@ -189,13 +251,49 @@ mod tests {
         assert_eq!(crc32(b""), 0);
     }
 
+    fn plan(max: Option<u64>, output: Option<u64>, bytes: Option<u64>) -> ReplyPlan {
+        let s = crate::control::Script {
+            output_tokens: output,
+            token_bytes: bytes,
+            ..Default::default()
+        };
+        ReplyPlan::new(max, Some(&s))
+    }
+
     #[test]
-    fn reply_and_tokens() {
-        assert_eq!(REPLY_WORDS.len(), 24);
-        assert_eq!(reply_pieces(3), vec!["Mock", " reply", " from"]);
-        assert_eq!(output_tokens(None), 24);
-        assert_eq!(output_tokens(Some(5)), 5);
-        assert_eq!(output_tokens(Some(1000)), 24);
+    fn reply_plans() {
+        let p = ReplyPlan::new(Some(3), None);
+        assert_eq!(
+            p.pieces().collect::<Vec<_>>(),
+            vec!["Mock", " reply", " from"]
+        );
+        assert!(p.truncated);
+        assert_eq!(ReplyPlan::new(None, None).tokens, 24);
+        assert!(!ReplyPlan::new(None, None).truncated);
+        assert_eq!(ReplyPlan::new(Some(1000), None).tokens, 24);
+        assert!(!ReplyPlan::new(Some(24), None).truncated);
+        let long = plan(Some(1000), Some(30), None);
+        assert_eq!((long.tokens, long.truncated), (30, false));
+        assert_eq!(long.piece(24), " Mock");
+        let capped = plan(Some(10), Some(800), None);
+        assert_eq!((capped.tokens, capped.truncated), (10, true));
+        let padded = plan(None, Some(2), Some(8));
+        assert_eq!(padded.text(), "Mock.... reply..");
+        assert_eq!(plan(None, None, Some(2)).piece(0), "Mock");
+    }
+
+    #[test]
+    fn dates_and_base64() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(b64_encode(b"fo"), "Zm8=");
+        assert_eq!(b64_decode(" Zm8= ").as_deref(), Some(&b"fo"[..]));
+        assert_eq!(b64_decode("Zm8").as_deref(), Some(&b"fo"[..]));
+        assert_eq!(b64_decode("Z!"), None);
+    }
+
+    #[test]
+    fn input_tokens_rule() {
         // "Hello" = 5 chars -> ceil(5/4)+4 = 6, +3 = 9
         assert_eq!(input_tokens(&["Hello"]), 9);
         assert_eq!(input_tokens(&["", "abcd"]), 3 + 4 + 5);

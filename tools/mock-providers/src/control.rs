@@ -1,31 +1,53 @@
 //! Shared state (config, scripts, request log, issued PayPal tokens) and the `/__control/*` routes.
 //!
 //! * `POST /__control/script` `{"provider", "times"=1, "status", "body", "delay_ms", "chunk_delay_ms",
-//!   "cut_after_chunks", "usage", "verification_status"}` queues a behaviour for the next `times`
-//!   requests to `provider` (FIFO; `"*"` = any provider). Providers: openai, openai-images, anthropic,
-//!   gemini, elevenlabs, stability, paypal-token, paypal-verify, `*`.
+//!   "cut_after_chunks", "stall_after_chunks", "stall_ms", "raw_stream", "raw_body", "content_type",
+//!   "output_tokens", "token_bytes", "usage", "verification_status"}` queues a behaviour for the
+//!   next `times` requests to `provider` (FIFO; `"*"` = any provider). Providers: openai,
+//!   openai-images, anthropic, gemini, elevenlabs, stability, paypal-token, paypal-verify, `*`.
 //!   - `status` (not 200) or `body`: answer that status (default 500) with `body` (JSON value → JSON,
 //!     JSON string → sent verbatim as text/plain) or, without `body`, the provider's own error body for
 //!     that status.
+//!   - `raw_stream: "<text>"`: answer `status` (default 200) with `content-type: text/event-stream`
+//!     and exactly these bytes as the body, sent chunked one SSE event (up to and including each
+//!     blank line) per chunk, so the pacing knobs below apply to it too. For malformed streams.
+//!   - `raw_body: "<text>"` (+ `content_type`, default `application/json`): answer `status`
+//!     (default 200) with exactly these bytes as a plain (`content-length`) body.
+//!     At most one of `body`, `raw_stream`, `raw_body`.
 //!   - `delay_ms`: sleep before the response head. `chunk_delay_ms`: sleep between stream chunks.
 //!   - `cut_after_chunks: N`: streams send N chunks (SSE events / audio chunks / JSON-array pieces),
 //!     then the connection is shut down without the terminating chunk; non-streamed bodies send the
 //!     head and half of the body, then drop.
+//!   - `stall_after_chunks: N` + `stall_ms: M`: a stream sends N chunks, pauses M ms once (on top
+//!     of `chunk_delay_ms`), then goes on normally; N = 0 pauses right after the head. For
+//!     idle-gap timeouts mid-stream.
+//!   - `output_tokens: N`: chat/messages/generateContent replies are N tokens long instead of the
+//!     deterministic 24, still capped by the request's max_tokens (the stop reason says
+//!     "length"/"max_tokens"/"MAX_TOKENS" when the cap cut it). Words cycle through the 24 reply
+//!     words, one per token; usage counts the tokens actually emitted.
+//!   - `token_bytes: B`: each output token's text is padded with `.` to B bytes (shorter words
+//!     only), for big streams (e.g. 800 tokens × 64 KiB). Streams are produced lazily, so the
+//!     mock never holds a whole big stream in memory.
 //!   - `usage`: provider-native usage numbers reported instead of the computed ones.
 //!   - `verification_status`: forced PayPal verification answer.
 //!
 //!   A script is consumed by a request that passed the provider's authentication check.
-//! * `GET /__control/requests[?provider=X]` → every received provider request, oldest first.
+//! * `GET /__control/requests[?provider=X]` → the last [`LOG_ENTRIES`](crate::request_log::LOG_ENTRIES) provider requests, oldest
+//!   first (a ring buffer, so a long soak does not grow the mock). Each body is kept up to
+//!   [`LOG_BODY_CAP`](crate::request_log::LOG_BODY_CAP) bytes and all kept bodies together up to [`LOG_BODY_BUDGET`](crate::request_log::LOG_BODY_BUDGET) bytes (oldest
+//!   entries go first); a body cut short is reported as the text of its first bytes with
+//!   `"truncated": true` (`raw_len` is always the full length).
 //! * `POST /__control/reset` clears scripts and the log. `GET /__control/health` → 200.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::http::{QueryParam, Request, Response};
+use crate::http::{Request, Response};
+use crate::request_log::RequestLog;
 
 pub const PROVIDERS: [&str; 9] = [
     "openai",
@@ -93,11 +115,25 @@ pub struct Script {
     #[serde(default)]
     pub body: Option<Value>,
     #[serde(default)]
+    pub raw_stream: Option<String>,
+    #[serde(default)]
+    pub raw_body: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
     pub delay_ms: Option<u64>,
     #[serde(default)]
     pub chunk_delay_ms: Option<u64>,
     #[serde(default)]
     pub cut_after_chunks: Option<u64>,
+    #[serde(default)]
+    pub stall_after_chunks: Option<u64>,
+    #[serde(default)]
+    pub stall_ms: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub token_bytes: Option<u64>,
     #[serde(default)]
     pub usage: Option<Value>,
     #[serde(default)]
@@ -107,7 +143,10 @@ pub struct Script {
 impl Script {
     /// Whether this script replaces the answer with an error/custom body.
     pub fn is_override(&self) -> bool {
-        self.body.is_some() || self.status.is_some_and(|s| s != 200)
+        self.body.is_some()
+            || self.raw_stream.is_some()
+            || self.raw_body.is_some()
+            || self.status.is_some_and(|s| s != 200)
     }
 
     /// Numeric usage override field.
@@ -123,6 +162,8 @@ impl Script {
         resp.delay_ms = self.delay_ms.unwrap_or(0);
         resp.chunk_delay_ms = self.chunk_delay_ms.unwrap_or(0);
         resp.cut_after_chunks = self.cut_after_chunks;
+        resp.stall_after_chunks = self.stall_after_chunks;
+        resp.stall_ms = self.stall_ms.unwrap_or(0);
     }
 
     /// The scripted answer of an override: the custom body if one is set, else the provider's
@@ -135,37 +176,95 @@ impl Script {
         resp
     }
 
-    /// The scripted custom response, if `body` is set (status default 500).
+    /// The scripted custom response, if `raw_stream`, `raw_body` or `body` is set.
     pub fn custom_body_response(&self) -> Option<Response> {
-        let status = self.status.unwrap_or(500);
-        let mut resp = match self.body.as_ref()? {
-            Value::String(s) => {
-                Response::new(status, "text/plain; charset=utf-8", s.clone().into_bytes())
+        let mut resp = if let Some(raw) = &self.raw_stream {
+            let events = sse_events(raw.as_bytes());
+            Response::stream(self.status.unwrap_or(200), "text/event-stream", events)
+        } else if let Some(raw) = &self.raw_body {
+            let content_type = self.content_type.as_deref().unwrap_or("application/json");
+            Response::new(
+                self.status.unwrap_or(200),
+                content_type,
+                raw.clone().into_bytes(),
+            )
+        } else {
+            let status = self.status.unwrap_or(500);
+            match self.body.as_ref()? {
+                Value::String(s) => {
+                    Response::new(status, "text/plain; charset=utf-8", s.clone().into_bytes())
+                }
+                v => Response::json(status, v),
             }
-            v => Response::json(status, v),
         };
         self.apply_timing(&mut resp);
         Some(resp)
     }
+
+    /// What is wrong with a script, if anything (unknown provider, conflicting bodies).
+    fn problem(&self) -> Option<String> {
+        if !PROVIDERS.contains(&self.provider.as_str()) {
+            return Some(format!(
+                "unknown provider '{}'; expected one of {:?}",
+                self.provider, PROVIDERS
+            ));
+        }
+        let bodies = [
+            self.body.is_some(),
+            self.raw_stream.is_some(),
+            self.raw_body.is_some(),
+        ];
+        if bodies.iter().filter(|b| **b).count() > 1 {
+            return Some("at most one of 'body', 'raw_stream', 'raw_body'".into());
+        }
+        None
+    }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Recorded {
-    pub provider: String,
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: serde_json::Map<String, Value>,
-    pub body: Value,
-    pub raw_len: usize,
-    pub at_ms: u64,
+/// Split a raw SSE text into events, each up to and including its blank line ("\n\n" or
+/// "\r\n\r\n"); whatever follows the last blank line is one more piece. Concatenated, the pieces
+/// are exactly `raw`.
+pub fn sse_events(raw: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < raw.len() {
+        let end = if raw[i..].starts_with(b"\r\n\r\n") {
+            Some(i + 4)
+        } else if raw[i..].starts_with(b"\n\n") {
+            Some(i + 2)
+        } else {
+            None
+        };
+        match end {
+            Some(e) => {
+                out.push(raw[start..e].to_vec());
+                start = e;
+                i = e;
+            }
+            None => i += 1,
+        }
+    }
+    if start < raw.len() {
+        out.push(raw[start..].to_vec());
+    }
+    out
+}
+
+/// Issued PayPal access tokens kept valid (the oldest are forgotten beyond this).
+const PAYPAL_TOKENS_KEPT: usize = 10_000;
+
+#[derive(Default)]
+struct PaypalTokens {
+    valid: HashSet<String>,
+    order: VecDeque<String>,
 }
 
 pub struct State {
     pub config: Config,
     scripts: Mutex<VecDeque<(Script, u64)>>,
-    log: Mutex<Vec<Recorded>>,
-    paypal_tokens: Mutex<HashSet<String>>,
+    log: Mutex<RequestLog>,
+    paypal_tokens: Mutex<PaypalTokens>,
     seq: AtomicU64,
 }
 
@@ -179,8 +278,8 @@ impl State {
         State {
             config,
             scripts: Mutex::new(VecDeque::new()),
-            log: Mutex::new(Vec::new()),
-            paypal_tokens: Mutex::new(HashSet::new()),
+            log: Mutex::new(RequestLog::default()),
+            paypal_tokens: Mutex::new(PaypalTokens::default()),
             seq: AtomicU64::new(1),
         }
     }
@@ -214,37 +313,24 @@ impl State {
         q.len()
     }
 
-    pub fn record(&self, provider: &str, req: &Request) {
-        let mut headers = serde_json::Map::new();
-        for (k, v) in &req.headers {
-            let merged = match headers.get(k).and_then(Value::as_str) {
-                Some(prev) => format!("{prev}, {v}"),
-                None => v.clone(),
-            };
-            headers.insert(k.clone(), Value::String(merged));
-        }
-        let body = match serde_json::from_slice::<Value>(&req.body) {
-            Ok(v) if !req.body.is_empty() => v,
-            _ => Value::String(req.body_str()),
-        };
-        lock(&self.log).push(Recorded {
-            provider: provider.to_string(),
-            method: req.method.clone(),
-            path: req.path.clone(),
-            query: req.query.clone(),
-            headers,
-            body,
-            raw_len: req.body.len(),
-            at_ms: crate::common::now_ms(),
-        });
+    pub fn record(&self, provider: &'static str, req: &Request) {
+        lock(&self.log).push(provider, req);
     }
 
     pub fn issue_paypal_token(&self, token: String) {
-        lock(&self.paypal_tokens).insert(token);
+        let mut t = lock(&self.paypal_tokens);
+        if t.valid.insert(token.clone()) {
+            t.order.push_back(token);
+        }
+        while t.order.len() > PAYPAL_TOKENS_KEPT {
+            if let Some(old) = t.order.pop_front() {
+                t.valid.remove(&old);
+            }
+        }
     }
 
     pub fn paypal_token_valid(&self, token: &str) -> bool {
-        lock(&self.paypal_tokens).contains(token)
+        lock(&self.paypal_tokens).valid.contains(token)
     }
 
     fn reset(&self) {
@@ -275,22 +361,17 @@ pub fn handle(state: &State, req: &Request) -> Response {
         }
         ("GET", "/requests") => {
             let filter = req.query_param("provider");
-            let log = lock(&state.log);
-            let items: Vec<&Recorded> = log
-                .iter()
-                .filter(|r| filter.as_deref().is_none_or(|p| r.provider == p))
-                .collect();
-            Response::json(200, &items)
+            let entries = lock(&state.log).to_json(filter.as_deref());
+            Response::json(200, &entries)
         }
         ("POST", "/script") => match serde_json::from_slice::<Script>(&req.body) {
-            Ok(s) if PROVIDERS.contains(&s.provider.as_str()) => {
-                let queued = state.push_script(s);
-                ok_json(serde_json::json!({ "ok": true, "queued": queued }))
-            }
-            Ok(s) => bad(&format!(
-                "unknown provider '{}'; expected one of {:?}",
-                s.provider, PROVIDERS
-            )),
+            Ok(s) => match s.problem() {
+                Some(p) => bad(&p),
+                None => {
+                    let queued = state.push_script(s);
+                    ok_json(serde_json::json!({ "ok": true, "queued": queued }))
+                }
+            },
             Err(e) => bad(&format!("invalid script: {e}")),
         },
         _ => Response::json(
@@ -338,5 +419,43 @@ mod tests {
         };
         assert!(s.is_override());
         assert_eq!(s.custom_body_response().map(|r| r.status), Some(500));
+        let raw = Script {
+            provider: "openai".into(),
+            raw_body: Some("{}".into()),
+            ..Default::default()
+        };
+        assert!(raw.is_override());
+        assert_eq!(raw.custom_body_response().map(|r| r.status), Some(200));
+        let both = Script {
+            raw_stream: Some("x".into()),
+            ..raw
+        };
+        assert!(both.problem().is_some());
+    }
+
+    #[test]
+    fn raw_streams_split_at_blank_lines() {
+        let raw = b"data: [1,2]\n\ndata: \"x\"\r\n\r\ntail";
+        let events = sse_events(raw);
+        assert_eq!(
+            events,
+            vec![
+                b"data: [1,2]\n\n".to_vec(),
+                b"data: \"x\"\r\n\r\n".to_vec(),
+                b"tail".to_vec()
+            ]
+        );
+        assert_eq!(events.concat(), raw.to_vec());
+        assert!(sse_events(b"").is_empty());
+    }
+
+    #[test]
+    fn paypal_tokens_are_bounded() {
+        let st = State::new(Config::from_env());
+        for i in 0..PAYPAL_TOKENS_KEPT + 3 {
+            st.issue_paypal_token(format!("t{i}"));
+        }
+        assert!(!st.paypal_token_valid("t0"));
+        assert!(st.paypal_token_valid(&format!("t{}", PAYPAL_TOKENS_KEPT + 2)));
     }
 }

@@ -13,9 +13,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::common;
+use crate::common::{self, ReplyPlan};
 use crate::control::{Script, State};
-use crate::http::{QueryParam, Request, Response};
+use crate::http::{Request, Response};
 
 const JSON_CT: &str = "application/json; charset=UTF-8";
 
@@ -125,7 +125,7 @@ struct UsageMetadata {
     service_tier: &'static str,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GenerateResponse {
     candidates: Vec<Candidate>,
@@ -218,6 +218,72 @@ fn parse(body: &[u8]) -> Result<Parsed, String> {
     Ok(Parsed { texts, max_tokens })
 }
 
+/// What every chunk of one answer shares.
+struct ChunkWriter {
+    totals: Totals,
+    model: String,
+    response_id: String,
+}
+
+impl ChunkWriter {
+    fn chunk(
+        &self,
+        text: String,
+        finish_reason: Option<&'static str>,
+        candidates: u64,
+    ) -> GenerateResponse {
+        GenerateResponse {
+            candidates: vec![Candidate {
+                content: Content {
+                    parts: vec![Part { text }],
+                    role: "model",
+                },
+                finish_reason,
+                index: 0,
+            }],
+            usage_metadata: self.totals.metadata(candidates),
+            model_version: self.model.clone(),
+            response_id: self.response_id.clone(),
+        }
+    }
+}
+
+/// streamGenerateContent: one chunk per output token (at least one), made as the stream goes,
+/// each with the cumulative usage; `alt=sse` frames them as SSE, otherwise as one JSON array.
+fn stream_chunks(w: ChunkWriter, plan: ReplyPlan, finish: &'static str, sse: bool) -> Response {
+    let n = plan.tokens.max(1);
+    let chunk = move |i: u64| {
+        let text = if i < plan.tokens {
+            plan.piece(i)
+        } else {
+            String::new()
+        };
+        let last = i + 1 == n;
+        let so_far = (w.totals.candidates * (i + 1)).div_ceil(n);
+        w.chunk(text, last.then_some(finish), so_far)
+    };
+    if sse {
+        let events = (0..n).map(move |i| {
+            let mut out = b"data: ".to_vec();
+            out.extend(common::to_colon_space_json(&chunk(i)));
+            out.extend_from_slice(b"\r\n\r\n");
+            out
+        });
+        Response::stream(200, "text/event-stream", events)
+    } else {
+        let pieces = (0..n).map(move |i| {
+            let mut out = if i == 0 {
+                b"[".to_vec()
+            } else {
+                b"\n,\r\n".to_vec()
+            };
+            out.extend(serde_json::to_vec_pretty(&chunk(i)).unwrap_or_default());
+            out
+        });
+        Response::stream(200, JSON_CT, pieces.chain([b"\n]".to_vec()]))
+    }
+}
+
 fn route(path: &str) -> Option<(&str, &str)> {
     let rest = path
         .strip_prefix("/gemini/v1beta/models/")
@@ -265,81 +331,26 @@ pub fn handle(state: &State, req: &Request) -> Response {
         Ok(p) => p,
         Err(msg) => return error(400, "INVALID_ARGUMENT", &msg),
     };
-    let words = common::output_tokens(p.max_tokens);
-    let finish = if common::truncated(p.max_tokens) {
-        "MAX_TOKENS"
-    } else {
-        "STOP"
+    let plan = ReplyPlan::new(p.max_tokens, script.as_ref());
+    let finish = if plan.truncated { "MAX_TOKENS" } else { "STOP" };
+    let totals = Totals::new(common::input_tokens(&p.texts), plan.tokens, script.as_ref());
+    let chunks = ChunkWriter {
+        totals,
+        model: model.to_string(),
+        response_id: common::alnum(seq, 23),
     };
-    let totals = Totals::new(common::input_tokens(&p.texts), words, script.as_ref());
-    let response_id = common::alnum(seq, 23);
-    let chunk =
-        |text: String, finish_reason: Option<&'static str>, candidates: u64| GenerateResponse {
-            candidates: vec![Candidate {
-                content: Content {
-                    parts: vec![Part { text }],
-                    role: "model",
-                },
-                finish_reason,
-                index: 0,
-            }],
-            usage_metadata: totals.metadata(candidates),
-            model_version: model.to_string(),
-            response_id: response_id.clone(),
-        };
     let mut resp = if method == "generateContent" {
-        let mut out = serde_json::to_vec_pretty(&chunk(
-            common::reply_text(words),
-            Some(finish),
-            totals.candidates,
-        ))
-        .unwrap_or_default();
+        let all = chunks.chunk(plan.text(), Some(finish), chunks.totals.candidates);
+        let mut out = serde_json::to_vec_pretty(&all).unwrap_or_default();
         out.push(b'\n');
         Response::new(200, JSON_CT, out)
     } else {
-        let mut pieces = common::reply_pieces(words);
-        if pieces.is_empty() {
-            pieces.push(String::new());
-        }
-        let n = pieces.len() as u64;
-        let chunks: Vec<GenerateResponse> = pieces
-            .into_iter()
-            .enumerate()
-            .map(|(i, text)| {
-                let i = i as u64;
-                let last = i + 1 == n;
-                let so_far = (totals.candidates * (i + 1)).div_ceil(n);
-                chunk(text, last.then_some(finish), so_far)
-            })
-            .collect();
-        if req.query_param("alt").as_deref() == Some("sse") {
-            let events = chunks
-                .iter()
-                .map(|c| {
-                    let mut out = b"data: ".to_vec();
-                    out.extend(common::to_colon_space_json(c));
-                    out.extend_from_slice(b"\r\n\r\n");
-                    out
-                })
-                .collect();
-            Response::stream(200, "text/event-stream", events)
-        } else {
-            let mut events: Vec<Vec<u8>> = chunks
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let mut out = if i == 0 {
-                        b"[".to_vec()
-                    } else {
-                        b"\n,\r\n".to_vec()
-                    };
-                    out.extend(serde_json::to_vec_pretty(c).unwrap_or_default());
-                    out
-                })
-                .collect();
-            events.push(b"\n]".to_vec());
-            Response::stream(200, JSON_CT, events)
-        }
+        stream_chunks(
+            chunks,
+            plan,
+            finish,
+            req.query_param("alt").as_deref() == Some("sse"),
+        )
     };
     if let Some(s) = &script {
         s.apply_timing(&mut resp);

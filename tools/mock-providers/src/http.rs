@@ -1,32 +1,52 @@
-//! The mock's HTTP/1.1 request parser on a plain `std::net::TcpStream` (Content-Length or chunked
-//! bodies, `Expect: 100-continue`, keep-alive) and its query decoding. The request type, response
-//! writing (delays, chunked streams, abrupt cuts) and base64 come from `localstack_http`.
+//! The mock's HTTP layer on hyper: the [`Request`] the provider modules read (body read whole,
+//! capped at 32 MiB), the [`Response`] they build with its scripted pacing, and how a response
+//! goes out: a full body with `content-length`, or a stream sent chunk by chunk (SSE events,
+//! audio pieces) with the scripted delays, stall and cut.
 //!
-//! Nothing here panics on bad input: a malformed request gets a plain 400 and the connection closes.
-//!
-//! Why this parser and [`url_decode`] are not in `localstack_http`: they are more lenient than
-//! upstash-front's in details that are still observable (any whitespace in the request
-//! line, absolute-form targets, no CRLF check after a chunk, `100 Continue` before the
-//! Content-Length check, `%+a` decoding to a byte, 32 MiB body cap, its own 400 texts), so one
-//! shared parser would change what one of the two tools answers.
+//! Framing (Content-Length and chunked bodies, keep-alive, `Expect: 100-continue`, the `date`
+//! header) is hyper's. A request hyper cannot parse gets hyper's `400 Bad Request` (empty body)
+//! and the connection closes; a body over the cap gets a plain-text 400 and a close.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::convert::Infallible;
+use std::time::Duration;
 
-use localstack_http::{response_head, CONTINUE};
-pub use localstack_http::{write_response, Request, Response};
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
+use hyper::StatusCode;
 
-const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
-/// The mock's query lookup (kept out of `localstack_http` with [`url_decode`]).
-pub trait QueryParam {
-    /// First value of a query parameter, percent-decoded.
-    fn query_param(&self, key: &str) -> Option<String>;
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Raw (still percent-encoded) path, without the query string.
+    pub path: String,
+    /// Raw query string (without '?'), possibly empty.
+    pub query: String,
+    /// Header (name, value) pairs in arrival order; names lower-case (hyper's), values trimmed.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
-impl QueryParam for Request {
-    fn query_param(&self, key: &str) -> Option<String> {
+impl Request {
+    /// First value of a header, name compared ASCII case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// First value of a query parameter, percent-decoded.
+    pub fn query_param(&self, key: &str) -> Option<String> {
         self.query.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (url_decode(k) == key).then(|| url_decode(v))
@@ -34,173 +54,347 @@ impl QueryParam for Request {
     }
 }
 
-/// `application/x-www-form-urlencoded` / query decoding (`+` = space, `%XX`).
+/// `application/x-www-form-urlencoded` / query decoding (`+` = space, `%XX`; malformed escapes
+/// stay as they are).
 pub fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The chunks of a streamed body, produced lazily so a long stream never sits in memory whole.
+pub type Chunks = Box<dyn Iterator<Item = Vec<u8>> + Send>;
+
+pub enum Body {
+    Full(Vec<u8>),
+    /// Sent with `Transfer-Encoding: chunked`, one HTTP chunk per element (one SSE event each).
+    Chunks(Chunks),
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+    /// Sleep before the response head is written.
+    pub delay_ms: u64,
+    /// Sleep between two chunks of a `Body::Chunks`.
+    pub chunk_delay_ms: u64,
+    /// Chunks: write this many chunks then drop the connection (no terminating chunk).
+    /// Full bodies: write the head and the first half of the body, then drop.
+    pub cut_after_chunks: Option<u64>,
+    /// Chunks: after this many chunks, pause [`Response::stall_ms`] once, then go on.
+    pub stall_after_chunks: Option<u64>,
+    pub stall_ms: u64,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: Body::Full(body),
+            delay_ms: 0,
+            chunk_delay_ms: 0,
+            cut_after_chunks: None,
+            stall_after_chunks: None,
+            stall_ms: 0,
         }
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Response {
+        Response::new(status, "application/json", body)
+    }
+
+    pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Response {
+        Response::json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    pub fn stream<I>(status: u16, content_type: &str, chunks: I) -> Response
+    where
+        I: IntoIterator<Item = Vec<u8>>,
+        I::IntoIter: Send + 'static,
+    {
+        let mut r = Response::new(status, content_type, Vec::new());
+        r.body = Body::Chunks(Box::new(chunks.into_iter()));
+        r
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    pub fn add_header(&mut self, name: &str, value: impl Into<String>) {
+        self.headers.push((name.to_string(), value.into()));
+    }
 }
 
-pub enum ReadOutcome {
-    Request(Request),
-    /// Clean EOF / idle timeout before a new request started.
-    Closed,
-    /// Garbage: answer 400 and close.
-    Bad(String),
+/// Why a request body could not be read.
+pub enum BodyError {
+    /// Over the cap: answered with a 400.
+    TooLarge,
+    /// The client went away or broke the framing: nothing to answer.
+    Broken,
 }
 
-/// Read one request from the connection.
-pub fn read_request(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> ReadOutcome {
-    let mut head_len = 0usize;
-    let mut line = String::new();
-    // Request line (skip stray empty lines between keep-alive requests).
-    let request_line = loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) => return ReadOutcome::Closed,
-            Ok(n) => {
-                head_len += n;
-                if head_len > MAX_HEAD {
-                    return ReadOutcome::Bad("request head too large".into());
-                }
-                let t = line.trim_end_matches(['\r', '\n']);
-                if !t.is_empty() {
-                    break t.to_string();
-                }
-            }
-            Err(_) => return ReadOutcome::Closed,
+/// Read the whole body of `req` into a [`Request`].
+pub async fn read_request(req: hyper::Request<Incoming>) -> Result<Request, BodyError> {
+    let (parts, body) = req.into_parts();
+    if hyper::body::Body::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(BodyError::TooLarge)
         }
+        Err(_) => return Err(BodyError::Broken),
     };
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(t), Some(v)) if v.starts_with("HTTP/1.") => (m.to_string(), t.to_string()),
-        _ => return ReadOutcome::Bad("malformed request line".into()),
-    };
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) => return ReadOutcome::Bad("connection closed inside the request head".into()),
-            Ok(n) => {
-                head_len += n;
-                if head_len > MAX_HEAD {
-                    return ReadOutcome::Bad("request head too large".into());
-                }
-            }
-            Err(_) => return ReadOutcome::Bad("read error inside the request head".into()),
-        }
-        let t = line.trim_end_matches(['\r', '\n']);
-        if t.is_empty() {
-            break;
-        }
-        match t.split_once(':') {
-            Some((k, v)) => headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string())),
-            None => return ReadOutcome::Bad("malformed header line".into()),
-        }
-    }
-    // Absolute-form targets ("http://host/path") are accepted too.
-    let target = match target.find("://") {
-        Some(i) => match target[i + 3..].find('/') {
-            Some(j) => target[i + 3 + j..].to_string(),
-            None => "/".to_string(),
-        },
-        None => target,
-    };
-    let mut req = Request::from_head(method, &target, headers);
-    // Kept open unless the client says `connection: close` (the exact token), HTTP/1.0 included.
-    req.keep_alive = !req
-        .header("connection")
-        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-
-    if req.expects_continue() {
-        let _ = writer.write_all(CONTINUE);
-    }
-    if req.is_chunked() {
-        match read_chunked(reader) {
-            Ok(b) => req.body = b,
-            Err(e) => return ReadOutcome::Bad(format!("bad chunked body: {e}")),
-        }
-    } else if let Some(cl) = req.header("content-length") {
-        let n: usize = match cl.trim().parse() {
-            Ok(n) if n <= MAX_BODY => n,
-            _ => return ReadOutcome::Bad("bad content-length".into()),
-        };
-        let mut body = vec![0u8; n];
-        if reader.read_exact(&mut body).is_err() {
-            return ReadOutcome::Bad("body shorter than content-length".into());
-        }
-        req.body = body;
-    }
-    ReadOutcome::Request(req)
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).trim().to_string();
+            (k.as_str().to_string(), value)
+        })
+        .collect();
+    Ok(Request {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers,
+        body,
+    })
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line)?;
-        let size_str = line
-            .trim()
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let size = usize::from_str_radix(&size_str, 16)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "chunk size"))?;
-        if size == 0 {
-            // Trailers until the empty line.
-            loop {
-                line.clear();
-                if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                    return Ok(body);
-                }
-            }
-        }
-        if body.len() + size > MAX_BODY {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..])?;
-        let mut crlf = [0u8; 2];
-        reader.read_exact(&mut crlf)?;
+/// The error a body stream ends with to make hyper drop the connection mid-response.
+#[derive(Debug)]
+pub struct CutOnPurpose;
+
+impl std::fmt::Display for CutOnPurpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("response cut by a script")
     }
 }
 
-/// Plain-text 400 for requests that could not be parsed at all.
-pub fn write_bad_request(stream: &mut TcpStream, msg: &str) {
-    let body = format!("bad request: {msg}\n");
-    let len = body.len().to_string();
-    let mut head = response_head(
+impl std::error::Error for CutOnPurpose {}
+
+pub type OutBody = UnsyncBoxBody<Bytes, CutOnPurpose>;
+
+/// Plain-text 400 for a request whose body could not be taken, then close.
+pub fn bad_request(msg: &str) -> hyper::Response<OutBody> {
+    let mut r = Response::new(
         400,
-        [
-            ("content-type", "text/plain; charset=utf-8"),
-            ("content-length", len.as_str()),
-            ("connection", "close"),
-        ],
+        "text/plain; charset=utf-8",
+        format!("bad request: {msg}\n").into_bytes(),
     );
-    head.push_str("\r\n");
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body.as_bytes());
-    let _ = stream.flush();
+    r.add_header("connection", "close");
+    to_hyper(r)
+}
+
+async fn sleep_ms(ms: u64) {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// Wait out `delay_ms`, then turn the response into hyper's (the body keeps its own pacing).
+pub async fn send(resp: Response) -> hyper::Response<OutBody> {
+    sleep_ms(resp.delay_ms).await;
+    to_hyper(resp)
+}
+
+fn to_hyper(resp: Response) -> hyper::Response<OutBody> {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut headers = hyper::HeaderMap::with_capacity(resp.headers.len() + 1);
+    for (k, v) in &resp.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v)) {
+            headers.append(k, v);
+        }
+    }
+    let body = match resp.body {
+        Body::Full(bytes) => match resp.cut_after_chunks {
+            None => Full::new(Bytes::from(bytes)).map_err(never).boxed_unsync(),
+            Some(_) => {
+                // Announce the whole length, send half, then drop the connection.
+                let len = bytes.len();
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+                let half = Bytes::from(bytes).slice(..len / 2);
+                let cut = stream::once(async {
+                    sleep_ms(CUT_FLUSH_GRACE_MS).await;
+                    Err(CutOnPurpose)
+                });
+                let frames = stream::iter([Ok(Frame::data(half))]).chain(cut);
+                StreamBody::new(frames).boxed_unsync()
+            }
+        },
+        Body::Chunks(chunks) => {
+            let pacing = Pacing {
+                chunk_delay_ms: resp.chunk_delay_ms,
+                cut_after: resp.cut_after_chunks,
+                stall_after: resp.stall_after_chunks,
+                stall_ms: resp.stall_ms,
+            };
+            StreamBody::new(paced(chunks, pacing)).boxed_unsync()
+        }
+    };
+    let mut out = hyper::Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+fn never(e: Infallible) -> CutOnPurpose {
+    match e {}
+}
+
+/// Pause before a cut. hyper drops the connection as soon as a body fails, discarding what it
+/// still buffers; while the body is pending it flushes (its buffer holds at most a few hundred
+/// KiB), so this pause makes everything sent before the cut reach the client, as the blocking
+/// writes of the hand-written server did.
+const CUT_FLUSH_GRACE_MS: u64 = 20;
+
+#[derive(Clone, Copy)]
+struct Pacing {
+    chunk_delay_ms: u64,
+    cut_after: Option<u64>,
+    stall_after: Option<u64>,
+    stall_ms: u64,
+}
+
+/// Chunks as body frames: `chunk_delay_ms` between two chunks, one `stall_ms` pause once
+/// `stall_after` chunks are out, and with `cut_after` an error (hyper drops the connection, no
+/// terminating chunk) once that many chunks are out or the chunks run out.
+fn paced(
+    chunks: Chunks,
+    pacing: Pacing,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, CutOnPurpose>> + Send {
+    struct State {
+        chunks: Chunks,
+        sent: u64,
+        done: bool,
+    }
+    let start = State {
+        chunks,
+        sent: 0,
+        done: false,
+    };
+    stream::unfold(start, move |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            if pacing.cut_after.is_some_and(|n| st.sent >= n) {
+                st.done = true;
+                sleep_ms(CUT_FLUSH_GRACE_MS).await;
+                return Some((Err(CutOnPurpose), st));
+            }
+            if pacing.stall_after == Some(st.sent) {
+                sleep_ms(pacing.stall_ms).await;
+            }
+            let Some(chunk) = st.chunks.next() else {
+                st.done = true;
+                // Asked to cut after >= all chunks: everything was sent, but still no terminator.
+                pacing.cut_after?;
+                sleep_ms(CUT_FLUSH_GRACE_MS).await;
+                return Some((Err(CutOnPurpose), st));
+            };
+            if st.sent > 0 {
+                sleep_ms(pacing.chunk_delay_ms).await;
+            }
+            st.sent += 1;
+            if !chunk.is_empty() {
+                return Some((Ok(Frame::data(Bytes::from(chunk))), st));
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn frames(chunks: Vec<&'static str>, pacing: Pacing) -> (Vec<String>, bool) {
+        let mut s = paced(
+            Box::new(chunks.into_iter().map(|c| c.as_bytes().to_vec())),
+            pacing,
+        );
+        let mut out = Vec::new();
+        while let Some(f) = s.next().await {
+            match f {
+                Ok(f) => out.push(String::from_utf8_lossy(f.data_ref().unwrap()).into_owned()),
+                Err(CutOnPurpose) => return (out, true),
+            }
+        }
+        (out, false)
+    }
+
+    const PLAIN: Pacing = Pacing {
+        chunk_delay_ms: 0,
+        cut_after: None,
+        stall_after: None,
+        stall_ms: 0,
+    };
+
+    #[tokio::test]
+    async fn streams_cut_and_stall() {
+        assert_eq!(
+            frames(vec!["ab", "", "c"], PLAIN).await,
+            (vec!["ab".into(), "c".into()], false)
+        );
+        let cut = Pacing {
+            cut_after: Some(1),
+            ..PLAIN
+        };
+        assert_eq!(
+            frames(vec!["ab", "", "c"], cut).await,
+            (vec!["ab".into()], true)
+        );
+        let beyond = Pacing {
+            cut_after: Some(9),
+            ..PLAIN
+        };
+        assert_eq!(
+            frames(vec!["ab", "c"], beyond).await,
+            (vec!["ab".into(), "c".into()], true)
+        );
+        let stall = Pacing {
+            stall_after: Some(1),
+            stall_ms: 120,
+            ..PLAIN
+        };
+        let t0 = std::time::Instant::now();
+        assert_eq!(frames(vec!["a", "b"], stall).await.0.len(), 2);
+        assert!(t0.elapsed() >= Duration::from_millis(120));
+    }
+
+    #[test]
+    fn query_and_url_decoding() {
+        let r = Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: "key=a%2Bb+c&alt=sse&x".into(),
+            headers: vec![("x-a".into(), "1".into())],
+            body: Vec::new(),
+        };
+        assert_eq!(r.query_param("key").as_deref(), Some("a+b c"));
+        assert_eq!(r.query_param("alt").as_deref(), Some("sse"));
+        assert_eq!(r.query_param("x").as_deref(), Some(""));
+        assert_eq!(r.query_param("nope"), None);
+        assert_eq!(r.header("X-A"), Some("1"));
+        assert_eq!(url_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn cut_full_body_announces_the_whole_length() {
+        let mut r = Response::json_bytes(200, b"abcdef".to_vec());
+        r.cut_after_chunks = Some(0);
+        let h = to_hyper(r);
+        assert_eq!(h.headers()[CONTENT_LENGTH], "6");
+    }
 }

@@ -11,6 +11,9 @@
 //! `MOCK_STABILITY_API_KEY` (sk-stability-mock), `MOCK_PAYPAL_CLIENT_ID` (paypal-mock-client),
 //! `MOCK_PAYPAL_CLIENT_SECRET` (paypal-mock-secret), `MOCK_PAYPAL_WEBHOOK_ID` (WH-MOCK-0001),
 //! `MOCK_PAYPAL_SIGNING_SECRET` (paypal-mock-signing-secret).
+//!
+//! HTTP/1.1 is hyper's on tokio ([`http`]); the provider modules stay synchronous functions from
+//! a [`http::Request`] to a [`http::Response`], whose scripted pacing [`http::send`] plays out.
 
 mod anthropic;
 mod common;
@@ -21,15 +24,20 @@ mod http;
 mod openai;
 mod openai_images;
 mod paypal;
+mod request_log;
 mod stability;
 
-use std::io::BufReader;
-use std::net::{TcpListener, TcpStream};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+
 use control::State;
-use http::{ReadOutcome, Request, Response};
+use http::{BodyError, OutBody, Request, Response};
 
 /// Which provider (log/script name) a path belongs to.
 fn provider_of(path: &str) -> &'static str {
@@ -78,57 +86,72 @@ fn route(state: &State, req: &Request) -> Response {
     }
 }
 
-fn serve_connection(state: &State, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        match http::read_request(&mut reader, &mut writer) {
-            ReadOutcome::Closed => return,
-            ReadOutcome::Bad(msg) => {
-                http::write_bad_request(&mut writer, &msg);
-                return;
-            }
-            ReadOutcome::Request(req) => {
-                let close = !req.keep_alive;
-                let head_only = req.method == "HEAD";
-                let mut resp = route(state, &req);
-                if close {
-                    resp.add_header("connection", "close");
-                }
-                match http::write_response(&mut writer, resp, head_only) {
-                    Ok(true) if !close => {}
-                    _ => return,
-                }
-            }
+async fn serve(
+    state: Arc<State>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<OutBody>, Infallible> {
+    let req = match http::read_request(req).await {
+        Ok(r) => r,
+        Err(BodyError::TooLarge) => return Ok(http::bad_request("body too large")),
+        Err(BodyError::Broken) => {
+            return Ok(http::bad_request(
+                "unreadable body (truncated or bad chunked framing)",
+            ))
         }
-    }
+    };
+    // The provider modules are quick, synchronous functions; pacing happens in `send`.
+    let resp = route(&state, &req);
+    Ok(http::send(resp).await)
+}
+
+async fn serve_connection(state: Arc<State>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| serve(Arc::clone(&state), req));
+    // Errors here are clients going away or scripted cuts: nothing to report.
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        // Idle keep-alive connections are closed after a while, as before.
+        .header_read_timeout(Duration::from_secs(120))
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 fn main() {
     let config = control::Config::from_env();
     let port = config.port;
-    let listener = match TcpListener::bind(("127.0.0.1", port)) {
-        Ok(l) => l,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
         Err(e) => {
-            eprintln!("mock-providers: cannot bind 127.0.0.1:{port}: {e}");
+            eprintln!("mock-providers: cannot start the async runtime: {e}");
             std::process::exit(1);
         }
     };
-    let state = Arc::new(State::new(config));
-    println!("mock-providers listening on http://127.0.0.1:{port}");
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let st = Arc::clone(&state);
-        let spawned = std::thread::Builder::new().spawn(move || serve_connection(&st, stream));
-        if let Err(e) = spawned {
-            eprintln!("mock-providers: cannot spawn a connection thread: {e}");
+    runtime.block_on(async move {
+        let listener = match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("mock-providers: cannot bind 127.0.0.1:{port}: {e}");
+                std::process::exit(1);
+            }
+        };
+        let state = Arc::new(State::new(config));
+        println!("mock-providers listening on http://127.0.0.1:{port}");
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_connection(Arc::clone(&state), stream));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    eprintln!("mock-providers: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
         }
-    }
+    });
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::common::{self, opt_u64};
+use crate::common::{self, opt_u64, ReplyPlan};
 use crate::control::{Script, State};
 use crate::http::{Request, Response};
 
@@ -339,6 +339,75 @@ pub fn invalid_url(req: &Request, seq: u64) -> Response {
     )
 }
 
+/// What every chunk of one stream shares; renders chunk `i` as one SSE event.
+struct ChunkWriter {
+    id: String,
+    model: String,
+    created: u64,
+    seq: u64,
+    obfuscation: bool,
+    include_usage: bool,
+    logprobs: Option<Option<()>>,
+}
+
+impl ChunkWriter {
+    fn event(&self, i: u64, choices: Vec<ChunkChoice>, usage: Option<Option<Usage>>) -> Vec<u8> {
+        let c = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            service_tier: "default",
+            system_fingerprint: None,
+            choices,
+            usage,
+            obfuscation: self
+                .obfuscation
+                .then(|| common::alnum(self.seq * 1000 + i, 2 + (i as usize * 7) % 13)),
+        };
+        let mut out = b"data: ".to_vec();
+        out.extend(serde_json::to_vec(&c).unwrap_or_default());
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    /// A one-choice chunk; `usage: null` on every chunk when usage is asked for.
+    fn delta(&self, i: u64, delta: Delta, finish_reason: Option<&'static str>) -> Vec<u8> {
+        let choice = ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: self.logprobs,
+            finish_reason,
+        };
+        self.event(i, vec![choice], self.include_usage.then_some(None))
+    }
+}
+
+/// The SSE body: role chunk, one chunk per output token (made as the stream goes), finish
+/// chunk, the usage chunk when asked for, `[DONE]`.
+fn stream_events(w: ChunkWriter, plan: ReplyPlan, finish: &'static str, u: Usage) -> Response {
+    let role = Delta {
+        role: Some("assistant"),
+        content: Some(String::new()),
+        refusal: Some(None),
+    };
+    let head = w.delta(0, role, None);
+    let mut tail = vec![w.delta(1 + plan.tokens, Delta::default(), Some(finish))];
+    if w.include_usage {
+        tail.push(w.event(2 + plan.tokens, Vec::new(), Some(Some(u))));
+    }
+    tail.push(b"data: [DONE]\n\n".to_vec());
+    let words = plan.pieces().zip(1u64..).map(move |(piece, i)| {
+        let d = Delta {
+            content: Some(piece),
+            ..Default::default()
+        };
+        w.delta(i, d, None)
+    });
+    let events = std::iter::once(head).chain(words).chain(tail);
+    Response::stream(200, "text/event-stream; charset=utf-8", events)
+}
+
 pub fn handle(state: &State, req: &Request) -> Response {
     let seq = state.next_seq();
     if req.path != "/openai/v1/chat/completions" {
@@ -377,13 +446,9 @@ pub fn handle(state: &State, req: &Request) -> Response {
         Err(r) => return with_headers(r, seq, 0),
     };
     let prompt = common::input_tokens(&p.texts);
-    let completion = common::output_tokens(p.max_tokens);
-    let finish = if common::truncated(p.max_tokens) {
-        "length"
-    } else {
-        "stop"
-    };
-    let u = usage(prompt, completion, script.as_ref());
+    let plan = ReplyPlan::new(p.max_tokens, script.as_ref());
+    let finish = if plan.truncated { "length" } else { "stop" };
+    let u = usage(prompt, plan.tokens, script.as_ref());
     let id = format!("chatcmpl-mock{:016x}", common::fnv1a(&seq.to_be_bytes()));
     let created = common::now_secs();
     let logprobs = if is_reasoning_model(&p.model) {
@@ -392,78 +457,16 @@ pub fn handle(state: &State, req: &Request) -> Response {
         Some(None)
     };
     let mut resp = if p.stream {
-        let obf = |i: usize| {
-            p.obfuscation
-                .then(|| common::alnum(seq * 1000 + i as u64, 2 + (i * 7) % 13))
+        let events = ChunkWriter {
+            id,
+            model: p.model,
+            created,
+            seq,
+            obfuscation: p.obfuscation,
+            include_usage: p.include_usage,
+            logprobs,
         };
-        let usage_null = p.include_usage.then_some(None);
-        let chunk = |i: usize, choices: Vec<ChunkChoice>, usage: Option<Option<Usage>>| {
-            let c = Chunk {
-                id: &id,
-                object: "chat.completion.chunk",
-                created,
-                model: &p.model,
-                service_tier: "default",
-                system_fingerprint: None,
-                choices,
-                usage,
-                obfuscation: obf(i),
-            };
-            let mut out = b"data: ".to_vec();
-            out.extend(serde_json::to_vec(&c).unwrap_or_default());
-            out.extend_from_slice(b"\n\n");
-            out
-        };
-        let mut events = Vec::new();
-        let role = Delta {
-            role: Some("assistant"),
-            content: Some(String::new()),
-            refusal: Some(None),
-        };
-        events.push(chunk(
-            0,
-            vec![ChunkChoice {
-                index: 0,
-                delta: role,
-                logprobs,
-                finish_reason: None,
-            }],
-            usage_null.clone(),
-        ));
-        for piece in common::reply_pieces(completion) {
-            let d = Delta {
-                content: Some(piece),
-                ..Default::default()
-            };
-            let i = events.len();
-            events.push(chunk(
-                i,
-                vec![ChunkChoice {
-                    index: 0,
-                    delta: d,
-                    logprobs,
-                    finish_reason: None,
-                }],
-                usage_null.clone(),
-            ));
-        }
-        let i = events.len();
-        events.push(chunk(
-            i,
-            vec![ChunkChoice {
-                index: 0,
-                delta: Delta::default(),
-                logprobs,
-                finish_reason: Some(finish),
-            }],
-            usage_null.clone(),
-        ));
-        if p.include_usage {
-            let i = events.len();
-            events.push(chunk(i, Vec::new(), Some(Some(u.clone()))));
-        }
-        events.push(b"data: [DONE]\n\n".to_vec());
-        Response::stream(200, "text/event-stream; charset=utf-8", events)
+        stream_events(events, plan, finish, u.clone())
     } else {
         let body = Completion {
             id: &id,
@@ -474,7 +477,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
                 index: 0,
                 message: Message {
                     role: "assistant",
-                    content: common::reply_text(completion),
+                    content: plan.text(),
                     refusal: None,
                     annotations: vec![],
                 },
@@ -557,7 +560,7 @@ mod tests {
     fn error_shape() {
         let r = invalid_key("sk-wrong-key-123");
         assert_eq!(r.status, 401);
-        if let localstack_http::Body::Full(b) = r.body {
+        if let crate::http::Body::Full(b) = r.body {
             let v: Value = serde_json::from_slice(&b).unwrap_or_default();
             assert_eq!(v["error"]["code"], "invalid_api_key");
             assert_eq!(v["error"]["type"], "invalid_request_error");

@@ -15,8 +15,6 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use localstack_http::base64;
-
 use crate::common;
 use crate::control::State;
 use crate::http::{Request, Response};
@@ -96,7 +94,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
     let seq = state.next_seq();
     if req.path.starts_with("/openai/mock-images/") && (req.method == "GET" || req.method == "HEAD")
     {
-        let png = base64::decode(common::PNG_1X1_B64).unwrap_or_default();
+        let png = common::b64_decode(common::PNG_1X1_B64).unwrap_or_default();
         return Response::new(200, "image/png", png);
     }
     if req.path != "/openai/v1/images/generations" {
@@ -245,7 +243,7 @@ fn pretty<T: Serialize>(v: &T) -> Response {
 mod tests {
     use super::*;
     use crate::control::Config;
-    use localstack_http::Body;
+    use crate::http::Body;
 
     fn call(body: &str) -> Value {
         let st = State::new(Config::from_env());

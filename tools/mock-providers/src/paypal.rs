@@ -16,8 +16,6 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
-use localstack_http::base64;
-
 use crate::common;
 use crate::control::State;
 use crate::http::{url_decode, Request, Response};
@@ -97,7 +95,7 @@ fn token(state: &State, req: &Request, seq: u64) -> Response {
     let creds = req
         .header("authorization")
         .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(base64::decode)
+        .and_then(common::b64_decode)
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     let expected = format!(
         "{}:{}",

@@ -10,8 +10,6 @@
 
 use serde::Serialize;
 
-use localstack_http::base64;
-
 use crate::common;
 use crate::control::State;
 use crate::http::{Request, Response};
@@ -230,7 +228,7 @@ fn answer(req: &Request, seq: u64) -> Response {
         Response::json(
             200,
             &Json {
-                audio: base64::encode(&audio),
+                audio: common::b64_encode(&audio),
                 finish_reason: "SUCCESS",
                 seed,
             },

@@ -2,18 +2,27 @@
 //!
 //! Env: UPSTASH_FRONT_TOKEN (required), UPSTASH_FRONT_PORT (8079), REDIS_HOST (127.0.0.1),
 //! REDIS_PORT (6379), UPSTASH_FRONT_DELAY_MS (0). Binds 127.0.0.1 only.
+//!
+//! HTTP/1.1 is hyper's on tokio; redis is reached through the `redis` crate (see
+//! [`redis_link`]); the Upstash protocol is [`upstash`], our stats and test knobs [`observe`].
 
 mod http;
-mod resp;
+mod observe;
+mod redis_link;
 mod upstash;
 
-use http::{read_request, write_response, ReadError};
-use localstack_http::date::now_ms;
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-use upstash::{err, App};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+
+use http::{read_request, to_hyper, BodyError};
+use observe::now_ms;
+use upstash::{err, App, Outcome};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
@@ -28,42 +37,50 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
-fn serve_connection(app: &App, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    // Idle keep-alive connections are closed after a while so threads do not pile up.
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    loop {
-        let req = match read_request(&mut reader, &mut writer) {
-            Ok(r) => r,
-            Err(ReadError::Bad(msg)) => {
-                let _ = write_response(
-                    &mut writer,
-                    &err(400, &format!("ERR bad HTTP request: {msg}")),
-                    false,
-                    false,
-                );
-                return;
-            }
-            Err(ReadError::Closed) | Err(ReadError::Io(_)) => return,
-        };
-        let received_ms = now_ms();
-        let (resp, pending) = app.handle(&req, received_ms);
-        let head = req.method == "HEAD";
-        let written = write_response(&mut writer, &resp, req.keep_alive, head);
-        if let Some(p) = pending {
-            app.record(p, resp.status);
-        }
-        if written.is_err() || !req.keep_alive {
-            let _ = writer.flush();
-            return;
-        }
+/// Returned by the service to make hyper close the connection without answering.
+#[derive(Debug)]
+struct DroppedOnPurpose;
+
+impl std::fmt::Display for DroppedOnPurpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected failure")
     }
+}
+
+impl std::error::Error for DroppedOnPurpose {}
+
+async fn serve(
+    app: Arc<App>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, DroppedOnPurpose> {
+    let req = match read_request(req).await {
+        Ok(r) => r,
+        Err(BodyError::TooLarge) => {
+            return Ok(to_hyper(
+                err(400, "ERR bad HTTP request: body too large"),
+                true,
+            ))
+        }
+        // The client is gone or broke the framing: there is nobody to answer.
+        Err(BodyError::Broken) => return Err(DroppedOnPurpose),
+    };
+    let received_ms = now_ms();
+    match app.handle(&req, received_ms).await {
+        Outcome::Answer(resp) => Ok(to_hyper(resp, false)),
+        Outcome::Drop => Err(DroppedOnPurpose),
+    }
+}
+
+async fn serve_connection(app: Arc<App>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| serve(Arc::clone(&app), req));
+    // Errors here are clients going away (or an injected drop): nothing to report.
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        // Idle keep-alive connections are closed after a while, as before.
+        .header_read_timeout(Duration::from_secs(120))
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 fn main() {
@@ -79,37 +96,46 @@ fn main() {
     let redis_port: u16 = env_or("REDIS_PORT", 6379);
     let delay_ms: u64 = env_or("UPSTASH_FRONT_DELAY_MS", 0);
 
-    let listener = match TcpListener::bind(("127.0.0.1", port)) {
-        Ok(l) => l,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
         Err(e) => {
-            eprintln!("upstash-front: cannot bind 127.0.0.1:{port}: {e}");
+            eprintln!("upstash-front: cannot start the async runtime: {e}");
             std::process::exit(1);
         }
     };
-    let app = Arc::new(App::new(
-        token,
-        resp::Pool::new(redis_host, redis_port),
-        delay_ms,
-    ));
-    println!("upstash-front listening on http://127.0.0.1:{port}");
-    let _ = std::io::stdout().flush();
-
-    for stream in listener.incoming() {
-        let stream = match stream {
-            Ok(s) => s,
+    runtime.block_on(async move {
+        let listener = match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
             Err(e) => {
-                eprintln!("upstash-front: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
+                eprintln!("upstash-front: cannot bind 127.0.0.1:{port}: {e}");
+                std::process::exit(1);
             }
         };
-        let app = Arc::clone(&app);
-        let spawned = std::thread::Builder::new()
-            .name("conn".into())
-            .stack_size(1024 * 1024)
-            .spawn(move || serve_connection(&app, stream));
-        if let Err(e) = spawned {
-            eprintln!("upstash-front: cannot spawn connection thread: {e}");
+        let link = match redis_link::RedisLink::new(redis_host, redis_port) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("upstash-front: invalid redis address: {e}");
+                std::process::exit(2);
+            }
+        };
+        let app = Arc::new(App::new(token, link, delay_ms));
+        // Tests wait for this exact line.
+        println!("upstash-front listening on http://127.0.0.1:{port}");
+        let _ = std::io::stdout().flush();
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_connection(Arc::clone(&app), stream));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    eprintln!("upstash-front: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
         }
-    }
+    });
 }

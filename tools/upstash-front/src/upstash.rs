@@ -1,20 +1,19 @@
-//! The Upstash REST protocol: routing, auth, JSON <-> RESP mapping, base64 response encoding,
-//! plus our observability routes (`/__stats`, `/__stats/reset`, `/__config`).
+//! The Upstash REST protocol: routing, auth, JSON <-> RESP mapping, base64 response encoding.
+//! Our observability routes and test knobs (`/__stats`, `/__config`) live in [`crate::observe`].
 
-use crate::http::{parse_query, percent_decode, Request, Response};
-use crate::resp::{Pool, Reply};
-use localstack_http::base64;
-use localstack_http::date::now_ms;
-use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
-const LOG_CAP: usize = 2000;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use redis::{ServerError, Value as Reply};
+use serde_json::{json, Value};
 
-/// Commands that would change the state of a pooled connection (or stream forever). Upstash does
-/// not offer them over REST either (transactions go through `/multi-exec`).
+use crate::http::{parse_query, percent_decode_bytes, Request, Response};
+use crate::observe::{Finished, Injected, Observe};
+use crate::redis_link::{Command, RedisLink};
+
+/// Commands that would change the state of the shared connection (or stream forever). Upstash
+/// does not offer them over REST either (transactions go through `/multi-exec`).
 const BLOCKED: &[&str] = &[
     "MULTI",
     "EXEC",
@@ -38,66 +37,41 @@ const BLOCKED: &[&str] = &[
     "CLIENT",
 ];
 
-pub type Command = Vec<Vec<u8>>;
-
-#[derive(Default)]
-struct Stats {
-    requests: u64,
-    commands: u64,
-    unauthorized: u64,
-    seq: u64,
-    log: VecDeque<Value>,
-}
-
 pub struct App {
     token: String,
-    pool: Pool,
-    delay_ms: AtomicU64,
-    stats: Mutex<Stats>,
+    redis: RedisLink,
+    pub observe: Observe,
 }
 
-/// What to record once the answer has been written.
-pub struct Pending {
-    route: &'static str,
-    commands: Vec<String>,
-    received_ms: u64,
+/// How a request is answered.
+pub enum Outcome {
+    Answer(Response),
+    /// Close the connection without an answer (an injected `"drop"` failure).
+    Drop,
+}
+
+/// The commands one Upstash request carries.
+enum Work {
+    Single(Command),
+    Pipeline(Vec<Command>),
+    MultiExec(Vec<Command>),
+}
+
+impl Work {
+    fn names(&self) -> Vec<String> {
+        match self {
+            Work::Single(c) => vec![name_of(c)],
+            Work::Pipeline(cs) | Work::MultiExec(cs) => cs.iter().map(name_of).collect(),
+        }
+    }
 }
 
 impl App {
-    pub fn new(token: String, pool: Pool, delay_ms: u64) -> App {
+    pub fn new(token: String, redis: RedisLink, delay_ms: u64) -> App {
         App {
             token,
-            pool,
-            delay_ms: AtomicU64::new(delay_ms),
-            stats: Mutex::new(Stats::default()),
-        }
-    }
-
-    fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
-        match self.stats.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
-    /// Record an Upstash request after its answer was written.
-    pub fn record(&self, p: Pending, status: u16) {
-        let completed_ms = now_ms();
-        let mut st = self.stats();
-        st.requests += 1;
-        st.commands += p.commands.len() as u64;
-        st.seq += 1;
-        let entry = json!({
-            "seq": st.seq,
-            "route": p.route,
-            "commands": p.commands,
-            "received_ms": p.received_ms,
-            "completed_ms": completed_ms,
-            "status": status,
-        });
-        st.log.push_back(entry);
-        while st.log.len() > LOG_CAP {
-            st.log.pop_front();
+            redis,
+            observe: Observe::new(delay_ms),
         }
     }
 
@@ -116,112 +90,81 @@ impl App {
                 .any(|(k, v)| k == b"_token" && ct_eq(v, self.token.as_bytes()))
     }
 
-    fn sleep_part(&self, first_half: bool) {
-        let d = self.delay_ms.load(Ordering::Relaxed);
+    async fn sleep_part(&self, first_half: bool) {
+        let d = self.observe.delay_ms();
         let part = if first_half { d / 2 } else { d - d / 2 };
         if part > 0 {
-            std::thread::sleep(Duration::from_millis(part));
+            tokio::time::sleep(Duration::from_millis(part)).await;
         }
     }
 
-    /// Handle one HTTP request. Returns the response and, for Upstash routes that passed auth,
-    /// what to log once the response has been written.
-    pub fn handle(&self, req: &Request, received_ms: u64) -> (Response, Option<Pending>) {
+    /// Handle one HTTP request; Upstash routes that passed auth are logged.
+    pub async fn handle(&self, req: &Request, received_ms: u64) -> Outcome {
         let path = req.path.trim_end_matches('/');
         let observability = matches!(path, "/__stats" | "/__stats/reset" | "/__config");
         if !self.authorized(req) {
             if !observability {
                 // A distant region is distant for rejected requests too.
-                self.sleep_part(true);
-                self.sleep_part(false);
+                self.sleep_part(true).await;
+                self.sleep_part(false).await;
             }
-            self.stats().unauthorized += 1;
-            return (err(401, "Unauthorized"), None);
+            self.observe.count_unauthorized();
+            return Outcome::Answer(err(401, "Unauthorized"));
         }
         if observability {
-            return (self.observability(req, path), None);
+            return Outcome::Answer(self.observe.handle(req, path));
         }
         if !matches!(req.method.as_str(), "GET" | "POST" | "PUT" | "HEAD") {
-            return (err(405, "Method Not Allowed"), None);
+            return Outcome::Answer(err(405, "Method Not Allowed"));
         }
         let b64 = req
             .header("upstash-encoding")
             .map(|v| v.trim().eq_ignore_ascii_case("base64"))
             .unwrap_or(false);
-        self.sleep_part(true);
-        let (route, commands, resp) = match path {
-            "/pipeline" => {
-                let (names, resp) = self.batch(&req.body, false, b64);
-                ("/pipeline", names, resp)
-            }
-            "/multi-exec" => {
-                let (names, resp) = self.batch(&req.body, true, b64);
-                ("/multi-exec", names, resp)
-            }
-            "" => match parse_command_json(&req.body) {
-                Ok(cmd) => ("/", vec![name_of(&cmd)], self.single(cmd, b64)),
-                Err(e) => ("/", vec![], err(400, &e)),
+        self.sleep_part(true).await;
+        let (route, work) = parse_work(path, req);
+        let commands = work.as_ref().map(Work::names).unwrap_or_default();
+        let (outcome, injected) = match work {
+            Err(e) => (Outcome::Answer(err(400, &e)), false),
+            Ok(work) => match self.observe.take_injected(&commands) {
+                Some(Injected::Status(s)) => (Outcome::Answer(err(s, "injected failure")), true),
+                Some(Injected::Drop) => (Outcome::Drop, true),
+                None => (Outcome::Answer(self.execute(work, b64).await), false),
             },
-            _ => {
-                let cmd = path_command(path, &req.query, &req.method, &req.body);
-                ("path", vec![name_of(&cmd)], self.single(cmd, b64))
-            }
         };
-        self.sleep_part(false);
-        (
-            resp,
-            Some(Pending {
-                route,
-                commands,
-                received_ms,
-            }),
-        )
+        self.sleep_part(false).await;
+        let status = match &outcome {
+            Outcome::Answer(r) => r.status,
+            Outcome::Drop => 0,
+        };
+        self.observe.record(Finished {
+            route,
+            commands,
+            received_ms,
+            status,
+            injected,
+        });
+        outcome
     }
 
-    fn observability(&self, req: &Request, path: &str) -> Response {
-        match (req.method.as_str(), path) {
-            ("GET", "/__stats") => {
-                let st = self.stats();
-                let body = json!({
-                    "requests": st.requests,
-                    "commands": st.commands,
-                    "unauthorized": st.unauthorized,
-                    "delay_ms": self.delay_ms.load(Ordering::Relaxed),
-                    "log": st.log.iter().cloned().collect::<Vec<_>>(),
-                });
-                ok_json(body)
-            }
-            ("POST", "/__stats/reset") => {
-                *self.stats() = Stats::default();
-                ok_json(json!({"result": "OK"}))
-            }
-            ("POST", "/__config") => {
-                let v: Value = match serde_json::from_slice(&req.body) {
-                    Ok(v) => v,
-                    Err(e) => return err(400, &format!("ERR invalid JSON: {e}")),
-                };
-                match v.get("delay_ms").and_then(Value::as_u64) {
-                    Some(d) => {
-                        self.delay_ms.store(d, Ordering::Relaxed);
-                        ok_json(json!({"delay_ms": d}))
-                    }
-                    None => err(400, "ERR expected {\"delay_ms\": <non-negative integer>}"),
-                }
-            }
-            _ => err(405, "Method Not Allowed"),
+    async fn execute(&self, work: Work, b64: bool) -> Response {
+        match work {
+            Work::Single(cmd) => self.single(cmd, b64).await,
+            Work::Pipeline(cmds) => self.pipeline(cmds, b64).await,
+            Work::MultiExec(cmds) => self.multi_exec(cmds, b64).await,
         }
     }
 
-    fn single(&self, cmd: Command, b64: bool) -> Response {
+    async fn single(&self, cmd: Command, b64: bool) -> Response {
         if cmd.is_empty() || cmd[0].is_empty() {
             return err(400, "ERR empty command");
         }
         if let Some(e) = blocked(&cmd) {
             return err(400, &e);
         }
-        match self.pool.run(&[cmd]) {
+        match self.redis.run(&[cmd]).await {
             Ok(mut replies) => match replies.pop() {
-                Some(Reply::Error(e)) => err(400, &e),
+                Some(Reply::ServerError(e)) => err(400, &error_text(&e)),
                 Some(r) => ok_json(json!({"result": reply_to_json(&r, b64)})),
                 None => err(500, "ERR no reply from redis"),
             },
@@ -229,22 +172,8 @@ impl App {
         }
     }
 
-    /// `/pipeline` (independent commands) and `/multi-exec` (MULTI ... EXEC on one connection).
-    fn batch(&self, body: &[u8], atomic: bool, b64: bool) -> (Vec<String>, Response) {
-        let cmds = match parse_batch_json(body) {
-            Ok(c) => c,
-            Err(e) => return (vec![], err(400, &e)),
-        };
-        let names: Vec<String> = cmds.iter().map(name_of).collect();
-        let resp = if atomic {
-            self.multi_exec(cmds, b64)
-        } else {
-            self.pipeline(cmds, b64)
-        };
-        (names, resp)
-    }
-
-    fn pipeline(&self, cmds: Vec<Command>, b64: bool) -> Response {
+    /// `/pipeline`: independent commands, one result or error each, in order.
+    async fn pipeline(&self, cmds: Vec<Command>, b64: bool) -> Response {
         let mut out: Vec<Option<Value>> = Vec::with_capacity(cmds.len());
         let mut to_run = Vec::new();
         for c in cmds {
@@ -259,7 +188,7 @@ impl App {
         let replies = if to_run.is_empty() {
             Vec::new()
         } else {
-            match self.pool.run(&to_run) {
+            match self.redis.run(&to_run).await {
                 Ok(r) => r,
                 Err(e) => return unavailable(&e),
             }
@@ -278,7 +207,8 @@ impl App {
         ok_json(Value::Array(items))
     }
 
-    fn multi_exec(&self, cmds: Vec<Command>, b64: bool) -> Response {
+    /// `/multi-exec`: `MULTI … EXEC` written as one pipeline on the shared connection.
+    async fn multi_exec(&self, cmds: Vec<Command>, b64: bool) -> Response {
         if let Some(e) = cmds.iter().find_map(blocked) {
             return err(400, &e);
         }
@@ -287,36 +217,63 @@ impl App {
         all.push(vec![b"MULTI".to_vec()]);
         all.extend(cmds);
         all.push(vec![b"EXEC".to_vec()]);
-        let replies = match self.pool.run(&all) {
+        let replies = match self.redis.run(&all).await {
             Ok(r) => r,
             Err(e) => return unavailable(&e),
         };
-        if let Some(Reply::Error(e)) = replies.first() {
-            return err(400, e);
+        if let Some(Reply::ServerError(e)) = replies.first() {
+            return err(400, &error_text(e));
         }
         match replies.last() {
             Some(Reply::Array(items)) => {
                 ok_json(Value::Array(items.iter().map(|r| entry(r, b64)).collect()))
             }
-            Some(Reply::Error(e)) => {
+            Some(Reply::ServerError(e)) => {
                 // Discarded as a whole (EXECABORT): say which queued command was rejected.
-                let first = replies[1..replies.len() - 1]
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, r)| match r {
-                        Reply::Error(q) => Some(format!(" (command {}: {})", i + 1, q)),
-                        _ => None,
-                    });
-                err(400, &format!("{}{}", e, first.unwrap_or_default()))
+                let queued = replies.get(1..replies.len() - 1).unwrap_or_default();
+                let first = queued.iter().enumerate().find_map(|(i, r)| match r {
+                    Reply::ServerError(q) => {
+                        Some(format!(" (command {}: {})", i + 1, error_text(q)))
+                    }
+                    _ => None,
+                });
+                err(
+                    400,
+                    &format!("{}{}", error_text(e), first.unwrap_or_default()),
+                )
             }
             _ => err(400, "EXECABORT Transaction aborted"),
         }
     }
 }
 
+/// Route a request to its commands; the route name is what `/__stats` logs.
+fn parse_work(path: &str, req: &Request) -> (&'static str, Result<Work, String>) {
+    match path {
+        "/pipeline" => ("/pipeline", parse_batch_json(&req.body).map(Work::Pipeline)),
+        "/multi-exec" => (
+            "/multi-exec",
+            parse_batch_json(&req.body).map(Work::MultiExec),
+        ),
+        "" => ("/", parse_command_json(&req.body).map(Work::Single)),
+        _ => {
+            let cmd = path_command(path, &req.query, req.method.as_str(), &req.body);
+            ("path", Ok(Work::Single(cmd)))
+        }
+    }
+}
+
+/// The text redis sent: `CODE detail`.
+fn error_text(e: &ServerError) -> String {
+    match e.details() {
+        Some(d) => format!("{} {}", e.code(), d),
+        None => e.code().to_string(),
+    }
+}
+
 fn entry(r: &Reply, b64: bool) -> Value {
     match r {
-        Reply::Error(e) => json!({"error": e}),
+        Reply::ServerError(e) => json!({"error": error_text(e)}),
         r => json!({"result": reply_to_json(r, b64)}),
     }
 }
@@ -339,7 +296,7 @@ fn name_of(cmd: &Command) -> String {
         .unwrap_or_default()
 }
 
-fn ok_json(v: Value) -> Response {
+pub fn ok_json(v: Value) -> Response {
     Response {
         status: 200,
         body: v.to_string().into_bytes(),
@@ -353,7 +310,7 @@ pub fn err(status: u16, msg: &str) -> Response {
     }
 }
 
-fn unavailable(e: &std::io::Error) -> Response {
+fn unavailable(e: &redis::RedisError) -> Response {
     err(503, &format!("ERR redis unavailable: {e}"))
 }
 
@@ -406,7 +363,7 @@ pub fn path_command(path: &str, query: &str, method: &str, body: &[u8]) -> Comma
     let mut cmd: Command = path
         .trim_start_matches('/')
         .split('/')
-        .map(|s| percent_decode(s, false))
+        .map(|s| percent_decode_bytes(s, false))
         .collect();
     if matches!(method, "POST" | "PUT") && !body.is_empty() {
         cmd.push(body.to_vec());
@@ -423,26 +380,60 @@ pub fn path_command(path: &str, query: &str, method: &str, body: &[u8]) -> Comma
     cmd
 }
 
-/// RESP reply to the JSON Upstash returns. With `b64`, every string is base64 encoded except
-/// the simple-string "OK" (as Upstash documents: "all strings ... except for the OK response").
-pub fn reply_to_json(r: &Reply, b64: bool) -> Value {
-    match r {
-        Reply::Nil => Value::Null,
-        Reply::Int(i) => json!(i),
-        Reply::Simple(s) if b64 && s != "OK" => Value::String(base64::encode(s.as_bytes())),
-        Reply::Simple(s) => Value::String(s.clone()),
-        Reply::Bulk(b) if b64 => Value::String(base64::encode(b)),
-        Reply::Bulk(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        // An error nested inside an array (e.g. returned by a Lua script): keep its message.
-        Reply::Error(e) if b64 => Value::String(base64::encode(e.as_bytes())),
-        Reply::Error(e) => Value::String(e.clone()),
-        Reply::Array(items) => Value::Array(items.iter().map(|i| reply_to_json(i, b64)).collect()),
+fn text(bytes: &[u8], b64: bool) -> Value {
+    if b64 {
+        Value::String(BASE64.encode(bytes))
+    } else {
+        Value::String(String::from_utf8_lossy(bytes).into_owned())
     }
 }
 
+/// A redis reply to the JSON Upstash returns. With `b64`, every string is base64 encoded except
+/// the simple-string "OK" (as Upstash documents: "all strings ... except for the OK response").
+///
+/// RESP3-only types (the link speaks RESP2, so they only appear if that changes) are mapped to
+/// their RESP2 shapes: maps to flat `[k, v, …]` arrays, sets and pushes to arrays, booleans to
+/// 1/0, doubles to numbers, big numbers and verbatim strings to strings.
+pub fn reply_to_json(r: &Reply, b64: bool) -> Value {
+    let list =
+        |items: &[Reply]| Value::Array(items.iter().map(|i| reply_to_json(i, b64)).collect());
+    match r {
+        Reply::Nil => Value::Null,
+        Reply::Int(i) => json!(i),
+        Reply::Okay => Value::String("OK".into()),
+        Reply::SimpleString(s) if s == "OK" => Value::String("OK".into()),
+        Reply::SimpleString(s) => text(s.as_bytes(), b64),
+        Reply::BulkString(b) => text(b, b64),
+        // An error nested inside an array (e.g. returned by a Lua script): keep its message.
+        Reply::ServerError(e) => text(error_text(e).as_bytes(), b64),
+        Reply::Array(items) | Reply::Set(items) => list(items),
+        Reply::Push { data, .. } => list(data),
+        Reply::Map(pairs) => Value::Array(
+            pairs
+                .iter()
+                .flat_map(|(k, v)| [reply_to_json(k, b64), reply_to_json(v, b64)])
+                .collect(),
+        ),
+        Reply::Attribute { data, .. } => reply_to_json(data, b64),
+        Reply::Double(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or_else(|| text(f.to_string().as_bytes(), b64)),
+        Reply::Boolean(b) => json!(i64::from(*b)),
+        Reply::VerbatimString { text: t, .. } => text(t.as_bytes(), b64),
+        Reply::BigNumber(n) => text(n, b64),
+        // `redis::Value` is non-exhaustive: anything newer becomes its debug text.
+        #[allow(unreachable_patterns)]
+        other => text(format!("{other:?}").as_bytes(), b64),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reply as redis sends it on the wire.
+    fn resp(wire: &[u8]) -> Reply {
+        redis::parse_redis_value(wire).unwrap()
+    }
 
     #[test]
     fn json_commands() {
@@ -501,63 +492,64 @@ mod tests {
 
     #[test]
     fn reply_mapping_plain() {
-        assert_eq!(
-            reply_to_json(&Reply::Simple("OK".into()), false),
-            json!("OK")
-        );
-        assert_eq!(
-            reply_to_json(&Reply::Bulk(b"v".to_vec()), false),
-            json!("v")
-        );
-        assert_eq!(reply_to_json(&Reply::Nil, false), Value::Null);
-        assert_eq!(reply_to_json(&Reply::Int(-3), false), json!(-3));
-        let arr = Reply::Array(vec![
-            Reply::Bulk(b"a".to_vec()),
-            Reply::Nil,
-            Reply::Array(vec![Reply::Int(1), Reply::Bulk("é".as_bytes().to_vec())]),
-        ]);
+        assert_eq!(reply_to_json(&resp(b"+OK\r\n"), false), json!("OK"));
+        assert_eq!(reply_to_json(&resp(b"$1\r\nv\r\n"), false), json!("v"));
+        assert_eq!(reply_to_json(&resp(b"$-1\r\n"), false), Value::Null);
+        assert_eq!(reply_to_json(&resp(b"*-1\r\n"), false), Value::Null);
+        assert_eq!(reply_to_json(&resp(b":-3\r\n"), false), json!(-3));
+        let arr = resp(b"*3\r\n$1\r\na\r\n$-1\r\n*2\r\n:1\r\n$2\r\n\xc3\xa9\r\n");
         assert_eq!(reply_to_json(&arr, false), json!(["a", null, [1, "é"]]));
         assert_eq!(
-            reply_to_json(&Reply::Bulk(vec![0xff]), false),
+            reply_to_json(&resp(b"$1\r\n\xff\r\n"), false),
             json!("\u{fffd}")
+        );
+        let nested_error = resp(b"*2\r\n:1\r\n-ERR x y\r\n");
+        assert_eq!(reply_to_json(&nested_error, false), json!([1, "ERR x y"]));
+    }
+
+    #[test]
+    fn reply_mapping_resp3_types() {
+        assert_eq!(reply_to_json(&resp(b",1.5\r\n"), false), json!(1.5));
+        assert_eq!(reply_to_json(&resp(b",inf\r\n"), false), json!("inf"));
+        assert_eq!(reply_to_json(&resp(b"#t\r\n"), false), json!(1));
+        assert_eq!(
+            reply_to_json(&resp(b"%1\r\n+k\r\n:2\r\n"), false),
+            json!(["k", 2])
+        );
+        assert_eq!(
+            reply_to_json(&resp(b"~1\r\n$1\r\na\r\n"), true),
+            json!(["YQ=="])
+        );
+        assert_eq!(
+            reply_to_json(&resp(b"=7\r\ntxt:abc\r\n"), false),
+            json!("abc")
         );
     }
 
     #[test]
     fn reply_mapping_base64() {
-        assert_eq!(
-            reply_to_json(&Reply::Simple("OK".into()), true),
-            json!("OK")
-        );
-        assert_eq!(
-            reply_to_json(&Reply::Simple("PONG".into()), true),
-            json!("UE9ORw==")
-        );
-        assert_eq!(
-            reply_to_json(&Reply::Bulk(b"bar".to_vec()), true),
-            json!("YmFy")
-        );
-        assert_eq!(
-            reply_to_json(&Reply::Bulk(b"OK".to_vec()), true),
-            json!("T0s=")
-        );
-        assert_eq!(reply_to_json(&Reply::Int(7), true), json!(7));
-        assert_eq!(reply_to_json(&Reply::Nil, true), Value::Null);
-        let arr = Reply::Array(vec![
-            Reply::Bulk(b"foo".to_vec()),
-            Reply::Nil,
-            Reply::Array(vec![Reply::Bulk(b"f".to_vec())]),
-        ]);
+        assert_eq!(reply_to_json(&resp(b"+OK\r\n"), true), json!("OK"));
+        assert_eq!(reply_to_json(&resp(b"+PONG\r\n"), true), json!("UE9ORw=="));
+        assert_eq!(reply_to_json(&resp(b"$3\r\nbar\r\n"), true), json!("YmFy"));
+        assert_eq!(reply_to_json(&resp(b"$2\r\nOK\r\n"), true), json!("T0s="));
+        assert_eq!(reply_to_json(&resp(b":7\r\n"), true), json!(7));
+        assert_eq!(reply_to_json(&resp(b"$-1\r\n"), true), Value::Null);
+        let arr = resp(b"*3\r\n$3\r\nfoo\r\n$-1\r\n*1\r\n$1\r\nf\r\n");
         assert_eq!(reply_to_json(&arr, true), json!(["Zm9v", null, ["Zg=="]]));
     }
 
     #[test]
     fn entries_and_errors() {
+        assert_eq!(entry(&resp(b"-ERR x\r\n"), true), json!({"error": "ERR x"}));
         assert_eq!(
-            entry(&Reply::Error("ERR x".into()), true),
-            json!({"error": "ERR x"})
+            entry(&resp(b"-WRONGTYPE Operation against a key\r\n"), false),
+            json!({"error": "WRONGTYPE Operation against a key"})
         );
-        assert_eq!(entry(&Reply::Int(1), true), json!({"result": 1}));
+        assert_eq!(
+            entry(&resp(b"-NOSCRIPT\r\n"), false),
+            json!({"error": "NOSCRIPT"})
+        );
+        assert_eq!(entry(&resp(b":1\r\n"), true), json!({"result": 1}));
         let r = err(401, "Unauthorized");
         assert_eq!(r.status, 401);
         assert_eq!(r.body, br#"{"error":"Unauthorized"}"#.to_vec());
