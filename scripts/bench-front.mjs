@@ -2,7 +2,7 @@
 // Requests/s and CPU per request of upstash-front builds, measured in one run so they share the
 // machine's state. Usage:
 //   node scripts/bench-front.mjs [--seconds 10] [--connections 10] [--rounds 1] LABEL=BINARY ...
-//   node scripts/bench-front.mjs before=/tmp/upstash-front.before after=target/release/upstash-front
+//   node scripts/bench-front.mjs before=/tmp/upstash-front.before after=target/tools/upstash-front
 // One redis-server and one front per binary are started on free 127.0.0.1 ports; `wrk` (Debian
 // package `wrk`, one thread) loads each front in turn with three workloads: POST / ["GET","k"],
 // an EVALSHA of a one-line script, and a /pipeline of 3 commands. CPU per request is the front

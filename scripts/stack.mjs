@@ -45,7 +45,7 @@ function writeVars(file, vars) {
 function requireTools() {
   for (const bin of ["upstash-front", "mock-providers"]) {
     if (!fs.existsSync(path.join(TOOLS_DIR, bin))) {
-      throw new Error(`${bin} is not built: run scripts/setup (or cargo build -p ${bin})`);
+      throw new Error(`${bin} is not built: run scripts/setup (or cargo build --profile tools -p ${bin})`);
     }
   }
 }

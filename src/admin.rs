@@ -157,11 +157,13 @@ async fn add_credits(ctx: &Ctx, body: &Map<String, Value>) -> HandlerResult {
     match grant(ctx, format!("hash:{}", keys::hash_key(plaintext)), amount, &why).await {
         Err(e) if e.kind == ErrorKind::NotFound && amount > 0 => {
             let plan = ctx.settings().default_plan.clone();
-            let id = create_key(ctx, plaintext, "added with /admin/add-credits", &plan, amount, &why).await?;
+            let id = match create_key(ctx, plaintext, "added with /admin/add-credits", &plan, amount, &why).await {
+                Err(e) if e.message == KEY_TAKEN => return Err(ApiError::not_found("no active key has that plaintext (a rotated-away key is never reused); use the key id")),
+                other => other?,
+            };
             let body = json!({ "key_id": id, "created": true, "plan": plan, "credits_added": credits_json(amount), "credits": credits_json(amount), "reason": why });
             Ok(json(200, &body, &[]))
         }
-        Err(e) if e.kind == ErrorKind::InvalidRequest && e.message == KEY_TAKEN => Err(ApiError::not_found("no active key has that plaintext (a rotated-away key is never reused); use the key id")),
         other => other,
     }
 }

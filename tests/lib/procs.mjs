@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const TOOLS_DIR = process.env.BROKER_TOOLS_DIR || path.join(ROOT, "target", "release");
+export const TOOLS_DIR = process.env.BROKER_TOOLS_DIR || path.join(ROOT, "target", "tools");
 
 const children = new Set();
 // Each child leads its own process group, so killing it also kills what it spawned

@@ -140,7 +140,7 @@ fn token(state: &State, req: &Request, seq: u64) -> Response {
     }
     let token = format!(
         "A21AAMock{}",
-        common::alnum(seq.wrapping_mul(0x9e37_79b9) ^ common::now_ms(), 60)
+        common::alnum(seq.wrapping_mul(0x9e37_79b9) ^ crate::request_log::now_ms(), 60)
     );
     state.issue_paypal_token(token.clone());
     let now = common::now_secs();

@@ -54,7 +54,7 @@ impl RequestLog {
             headers: req.headers.clone(),
             body,
             raw_len: req.body.len(),
-            at_ms: crate::common::now_ms(),
+            at_ms: now_ms(),
         });
     }
 
@@ -103,6 +103,11 @@ fn entry_json(e: &Entry) -> Value {
         v["truncated"] = Value::Bool(true);
     }
     v
+}
+
+/// Unix milliseconds (request times in the log; also seeds PayPal ids).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
