@@ -8,8 +8,9 @@
 //!    silence), and, once the client is gone, under a deadline (`CLIENT_GONE_DEADLINE_MS`) below
 //!    the platform's `waitUntil` allowance: past it the call is cancelled and settled with what
 //!    is known (bounded by the hold),
-//! 4. forwarding to a streaming client through a bounded buffer: a client that stops reading is
-//!    dropped (the call is still metered to its end), so memory stays bounded,
+//! 4. forwarding to a streaming client through a bounded buffer: while 1 MiB is unread the
+//!    provider is not read (its flow control slows it), and a client that reads nothing for the
+//!    client-gone deadline is dropped (the call is still metered), so memory stays bounded,
 //! 5. settlement (retried on Redis errors; idempotent per request id). A settlement that never
 //!    lands is charged the hold by the sweeper.
 
@@ -33,10 +34,13 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 use serde_json::{Map, Value};
+use worker::wasm_bindgen::JsCast;
 use worker::{Delay, Response};
 
-/// Bytes a streaming client may leave unread before it is considered gone.
+/// Bytes a streaming client may leave unread before the provider is no longer read for it.
 const CLIENT_BUFFER_BYTES: usize = 1 << 20;
+/// How often a full client buffer is checked for progress.
+const DRAIN_POLL_MS: u64 = 20;
 /// Most of a provider's error body read (for its message).
 const ERROR_BODY_BYTES: usize = 64 * 1024;
 /// Waits between settlement attempts (the first is immediate), well inside `waitUntil`.
@@ -196,17 +200,30 @@ struct Client {
 }
 
 impl Client {
-    /// False once the client is gone (hung up, or stopped reading with a full buffer).
-    fn send(&self, bytes: Vec<u8>) -> bool {
-        if bytes.is_empty() {
-            return !self.tx.is_closed();
+    /// Forwards `bytes`. While the client has more than `CLIENT_BUFFER_BYTES` unread, waits for it
+    /// to read: the provider is not read meanwhile, so its own flow control slows it down. A
+    /// client that reads nothing for `patience_ms` is dropped. False once the client is gone.
+    async fn send(&self, bytes: Vec<u8>, patience_ms: u64) -> bool {
+        if !bytes.is_empty() {
+            self.unread.set(self.unread.get() + bytes.len());
+            if self.tx.unbounded_send(bytes).is_err() {
+                return false;
+            }
         }
-        if self.unread.get() + bytes.len() > CLIENT_BUFFER_BYTES {
-            self.tx.close_channel();
-            return false;
+        let (mut since, mut last) = (now_ms(), self.unread.get());
+        while self.unread.get() > CLIENT_BUFFER_BYTES {
+            if self.tx.is_closed() {
+                return false;
+            }
+            if self.unread.get() < last {
+                (since, last) = (now_ms(), self.unread.get());
+            } else if now_ms().saturating_sub(since) > patience_ms {
+                self.tx.close_channel();
+                return false;
+            }
+            Delay::from(Duration::from_millis(DRAIN_POLL_MS)).await;
         }
-        self.unread.set(self.unread.get() + bytes.len());
-        self.tx.unbounded_send(bytes).is_ok()
+        !self.tx.is_closed()
     }
 }
 
@@ -217,14 +234,44 @@ enum Next {
     Timeout,
 }
 
-async fn next_chunk(body: &mut worker::ByteStream, wait_ms: u64) -> Next {
+/// Bytes read from a provider per chunk.
+const READ_BUFFER_BYTES: usize = 32 * 1024;
+
+/// A provider's body, read into one reused buffer (a BYOB reader) where the runtime offers one.
+enum Body {
+    Byob(wasm_streams::readable::IntoAsyncRead<'static>, Vec<u8>),
+    Chunks(worker::ByteStream),
+}
+
+impl Body {
+    fn of(response: &mut Response) -> Option<Body> {
+        let worker::ResponseBody::Stream(raw) = response.body() else { return None };
+        match wasm_streams::ReadableStream::from_raw(raw.clone().unchecked_into()).try_into_async_read() {
+            Ok(read) => Some(Body::Byob(read, vec![0; READ_BUFFER_BYTES])),
+            Err(_) => response.stream().ok().map(Body::Chunks),
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+        match self {
+            Body::Byob(read, buf) => match futures_util::AsyncReadExt::read(read, buf).await {
+                Ok(0) => None,
+                Ok(n) => Some(Ok(buf[..n].to_vec())),
+                Err(e) => Some(Err(e.to_string())),
+            },
+            Body::Chunks(s) => s.next().await.map(|r| r.map_err(|e| e.to_string())),
+        }
+    }
+}
+
+async fn next_chunk(body: &mut Body, wait_ms: u64) -> Next {
     let read = body.next();
     let timer = Delay::from(Duration::from_millis(wait_ms));
     futures_util::pin_mut!(read);
     futures_util::pin_mut!(timer);
     match select(read, timer).await {
         Either::Left((Some(Ok(bytes)), _)) => Next::Chunk(bytes),
-        Either::Left((Some(Err(e)), _)) => Next::Broken(e.to_string()),
+        Either::Left((Some(Err(e)), _)) => Next::Broken(e),
         Either::Left((None, _)) => Next::End,
         Either::Right(_) => Next::Timeout,
     }
@@ -274,9 +321,9 @@ impl Call {
         let mut client: Option<Client> = None;
         let mut gone_at: Option<u64> = None;
         let mut client_note: Option<&str> = None;
-        let end = match response.stream() {
-            Err(_) => End::Complete,
-            Ok(mut body) => loop {
+        let end = match Body::of(&mut response) {
+            None => End::Complete,
+            Some(mut body) => loop {
                 let client_left = match &client {
                     Some(c) => c.tx.is_closed(),
                     None => answer.as_ref().is_none_or(|a| a.is_canceled()),
@@ -300,7 +347,7 @@ impl Call {
                                 client = open_stream(&mut answer, head, upstream_ms);
                             }
                             if let Some(c) = &client {
-                                if !c.send(out) && gone_at.is_none() {
+                                if !c.send(out, deadline_ms).await && gone_at.is_none() {
                                     gone_at = Some(now_ms());
                                     client_note = Some("the client stopped reading; the answer was metered without it");
                                 }
@@ -320,12 +367,12 @@ impl Call {
         let mut finish = meter.finish(end);
         match (&streaming, &client) {
             (Some(_), Some(c)) => {
-                c.send(std::mem::take(&mut finish.tail));
+                c.send(std::mem::take(&mut finish.tail), 0).await;
                 c.tx.close_channel();
             }
             (Some(head), None) if !finish.tail.is_empty() && gone_at.is_none() => {
                 if let Some(c) = open_stream(&mut answer, head, upstream_ms) {
-                    c.send(std::mem::take(&mut finish.tail));
+                    c.send(std::mem::take(&mut finish.tail), 0).await;
                     c.tx.close_channel();
                 }
             }
@@ -380,6 +427,14 @@ async fn read_capped(resp: &mut Response, cap: usize) -> Vec<u8> {
     out
 }
 
+/// The isolate's wasm linear memory (it only grows): what large answers cost in memory.
+fn wasm_memory_mib() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) as u64 * 64 / 1024;
+    #[cfg(not(target_arch = "wasm32"))]
+    return 0;
+}
+
 /// A settlement's outcome as log fields.
 pub fn settle_fields(reply: &SettleReply) -> Map<String, Value> {
     match *reply {
@@ -399,7 +454,7 @@ pub async fn settle(store: Upstash, s: Settlement, log: CallLog) {
     loop {
         attempts += 1;
         let outcome = store.settle(&s).await;
-        let mut f = fields! {"attempts" => attempts};
+        let mut f = fields! {"attempts" => attempts, "wasm_memory_mib" => wasm_memory_mib()};
         match outcome {
             Ok(reply) => {
                 f.extend(settle_fields(&reply));

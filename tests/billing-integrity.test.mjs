@@ -4,6 +4,7 @@
 import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { startMiniflareWorker } from "./lib/miniflare.mjs";
 import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
 
 let stack, c;
@@ -177,4 +178,91 @@ test("a provider message about the gateway's own account never reaches the custo
   const [entry] = await c.settled(key.id, r.headers.get("x-request-id"));
   assert.equal(entry.amount, 0);
   assert.equal(await c.balanceMc(key.api_key), 1000);
+});
+
+test("a settlement that meets Redis errors is retried and lands once", async () => {
+  const key = await c.createKey({ credits: 10 });
+  await c.mockScript({ provider: "openai", delay_ms: 700 });
+  const pending = c.api("/v1/chat", { key: key.api_key, body: { provider: "openai", model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "retry" }] } });
+  await waitFor(async () => (await c.redis("ZCARD", "abk:open_holds")) > 0, "the admission");
+  // The next two settlement attempts fail at the Upstash front; the third lands.
+  await c.frontFail(2, "EVALSHA");
+  const res = await pending;
+  assert.equal(res.status, 200);
+  const rid = res.headers.get("x-request-id");
+  const entries = await c.settled(key.id, rid, 15000);
+  assert.equal(entries.filter((e) => e.type === "call").length, 1, "settled once");
+  assert.equal(entries[0].amount, -Math.round((await res.json()).credits_charged * 1000));
+  const stats = await c.frontStats();
+  assert.equal(stats.fail_next_remaining, 0, "both injected failures were met");
+  const retries = c.logLines().filter((l) => l.request_id === rid && l.msg === "settlement");
+  assert.deepEqual(retries.map((l) => l.outcome), ["retrying", "retrying", "settled"]);
+});
+
+test("a malformed provider stream is a 502, and its hold is settled (released)", async () => {
+  const key = await c.createKey({ credits: 10 });
+  for (const stream of [false, true]) {
+    await c.mockScript({ provider: "openai", raw_stream: 'data: [1,2]\n\ndata: "x"\n\ndata: 7\n\ndata: {not json\n\n' });
+    const res = await c.api("/v1/chat/completions", { key: key.api_key, body: { model: "gpt-4o-mini", stream, max_tokens: 5, messages: [{ role: "user", content: "garbage" }] } });
+    assert.equal(res.status, 502, `stream=${stream}`);
+    assert.equal((await res.json()).error.code, "upstream_error");
+    const [entry] = await c.settled(key.id, res.headers.get("x-request-id"));
+    assert.deepEqual([entry.type, entry.amount], ["call", 0]);
+  }
+  assert.equal(await c.balanceMc(key.api_key), 10_000);
+  assert.equal(await c.redis("ZCARD", "abk:open_holds"), 0, "no hold left open");
+});
+
+test("a client that never reads a long stream does not grow the worker's memory with it", async () => {
+  // Served by Miniflare directly: `wrangler dev` itself keeps fetched bodies (see tests/lib/miniflare.mjs).
+  const worker = await startMiniflareWorker(stack.vars);
+  try {
+    const key = await c.createKey({ credits: 100 });
+    const stream = (path, body) => fetch(`${worker.url}${path}`, { method: "POST", headers: { authorization: `Bearer ${key.api_key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    // Warm the isolate (its first request instantiates the module).
+    await (await stream("/v1/chat", { provider: "openai", model: "gpt-4o-mini", max_tokens: 2, messages: [{ role: "user", content: "warm" }] })).text();
+    // 800 tokens of 64 KiB: a 52 MB answer.
+    await c.mockScript({ provider: "openai", output_tokens: 800, token_bytes: 65536 });
+    const before = worker.rssMiB();
+    const res = await stream("/v1/chat/completions", { model: "gpt-4o-mini", stream: true, max_tokens: 1000, messages: [{ role: "user", content: "a long answer nobody reads" }] });
+    assert.equal(res.status, 200);
+    const rid = res.headers.get("x-request-id");
+    // Read nothing; watch the worker's memory until the call is settled.
+    let peak = before;
+    let entry;
+    for (let i = 0; i < 600 && !entry; i++) {
+      peak = Math.max(peak, worker.rssMiB());
+      [entry] = (await c.redis("LRANGE", `abk:ledger:${key.id}`, 0, 5)).map((e) => JSON.parse(e)).filter((e) => e.ref === rid);
+      if (!entry) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(entry, "the call was settled");
+    console.log(`# workerd RSS ${before.toFixed(1)} MiB before, peak ${peak.toFixed(1)} MiB (+${(peak - before).toFixed(1)}) for a 52 MB answer nobody read`);
+    assert.ok(peak - before < 40, `the worker grew by ${(peak - before).toFixed(1)} MiB`);
+    assert.match(entry.note ?? "", /client stopped reading/);
+    assert.ok(-entry.amount <= entry.hold);
+    res.body.cancel();
+  } finally {
+    await worker.dispose();
+  }
+});
+
+test("a slow reader gets the whole stream: the provider waits for it", async () => {
+  const key = await c.createKey({ credits: 100 });
+  // 200 tokens of 16 KiB (3.3 MB), read 64 KiB at a time with pauses.
+  await c.mockScript({ provider: "openai", output_tokens: 200, token_bytes: 16384 });
+  const res = await c.api("/v1/chat/completions", { key: key.api_key, body: { model: "gpt-4o-mini", stream: true, stream_options: { include_usage: true }, max_tokens: 1000, messages: [{ role: "user", content: "slowly" }] } });
+  const reader = res.body.getReader();
+  let text = "";
+  const decoder = new TextDecoder();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  assert.ok(text.endsWith("data: [DONE]\n\n"), "the stream is complete");
+  const usage = text.split("\n\n").map((e) => e.slice(6)).filter((d) => d.startsWith("{")).map((d) => JSON.parse(d)).find((e) => e.usage)?.usage;
+  assert.equal(usage.completion_tokens, 200);
+  const [entry] = await c.settled(key.id, res.headers.get("x-request-id"));
+  assert.equal(entry.exact, true);
 });

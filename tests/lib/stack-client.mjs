@@ -32,7 +32,7 @@ export async function releaseStack() {
 export function describeStack(s) {
   return {
     workerUrl: s.workerUrl, upstashUrl: s.upstashUrl, upstashToken: s.upstashToken,
-    adminSecret: s.adminSecret, stripeSecret: s.stripeSecret, mocksUrl: s.mocks.url, workerLog: s.workerLog, vars: s.vars,
+    adminSecret: s.adminSecret, stripeSecret: s.stripeSecret, mocksUrl: s.mocks.url, workerLog: s.workerLog, vars: s.vars, workerPid: s.worker.pid,
   };
 }
 
@@ -109,6 +109,8 @@ export function client(stack) {
     frontStats: () => front("GET", "/__stats"),
     frontReset: () => front("POST", "/__stats/reset", {}),
     frontDelay: (ms) => front("POST", "/__config", { delay_ms: ms }),
+    /** The next `count` Upstash requests carrying `command` fail (status 500, or "drop"). */
+    frontFail: (count, command, status = 500) => front("POST", "/__config", { fail_next: { count, command, status } }),
     mockScript: (obj) => mock("POST", "script", obj),
     mockRequests: (provider) => mock("GET", provider ? `requests?provider=${provider}` : "requests"),
     mockReset: () => mock("POST", "reset", {}),
