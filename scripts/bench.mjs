@@ -1,483 +1,377 @@
-// Benchmark of the gateway on the local stack (everything on 127.0.0.1). Speed is measured, not
-// asserted: every figure is printed, as a ratio against a baseline measured in the same run, and
-// no timing ever fails the run (only a broken call does). Every loop is bounded in count and time.
+// `npm run bench`: the gateway against a pass-through floor and against its peers, on this
+// machine, in one run, every figure beside a baseline measured in the same run. A benchmark,
+// never a pass/fail timing test: it prints, it does not judge (only a broken target is reported).
 //
-//   node scripts/bench.mjs            # full run
-//   node scripts/bench.mjs --quick    # reduced run (<= ~30 s once the stack is up)
+// Targets, all calling the same mock (`tools/mock-providers`, release build) with the same body:
+//   mock      the mock directly (the provider's own cost)
+//   floor     a pass-through proxy worker (JS) served by Miniflare/workerd: the least any worker adds
+//   gateway   this gateway in Miniflare/workerd, with real admission and settlement through the
+//             Upstash front and redis-server
+//   portkey   @portkey-ai/gateway 1.15.2 (Node), bound to 127.0.0.1
+//   litellm   litellm[proxy] 1.106.2 (Python), a model list pointing at the mock
+// Peers are installed on first use into ~/.cache/ai-api-broker-bench and skipped, with a message,
+// when they cannot be. Load: wrk, POST /v1/chat/completions (gpt-4o-mini), concurrency 1 and 10,
+// plain and streaming. CPU per call: utime+stime of the serving process(es) from /proc over each
+// run. Stream time to first byte: sequential calls from Node.
 //
-// Scenarios
-//   1. gateway overhead: the mock provider called directly (baseline) vs through the gateway,
-//      sequential, plain and streaming (time to first body byte and total)
-//   2. Upstash round trips per call: requests/commands per call from the front's /__stats, and
-//      how many completed before the client had the response head (blocking) vs after (settle)
-//   3. distance: the same with a 50 ms delay on every Upstash request; the extra latency / 50 ms
-//      is the number of blocking round trips
-//   4. concurrency: bursts of concurrent calls, gateway vs the mock directly (req/s)
-//   5. bundle size: `wrangler deploy --dry-run --outdir`, raw and gzip -9 vs the free plan's 3 MB
-import { spawn } from "node:child_process";
+//   node scripts/bench.mjs [--seconds 3] [--no-peers]
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import zlib from "node:zlib";
 import { performance } from "node:perf_hooks";
-import { startStack, createKey } from "./stack.mjs";
-import { ROOT } from "../tests/lib/procs.mjs";
+import { promisify } from "node:util";
+import { Miniflare } from "miniflare";
+import { ROOT, TOOLS_DIR, freePort, startProcess, startRedis, tcpOpen, waitFor } from "../tests/lib/procs.mjs";
+import { startMocks, MOCK_DEFAULTS } from "../tests/lib/mocks.mjs";
+import { stackVars } from "./stack.mjs";
 
-const QUICK = process.argv.includes("--quick");
-const CFG = QUICK
-  ? { warmup: 5, n: 40, seqMs: 5000, rtCalls: 5, distDelay: 50, distN: 12, distMs: 5000, conc: 100, rounds: 2, concMs: 8000 }
-  : { warmup: 20, n: 200, seqMs: 60000, rtCalls: 20, distDelay: 50, distN: 60, distMs: 60000, conc: 200, rounds: 5, concMs: 60000 };
-const FREE_PLAN_LIMIT = 3 * 1024 * 1024; // Workers Free: 3 MB after compression
+const run = promisify(execFile);
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
+const SECONDS = Number(arg("seconds", "3"));
+const PEERS = !process.argv.includes("--no-peers");
+const CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "ai-api-broker-bench");
+const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
+const TICK_MS = 1000 / CLK_TCK;
+const t0 = Date.now();
+const say = (s) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
 
-const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], max_tokens: 16 };
-const BODY_PLAIN = JSON.stringify(CHAT);
-const BODY_STREAM = JSON.stringify({ ...CHAT, stream: true });
+const CHAT = { model: "gpt-4o-mini", max_tokens: 16, messages: [{ role: "user", content: "Say hi in a few words." }] };
+const BODIES = { plain: JSON.stringify(CHAT), stream: JSON.stringify({ ...CHAT, stream: true, stream_options: { include_usage: true } }) };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const fmt = (x, d = 2) => (x === undefined || x === null || Number.isNaN(x) ? "-" : x.toFixed(d));
-const kib = (b) => `${(b / 1024).toFixed(1)} KiB`;
+// ------------------------------------------------------------------------------ processes
 
-// ---------------------------------------------------------------- measuring
-
-/** One call; times are ms from the start: head (response headers), first (first body byte), total. */
-async function call(target, { stream = false } = {}) {
-  const startEpoch = Date.now();
-  const t0 = performance.now();
-  const get = target.method === "GET";
-  const res = await fetch(target.url, get ? {} : {
-    method: "POST",
-    headers: { authorization: `Bearer ${target.key}`, "content-type": "application/json" },
-    body: stream ? BODY_STREAM : BODY_PLAIN,
-  });
-  const headEpoch = Date.now();
-  const head = performance.now() - t0;
-  let first = null;
-  let bytes = 0;
-  const chunks = [];
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (first === null && value.length) first = performance.now() - t0;
-    bytes += value.length;
-    if (res.status !== 200) chunks.push(Buffer.from(value));
-  }
-  const total = performance.now() - t0;
-  if (res.status !== 200) {
-    throw new Error(`${target.name}: ${res.status} ${Buffer.concat(chunks).toString("utf8").slice(0, 400)}`);
-  }
-  if (!bytes) throw new Error(`${target.name}: empty body`);
-  return { startEpoch, headEpoch, head, first: first ?? total, total };
+function children(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch { return []; }
 }
-
-/** Sequential calls, at most `n` and at most `maxMs`, after `warmup` unmeasured ones. */
-async function sequential(target, { n, maxMs, warmup = 0, stream = false, gapMs = 0 }) {
-  for (let i = 0; i < warmup; i++) await call(target, { stream });
+function descendants(pid) {
   const out = [];
-  const t0 = performance.now();
-  while (out.length < n && performance.now() - t0 < maxMs) {
-    out.push(await call(target, { stream }));
-    if (gapMs) await sleep(gapMs);
+  for (const q = [pid]; q.length;) {
+    const p = q.shift();
+    out.push(p);
+    q.push(...children(p));
   }
   return out;
 }
-
-function stats(values) {
-  const v = [...values].sort((a, b) => a - b);
-  const q = (p) => v[Math.min(v.length - 1, Math.max(0, Math.ceil(p * v.length) - 1))];
-  const mean = v.reduce((s, x) => s + x, 0) / (v.length || 1);
-  return { n: v.length, p50: q(0.5), p95: q(0.95), mean, min: v[0], max: v[v.length - 1] };
-}
-
-/** A table of latency rows; `base` rows (by label) give the ratios. */
-function table(title, rows) {
-  console.log(`\n${title}`);
-  const head = ["", "n", "p50 ms", "p95 ms", "mean ms", "p50 ×base", "mean ×base", "Δp50 ms"];
-  const lines = rows.map(({ label, s, base }) => [
-    label,
-    String(s.n),
-    fmt(s.p50),
-    fmt(s.p95),
-    fmt(s.mean),
-    base ? fmt(s.p50 / base.p50) : "(base)",
-    base ? fmt(s.mean / base.mean) : "(base)",
-    base ? (s.p50 - base.p50 >= 0 ? "+" : "") + fmt(s.p50 - base.p50) : "",
-  ]);
-  printGrid(head, lines);
-}
-
-function printGrid(head, lines) {
-  const all = [head, ...lines];
-  const w = head.map((_, i) => Math.max(...all.map((l) => String(l[i]).length)));
-  const line = (l) => "  " + l.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join("  ");
-  console.log(line(head));
-  for (const l of lines) console.log(line(l));
-}
-
-// ---------------------------------------------------------------- the Upstash front
-
-function upstash(stack) {
-  const req = async (method, route, body) => {
-    const res = await fetch(`${stack.upstashUrl}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${stack.upstashToken}`, ...(body ? { "content-type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`upstash-front ${method} ${route}: ${res.status} ${text}`);
-    return JSON.parse(text);
-  };
-  return {
-    stats: () => req("GET", "/__stats"),
-    reset: () => req("POST", "/__stats/reset"),
-    delay: (ms) => req("POST", "/__config", { delay_ms: ms }),
-    /** Waits until no Upstash request completes for `quietMs` (settles in wait_until), at most `maxMs`. */
-    async drain({ quietMs = 150, maxMs = 10000 } = {}) {
-      const t0 = Date.now();
-      let last = -1;
-      let since = Date.now();
-      while (Date.now() - t0 < maxMs) {
-        const { requests } = await req("GET", "/__stats");
-        if (requests !== last) {
-          last = requests;
-          since = Date.now();
-        } else if (Date.now() - since >= quietMs) return requests;
-        await sleep(25);
-      }
-      return last;
-    },
-  };
-}
-
-/**
- * Sequential gateway calls with a pause after each one long enough for its settle to land, then
- * every Upstash log entry is attributed to the call in whose window it was received and classed
- * against the moment the client had the response head (all clocks: the same host, whole ms):
- *   done before head   completed_ms < head: it certainly completed before the client had the head
- *   in flight at head  received before the head, completed_ms at or after it; the front stamps
- *                      completed_ms after writing its answer, so a loaded host can stamp it late
- *   after head         received at or after the head: certainly not on the client's path
- * With a delay D > 0 a request received at least D/2 ms before the head was on the client's path
- * (a settle only starts once the worker has answered, a few ms before the client has the head).
- */
-async function roundTrips(stack, gw, { calls, stream, delayMs }) {
-  const up = upstash(stack);
-  await up.drain();
-  await up.reset();
-  const gapMs = 2 * delayMs + 60;
-  const results = [];
-  for (let i = 0; i < calls; i++) {
-    results.push(await call(gw, { stream }));
-    await sleep(gapMs);
-  }
-  await up.drain({ quietMs: Math.max(150, gapMs) });
-  const st = await up.stats();
-  const perCall = results.map(() => ({ before: 0, after: 0, flight: 0, early: 0, entries: [] }));
-  let unattributed = 0;
-  for (const e of st.log) {
-    let i = results.length - 1;
-    while (i >= 0 && e.received_ms < results[i].startEpoch) i--;
-    if (i < 0) {
-      unattributed++;
-      continue;
-    }
-    const c = perCall[i];
-    c.entries.push(e);
-    const h = results[i].headEpoch;
-    if (e.completed_ms < h) c.before++;
-    else if (e.received_ms < h) c.flight++;
-    else c.after++;
-    if (delayMs > 0 && e.received_ms <= h - delayMs / 2) c.early++;
-  }
-  const names = {};
-  for (const e of st.log) for (const n of e.commands) names[n] = (names[n] ?? 0) + 1;
-  const routes = {};
-  for (const e of st.log) routes[e.route] = (routes[e.route] ?? 0) + 1;
-  const sum = (k) => perCall.reduce((s, c) => s + c[k], 0);
-  const hist = {};
-  for (const c of perCall) {
-    const k = delayMs > 0 ? c.early : c.before;
-    hist[k] = (hist[k] ?? 0) + 1;
-  }
-  // How long after the response head each non-blocking request completed.
-  const lag = [];
-  perCall.forEach((c, i) => {
-    for (const e of c.entries) if (e.completed_ms > results[i].headEpoch) lag.push(e.completed_ms - results[i].headEpoch);
-  });
-  if (process.env.BENCH_DEBUG) {
-    perCall.forEach((c, i) => {
-      const r = results[i];
-      console.log(`  [debug] ${stream ? "stream" : "plain"}@${delayMs} call ${i}: start ${r.startEpoch} head ${r.headEpoch} (+${r.headEpoch - r.startEpoch}) end +${fmt(r.total, 1)}`);
-      for (const e of c.entries) console.log(`  [debug]    ${e.route} ${e.commands.join(",")} received +${e.received_ms - r.startEpoch} completed +${e.completed_ms - r.startEpoch}`);
-    });
-  }
-  const bad = st.log.filter((e) => e.status !== 200).length;
-  return {
-    calls, stream, delayMs, requests: st.requests, commands: st.commands, names, routes, unattributed, bad,
-    before: sum("before"), after: sum("after"), flight: sum("flight"), early: sum("early"), hist, lag: lag.length ? stats(lag) : null,
-  };
-}
-
-function printRoundTrips(title, rows) {
-  console.log(`\n${title}`);
-  const D = rows[0].delayMs;
-  const head = ["", "calls", "req/call", "cmd/call", "done before head", "in flight at head", "after head",
-    ...(D > 0 ? [`started ≥${D / 2}ms before head`] : []), D > 0 ? "calls by #started early" : "calls by #done before", "commands", "done after head p50 ms"];
-  const lines = rows.map((r) => [
-    `${r.stream ? "stream" : "plain"} @${r.delayMs}ms`,
-    String(r.calls),
-    fmt(r.requests / r.calls),
-    fmt(r.commands / r.calls),
-    fmt(r.before / r.calls),
-    fmt(r.flight / r.calls),
-    fmt(r.after / r.calls),
-    ...(D > 0 ? [fmt(r.early / r.calls)] : []),
-    Object.entries(r.hist).map(([k, v]) => `${k}:${v}`).join(" "),
-    Object.entries(r.names).map(([k, v]) => `${k}×${fmt(v / r.calls)}`).join(" "),
-    r.lag ? fmt(r.lag.p50, 0) : "-",
-  ]);
-  printGrid(head, lines);
-  for (const r of rows) {
-    if (r.unattributed) console.log(`  note: ${r.unattributed} Upstash request(s) could not be attributed to a call`);
-    if (r.bad) console.log(`  note: ${r.bad} Upstash request(s) answered non-200`);
-  }
-}
-
-// ---------------------------------------------------------------- concurrency
-
-async function burst(target, c) {
-  const t0 = performance.now();
-  const settled = await Promise.allSettled(Array.from({ length: c }, () => call(target)));
-  const wall = performance.now() - t0;
-  const ok = settled.filter((s) => s.status === "fulfilled").map((s) => s.value.total);
-  const errors = settled.filter((s) => s.status === "rejected").map((s) => s.reason?.message ?? String(s.reason));
-  return { wall, ok, errors };
-}
-
-async function concurrency(target, { c, rounds, maxMs, between }) {
-  await burst(target, c); // warm-up: opens the connections, not measured
-  if (between) await between();
-  const out = { rps: [], lat: [], errors: [] };
-  const t0 = performance.now();
-  for (let r = 0; r < rounds && performance.now() - t0 < maxMs; r++) {
-    const b = await burst(target, c);
-    out.rps.push((b.ok.length / b.wall) * 1000);
-    out.lat.push(...b.ok);
-    out.errors.push(...b.errors);
-    if (between) await between();
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------- bundle size
-
-function run(cmd, args, { env = {}, timeoutMs = 15 * 60 * 1000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
-    child.on("error", reject);
-    child.on("exit", (code, sig) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(output);
-      else reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? sig}:\n${output.slice(-3000)}`));
-    });
-  });
-}
-
-async function bundle() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "broker-bench-bundle-"));
-  try {
-    const t0 = performance.now();
-    const output = await run("npx", ["wrangler", "deploy", "--dry-run", "--outdir", dir], {
-      env: { WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" },
-    });
-    const secs = (performance.now() - t0) / 1000;
-    const files = fs.readdirSync(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile()).sort();
-    const rows = files.map((f) => {
-      const data = fs.readFileSync(path.join(dir, f));
-      const gz = zlib.gzipSync(data, { level: 9 }).length;
-      return { f, raw: data.length, gz, module: /\.(wasm|m?js)$/.test(f) };
-    });
-    const mods = rows.filter((r) => r.module);
-    const raw = mods.reduce((s, r) => s + r.raw, 0);
-    const gz = mods.reduce((s, r) => s + r.gz, 0);
-    const wranglerLine = (output.match(/Total Upload:[^\n]*/) ?? [""])[0].trim();
-    return { rows, raw, gz, wranglerLine, secs };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function printBundle(b) {
-  console.log(`\n5. Bundle size (wrangler deploy --dry-run, ${fmt(b.secs, 1)} s incl. build; gzip -9 per file)`);
-  printGrid(
-    ["file", "raw", "gzip -9", "counted"],
-    b.rows.map((r) => [r.f.replace(/^[0-9a-f]{40}-/, "<sha1>-"), kib(r.raw), kib(r.gz), r.module ? "yes" : "no (not uploaded)"]),
-  );
-  console.log(`  wasm + js: raw ${kib(b.raw)}, gzip ${kib(b.gz)} = ${fmt((b.gz / FREE_PLAN_LIMIT) * 100, 1)}% of the free plan's 3 MB (${kib(FREE_PLAN_LIMIT)}) compressed limit`);
-  if (b.wranglerLine) console.log(`  wrangler says: ${b.wranglerLine}`);
-}
-
-// ---------------------------------------------------------------- main
-
-async function main() {
-  const began = performance.now();
-  console.log(`AI API Broker benchmark${QUICK ? " (--quick)" : ""}: node ${process.version}, ${os.cpus().length} cores, all on 127.0.0.1`);
-  console.log("starting the stack (redis-server, upstash-front, mock-providers, wrangler dev)...");
-  const stack = await startStack({
-    name: "bench",
-    vars: { RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bench:ai=1000000/3600, anonymous=5/900" },
-  });
-  const onSignal = async () => {
-    console.error("\ninterrupted: stopping the stack");
-    await stack.stop();
-    process.exit(130);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  const summary = [];
-  let b;
-  try {
-    const key = await createKey(stack, { name: "bench", plan: "bench", credits: 1000000, reason: "benchmark credits" });
-    const direct = { name: "direct mock", url: `${stack.mocks.url}/openai/v1/chat/completions`, key: "sk-mock-openai" };
-    const gw = { name: "gateway", url: `${stack.workerUrl}/v1/chat/completions`, key: key.api_key };
-    // The floor of any worker call on this stack: wrangler dev's proxy + workerd, no Redis, no upstream.
-    const floor = { name: "gateway GET /v1/models", url: `${stack.workerUrl}/v1/models`, method: "GET" };
-    const up = upstash(stack);
-    await up.delay(0);
-    const upAt = performance.now();
-    console.log(`stack up in ${fmt((upAt - began) / 1000, 1)} s; config: ${JSON.stringify(CFG)}`);
-
-    // 1. Gateway overhead
-    const seq = { n: CFG.n, maxMs: CFG.seqMs, warmup: CFG.warmup };
-    const dPlain = await sequential(direct, seq);
-    const gFloor = await sequential(floor, seq);
-    const gPlain = await sequential(gw, seq);
-    const dStream = await sequential(direct, { ...seq, stream: true });
-    const gStream = await sequential(gw, { ...seq, stream: true });
-    const s = {
-      dPlain: stats(dPlain.map((r) => r.total)),
-      gPlain: stats(gPlain.map((r) => r.total)),
-      gFloor: stats(gFloor.map((r) => r.total)),
-      dFirst: stats(dStream.map((r) => r.first)),
-      gFirst: stats(gStream.map((r) => r.first)),
-      dStreamTotal: stats(dStream.map((r) => r.total)),
-      gStreamTotal: stats(gStream.map((r) => r.total)),
-    };
-    table("1. Gateway overhead (sequential, keep-alive; baseline = the mock provider called directly)", [
-      { label: "plain  direct", s: s.dPlain },
-      { label: "plain  gateway", s: s.gPlain, base: s.dPlain },
-      { label: "GET /v1/models (worker floor)", s: s.gFloor, base: s.dPlain },
-      { label: "stream direct  first byte", s: s.dFirst },
-      { label: "stream gateway first byte", s: s.gFirst, base: s.dFirst },
-      { label: "stream direct  total", s: s.dStreamTotal },
-      { label: "stream gateway total", s: s.gStreamTotal, base: s.dStreamTotal },
-    ]);
-    console.log("  (GET /v1/models touches neither Redis nor a provider: it is what wrangler dev + workerd cost on this host)");
-    summary.push(`gateway overhead, plain:   p50 ${fmt(s.gPlain.p50)} ms vs ${fmt(s.dPlain.p50)} ms direct (×${fmt(s.gPlain.p50 / s.dPlain.p50)}, +${fmt(s.gPlain.p50 - s.dPlain.p50)} ms); worker floor (GET /v1/models) ${fmt(s.gFloor.p50)} ms`);
-    summary.push(`gateway overhead, stream:  first byte p50 ×${fmt(s.gFirst.p50 / s.dFirst.p50)} (+${fmt(s.gFirst.p50 - s.dFirst.p50)} ms), total p50 ×${fmt(s.gStreamTotal.p50 / s.dStreamTotal.p50)}`);
-
-    // 2. Redis round trips per call
-    const rt0 = [
-      await roundTrips(stack, gw, { calls: CFG.rtCalls, stream: false, delayMs: 0 }),
-      await roundTrips(stack, gw, { calls: CFG.rtCalls, stream: true, delayMs: 0 }),
-    ];
-    printRoundTrips("2. Upstash requests per gateway call (sequential; completion vs the client's response head; target: 1 before, the settle after)", rt0);
-    if (rt0.some((r) => r.before + r.flight > r.calls)) {
-      console.log("  note: at 0 ms a local Redis round trip is shorter than the response's way out (workerd -> wrangler dev's proxy");
-      console.log("  -> client), so the settle started in wait_until can finish before the client has the head; 3. tells them apart.");
-    }
-    for (const r of rt0) {
-      summary.push(`upstash per ${r.stream ? "stream" : "plain"} call @0ms: ${fmt(r.requests / r.calls)} req, ${fmt(r.commands / r.calls)} cmd; done before the head ${fmt(r.before / r.calls)}, in flight ${fmt(r.flight / r.calls)}, after ${fmt(r.after / r.calls)}`);
-    }
-
-    // 3. Distance
-    const D = CFG.distDelay;
-    await up.drain();
-    await up.delay(D);
-    let dist;
+const comm = (pid) => { try { return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim(); } catch { return ""; } };
+/** CPU ms (user + system) of a set of processes. */
+function cpuMs(pids) {
+  let ticks = 0;
+  for (const p of pids) {
     try {
-      const dseq = { n: CFG.distN, maxMs: CFG.distMs, warmup: 2 };
-      const far = await sequential(gw, dseq);
-      const farStream = await sequential(gw, { ...dseq, stream: true });
-      const rtFar = [
-        await roundTrips(stack, gw, { calls: Math.min(CFG.rtCalls, 10), stream: false, delayMs: D }),
-        await roundTrips(stack, gw, { calls: Math.min(CFG.rtCalls, 10), stream: true, delayMs: D }),
-      ];
-      dist = {
-        plain: stats(far.map((r) => r.total)),
-        first: stats(farStream.map((r) => r.first)),
-        total: stats(farStream.map((r) => r.total)),
-        rtFar,
-      };
-    } finally {
-      await up.drain({ quietMs: 2 * D + 100 });
-      await up.delay(0);
-    }
-    table(`3. Distance: every Upstash request delayed ${D} ms (baseline = the same gateway call at 0 ms, from 1.)`, [
-      { label: `plain  gateway @${D}ms`, s: dist.plain, base: s.gPlain },
-      { label: `stream gateway @${D}ms first byte`, s: dist.first, base: s.gFirst },
-      { label: `stream gateway @${D}ms total`, s: dist.total, base: s.gStreamTotal },
-    ]);
-    const rts = (a, b0) => [(a.p50 - b0.p50) / D, (a.mean - b0.mean) / D];
-    const [pp, pm] = rts(dist.plain, s.gPlain);
-    const [fp, fm] = rts(dist.first, s.gFirst);
-    const [tp, tm] = rts(dist.total, s.gStreamTotal);
-    console.log(`  blocking round trips ≈ (latency@${D} − latency@0) / ${D} ms:`);
-    console.log(`    plain total: p50 ${fmt(pp)}  mean ${fmt(pm)}   stream first byte: p50 ${fmt(fp)}  mean ${fmt(fm)}   stream total: p50 ${fmt(tp)}  mean ${fmt(tm)}`);
-    printRoundTrips(`  the same classification at ${D} ms (a round trip now takes ≥ ${D} ms; "started ≥${D / 2}ms before head" = on the client's path)`, dist.rtFar);
-    summary.push(`blocking round trips from a ${D} ms Redis: plain ${fmt(pp)} (p50) / ${fmt(pm)} (mean), stream first byte ${fmt(fp)} / ${fmt(fm)}, stream total ${fmt(tp)} / ${fmt(tm)}`);
-    for (const r of dist.rtFar) {
-      summary.push(`upstash per ${r.stream ? "stream" : "plain"} call @${D}ms: ${fmt(r.early / r.calls)} on the client's path (done before head ${fmt(r.before / r.calls)}, in flight ${fmt(r.flight / r.calls)}), ${fmt(r.after / r.calls)} after, of ${fmt(r.requests / r.calls)}`);
-    }
-
-    // 4. Concurrency
-    const conc = { c: CFG.conc, rounds: CFG.rounds, maxMs: CFG.concMs };
-    const cd = await concurrency(direct, conc);
-    await up.drain();
-    await up.reset();
-    // Between bursts the settles (wait_until) are left to land, so each burst starts from quiet.
-    const cg = await concurrency(gw, { ...conc, between: () => up.drain({ quietMs: 200 }) });
-    const after = await up.stats();
-    const totalGwCalls = (cg.rps.length + 1) * CFG.conc; // the warm-up burst included
-    console.log(`\n4. Concurrency: bursts of ${CFG.conc} concurrent calls (plain), ${cg.rps.length} measured round(s) after a warm-up burst`);
-    const rpsD = stats(cd.rps);
-    const rpsG = stats(cg.rps);
-    printGrid(
-      ["", "rounds", "req/s median", "req/s best", "latency p50 ms", "latency p95 ms", "errors", "×base (req/s)"],
-      [
-        ["direct mock", String(cd.rps.length), fmt(rpsD.p50, 0), fmt(rpsD.max, 0), fmt(stats(cd.lat).p50), fmt(stats(cd.lat).p95), String(cd.errors.length), "(base)"],
-        ["gateway", String(cg.rps.length), fmt(rpsG.p50, 0), fmt(rpsG.max, 0), fmt(stats(cg.lat).p50), fmt(stats(cg.lat).p95), String(cg.errors.length), fmt(rpsG.p50 / rpsD.p50, 3)],
-      ],
-    );
-    console.log(`  Upstash under concurrency: ${fmt(after.requests / totalGwCalls)} requests/call, ${after.log.filter((e) => e.status !== 200).length} non-200`);
-    for (const e of [...new Set([...cd.errors, ...cg.errors])].slice(0, 3)) console.log(`  error: ${e}`);
-    summary.push(`throughput @${CFG.conc} concurrent: gateway ${fmt(rpsG.p50, 0)} req/s vs ${fmt(rpsD.p50, 0)} req/s direct (×${fmt(rpsG.p50 / rpsD.p50, 3)}); errors ${cg.errors.length}/${cd.errors.length}`);
-    console.log(`\nscenarios 1-4 took ${fmt((performance.now() - upAt) / 1000, 1)} s after the stack was up`);
-  } finally {
-    console.log("stopping the stack");
-    await stack.stop();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+      const f = fs.readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {}
   }
+  return ticks * TICK_MS;
+}
+const workerds = () => descendants(process.pid).filter((p) => comm(p) === "workerd");
 
-  // 5. Bundle size (after the stack: the dry run rebuilds build/, which wrangler dev watches)
-  b = await bundle();
-  printBundle(b);
-  summary.push(`bundle: wasm+js ${kib(b.raw)} raw, ${kib(b.gz)} gzip -9 = ${fmt((b.gz / FREE_PLAN_LIMIT) * 100, 1)}% of the free plan's 3 MB`);
+// ------------------------------------------------------------------------------ load
 
-  console.log(`\n== summary${QUICK ? " (--quick)" : ""} ==`);
-  for (const l of summary) console.log(`  ${l}`);
-  console.log(`  (total ${fmt((performance.now() - began) / 1000, 1)} s; figures are ratios from this run on this machine, not pass/fail)`);
+/** wrk for `seconds` at `conns`; returns {rps, p50, p99, requests, errors}. */
+async function wrk(target, mode, conns, seconds = SECONDS) {
+  const script = path.join(os.tmpdir(), `bench-${process.pid}-${target.name}-${mode}.lua`);
+  const headers = Object.entries(target.headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join("\n");
+  fs.writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(BODIES[mode])}\n${headers}\n`);
+  const { stdout } = await run("wrk", ["-t1", `-c${conns}`, `-d${seconds}s`, "--latency", "-s", script, target.url], { maxBuffer: 1 << 20 });
+  const ms = (re) => {
+    const m = stdout.match(re);
+    if (!m) return null;
+    const v = Number(m[1]);
+    return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+  };
+  const requests = Number(stdout.match(/(\d+) requests in/)?.[1] ?? 0);
+  const errors = Number(stdout.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0) + Number(stdout.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0);
+  return { rps: Number(stdout.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? 0), p50: ms(/50%\s+([\d.]+)(us|ms|s)/), p99: ms(/99%\s+([\d.]+)(us|ms|s)/), requests, errors };
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`\nbench failed: ${e?.stack ?? e}`);
-    process.exit(1);
+/** Time to the first body byte of sequential streaming calls: p50 in ms. */
+async function ttfb(target, n = 60) {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const start = performance.now();
+    const res = await fetch(target.url, { method: "POST", headers: target.headers, body: BODIES.stream });
+    const reader = res.body.getReader();
+    await reader.read();
+    times.push(performance.now() - start);
+    while (!(await reader.read()).done);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/** The full battery for one target; CPU per call from its processes over each run. */
+async function measure(target) {
+  const out = {};
+  await wrk(target, "plain", 4, 1); // warm
+  for (const [mode, conns] of [["plain", 1], ["plain", 10], ["stream", 1], ["stream", 10]]) {
+    const before = cpuMs(target.pids());
+    const r = await wrk(target, mode, conns);
+    r.cpuPerCall = r.requests ? (cpuMs(target.pids()) - before) / r.requests : null;
+    if (target.extraPids) {
+      const before2 = cpuMs(target.extraPids());
+      // The stack's share is measured on its own run, so both counters see the same calls.
+      const r2 = await wrk(target, mode, conns);
+      r.stackCpuPerCall = r2.requests ? (cpuMs(target.extraPids()) - before2) / r2.requests : null;
+    }
+    out[`${mode}${conns}`] = r;
+    if (r.errors) say(`${target.name} ${mode} c${conns}: ${r.errors} errors of ${r.requests}`);
+    // Figures of a run that failed are no figures.
+    if (r.errors > r.requests / 2) Object.assign(r, { failed: true, rps: null, p50: null, p99: null, cpuPerCall: null });
+  }
+  out.ttfb = out.stream1.failed ? null : await ttfb(target);
+  return out;
+}
+
+// ------------------------------------------------------------------------------ targets
+
+const FLOOR_WORKER = `export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    return fetch(env.UPSTREAM + url.pathname.replace(/^\\/v1\\//, "/openai/v1/"), {
+      method: request.method,
+      headers: { authorization: "Bearer " + env.KEY, "content-type": "application/json" },
+      body: request.body,
+    });
   },
-);
+};`;
+
+async function miniflare(opts) {
+  const before = new Set(workerds());
+  const port = await freePort();
+  // The worker's log lines are drained, not printed (their cost stays in the measurement).
+  const drain = (stdout, stderr) => { stdout.resume(); stderr.resume(); };
+  const mf = new Miniflare({ ...opts, compatibilityDate: "2026-04-01", host: "127.0.0.1", port, handleRuntimeStdio: drain });
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  const pid = workerds().find((p) => !before.has(p));
+  return { mf, url, pid };
+}
+
+/** Installs a peer into the cache once; returns false (after saying why) when it cannot. */
+async function ensure(name, marker, install) {
+  if (fs.existsSync(marker)) return true;
+  say(`installing ${name} into ${CACHE} (first use)`);
+  try {
+    fs.mkdirSync(CACHE, { recursive: true });
+    await install();
+    return fs.existsSync(marker);
+  } catch (e) {
+    say(`${name} skipped: it could not be installed (${e.message.split("\n")[0]})`);
+    return false;
+  }
+}
+
+async function portkey(mockUrl) {
+  const dir = path.join(CACHE, "portkey");
+  const entry = path.join(dir, "node_modules/@portkey-ai/gateway/build/start-server.js");
+  if (!(await ensure("Portkey 1.15.2", entry, () => run("npm", ["install", "--prefix", dir, "--no-audit", "--no-fund", "@portkey-ai/gateway@1.15.2"], { timeout: 300_000 })))) return null;
+  // Its CLI has no host option: bind its server to 127.0.0.1 from a preload.
+  const preload = path.join(CACHE, "bind-loopback.mjs");
+  fs.writeFileSync(preload, `import http from "node:http";
+const listen = http.Server.prototype.listen;
+http.Server.prototype.listen = function (port, ...rest) {
+  if (typeof port === "number") return listen.call(this, port, "127.0.0.1", ...rest.filter((a) => typeof a === "function"));
+  return listen.call(this, port, ...rest);
+};\n`);
+  const port = await freePort();
+  const child = startProcess(process.execPath, ["--import", preload, entry, `--port=${port}`, "--headless"], { name: "portkey" });
+  await waitFor(() => tcpOpen(port), { what: "portkey", child, timeoutMs: 30_000 });
+  return {
+    name: "portkey", child, url: `http://127.0.0.1:${port}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${MOCK_DEFAULTS.openaiKey}`, "content-type": "application/json", "x-portkey-provider": "openai", "x-portkey-custom-host": `${mockUrl}/openai/v1` },
+    pids: () => descendants(child.pid),
+  };
+}
+
+async function litellm(mockUrl) {
+  const dir = path.join(CACHE, "litellm");
+  const marker = path.join(dir, "litellm", "__init__.py");
+  const pip = () => run("python3", ["-m", "pip", "install", "--quiet", "--target", dir, "litellm[proxy]==1.106.2"], { timeout: 900_000 });
+  if (!(await ensure("LiteLLM 1.106.2", marker, pip))) return null;
+  const config = path.join(CACHE, "litellm.yaml");
+  fs.writeFileSync(config, `model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_base: ${mockUrl}/openai/v1\n      api_key: ${MOCK_DEFAULTS.openaiKey}\n`);
+  const port = await freePort();
+  const master = "sk-bench-litellm-master-0123456789";
+  const child = startProcess("python3", ["-m", "litellm.proxy.proxy_cli", "--config", config, "--host", "127.0.0.1", "--port", String(port), "--num_workers", "1"], {
+    name: "litellm",
+    // No internet: its bundled price map, no telemetry.
+    env: { PYTHONPATH: dir, LITELLM_MASTER_KEY: master, LITELLM_LOCAL_MODEL_COST_MAP: "True", LITELLM_LOG: "ERROR", LITELLM_TELEMETRY: "False", DISABLE_SCHEMA_UPDATE: "true" },
+  });
+  try {
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health/liveliness`)).ok, { what: "litellm", child, timeoutMs: 120_000 });
+  } catch (e) {
+    say(`litellm skipped: it did not start (${e.message.split("\n")[0]})`);
+    await child.stop();
+    return null;
+  }
+  return {
+    name: "litellm", child, url: `http://127.0.0.1:${port}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${master}`, "content-type": "application/json" },
+    pids: () => descendants(child.pid),
+  };
+}
+
+// ------------------------------------------------------------------------------ gateway extras
+
+/** Upstash requests of `n` calls with the front 30 ms away: those the client's answer waited
+ *  for (received at least 15 ms before its head arrived), and those after it (the settlement). */
+async function roundTrips(front, call, n = 8) {
+  await fetch(`${front.url}/__config`, { method: "POST", headers: front.auth, body: JSON.stringify({ delay_ms: 30 }) });
+  let before = 0;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    await fetch(`${front.url}/__stats/reset`, { method: "POST", headers: front.auth });
+    const res = await call();
+    const head = Date.now();
+    await res.arrayBuffer();
+    await new Promise((r) => setTimeout(r, 120)); // the settlement, after the response
+    const { log } = await (await fetch(`${front.url}/__stats`, { headers: front.auth })).json();
+    before += log.filter((e) => e.received_ms <= head - 15).length;
+    total += log.length;
+  }
+  await fetch(`${front.url}/__config`, { method: "POST", headers: front.auth, body: JSON.stringify({ delay_ms: 0 }) });
+  return { blocking: before / n, after: (total - before) / n };
+}
+
+function bundleGzip() {
+  const out = path.join(ROOT, ".stack", "bench-dist");
+  fs.rmSync(out, { recursive: true, force: true });
+  execFileSync(path.join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", out], { cwd: ROOT, stdio: "ignore", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+  const files = fs.readdirSync(out, { recursive: true }).map((f) => path.join(out, f)).filter((f) => fs.statSync(f).isFile() && !f.endsWith(".map"));
+  return zlib.gzipSync(Buffer.concat(files.map((f) => fs.readFileSync(f))), { level: 9 }).length;
+}
+
+// ------------------------------------------------------------------------------ main
+
+const stopAll = [];
+try {
+  say("building the worker (scripts/build-worker)");
+  execFileSync("bash", ["scripts/build-worker"], { cwd: ROOT, stdio: "ignore" });
+  const redis = await startRedis();
+  stopAll.push(() => redis.stop());
+  const frontPort = await freePort();
+  const token = "bench-upstash-token";
+  const frontProc = startProcess(path.join(TOOLS_DIR, "upstash-front"), [], { name: "upstash-front", env: { UPSTASH_FRONT_PORT: String(frontPort), UPSTASH_FRONT_TOKEN: token, REDIS_PORT: String(redis.port) } });
+  stopAll.push(() => frontProc.stop());
+  await waitFor(() => tcpOpen(frontPort), { what: "upstash-front", child: frontProc });
+  const front = { url: `http://127.0.0.1:${frontPort}`, auth: { authorization: `Bearer ${token}` } };
+  const mocks = await startMocks();
+  stopAll.push(() => mocks.stop());
+
+  const targets = [{ name: "mock", url: `${mocks.url}/openai/v1/chat/completions`, headers: { authorization: `Bearer ${MOCK_DEFAULTS.openaiKey}`, "content-type": "application/json" }, pids: () => descendants(mocks.child.pid) }];
+  const floor = await miniflare({ modules: true, script: FLOOR_WORKER, bindings: { UPSTREAM: mocks.url, KEY: MOCK_DEFAULTS.openaiKey } });
+  stopAll.push(() => floor.mf.dispose());
+  targets.push({ name: "floor", url: `${floor.url}/v1/chat/completions`, headers: { "content-type": "application/json" }, pids: () => [floor.pid] });
+
+  const admin = "bench-admin-secret";
+  const vars = { ...stackVars({ upstashPort: frontPort, upstashToken: token, mockPort: mocks.port, adminSecret: admin, stripeSecret: "whsec_bench" }), RATE_LIMITS: "bulk:ai=10000000/3600, anonymous=5/900", DEFAULT_PLAN: "bulk" };
+  const gw = await miniflare({ scriptPath: path.join(ROOT, "build/index.js"), modules: true, modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], bindings: vars });
+  stopAll.push(() => gw.mf.dispose());
+  const key = await (await fetch(`${gw.url}/admin/keys`, { method: "POST", headers: { "x-admin-secret": admin, "content-type": "application/json" }, body: JSON.stringify({ name: "bench", plan: "bulk", credits: 1_000_000, reason: "bench" }) })).json();
+  const stackPids = () => [...descendants(frontProc.pid), redis.pid];
+  targets.push({ name: "gateway", url: `${gw.url}/v1/chat/completions`, headers: { authorization: `Bearer ${key.api_key}`, "content-type": "application/json" }, pids: () => [gw.pid], extraPids: stackPids });
+
+  if (PEERS) {
+    for (const start of [portkey, litellm]) {
+      try {
+        const t = await start(mocks.url);
+        if (t) {
+          stopAll.push(() => t.child.stop());
+          targets.push(t);
+        }
+      } catch (e) {
+        say(`${start.name} skipped: ${e.message.split("\n")[0]}`);
+      }
+    }
+  }
+
+  const results = {};
+  for (const t of targets) {
+    say(`measuring ${t.name}`);
+    results[t.name] = await measure(t);
+  }
+
+  say("gateway: round trips, distance, a route with no I/O, the bundle");
+  const gwCall = (stream = false) => fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: targets[2].headers, body: stream ? BODIES.stream : BODIES.plain });
+  const chatTrips = await roundTrips(front, () => gwCall());
+  const streamTrips = await roundTrips(front, () => gwCall(true));
+  const balanceTrips = await roundTrips(front, () => fetch(`${gw.url}/v1/balance`, { headers: { authorization: `Bearer ${key.api_key}` } }));
+  await fetch(`${front.url}/__config`, { method: "POST", headers: front.auth, body: JSON.stringify({ delay_ms: 20 }) });
+  const far = await wrk(targets[2], "plain", 1);
+  await fetch(`${front.url}/__config`, { method: "POST", headers: front.auth, body: JSON.stringify({ delay_ms: 0 }) });
+  // One local Upstash round trip, as a client next to it sees it.
+  const pings = [];
+  for (let i = 0; i < 100; i++) {
+    const s0 = performance.now();
+    await (await fetch(front.url, { method: "POST", headers: front.auth, body: '["PING"]' })).text();
+    pings.push(performance.now() - s0);
+  }
+  const upstashRtMs = pings.sort((a, b) => a - b)[50];
+  const noIo = { ...targets[2], url: `${gw.url}/v1/models` };
+  const before = cpuMs([gw.pid]);
+  const { stdout } = await run("wrk", ["-t1", "-c4", `-d${SECONDS}s`, noIo.url]);
+  const noIoCpu = (cpuMs([gw.pid]) - before) / Number(stdout.match(/(\d+) requests in/)?.[1] ?? 1);
+  const gzip = bundleGzip();
+
+  // ---------------------------------------------------------------- the table
+  const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "failed" : x.toFixed(d));
+  const ratio = (x, base) => (x && base ? `${(x / base).toFixed(2)}×` : "-");
+  const floorR = results.floor;
+  const rows = [["target", "c1 req/s", "c1 p50 ms", "c1 p99 ms", "c10 req/s", "c10 p50 ms", "c10 p99 ms", "stream c10 req/s", "stream TTFB ms", "CPU ms/call"]];
+  for (const t of targets) {
+    const r = results[t.name];
+    const cpu = r.plain10.cpuPerCall;
+    rows.push([
+      t.name,
+      `${f(r.plain1.rps, 0)} (${ratio(r.plain1.rps, floorR.plain1.rps)})`,
+      `${f(r.plain1.p50)} (${ratio(r.plain1.p50, floorR.plain1.p50)})`,
+      f(r.plain1.p99),
+      `${f(r.plain10.rps, 0)} (${ratio(r.plain10.rps, floorR.plain10.rps)})`,
+      f(r.plain10.p50),
+      f(r.plain10.p99),
+      `${f(r.stream10.rps, 0)} (${ratio(r.stream10.rps, floorR.stream10.rps)})`,
+      `${f(r.ttfb)} (${ratio(r.ttfb, floorR.ttfb)})`,
+      `${f(cpu, 3)} (${ratio(cpu, floorR.plain10.cpuPerCall)})`,
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const line = (r) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  console.log(`\nAI API Broker bench, ${new Date().toISOString()}, ${os.cpus().length} cores, wrk ${SECONDS} s per run; ratios against the floor (a JS pass-through worker in the same runtime)\n`);
+  console.log(line(rows[0]));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows.slice(1)) console.log(line(r));
+  const g = results.gateway;
+  const pk = results.portkey;
+  const stackCpu = g.plain10.stackCpuPerCall ?? 0;
+  const addedP50 = g.plain1.p50 - floorR.plain1.p50;
+  const upstashRt = (far.p50 - g.plain1.p50) / 20;
+  console.log(`
+gateway, plain c10: worker CPU ${f(g.plain10.cpuPerCall, 3)} ms/call; the Upstash front + redis-server ${f(stackCpu, 3)} ms/call; whole stack ${f(g.plain10.cpuPerCall + stackCpu, 3)} ms/call${pk ? ` (Portkey: ${f(pk.plain10.cpuPerCall, 3)}, ${ratio(g.plain10.cpuPerCall + stackCpu, pk.plain10.cpuPerCall)})` : ""}
+gateway, stream c10: worker CPU ${f(g.stream10.cpuPerCall, 3)} ms/call; a route with no I/O (/v1/models): ${f(noIoCpu, 3)} ms/call
+added p50 over the floor at c1: ${f(addedP50)} ms (plain); stream TTFB over the floor: ${f(g.ttfb - floorR.ttfb)} ms
+Upstash requests per call: chat ${f(chatTrips.blocking, 1)} blocking + ${f(chatTrips.after, 1)} after the response; stream ${f(streamTrips.blocking, 1)} + ${f(streamTrips.after, 1)}; /v1/balance ${f(balanceTrips.blocking, 1)} + ${f(balanceTrips.after, 1)}
+with the Upstash front 20 ms away: c1 p50 ${f(far.p50)} ms vs ${f(g.plain1.p50)} ms: ${f(upstashRt)} blocking round trips of 20 ms
+bundle: ${(gzip / 1024).toFixed(1)} KiB gzip (target ≤ 400 KiB; free plan limit 3072 KiB)
+
+targets (issue 10):
+  worker CPU per metered call ≤ 0.55 ms:         ${f(g.plain10.cpuPerCall, 3)} ms  ${g.plain10.cpuPerCall <= 0.55 ? "met" : "not met"}
+  whole stack CPU below Portkey's:                ${pk ? `${f(g.plain10.cpuPerCall + stackCpu, 3)} vs ${f(pk.plain10.cpuPerCall, 3)} ms  ${g.plain10.cpuPerCall + stackCpu < pk.plain10.cpuPerCall ? "met" : "not met"}` : "Portkey not measured"}
+  c10 throughput ≥ Portkey's:                     ${pk ? `${f(g.plain10.rps, 0)} vs ${f(pk.plain10.rps, 0)} req/s  ${g.plain10.rps >= pk.plain10.rps ? "met" : "not met"}` : "Portkey not measured"}
+  added p50 ≤ one Upstash round trip + 0.5 ms:    ${f(addedP50)} ms vs ${f(upstashRtMs + 0.5)} ms (a local round trip: ${f(upstashRtMs)} ms)  ${addedP50 <= upstashRtMs + 0.5 ? "met" : "not met"}
+  stream TTFB over the floor ≤ 0.6 ms:            ${f(g.ttfb - floorR.ttfb)} ms  ${g.ttfb - floorR.ttfb <= 0.6 ? "met" : "not met"}
+  one blocking Upstash round trip per call:       ${f(chatTrips.blocking, 1)} (chat), ${f(balanceTrips.blocking, 1)} (/v1/balance)
+  bundle ≤ 400 KiB gzip:                          ${(gzip / 1024).toFixed(1)} KiB  ${gzip <= 400 * 1024 ? "met" : "not met"}
+(${((Date.now() - t0) / 1000).toFixed(0)} s in all)`);
+} finally {
+  for (const stop of stopAll.reverse()) {
+    try { await stop(); } catch {}
+  }
+}
+process.exit(0);

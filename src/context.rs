@@ -10,12 +10,30 @@ use broker_core::providers::Endpoint;
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
+
+thread_local! {
+    /// The checked settings of this isolate. An isolate's environment never changes (a new
+    /// deployment or secret starts new isolates), so they are parsed once, not per request.
+    static SETTINGS: RefCell<Option<Rc<Settings>>> = const { RefCell::new(None) };
+}
+
+/// The isolate's settings, parsed from `env` on first use (a bad value is not cached: each
+/// request reports it).
+pub fn settings(env: &Env) -> Result<Rc<Settings>, ApiError> {
+    if let Some(s) = SETTINGS.with(|c| c.borrow().clone()) {
+        return Ok(s);
+    }
+    let s = Rc::new(settings_from(&|name| read_var(env, name))?);
+    SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
+    Ok(s)
+}
 use worker::{Context, Env};
 
 pub struct Ctx {
     env: Env,
     wait: Context,
-    settings: Settings,
+    settings: Rc<Settings>,
     request_id: String,
     now_ms: u64,
     client_ip: String,
@@ -38,7 +56,7 @@ pub fn random_hex(n: usize) -> Result<String, ApiError> {
 
 impl Ctx {
     pub fn new(env: Env, wait: Context, request_id: String, client_ip: String, redactor: Redactor, now_ms: u64) -> Result<Ctx, ApiError> {
-        let settings = settings_from(&|name| read_var(&env, name))?;
+        let settings = settings(&env)?;
         Ok(Ctx { env, wait, settings, request_id, now_ms, client_ip, redactor, facts: RefCell::new(Map::new()) })
     }
 

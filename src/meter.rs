@@ -264,12 +264,23 @@ impl Body {
     }
 }
 
-async fn next_chunk(body: &mut Body, wait_ms: u64) -> Next {
+/// One timer for many chunks: a timer per chunk costs the runtime a `setTimeout`, a closure and a
+/// `clearTimeout` each time; this one is only set again when it fires early.
+struct Timer {
+    delay: std::pin::Pin<Box<Delay>>,
+    fires_at: u64,
+}
+
+impl Timer {
+    fn at(when_ms: u64) -> Timer {
+        Timer { delay: Box::pin(Delay::from(Duration::from_millis(when_ms.saturating_sub(now_ms())))), fires_at: when_ms }
+    }
+}
+
+async fn next_chunk(body: &mut Body, timer: &mut Timer) -> Next {
     let read = body.next();
-    let timer = Delay::from(Duration::from_millis(wait_ms));
     futures_util::pin_mut!(read);
-    futures_util::pin_mut!(timer);
-    match select(read, timer).await {
+    match select(read, timer.delay.as_mut()).await {
         Either::Left((Some(Ok(bytes)), _)) => Next::Chunk(bytes),
         Either::Left((Some(Err(e)), _)) => Next::Broken(e),
         Either::Left((None, _)) => Next::End,
@@ -323,43 +334,55 @@ impl Call {
         let mut client_note: Option<&str> = None;
         let end = match Body::of(&mut response) {
             None => End::Complete,
-            Some(mut body) => loop {
-                let client_left = match &client {
-                    Some(c) => c.tx.is_closed(),
-                    None => answer.as_ref().is_none_or(|a| a.is_canceled()),
-                };
-                if client_left && gone_at.is_none() {
-                    gone_at = Some(now_ms());
-                    client_note.get_or_insert("the client left before the end; the call was metered without it");
-                }
-                let wait = match gone_at {
-                    None => idle_ms,
-                    Some(t) => match deadline_ms.checked_sub(now_ms().saturating_sub(t)) {
-                        Some(left) if left > 0 => left.min(idle_ms),
-                        _ => break End::ClientGoneDeadline,
-                    },
-                };
-                match next_chunk(&mut body, wait).await {
-                    Next::Chunk(bytes) => {
-                        let out = meter.push(&bytes);
-                        if let (Some(head), false) = (&streaming, out.is_empty()) {
-                            if client.is_none() && gone_at.is_none() {
-                                client = open_stream(&mut answer, head, upstream_ms);
-                            }
-                            if let Some(c) = &client {
-                                if !c.send(out, deadline_ms).await && gone_at.is_none() {
-                                    gone_at = Some(now_ms());
-                                    client_note = Some("the client stopped reading; the answer was metered without it");
+            Some(mut body) => {
+                let mut last_byte_at = now_ms();
+                let mut timer = Timer::at(last_byte_at + idle_ms);
+                loop {
+                    let client_left = match &client {
+                        Some(c) => c.tx.is_closed(),
+                        None => answer.as_ref().is_none_or(|a| a.is_canceled()),
+                    };
+                    if client_left && gone_at.is_none() {
+                        gone_at = Some(now_ms());
+                        client_note.get_or_insert("the client left before the end; the call was metered without it");
+                    }
+                    // The call ends at the first of: silence for idle_ms, the client-gone deadline.
+                    let idle_end = last_byte_at + idle_ms;
+                    let gone_end = gone_at.map(|t| t + deadline_ms);
+                    let due = gone_end.map_or(idle_end, |g| g.min(idle_end));
+                    if timer.fires_at > due {
+                        timer = Timer::at(due);
+                    }
+                    match next_chunk(&mut body, &mut timer).await {
+                        Next::Chunk(bytes) => {
+                            last_byte_at = now_ms();
+                            let out = meter.push(&bytes);
+                            if let (Some(head), false) = (&streaming, out.is_empty()) {
+                                if client.is_none() && gone_at.is_none() {
+                                    client = open_stream(&mut answer, head, upstream_ms);
+                                }
+                                if let Some(c) = &client {
+                                    if !c.send(out, deadline_ms).await && gone_at.is_none() {
+                                        gone_at = Some(now_ms());
+                                        client_note = Some("the client stopped reading; the answer was metered without it");
+                                    }
                                 }
                             }
                         }
+                        Next::End => break End::Complete,
+                        Next::Broken(how) => break End::Broken(how),
+                        Next::Timeout => {
+                            let now = now_ms();
+                            match gone_end {
+                                Some(g) if now >= g => break End::ClientGoneDeadline,
+                                _ if now >= last_byte_at + idle_ms => break End::IdleTimeout,
+                                // Bytes came since the timer was set: wait for the rest of the window.
+                                _ => timer = Timer::at(due.max(now + 1)),
+                            }
+                        }
                     }
-                    Next::End => break End::Complete,
-                    Next::Broken(how) => break End::Broken(how),
-                    Next::Timeout if gone_at.is_some() && wait < idle_ms => break End::ClientGoneDeadline,
-                    Next::Timeout => break End::IdleTimeout,
                 }
-            },
+            }
         };
         if matches!(end, End::IdleTimeout | End::ClientGoneDeadline) {
             cancel.abort();

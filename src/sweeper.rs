@@ -7,7 +7,7 @@ use crate::context::read_var;
 use crate::fields;
 use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
-use broker_core::config::{settings_from, Secret};
+use broker_core::config::Secret;
 use broker_core::error::ApiError;
 use broker_core::metering::Settlement;
 use broker_core::scripts::SettleReply;
@@ -18,7 +18,7 @@ use worker::Env;
 const BATCH: usize = 200;
 
 pub async fn sweep(env: &Env, log: &Redactor, now_ms: u64) -> Result<usize, ApiError> {
-    let settings = settings_from(&|name| read_var(env, name))?;
+    let settings = crate::context::settings(env)?;
     let secret = |n: &str| {
         let v = read_var(env, n).ok_or_else(|| broker_core::config::misconfigured(n, "is not set"))?;
         log.add(&v);
