@@ -254,7 +254,7 @@ async fn key_op(ctx: &Ctx, op: &str, id: &str) -> HandlerResult {
         )),
         KeyOpReply::Missing => Err(ApiError::not_found("no such API key")),
         KeyOpReply::Revoked => Err(ApiError::invalid("a revoked key cannot be rotated")),
-        KeyOpReply::Exists => Err(ApiError::internal("key collision; retry")),
+        KeyOpReply::Exists | KeyOpReply::OtherSubscription => Err(ApiError::internal("key collision; retry")),
     }
 }
 
@@ -275,7 +275,7 @@ async fn stats(ctx: &Ctx, req: &Request) -> HandlerResult {
     let days = broker_core::stats::days(&from, &to)?;
     let (calls, payments) = ctx.store()?.stats_rollups(&days, key.as_deref()).await?;
     let upc = broker_core::money::Decimal::parse(&ctx.settings().usd_per_credit).map_err(ApiError::invalid)?;
-    let mut report = broker_core::stats::report(&days, &calls, &payments, &upc, key.as_deref());
+    let mut report = broker_core::stats::report(&days, &calls, &payments, &upc, key.as_deref(), broker_core::stats::View::Admin);
     report["usd_per_credit"] = json!(ctx.settings().usd_per_credit);
     Ok(json(200, &report, &[]))
 }

@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod chat;
+mod checkout;
 mod context;
 mod fetch;
 mod http;

@@ -3,7 +3,7 @@
 
 use crate::context::Ctx;
 use crate::http::HandlerResult;
-use crate::{account, admin, chat, webhooks};
+use crate::{account, admin, chat, checkout, webhooks};
 use broker_core::chat::Route;
 use broker_core::error::{ApiError, ErrorKind, ErrorShape};
 use worker::{Method, Request};
@@ -55,6 +55,26 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         ["v1", "usage"] => {
             allow(Method::Get)?;
             account::usage(ctx, &req).await
+        }
+        ["v1", "usage", "daily"] => {
+            allow(Method::Get)?;
+            checkout::daily(ctx, req).await
+        }
+        ["v1", "plans"] => {
+            allow(Method::Get)?;
+            Ok(checkout::plans(ctx))
+        }
+        ["v1", "checkout"] => {
+            allow(Method::Post)?;
+            checkout::checkout(ctx, req).await
+        }
+        ["v1", "billing-portal"] => {
+            allow(Method::Post)?;
+            checkout::billing_portal(ctx, req).await
+        }
+        ["v1", "keys", "rotate"] => {
+            allow(Method::Post)?;
+            checkout::rotate(ctx, req).await
         }
         ["webhooks", "stripe"] => {
             allow(Method::Post)?;

@@ -12,8 +12,9 @@ use broker_core::money::credits_json;
 use broker_core::paypal::{self, PaypalAction};
 use broker_core::product::UpstreamRequest;
 use broker_core::redis_keys as rk;
-use broker_core::scripts::{ledger_fragment, ClawbackReply, CreditReply};
-use broker_core::store::{Clawback, Credit, Store};
+use broker_core::scripts::{ledger_fragment, ClawbackReply, CreditReply, KeyOpReply};
+use broker_core::store::{Clawback, Credit, KeyOp, Store};
+use broker_core::stripe_billing::{self, SubscriptionAction};
 use broker_core::stripe::{self, KeyRef, StripeAction};
 use serde_json::{json, Value};
 use crate::fields;
@@ -98,7 +99,13 @@ async fn refund(ctx: &Ctx, event_id: &str, payment_intent: &str, paid_cents: u64
 /// Runs the credit script; every outcome except an outage is an acknowledgement (200), so the
 /// provider stops retrying what can never succeed.
 async fn credit(ctx: &Ctx, c: Credit, source: &str, event_id: &str) -> HandlerResult {
-    match ctx.store()?.credit(&c).await? {
+    let reply = ctx.store()?.credit(&c).await?;
+    credited(ctx, reply, &c, source, event_id).await
+}
+
+/// The answer to a credit script's reply.
+async fn credited(ctx: &Ctx, reply: CreditReply, c: &Credit, source: &str, event_id: &str) -> HandlerResult {
+    match reply {
         CreditReply::Credited { key_id, balance_mc, early_refund_mc } => {
             outcome(ctx, source, event_id, "credited", fields! {"key_id" => key_id, "credits_added" => credits_json(c.amount_mc), "credits_taken_back" => credits_json(early_refund_mc), "credits_after" => credits_json(balance_mc)});
             ack(json!({ "credited": true, "key_id": key_id, "credits_added": credits_json(c.amount_mc), "credits_taken_back": credits_json(early_refund_mc) }))
@@ -139,6 +146,10 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
         )));
     }
     let event: Value = serde_json::from_slice(&body).map_err(|_| ApiError::invalid("signed body is not JSON"))?;
+    let (event_id, ty) = (event.get("id").and_then(Value::as_str).unwrap_or(""), event.get("type").and_then(Value::as_str).unwrap_or(""));
+    if let Some(action) = event.pointer("/data/object").and_then(|o| stripe_billing::interpret(event_id, ty, o, &ctx.settings().rate)) {
+        return subscription(ctx, action).await;
+    }
     match stripe::interpret(&event, &ctx.settings().rate) {
         StripeAction::Ignore { event_id, reason } => {
             outcome(ctx, "stripe", &event_id, "ignored", fields! {"reason" => reason});
@@ -166,6 +177,59 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
                 dedupe: vec![rk::stripe_event(&event_id), rk::stripe_session(&session_id)],
             };
             credit(ctx, c, "stripe", &event_id).await
+        }
+    }
+}
+
+/// Subscription events: a paid invoice credits its allowance once and moves the key to the plan;
+/// the end of the subscription returns it to `DEFAULT_PLAN`; a failed payment changes nothing.
+async fn subscription(ctx: &Ctx, action: SubscriptionAction) -> HandlerResult {
+    let store = ctx.store()?;
+    match action {
+        SubscriptionAction::Ignore { event_id, reason } => {
+            outcome(ctx, "stripe", &event_id, "ignored", fields! {"reason" => reason});
+            ack(json!({ "credited": false, "reason": reason }))
+        }
+        SubscriptionAction::Started { event_id, key_id, customer, subscription_id } => {
+            let op = KeyOp::Subscribe { key_id: &key_id, plan: "", subscription_id: &subscription_id, customer: &customer };
+            let reply = store.key_op(&op, ctx.now_ms()).await?;
+            outcome(ctx, "stripe", &event_id, "subscription_started", fields! {"key_id" => key_id, "subscription" => subscription_id, "reply" => format!("{reply:?}")});
+            ack(json!({ "credited": false, "subscription": subscription_id }))
+        }
+        SubscriptionAction::Ended { event_id, subscription_id, key_id } => {
+            let plan = ctx.settings().default_plan.clone();
+            let reply = store.key_op(&KeyOp::Unsubscribe { key_id: &key_id, plan: &plan, subscription_id: &subscription_id }, ctx.now_ms()).await?;
+            let ended = reply == KeyOpReply::Ok;
+            outcome(ctx, "stripe", &event_id, if ended { "subscription_ended" } else { "ignored" }, fields! {"key_id" => key_id, "plan" => plan, "reply" => format!("{reply:?}")});
+            ack(json!({ "credited": false, "plan": if ended { json!(plan) } else { Value::Null } }))
+        }
+        SubscriptionAction::InvoicePaid { event_id, invoice_id, subscription_id, key_id, plan, amount_mc, paid_cents, payment_intent } => {
+            let fragment = ledger_fragment(&[
+                ("source", json!("stripe")),
+                ("ref", json!(event_id)),
+                ("invoice", json!(invoice_id)),
+                ("subscription", json!(subscription_id)),
+                ("plan", json!(plan)),
+                ("amount_paid_cents", json!(paid_cents)),
+            ]);
+            let c = Credit {
+                target: format!("id:{key_id}"),
+                amount_mc,
+                now_ms: ctx.now_ms(),
+                kind: "topup",
+                fragment,
+                retention: ctx.settings().retention(),
+                payment: payment_intent.map(|pi| (rk::stripe_payment(&pi), rk::stripe_early_refund(&pi))),
+                dedupe: vec![rk::stripe_event(&event_id), rk::stripe_invoice(&invoice_id)],
+            };
+            let reply = store.credit(&c).await?;
+            if matches!(reply, CreditReply::Credited { .. }) {
+                // The month's allowance came: the key is on the plan's rate limits.
+                let rate_plan = plan.as_deref().and_then(|p| ctx.settings().subscription_plans.iter().find(|sp| sp.name == p)).map(|p| p.rate_plan.clone());
+                let op = KeyOp::Subscribe { key_id: &key_id, plan: rate_plan.as_deref().unwrap_or(""), subscription_id: &subscription_id, customer: "" };
+                store.key_op(&op, ctx.now_ms()).await?;
+            }
+            credited(ctx, reply, &c, "stripe", &event_id).await
         }
     }
 }

@@ -837,3 +837,33 @@ test("request log is a ring buffer of the last 1000 requests", async () => {
   const seen = new Set(log.map((r) => Number(new URLSearchParams(r.query).get("i"))));
   assert.equal(seen.size, 1000);
 });
+
+test("stripe: the official stripe library creates Checkout and Billing Portal sessions on the mock", async () => {
+  const { default: Stripe } = await import("stripe");
+  const port = Number(new URL(mock.url).port);
+  const api = new Stripe(K.stripeKey, { host: "127.0.0.1", port, protocol: "http", maxNetworkRetries: 0 });
+  const pack = await api.checkout.sessions.create({
+    mode: "payment", success_url: "https://a.example/ok", cancel_url: "https://a.example/no", client_reference_id: "key_0123456789abcdef",
+    line_items: [{ quantity: 1, price_data: { currency: "usd", unit_amount: 2500, product_data: { name: "2500 credits" } } }],
+    metadata: { key_id: "key_0123456789abcdef", credits: "2500" },
+  }, { idempotencyKey: "lib-1" });
+  assert.match(pack.id, /^cs_test_/);
+  assert.equal(pack.object, "checkout.session");
+  assert.equal(pack.amount_total, 2500);
+  assert.equal(pack.metadata.credits, "2500");
+  assert.equal(pack.payment_status, "unpaid");
+  const again = await api.checkout.sessions.create({
+    mode: "payment", success_url: "https://a.example/ok", cancel_url: "https://a.example/no", client_reference_id: "key_0123456789abcdef",
+    line_items: [{ quantity: 1, price_data: { currency: "usd", unit_amount: 2500, product_data: { name: "2500 credits" } } }],
+    metadata: { key_id: "key_0123456789abcdef", credits: "2500" },
+  }, { idempotencyKey: "lib-1" });
+  assert.equal(again.id, pack.id, "an idempotent retry answers the first session");
+  const sub = await api.checkout.sessions.create({ mode: "subscription", success_url: "https://a.example/ok", line_items: [{ price: "price_pro_4900", quantity: 1 }] });
+  assert.equal(sub.amount_total, 4900);
+  const portal = await api.billingPortal.sessions.create({ customer: "cus_1", return_url: "https://a.example/" });
+  assert.equal(portal.object, "billing_portal.session");
+  // Stripe's errors reach the library as its own error types.
+  await assert.rejects(api.checkout.sessions.create({ success_url: "https://a.example/ok" }), (e) => e.type === "StripeInvalidRequestError" && e.param === "mode");
+  const wrong = new Stripe("sk_test_wrong_key_0000", { host: "127.0.0.1", port, protocol: "http", maxNetworkRetries: 0 });
+  await assert.rejects(wrong.checkout.sessions.create({ mode: "payment" }), (e) => e.type === "StripeAuthenticationError");
+});

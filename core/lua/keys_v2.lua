@@ -1,8 +1,12 @@
--- keys_v2: create, rotate and revoke API keys atomically. Decoded by scripts::KeyOpReply::decode.
+-- keys_v2: create, rotate and revoke API keys, and move them between plans with their Stripe
+-- subscription, atomically. Arguments owned by broker_core::store::KeyOp::argv; decoded by
+-- scripts::KeyOpReply::decode.
 --
--- ARGV: 1 op (create|rotate|revoke), 2 key id, 3 now_ms, then
+-- ARGV: 1 op (create|rotate|revoke|subscribe|unsubscribe), 2 key id, 3 now_ms, then
 --   create: 4 key hash, 5 name, 6 plan, 7 initial credits (mc), 8 ledger JSON fragment, 9 ledger keep
 --   rotate: 4 new key hash
+--   subscribe: 4 plan ('' = keep), 5 subscription id, 6 Stripe customer ('' = keep)
+--   unsubscribe: 4 the plan to return to, 5 subscription id (only that subscription ends)
 local op, id, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local kkey = 'abk:key:' .. id
 if op == 'create' then
@@ -31,6 +35,19 @@ if op == 'rotate' then
   local old = redis.call('HGET', kkey, 'key_hash')
   if old then redis.call('SET', 'abk:keyhash:' .. old, 'retired:' .. id) end
   redis.call('HSET', kkey, 'key_hash', ARGV[4], 'rotated_ms', now)
+  return {'ok'}
+end
+if op == 'subscribe' then
+  redis.call('HSET', kkey, 'subscription', ARGV[5])
+  if ARGV[4] ~= '' then redis.call('HSET', kkey, 'plan', ARGV[4]) end
+  if ARGV[6] ~= '' then redis.call('HSET', kkey, 'stripe_customer', ARGV[6]) end
+  return {'ok'}
+end
+if op == 'unsubscribe' then
+  -- A late deletion of an older subscription must not end the current one.
+  if redis.call('HGET', kkey, 'subscription') ~= ARGV[5] then return {'other'} end
+  redis.call('HSET', kkey, 'plan', ARGV[4])
+  redis.call('HDEL', kkey, 'subscription')
   return {'ok'}
 end
 return {'bad_op'}

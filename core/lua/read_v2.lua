@@ -19,13 +19,13 @@ local id = key_id_of(target)
 if not id then return unknown('unknown') end
 local kkey = 'abk:key:' .. id
 local f = redis.call('HMGET', kkey, 'status', 'plan', 'balance', 'name', 'created_ms', 'last_used_ms',
-  'charged_total', 'rotated_ms', 'revoked_ms', 'held', 'ledger_carried')
+  'charged_total', 'rotated_ms', 'revoked_ms', 'held', 'ledger_carried', 'stripe_customer', 'subscription')
 if not f[1] then return unknown('unknown') end
 if f[1] ~= 'active' and string.sub(target, 1, 5) == 'hash:' then return unknown(f[1]) end
 local lkey = 'abk:ledger:' .. id
 local len = redis.call('LLEN', lkey)
 local out = {'ok', id, f[1], f[2] or '', f[3] or '0', f[4] or '', f[5] or '', f[6] or '', f[7] or '0',
-  f[8] or '', f[9] or '', len, f[10] or '0', f[11] or '0'}
+  f[8] or '', f[9] or '', len, f[10] or '0', f[11] or '0', f[12] or '', f[13] or ''}
 if count > 0 then
   local entries = redis.call('LRANGE', lkey, offset, offset + count - 1)
   for i = 1, #entries do out[#out + 1] = entries[i] end

@@ -156,6 +156,12 @@ pub struct Settings {
     pub paypal_base_url: String,
     /// Browser origins allowed on the customer routes (empty: none).
     pub cors_origins: crate::cors::CorsOrigins,
+    /// Stripe's API (Checkout, Billing Portal).
+    pub stripe_base_url: String,
+    /// Subscription plans sold through Checkout.
+    pub subscription_plans: Vec<crate::stripe_billing::Plan>,
+    /// The smallest and largest credit pack sold through Checkout.
+    pub pack_bounds: crate::stripe_billing::PackBounds,
 }
 
 impl Settings {
@@ -211,6 +217,12 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         }
     };
     let admin_failure_limit = RateLimit::parse(&var_or(get, "ADMIN_FAILURE_LIMIT", "10/900")).map_err(|e| misconfigured("ADMIN_FAILURE_LIMIT", e))?;
+    let subscription_plans = crate::stripe_billing::parse_plans(&var_or(get, "SUBSCRIPTION_PLANS", "")).map_err(|e| misconfigured("SUBSCRIPTION_PLANS", e))?;
+    if let Some(p) = subscription_plans.iter().find(|p| !limits.has_plan(&p.rate_plan)) {
+        return Err(misconfigured("SUBSCRIPTION_PLANS", format!("plan `{}` gives keys the rate plan `{}`, which RATE_LIMITS does not have", p.name, p.rate_plan)));
+    }
+    let cents = |name: &str, default: &str| crate::paypal::usd_cents(&var_or(get, name, default)).ok_or_else(|| misconfigured(name, "must be a USD amount"));
+    let pack_bounds = crate::stripe_billing::PackBounds { min_cents: cents("CHECKOUT_MIN_USD", "1")?, max_cents: cents("CHECKOUT_MAX_USD", "1000")? };
     let mut base_urls = Vec::new();
     for p in Provider::ALL {
         base_urls.push((p, url(get, p.base_url_var(), p.default_base_url())?));
@@ -234,6 +246,9 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         base_urls,
         paypal_base_url: url(get, "PAYPAL_BASE_URL", "https://api-m.paypal.com")?,
         cors_origins: crate::cors::CorsOrigins::parse(&var_or(get, "CORS_ORIGINS", "")).map_err(|e| misconfigured("CORS_ORIGINS", e))?,
+        stripe_base_url: url(get, "STRIPE_BASE_URL", "https://api.stripe.com")?,
+        subscription_plans,
+        pack_bounds,
     })
 }
 
@@ -268,6 +283,8 @@ mod tests {
             ("DEFAULT_PLAN", "gold"),
             ("LEDGER_KEEP", "0"),
             ("OPENAI_BASE_URL", "api.openai.com"),
+            ("SUBSCRIPTION_PLANS", "pro-monthly:price_1:2000:gold"),
+            ("CHECKOUT_MAX_USD", "lots"),
         ] {
             let e = settings_from(&only(name, value)).unwrap_err();
             assert!(e.message.contains(name), "{name}: {}", e.message);

@@ -35,4 +35,5 @@ pub mod sse;
 pub mod stats;
 pub mod store;
 pub mod stripe;
+pub mod stripe_billing;
 pub mod usage;

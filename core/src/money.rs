@@ -75,6 +75,14 @@ impl CreditRate {
         i64::try_from(mc).unwrap_or(i64::MAX)
     }
 
+    /// US cents that buy `mc` millicredits (rounded up: a pack is never sold below its price).
+    pub fn cents_for_millicredits(&self, mc: i64) -> u64 {
+        // cents = mc / 1000 × u.num / u.den × 100
+        let num = (mc.max(0) as u128).saturating_mul(self.usd_per_credit.num).saturating_mul(100);
+        let den = (MILLI_PER_CREDIT as u128).saturating_mul(self.usd_per_credit.den);
+        u64::try_from(num.div_ceil(den)).unwrap_or(u64::MAX)
+    }
+
     /// Millicredits bought by a payment of `cents` US cents (rounded down: never over-credit).
     pub fn millicredits_for_usd_cents(&self, cents: u64) -> i64 {
         // credits = usd / usd_per_credit = cents/100 × u.den / u.num
@@ -161,6 +169,14 @@ mod tests {
         assert_eq!(r.millicredits_for_usd_cents(2000), 2_000_000); // $20 → 2000 credits
         let odd = CreditRate::new(Decimal::parse("1.8").unwrap(), Decimal::parse("0.03").unwrap()).unwrap();
         assert_eq!(odd.millicredits_for_usd_cents(100), 33_333);
+    }
+
+    #[test]
+    fn packs_are_priced_up_and_credited_down() {
+        let r = CreditRate::default_rate();
+        assert_eq!(r.cents_for_millicredits(2_000_000), 2000); // 2000 credits = $20
+        assert_eq!(r.cents_for_millicredits(1), 1, "a fraction of a cent costs a cent");
+        assert_eq!(r.millicredits_for_usd_cents(r.cents_for_millicredits(12_345_000)), 12_345_000);
     }
 
     #[test]

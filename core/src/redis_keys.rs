@@ -13,6 +13,7 @@
 //! | `abk:swept:<request id>` | string | a call the sweeper charged (30 days): a late settlement corrects it |
 //! | `abk:dedupe:stripe:event:<id>` | string | a Stripe event already handled (90 days) |
 //! | `abk:dedupe:stripe:session:<id>` | string | a checkout session already credited |
+//! | `abk:dedupe:stripe:invoice:<id>` | string | a subscription invoice already credited |
 //! | `abk:dedupe:stripe:pi:<id>` | string | a payment intent credited: `<key id>|<mc>`; `…:clawed` the share refunded |
 //! | `abk:refund:stripe:pi:<id>` | string | a refund that came before its purchase: `<refunded cents>|<paid cents>` |
 //! | `abk:dedupe:paypal:event:<id>`, `…:capture:<id>` | string | PayPal events and captures credited |
@@ -44,6 +45,9 @@ pub fn stripe_event(event_id: &str) -> String {
 }
 pub fn stripe_session(session_id: &str) -> String {
     format!("abk:dedupe:stripe:session:{session_id}")
+}
+pub fn stripe_invoice(invoice_id: &str) -> String {
+    format!("abk:dedupe:stripe:invoice:{invoice_id}")
 }
 pub fn stripe_payment(payment_intent: &str) -> String {
     format!("abk:dedupe:stripe:pi:{payment_intent}")

@@ -165,6 +165,8 @@ pub enum KeyOpReply {
     Exists,
     Missing,
     Revoked,
+    /// `unsubscribe` of a subscription that is not the key's current one: nothing changed.
+    OtherSubscription,
 }
 
 impl KeyOpReply {
@@ -174,6 +176,7 @@ impl KeyOpReply {
             Some("exists") => Ok(KeyOpReply::Exists),
             Some("missing") => Ok(KeyOpReply::Missing),
             Some("revoked") => Ok(KeyOpReply::Revoked),
+            Some("other") => Ok(KeyOpReply::OtherSubscription),
             _ => Err(bad_reply(KEYS.name, v)),
         }
     }
@@ -196,6 +199,9 @@ pub struct KeyView {
     pub held_mc: i64,
     /// The sum of ledger entries no longer kept.
     pub carried_mc: i64,
+    /// The Stripe customer and subscription of a subscribed key (empty: none).
+    pub stripe_customer: String,
+    pub subscription: String,
     pub name: String,
     pub created_ms: Option<i64>,
     pub last_used_ms: Option<i64>,
@@ -232,7 +238,7 @@ impl ReadReply {
 impl KeyView {
     fn decode(v: &Value) -> Option<KeyView> {
         let opt = |i| int(v, i);
-        let entries = v.as_array()?.iter().skip(14).filter_map(|e| e.as_str().map(str::to_string)).collect();
+        let entries = v.as_array()?.iter().skip(16).filter_map(|e| e.as_str().map(str::to_string)).collect();
         Some(KeyView {
             key_id: text(v, 1)?,
             status: text(v, 2)?,
@@ -247,6 +253,8 @@ impl KeyView {
             ledger_len: opt(11).unwrap_or(0),
             held_mc: opt(12).unwrap_or(0),
             carried_mc: opt(13).unwrap_or(0),
+            stripe_customer: text(v, 14).unwrap_or_default(),
+            subscription: text(v, 15).unwrap_or_default(),
             entries,
         })
     }
@@ -312,10 +320,11 @@ mod tests {
 
     #[test]
     fn key_view_decodes_with_entries() {
-        let v = json!(["ok", "key_1", "active", "free", "1500", "demo", "10", "", "0", "", "", 2, "300", "-5", "{\"amount\":1}", "{\"amount\":2}"]);
+        let v = json!(["ok", "key_1", "active", "free", "1500", "demo", "10", "", "0", "", "", 2, "300", "-5", "cus_1", "", "{\"amount\":1}", "{\"amount\":2}"]);
         let ReadReply::Found(k) = ReadReply::decode(&v).unwrap() else { panic!("not found") };
         assert_eq!((k.balance_mc, k.held_mc, k.carried_mc), (1500, 300, -5));
         assert_eq!(k.last_used_ms, None);
+        assert_eq!((k.stripe_customer.as_str(), k.subscription.as_str()), ("cus_1", ""));
         assert_eq!(k.entries.len(), 2);
         assert_eq!(
             ReadReply::decode(&json!(["unknown", "revoked", 1, 5000])).unwrap(),

@@ -99,7 +99,10 @@ impl Line {
         }
     }
 
-    fn to_json(self, usd_per_credit: &Decimal) -> Value {
+    fn to_json(self, usd_per_credit: &Decimal, view: View) -> Value {
+        if view == View::Customer {
+            return json!({ "calls": self.calls, "units": self.units, "credits_charged": credits_json(self.charged_mc), "charged_mc": self.charged_mc });
+        }
         let revenue = revenue_micro(self.charged_mc, usd_per_credit);
         json!({
             "calls": self.calls,
@@ -116,9 +119,17 @@ impl Line {
     }
 }
 
+/// Who reads a report: an admin sees provider costs, revenue, margins and payments; a customer
+/// only its own calls, units and credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Admin,
+    Customer,
+}
+
 /// The report for `days`, given each day's call rollup and payments rollup (`HGETALL` replies,
 /// in the order of `days`).
-pub fn report(days: &[String], calls: &[Value], payments: &[Value], usd_per_credit: &Decimal, key_id: Option<&str>) -> Value {
+pub fn report(days: &[String], calls: &[Value], payments: &[Value], usd_per_credit: &Decimal, key_id: Option<&str>, view: View) -> Value {
     let mut total = Line::default();
     let mut out = Vec::new();
     for (i, day) in days.iter().enumerate() {
@@ -133,7 +144,7 @@ pub fn report(days: &[String], calls: &[Value], payments: &[Value], usd_per_cred
             .iter()
             .map(|(m, l)| {
                 day_total.plus(l);
-                let mut v = l.to_json(usd_per_credit);
+                let mut v = l.to_json(usd_per_credit, view);
                 v["model"] = json!(m);
                 v
             })
@@ -148,17 +159,21 @@ pub fn report(days: &[String], calls: &[Value], payments: &[Value], usd_per_cred
                 money.insert(kind.to_string(), json!({ "count": count, "credits": credits_json(mc), "mc": mc, "usd": usd(revenue_micro(mc, usd_per_credit)) }));
             }
         }
-        if rows.is_empty() && money.is_empty() {
+        if rows.is_empty() && (money.is_empty() || view == View::Customer) {
             continue;
         }
-        out.push(json!({ "day": day, "models": rows, "totals": day_total.to_json(usd_per_credit), "payments": money }));
+        let mut d = json!({ "day": day, "models": rows, "totals": day_total.to_json(usd_per_credit, view) });
+        if view == View::Admin {
+            d["payments"] = Value::Object(money);
+        }
+        out.push(d);
     }
     json!({
         "from": days.first(),
         "to": days.last(),
         "key_id": key_id,
         "days": out,
-        "totals": total.to_json(usd_per_credit),
+        "totals": total.to_json(usd_per_credit, view),
     })
 }
 
@@ -184,7 +199,7 @@ mod tests {
             json!(["anthropic/claude-haiku-4-5:calls", "1", "anthropic/claude-haiku-4-5:charged_mc", "500", "anthropic/claude-haiku-4-5:cost_micro", "2000", "anthropic/claude-haiku-4-5:corrected_mc", "40"]),
         ];
         let payments = [Value::Null, json!(["topup:count", "1", "topup:mc", "2000000", "refund:count", "1", "refund:mc", "-500000"])];
-        let r = report(&d, &calls, &payments, &upc, None);
+        let r = report(&d, &calls, &payments, &upc, None, View::Admin);
         assert_eq!(r["totals"]["calls"], 3);
         assert_eq!(r["totals"]["charged_mc"], 506);
         assert_eq!(r["totals"]["revenue_usd_micro"], 5060, "506 mc = 0.506 credits = $0.00506");
@@ -193,5 +208,9 @@ mod tests {
         assert_eq!(r["days"][1]["payments"]["topup"]["usd"], json!(20.0));
         assert_eq!(r["days"][1]["payments"]["refund"]["credits"], json!(-500));
         assert_eq!(r["days"][1]["totals"]["corrections_mc"], 40);
+        let mine = report(&d, &calls, &payments, &upc, Some("key_1"), View::Customer).to_string();
+        for secret in ["cost", "revenue", "margin", "payments", "topup"] {
+            assert!(!mine.contains(secret), "a customer does not see `{secret}`: {mine}");
+        }
     }
 }

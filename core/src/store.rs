@@ -108,6 +108,11 @@ pub enum KeyOp<'a> {
     Create { key_id: &'a str, key_hash: String, name: &'a str, plan: &'a str, initial_mc: i64, fragment: String, keep: u64 },
     Rotate { key_id: &'a str, new_hash: String },
     Revoke { key_id: &'a str },
+    /// The key remembers its subscription (and Stripe customer: `""` keeps it) and moves to its
+    /// rate plan (`""` keeps the plan).
+    Subscribe { key_id: &'a str, plan: &'a str, subscription_id: &'a str, customer: &'a str },
+    /// The key returns to `plan`, if `subscription_id` is still its subscription.
+    Unsubscribe { key_id: &'a str, plan: &'a str, subscription_id: &'a str },
 }
 
 impl KeyOp<'_> {
@@ -126,6 +131,10 @@ impl KeyOp<'_> {
             ],
             KeyOp::Rotate { key_id, new_hash } => vec!["rotate".into(), key_id.to_string(), now_ms.to_string(), new_hash.clone()],
             KeyOp::Revoke { key_id } => vec!["revoke".into(), key_id.to_string(), now_ms.to_string()],
+            KeyOp::Subscribe { key_id, plan, subscription_id, customer } => {
+                vec!["subscribe".into(), key_id.to_string(), now_ms.to_string(), plan.to_string(), subscription_id.to_string(), customer.to_string()]
+            }
+            KeyOp::Unsubscribe { key_id, plan, subscription_id } => vec!["unsubscribe".into(), key_id.to_string(), now_ms.to_string(), plan.to_string(), subscription_id.to_string()],
         }
     }
 }

@@ -378,7 +378,7 @@ fn the_analytics_agree_with_the_ledger() {
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
     let upc = broker_core::money::Decimal::parse("0.01").unwrap();
     let (calls, payments) = block(r.stats_rollups(&days, Some(&id))).unwrap();
-    let report = broker_core::stats::report(&days, &calls, &payments, &upc, Some(&id));
+    let report = broker_core::stats::report(&days, &calls, &payments, &upc, Some(&id), broker_core::stats::View::Admin);
     let es = entries(&r, &id);
     let charged: i64 = -es.iter().filter(|e| e["type"] == "call" || e["type"] == "correction").map(|e| e["amount"].as_i64().unwrap()).sum::<i64>();
     let units: u64 = es.iter().filter_map(|e| e["units"]["usage"].as_object()).map(|u| u.values().filter_map(Value::as_u64).sum::<u64>()).sum();
@@ -394,5 +394,22 @@ fn the_analytics_agree_with_the_ledger() {
     assert_eq!(pay["refund"]["mc"], -100_000);
     // The all-keys rollup counts the same calls.
     let (all, _) = block(r.stats_rollups(&days, None)).unwrap();
-    assert_eq!(broker_core::stats::report(&days, &all, &payments, &upc, None)["totals"]["charged_mc"].as_i64().unwrap(), charged);
+    assert_eq!(broker_core::stats::report(&days, &all, &payments, &upc, None, broker_core::stats::View::Admin)["totals"]["charged_mc"].as_i64().unwrap(), charged);
+}
+
+#[test]
+fn a_subscription_moves_a_key_between_plans_and_only_its_own_end_returns_it() {
+    let r = start();
+    let (id, _) = create_key(&r, 12, 0);
+    let op = |o: KeyOp| block(r.key_op(&o, 1)).unwrap();
+    assert_eq!(op(KeyOp::Subscribe { key_id: &id, plan: "pro", subscription_id: "sub_1", customer: "cus_1" }), KeyOpReply::Ok);
+    let k = view(&r, &id);
+    assert_eq!((k.plan.as_str(), k.subscription.as_str(), k.stripe_customer.as_str()), ("pro", "sub_1", "cus_1"));
+    // A renewal under a new subscription, then a late deletion of the old one: nothing changes.
+    assert_eq!(op(KeyOp::Subscribe { key_id: &id, plan: "pro", subscription_id: "sub_2", customer: "" }), KeyOpReply::Ok);
+    assert_eq!(op(KeyOp::Unsubscribe { key_id: &id, plan: "free", subscription_id: "sub_1" }), KeyOpReply::OtherSubscription);
+    assert_eq!(view(&r, &id).plan, "pro");
+    assert_eq!(op(KeyOp::Unsubscribe { key_id: &id, plan: "free", subscription_id: "sub_2" }), KeyOpReply::Ok);
+    let k = view(&r, &id);
+    assert_eq!((k.plan.as_str(), k.subscription.as_str(), k.stripe_customer.as_str()), ("free", "", "cus_1"), "the customer stays for the Billing Portal");
 }

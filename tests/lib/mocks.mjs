@@ -14,6 +14,7 @@ export const MOCK_DEFAULTS = {
   paypalClientSecret: "paypal-mock-secret",
   paypalWebhookId: "WH-MOCK-0001",
   paypalSigningSecret: "paypal-mock-signing-secret",
+  stripeKey: "sk_test_local_stripe",
 };
 
 /**

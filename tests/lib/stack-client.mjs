@@ -13,6 +13,8 @@ export const TEST_VARS = {
   CLIENT_GONE_DEADLINE_MS: "1500",
   // As .dev.vars.example: local pages may call the customer routes.
   CORS_ORIGINS: "http://localhost:*,http://127.0.0.1:*",
+  // As .dev.vars.example: one subscription plan (the mock prices `price_…_<cents>`).
+  SUBSCRIPTION_PLANS: "pro-monthly:price_pro_monthly_2000:2000:pro",
 };
 
 let own = null;

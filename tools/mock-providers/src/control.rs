@@ -49,7 +49,8 @@ use serde_json::Value;
 use crate::http::{Request, Response};
 use crate::request_log::RequestLog;
 
-pub const PROVIDERS: [&str; 9] = [
+pub const PROVIDERS: [&str; 10] = [
+    "stripe",
     "openai",
     "openai-images",
     "anthropic",
@@ -73,6 +74,7 @@ pub struct Config {
     pub paypal_client_secret: String,
     pub paypal_webhook_id: String,
     pub paypal_signing_secret: String,
+    pub stripe_secret_key: String,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -97,6 +99,7 @@ impl Config {
             paypal_client_id: env_or("MOCK_PAYPAL_CLIENT_ID", "paypal-mock-client"),
             paypal_client_secret: env_or("MOCK_PAYPAL_CLIENT_SECRET", "paypal-mock-secret"),
             paypal_webhook_id: env_or("MOCK_PAYPAL_WEBHOOK_ID", "WH-MOCK-0001"),
+            stripe_secret_key: env_or("MOCK_STRIPE_SECRET_KEY", "sk_test_local_stripe"),
             paypal_signing_secret: env_or(
                 "MOCK_PAYPAL_SIGNING_SECRET",
                 "paypal-mock-signing-secret",

@@ -10,7 +10,7 @@
 //! (sk-ant-mock), `MOCK_GOOGLE_API_KEY` (AIza-mock-google), `MOCK_ELEVENLABS_API_KEY` (el-mock),
 //! `MOCK_STABILITY_API_KEY` (sk-stability-mock), `MOCK_PAYPAL_CLIENT_ID` (paypal-mock-client),
 //! `MOCK_PAYPAL_CLIENT_SECRET` (paypal-mock-secret), `MOCK_PAYPAL_WEBHOOK_ID` (WH-MOCK-0001),
-//! `MOCK_PAYPAL_SIGNING_SECRET` (paypal-mock-signing-secret).
+//! `MOCK_PAYPAL_SIGNING_SECRET` (paypal-mock-signing-secret), `MOCK_STRIPE_SECRET_KEY` (sk_test_local_stripe).
 //!
 //! HTTP/1.1 is hyper's on tokio ([`http`]); the provider modules stay synchronous functions from
 //! a [`http::Request`] to a [`http::Response`], whose scripted pacing [`http::send`] plays out.
@@ -26,6 +26,7 @@ mod openai_images;
 mod paypal;
 mod request_log;
 mod stability;
+mod stripe;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ fn provider_of(path: &str) -> &'static str {
         "elevenlabs"
     } else if seg("/stability") {
         "stability"
+    } else if seg("/stripe") || seg("/v1/checkout") || seg("/v1/billing_portal") {
+        "stripe"
     } else if seg("/paypal/v1/oauth2") {
         "paypal-token"
     } else if seg("/paypal/v1/notifications") {
@@ -79,6 +82,7 @@ fn route(state: &State, req: &Request) -> Response {
         "elevenlabs" => elevenlabs::handle(state, req),
         "stability" => stability::handle(state, req),
         "paypal-token" | "paypal-verify" | "paypal" => paypal::handle(state, req),
+        "stripe" => stripe::handle(state, req),
         _ => Response::json(
             404,
             &serde_json::json!({ "error": format!("mock-providers: no route for {} {}", req.method, req.path) }),
