@@ -263,20 +263,31 @@ async fn key_op(ctx: &Ctx, op: &str, id: &str) -> HandlerResult {
 async fn stats(ctx: &Ctx, req: &Request) -> HandlerResult {
     let url = req.url().map_err(|e| ApiError::invalid(format!("bad url: {e}")))?;
     let today = ctx.today();
-    let (mut from, mut to, mut key) = (today.clone(), today, None);
+    // The rollup read: all calls, one key's, one RapidAPI user's or one RapidAPI subscription's.
+    let (mut from, mut to, mut scope) = (today.clone(), today, None);
     for (k, v) in url.query_pairs() {
+        let one_scope = |s: String| if scope.is_some() { Err(ApiError::invalid("name one of key_id, rapidapi_user, rapidapi_plan")) } else { Ok(Some(s)) };
         match k.as_ref() {
             "from" => from = v.to_string(),
             "to" => to = v.to_string(),
-            "key_id" => key = Some(key_id(&v).map_err(|_| ApiError::invalid(format!("`key_id` {v} is not a key id")))?),
+            "key_id" => scope = one_scope(key_id(&v).map_err(|_| ApiError::invalid(format!("`key_id` {v} is not a key id")))?)?,
+            "rapidapi_user" => scope = one_scope(format!("rapidapi:{}", broker_core::rapidapi::user_id(&v)?))?,
+            "rapidapi_plan" => scope = one_scope(format!("rapidapi-plan:{}", broker_core::rapidapi::plan_of(&ctx.settings().rapidapi_plans, &v).map_err(|_| ApiError::invalid(format!("`rapidapi_plan` {v} is not in RAPIDAPI_PLANS")))?.0))?,
             _ => {}
         }
     }
     let days = broker_core::stats::days(&from, &to)?;
-    let (calls, payments) = ctx.store()?.stats_rollups(&days, key.as_deref()).await?;
+    let (calls, payments) = ctx.store()?.stats_rollups(&days, scope.as_deref()).await?;
     let upc = broker_core::money::Decimal::parse(&ctx.settings().usd_per_credit).map_err(ApiError::invalid)?;
-    let mut report = broker_core::stats::report(&days, &calls, &payments, &upc, key.as_deref(), broker_core::stats::View::Admin);
+    let rapid = scope.as_deref().is_some_and(|s| s.starts_with("rapidapi"));
+    // RapidAPI pays through RapidAPI: the gateway's own payments are not this scope's.
+    let payments = if rapid { Vec::new() } else { payments };
+    let key = scope.as_deref().filter(|_| !rapid);
+    let mut report = broker_core::stats::report(&days, &calls, &payments, &upc, key, broker_core::stats::View::Admin);
     report["usd_per_credit"] = json!(ctx.settings().usd_per_credit);
+    if rapid {
+        report["scope"] = json!(scope);
+    }
     Ok(json(200, &report, &[]))
 }
 

@@ -103,9 +103,14 @@ impl Ctx {
 
     /// A secret the route cannot work without: missing means 503, never "serve anyway".
     pub fn secret(&self, name: &str) -> Result<Secret, ApiError> {
-        let value = read_var(&self.env, name).ok_or_else(|| broker_core::config::misconfigured(name, "is not set"))?;
+        self.optional_secret(name).ok_or_else(|| broker_core::config::misconfigured(name, "is not set"))
+    }
+
+    /// A secret that turns a feature on when set.
+    pub fn optional_secret(&self, name: &str) -> Option<Secret> {
+        let value = read_var(&self.env, name)?;
         self.redactor.add(&value);
-        Ok(Secret::new(value))
+        Some(Secret::new(value))
     }
 
     pub fn store(&self) -> Result<Upstash, ApiError> {

@@ -14,6 +14,7 @@ mod fetch;
 mod http;
 mod log;
 mod meter;
+mod payer;
 mod router;
 mod sweeper;
 mod upstash;

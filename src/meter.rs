@@ -22,7 +22,9 @@ use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
 use broker_core::error::{ApiError, ErrorKind};
 use broker_core::keys::hash_key;
-use broker_core::metering::{Admission, Billing, Metered, Retention, Settlement};
+use broker_core::metering::{Admission, Billing, Channel, Metered, Retention, Settlement};
+use broker_core::rapidapi::{self, RapidAdmission, RapidSettlement};
+use crate::payer::Payer;
 use broker_core::money::{credits_json, credits_string};
 use broker_core::product::{End, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use broker_core::scripts::SettleReply;
@@ -94,38 +96,55 @@ fn metered_facts(billing: &Billing, m: &Metered) -> Map<String, Value> {
     }
 }
 
-/// Runs a product's call for the key `api_key`: admission, then the call and its settlement in
+/// Runs a product's call for `payer`: admission, then the call and its settlement in
 /// `wait_until`. Returns the client's answer (whole, or a stream of the provider's answer).
-pub async fn run(ctx: &Ctx, api_key: &str, product: Box<dyn Product>) -> HandlerResult {
+pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerResult {
     let settings = ctx.settings();
     let (hold, units) = product.hold(&settings.rate);
     let meta = product.meta();
     let store = ctx.store()?;
-    let admission = Admission {
-        key_hash: hash_key(api_key),
-        now_ms: ctx.now_ms(),
-        request_id: ctx.request_id(),
-        class: product.class(),
-        client_ip: ctx.client_ip(),
-        limits: &settings.limits,
-        hold,
-        units,
-        meta: &meta,
-    };
+    let class = product.class();
     let mut log = CallLog::for_request(ctx);
-    log.fields = fields! {"provider" => meta.provider.as_str(), "model" => meta.model, "product" => meta.product, "class" => admission.class};
+    log.fields = fields! {"provider" => meta.provider.as_str(), "model" => meta.model, "product" => meta.product, "class" => class};
     for (k, v) in &log.fields {
         ctx.fact(k, v.clone());
     }
-    let admitted = match store.admit(&admission).await {
-        Ok(a) => a,
-        Err(e) => {
-            if e.kind == ErrorKind::Unavailable {
-                // The script may have run and its answer got lost: release whatever it held.
-                let release = Billing::release(ctx.request_id(), "the admission's answer was lost", ctx.now_ms(), settings.retention());
-                ctx.wait_until(settle(store, release, log));
+    let (admitted, billing, account) = match payer {
+        Payer::Key(api_key) => {
+            let admission = Admission {
+                key_hash: hash_key(&api_key),
+                now_ms: ctx.now_ms(),
+                request_id: ctx.request_id(),
+                class,
+                client_ip: ctx.client_ip(),
+                limits: &settings.limits,
+                hold,
+                units,
+                meta: &meta,
+            };
+            let admitted = match store.admit(&admission).await {
+                Ok(a) => a,
+                Err(e) => {
+                    if e.kind == ErrorKind::Unavailable {
+                        // The script may have run and its answer got lost: release whatever it held.
+                        let release = Billing::release(ctx.request_id(), "the admission's answer was lost", ctx.now_ms(), settings.retention());
+                        ctx.wait_until(settle(store, Account::Credits, release, log));
+                    }
+                    return Err(e);
+                }
+            };
+            let billing = Billing::new(ctx.request_id(), settings.rate, &admitted);
+            (admitted, billing, Account::Credits)
+        }
+        Payer::RapidApi { user, subscription, rate_plan } => {
+            let admission = RapidAdmission { user: &user, now_ms: ctx.now_ms(), request_id: ctx.request_id(), class, plan: &rate_plan, limits: &settings.limits };
+            let rate = store.rapid_admit(&admission).await?;
+            let admitted = rapidapi::admitted(rate, &user, &rate_plan, class, hold, units);
+            for (k, v) in [("channel", "rapidapi"), ("rapidapi_subscription", subscription.as_str())] {
+                log.fields.insert(k.into(), v.into());
+                ctx.fact(k, v);
             }
-            return Err(e);
+            (admitted, Billing::rapidapi(ctx.request_id(), settings.rate), Account::RapidApi { user, subscription, label: meta.label() })
         }
     };
     for (k, v) in [("key_id", Value::from(admitted.key_id.as_str())), ("plan", Value::from(admitted.plan.as_str())), ("credits_held", credits_json(admitted.hold_mc))] {
@@ -133,18 +152,19 @@ pub async fn run(ctx: &Ctx, api_key: &str, product: Box<dyn Product>) -> Handler
         ctx.fact(k, v);
     }
     let mut headers = admitted.rate_headers();
-    let billing = Billing::new(ctx.request_id(), settings.rate, &admitted);
     let call = Call {
         upstream: product.upstream(admitted.granted_units),
         granted: admitted.granted_units,
         product,
         billing,
+        account,
         store,
         idle_ms: settings.upstream_timeout_ms,
         deadline_ms: settings.client_gone_deadline_ms,
         retention: settings.retention(),
         log,
     };
+    let rapid = call.billing.channel == Channel::RapidApi;
     let (tx, rx) = oneshot::channel();
     ctx.wait_until(call.run(tx));
     let answer = rx.await.unwrap_or_else(|_| Answer::Whole(Err(ApiError::internal("the call ended without an answer")), Map::new()));
@@ -165,11 +185,14 @@ pub async fn run(ctx: &Ctx, api_key: &str, product: Box<dyn Product>) -> Handler
             });
             let mut resp = Response::from_stream(body).map_err(|e| ApiError::internal(format!("stream: {e}")))?;
             headers.extend(head.headers);
-            // The charge is known only at the end, so it is in the last event; the head says what
-            // is held and what remains while the hold is open (a lower bound of the final balance).
-            headers.push(("x-credits-charged".into(), "pending".into()));
-            headers.push(("x-credits-held".into(), credits_string(admitted.hold_mc)));
-            headers.push(("x-credits-remaining".into(), credits_string(admitted.balance_after_mc)));
+            if !rapid {
+                // The charge is known only at the end, so it is in the last event; the head says
+                // what is held and what remains while the hold is open (a lower bound of the
+                // final balance).
+                headers.push(("x-credits-charged".into(), "pending".into()));
+                headers.push(("x-credits-held".into(), credits_string(admitted.hold_mc)));
+                headers.push(("x-credits-remaining".into(), credits_string(admitted.balance_after_mc)));
+            }
             let h = resp.headers_mut();
             let _ = h.set("content-type", &head.content_type);
             for (k, v) in &headers {
@@ -186,6 +209,7 @@ struct Call {
     granted: u64,
     product: Box<dyn Product>,
     billing: Billing,
+    account: Account,
     store: Upstash,
     idle_ms: u64,
     deadline_ms: u64,
@@ -294,7 +318,7 @@ fn now_ms() -> u64 {
 
 impl Call {
     async fn run(self, answer: oneshot::Sender<Answer>) {
-        let Call { upstream, granted, product, billing, store, idle_ms, deadline_ms, retention, log } = self;
+        let Call { upstream, granted, product, billing, account, store, idle_ms, deadline_ms, retention, log } = self;
         let rid = billing.request_id.clone();
         let released = |why: &str| Billing::release(&rid, why, now_ms(), retention);
         let started = now_ms();
@@ -303,7 +327,7 @@ impl Call {
             Err(e) => {
                 let why = e.kind.type_name();
                 let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => now_ms() - started}));
-                return settle(store, released(why), log).await;
+                return settle(store, account, released(why), log).await;
             }
         };
         let upstream_ms = now_ms() - started;
@@ -318,14 +342,14 @@ impl Call {
             let facts = fields! {"upstream_ms" => upstream_ms, "provider_status" => status, "provider_error" => String::from_utf8_lossy(&body[..body.len().min(500)])};
             let why = format!("the provider answered {status}");
             let _ = answer.send(Answer::Whole(Err(e), facts));
-            return settle(store, released(&why), log).await;
+            return settle(store, account, released(&why), log).await;
         }
         let head = ProviderHead { status, headers: response.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect() };
         let mut meter = product.meter(billing.clone(), granted);
         if let Err(e) = meter.start(&head) {
             cancel.abort();
             let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => upstream_ms}));
-            return settle(store, released("the provider's answer was not in its format"), log).await;
+            return settle(store, account, released("the provider's answer was not in its format"), log).await;
         }
         let streaming = meter.stream_head();
         let mut answer = Some(answer);
@@ -424,7 +448,7 @@ impl Call {
             }
             None => released("the provider served nothing billable"),
         };
-        settle(store, settlement, log).await;
+        settle(store, account, settlement, log).await;
     }
 }
 
@@ -468,19 +492,40 @@ pub fn settle_fields(reply: &SettleReply) -> Map<String, Value> {
     }
 }
 
+/// Whose books a settlement goes to.
+pub enum Account {
+    /// The key's balance and ledger (the settlement script).
+    Credits,
+    /// The analytics of a RapidAPI user and subscription (nothing was held).
+    RapidApi { user: String, subscription: String, label: String },
+}
+
+impl Account {
+    async fn apply(&self, store: &Upstash, s: &Settlement) -> Result<Map<String, Value>, ApiError> {
+        match self {
+            Account::Credits => store.settle(s).await.map(|r| settle_fields(&r)),
+            Account::RapidApi { .. } if s.units == 0 && s.cost_usd_micro == 0 => Ok(fields! {"outcome" => "not served: nothing recorded"}),
+            Account::RapidApi { user, subscription, label } => {
+                let r = RapidSettlement { user, plan: subscription, now_ms: s.now_ms, label, units: s.units, cost_usd_micro: s.cost_usd_micro, retention: s.retention };
+                store.rapid_settle(&r).await.map(|_| fields! {"outcome" => "recorded for RapidAPI", "cost_usd_micro" => s.cost_usd_micro})
+            }
+        }
+    }
+}
+
 /// Applies a settlement, retrying Redis errors (it is idempotent per request id), and writes the
 /// call's `settlement` log line. If it never lands, the hold stays reserved and the sweeper
 /// charges it: money is never lost or given away.
-pub async fn settle(store: Upstash, s: Settlement, log: CallLog) {
+pub async fn settle(store: Upstash, account: Account, s: Settlement, log: CallLog) {
     let mut waits = SETTLE_RETRY_MS.iter();
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let outcome = store.settle(&s).await;
+        let outcome = account.apply(&store, &s).await;
         let mut f = fields! {"attempts" => attempts, "wasm_memory_mib" => wasm_memory_mib()};
         match outcome {
-            Ok(reply) => {
-                f.extend(settle_fields(&reply));
+            Ok(fields) => {
+                f.extend(fields);
                 return log.line(Level::Info, "settlement", f);
             }
             Err(e) => match waits.next() {
@@ -490,7 +535,11 @@ pub async fn settle(store: Upstash, s: Settlement, log: CallLog) {
                     Delay::from(Duration::from_millis(*ms)).await;
                 }
                 _ => {
-                    f.extend(fields! {"outcome" => "failed: the sweeper will charge the hold", "error" => e.message});
+                    let outcome = match account {
+                        Account::Credits => "failed: the sweeper will charge the hold",
+                        Account::RapidApi { .. } => "failed: the call is missing from the RapidAPI analytics",
+                    };
+                    f.extend(fields! {"outcome" => outcome, "error" => e.message});
                     return log.line(Level::Error, "settlement", f);
                 }
             },

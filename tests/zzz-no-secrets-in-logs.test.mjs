@@ -29,6 +29,8 @@ test("no API key, admin secret, webhook secret, provider key or Upstash token is
     ELEVENLABS_API_KEY: MOCK_DEFAULTS.elevenlabsKey,
     STABILITY_API_KEY: MOCK_DEFAULTS.stabilityKey,
     PAYPAL_CLIENT_SECRET: MOCK_DEFAULTS.paypalClientSecret,
+    STRIPE_SECRET_KEY: MOCK_DEFAULTS.stripeKey,
+    RAPIDAPI_SECRET: stack.vars.RAPIDAPI_SECRET,
     "a created API key": key.api_key,
   };
   for (const [name, value] of Object.entries(secrets)) assert.ok(!log.includes(value), `${name} appears in the log`);

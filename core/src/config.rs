@@ -162,6 +162,8 @@ pub struct Settings {
     pub subscription_plans: Vec<crate::stripe_billing::Plan>,
     /// The smallest and largest credit pack sold through Checkout.
     pub pack_bounds: crate::stripe_billing::PackBounds,
+    /// RapidAPI subscriptions and the rate plans they get (`RAPIDAPI_PLANS`).
+    pub rapidapi_plans: Vec<(String, String)>,
 }
 
 impl Settings {
@@ -222,6 +224,7 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         return Err(misconfigured("SUBSCRIPTION_PLANS", format!("plan `{}` gives keys the rate plan `{}`, which RATE_LIMITS does not have", p.name, p.rate_plan)));
     }
     let cents = |name: &str, default: &str| crate::paypal::usd_cents(&var_or(get, name, default)).ok_or_else(|| misconfigured(name, "must be a USD amount"));
+    let rapidapi_plans = crate::rapidapi::parse_plans(&var_or(get, "RAPIDAPI_PLANS", ""), &limits).map_err(|e| misconfigured("RAPIDAPI_PLANS", e))?;
     let pack_bounds = crate::stripe_billing::PackBounds { min_cents: cents("CHECKOUT_MIN_USD", "1")?, max_cents: cents("CHECKOUT_MAX_USD", "1000")? };
     let mut base_urls = Vec::new();
     for p in Provider::ALL {
@@ -249,6 +252,7 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         stripe_base_url: url(get, "STRIPE_BASE_URL", "https://api.stripe.com")?,
         subscription_plans,
         pack_bounds,
+        rapidapi_plans,
     })
 }
 

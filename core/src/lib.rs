@@ -28,6 +28,7 @@ pub mod product;
 pub mod products;
 pub mod provider;
 pub mod providers;
+pub mod rapidapi;
 pub mod ratelimit;
 pub mod redis_keys;
 pub mod scripts;

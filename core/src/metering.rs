@@ -229,6 +229,17 @@ pub struct Billing {
     pub hold_mc: i64,
     pub balance_after_hold_mc: i64,
     pub price_table: &'static str,
+    pub channel: Channel,
+}
+
+/// Who pays for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The key's prepaid credits: held at admission, charged at settlement.
+    Credits,
+    /// RapidAPI bills its own user: nothing is held or charged here, and answers carry no credit
+    /// figures; the provider cost goes to the analytics.
+    RapidApi,
 }
 
 /// The charge of a settled call, as the client is told and the ledger records.
@@ -249,12 +260,21 @@ impl Billing {
             hold_mc: admitted.hold_mc,
             balance_after_hold_mc: admitted.balance_after_mc,
             price_table: crate::pricing::table_version(),
+            channel: Channel::Credits,
         }
+    }
+
+    /// A RapidAPI call: no hold, no charge.
+    pub fn rapidapi(request_id: &str, rate: CreditRate) -> Billing {
+        Billing { request_id: request_id.to_string(), rate, hold_mc: 0, balance_after_hold_mc: 0, price_table: crate::pricing::table_version(), channel: Channel::RapidApi }
     }
 
     /// The charge for a metered cost: the cost in credits, rounded up once, never above the hold
     /// (the price the client agreed to when it was admitted).
     pub fn charge(&self, cost_pico_usd: u128) -> Charge {
+        if self.channel == Channel::RapidApi {
+            return Charge { charged_mc: 0, remaining_mc: 0, over_hold_mc: 0 };
+        }
         let full = self.rate.millicredits_for_pico_usd(cost_pico_usd);
         let charged = full.min(self.hold_mc).max(0);
         Charge { charged_mc: charged, remaining_mc: self.balance_after_hold_mc + self.hold_mc - charged, over_hold_mc: full - charged }
@@ -262,11 +282,31 @@ impl Billing {
 
     /// The `x_broker` object added to answers in the providers' own formats.
     pub fn broker_json(&self, c: &Charge) -> Value {
+        if self.channel == Channel::RapidApi {
+            return json!({ "request_id": self.request_id, "billed_by": "rapidapi" });
+        }
         json!({
             "request_id": self.request_id,
             "credits_charged": credits_json(c.charged_mc),
             "credits_remaining": credits_json(c.remaining_mc),
         })
+    }
+
+    /// The charge in the gateway's own answers (`/v1/chat`): the credit figures, or who bills.
+    pub fn native_fields(&self, c: &Charge) -> serde_json::Map<String, Value> {
+        let fields = match self.channel {
+            Channel::Credits => vec![("credits_charged", credits_json(c.charged_mc)), ("credits_remaining", credits_json(c.remaining_mc))],
+            Channel::RapidApi => vec![("billed_by", json!("rapidapi"))],
+        };
+        fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// The credit headers of a whole answer (none on the RapidAPI channel).
+    pub fn credit_headers(&self, c: &Charge) -> Vec<(String, String)> {
+        match self.channel {
+            Channel::Credits => vec![("x-credits-charged".into(), credits_string(c.charged_mc)), ("x-credits-remaining".into(), credits_string(c.remaining_mc))],
+            Channel::RapidApi => Vec::new(),
+        }
     }
 
     /// The settlement of a metered call.
@@ -391,6 +431,19 @@ pub use crate::config::Retention;
         assert_eq!(b.charge(1), Charge { charged_mc: 1, remaining_mc: 999, over_hold_mc: 0 }, "never free");
         let over = b.charge(1_000_000_000);
         assert_eq!((over.charged_mc, over.remaining_mc, over.over_hold_mc), (100, 900, 80));
+    }
+
+    #[test]
+    fn a_rapidapi_call_is_charged_nothing_and_shows_no_credit_figures() {
+        let b = Billing::rapidapi("req_1", CreditRate::default_rate());
+        let c = b.charge(1_000_000_000);
+        assert_eq!(c, Charge { charged_mc: 0, remaining_mc: 0, over_hold_mc: 0 });
+        assert!(b.credit_headers(&c).is_empty());
+        assert_eq!(b.broker_json(&c), json!({"request_id": "req_1", "billed_by": "rapidapi"}));
+        let s = b.settle(&Metered::exact(1_000_000_000, Units::Characters(3)), 1, RETAIN);
+        assert_eq!((s.charge_mc, s.cost_usd_micro, s.units), (0, 1000, 3));
+        let credits = Billing::new("req_2", CreditRate::default_rate(), &admitted(100, 900));
+        assert_eq!(credits.credit_headers(&credits.charge(100_000_000))[0], ("x-credits-charged".to_string(), "0.018".to_string()));
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub const CREDIT: Script = script!("credit_v3");
 pub const CLAWBACK: Script = script!("clawback_v2");
 pub const KEYS: Script = script!("keys_v2");
 pub const READ: Script = script!("read_v2");
-pub const ALL: [&Script; 6] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ];
+pub const RAPID: Script = script!("rapid_v1");
+pub const ALL: [&Script; 7] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID];
 
 fn bad_reply(script: &str, v: &Value) -> ApiError {
     ApiError::unavailable(format!("unexpected reply from {script}: {v}"))

@@ -6,6 +6,8 @@
 
 use crate::error::ApiError;
 use crate::metering::{Admission, Admitted, Retention, Settlement};
+use crate::rapidapi::{RapidAdmission, RapidSettlement};
+use crate::ratelimit::RateState;
 use crate::redis_keys as rk;
 use crate::scripts::{self, ClawbackReply, CreditReply, KeyOpReply, ReadReply, Script, SettleReply};
 use serde_json::{json, Value};
@@ -154,6 +156,16 @@ pub trait Store {
     async fn admit(&self, a: &Admission<'_>) -> Result<Admitted, ApiError> {
         let reply = scripts::AdmitReply::decode(&self.eval(&scripts::ADMIT, a.argv()).await?)?;
         Admitted::from_reply(reply, a.class, a.limits)
+    }
+
+    /// A RapidAPI call's admission: the rate limit of its RapidAPI plan (nothing is held).
+    async fn rapid_admit(&self, a: &RapidAdmission<'_>) -> Result<RateState, ApiError> {
+        a.decode(&self.eval(&scripts::RAPID, a.argv()).await?)
+    }
+
+    /// A served RapidAPI call, into the analytics.
+    async fn rapid_settle(&self, s: &RapidSettlement<'_>) -> Result<(), ApiError> {
+        self.eval(&scripts::RAPID, s.argv()).await.map(|_| ())
     }
 
     async fn settle(&self, s: &Settlement) -> Result<SettleReply, ApiError> {

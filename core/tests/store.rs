@@ -413,3 +413,30 @@ fn a_subscription_moves_a_key_between_plans_and_only_its_own_end_returns_it() {
     let k = view(&r, &id);
     assert_eq!((k.plan.as_str(), k.subscription.as_str(), k.stripe_customer.as_str()), ("free", "", "cus_1"), "the customer stays for the Billing Portal");
 }
+
+#[test]
+fn the_rapidapi_channel_limits_by_plan_and_records_cost_without_credits() {
+    use broker_core::rapidapi::{RapidAdmission, RapidSettlement};
+    let r = start();
+    let limits = RateLimits::parse("free:ai=2/3600, pro:ai=100/3600, anonymous=5/900").unwrap();
+    let admit = |user: &str, rid: &str, plan: &str| block(r.rapid_admit(&RapidAdmission { user, now_ms: 1000, request_id: rid, class: "ai", plan, limits: &limits }));
+    assert_eq!(admit("u1", "r1", "free").unwrap().remaining, 1);
+    assert_eq!(admit("u1", "r2", "free").unwrap().remaining, 0);
+    assert_eq!(admit("u1", "r3", "free").unwrap_err().status(), 429, "the free plan's window is full");
+    assert!(admit("u2", "r4", "free").is_ok(), "each RapidAPI user has a window of their own");
+    assert_eq!(admit("u1", "r5", "gold").unwrap_err().status(), 403);
+    for (user, cost) in [("u1", 150), ("u1", 50), ("u2", 7)] {
+        let s = RapidSettlement { user, plan: "BASIC", now_ms: 1000, label: "openai/gpt-4o-mini", units: 12, cost_usd_micro: cost, retention: RETAIN };
+        block(r.rapid_settle(&s)).unwrap();
+    }
+    let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
+    let upc = broker_core::money::Decimal::parse("0.01").unwrap();
+    let totals = |scope: Option<&str>| {
+        let (calls, payments) = block(r.stats_rollups(&days, scope)).unwrap();
+        broker_core::stats::report(&days, &calls, &payments, &upc, scope, broker_core::stats::View::Admin)["totals"].clone()
+    };
+    let u1 = totals(Some("rapidapi:u1"));
+    assert_eq!((u1["calls"].as_u64(), u1["cost_usd_micro"].as_u64(), u1["charged_mc"].as_i64()), (Some(2), Some(200), Some(0)));
+    assert_eq!(totals(Some("rapidapi-plan:BASIC"))["cost_usd_micro"], 207);
+    assert_eq!(totals(None)["calls"], 3, "the all-callers rollup counts RapidAPI calls too");
+}

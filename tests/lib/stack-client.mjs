@@ -15,6 +15,9 @@ export const TEST_VARS = {
   CORS_ORIGINS: "http://localhost:*,http://127.0.0.1:*",
   // As .dev.vars.example: one subscription plan (the mock prices `price_…_<cents>`).
   SUBSCRIPTION_PLANS: "pro-monthly:price_pro_monthly_2000:2000:pro",
+  // As .dev.vars.example: the RapidAPI channel on, two RapidAPI subscriptions.
+  RAPIDAPI_SECRET: "local-rapidapi-proxy-secret",
+  RAPIDAPI_PLANS: "BASIC:free,PRO:pro",
 };
 
 let own = null;

@@ -5,7 +5,7 @@
 use super::chat_render::{self as render, ChatOutput};
 use crate::chat::{ChatRequest, Route};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
-use crate::metering::{Billing, CallMeta, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
+use crate::metering::{Billing, CallMeta, Channel, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
 use crate::pricing::PricedModel;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
@@ -218,6 +218,9 @@ impl ChatMeter {
                 None => "the provider's answer broke off".to_string(),
             }),
         };
+        if self.billing.channel == Channel::RapidApi {
+            return ApiError::new(kind, what).public();
+        }
         ApiError::new(kind, format!("{what}; {billed}")).public().with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }))
     }
 }
@@ -274,7 +277,7 @@ impl Meter for ChatMeter {
         let answer = answer.map(|body| WholeAnswer {
             status: 200,
             content_type: "application/json".into(),
-            headers: vec![("x-credits-charged".into(), credits_string(tally.charge.charged_mc)), ("x-credits-remaining".into(), credits_string(tally.charge.remaining_mc))],
+            headers: self.billing.credit_headers(&tally.charge),
             body: body.to_string().into_bytes(),
         });
         Finish { tail, answer, metered: Some(metered) }

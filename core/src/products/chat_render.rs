@@ -3,7 +3,6 @@
 
 use crate::chat::{ChatRequest, Route};
 use crate::metering::{Billing, Charge};
-use crate::money::credits_json;
 use crate::providers::stream::openai_usage_json;
 use crate::usage::Usage;
 use serde_json::{json, Value};
@@ -29,17 +28,21 @@ pub fn with_broker(mut body: Value, billing: &Billing, charge: &Charge) -> Value
 /// `/v1/chat`.
 pub fn translated(req: &ChatRequest, out: &ChatOutput, billing: &Billing, charge: &Charge, created: u64) -> Value {
     match req.route {
-        Route::Native => json!({
-            "id": billing.request_id,
-            "provider": req.provider.as_str(),
-            "model": req.model,
-            "content": out.content,
-            "finish_reason": out.finish_reason,
-            "usage": out.usage.to_public_json(),
-            "credits_charged": credits_json(charge.charged_mc),
-            "credits_remaining": credits_json(charge.remaining_mc),
-            "request_id": billing.request_id,
-        }),
+        Route::Native => {
+            let mut v = json!({
+                "id": billing.request_id,
+                "provider": req.provider.as_str(),
+                "model": req.model,
+                "content": out.content,
+                "finish_reason": out.finish_reason,
+                "usage": out.usage.to_public_json(),
+                "request_id": billing.request_id,
+            });
+            if let Some(o) = v.as_object_mut() {
+                o.extend(billing.native_fields(charge));
+            }
+            v
+        }
         _ => json!({
             "id": format!("chatcmpl-{}", billing.request_id),
             "object": "chat.completion",

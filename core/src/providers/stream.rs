@@ -9,7 +9,6 @@
 use super::decoded::Decoded;
 use crate::chat::Route;
 use crate::metering::{Billing, Charge};
-use crate::money::credits_json;
 use crate::provider::Provider;
 use crate::sse::{encode_data, encode_event};
 use crate::usage::Usage;
@@ -160,16 +159,17 @@ impl StreamTranslator {
         self.ended = true;
         match self.route {
             Route::Native => {
-                let v = json!({
+                let mut v = json!({
                     "type": "done",
                     "provider": self.provider.as_str(),
                     "model": self.model_label,
                     "finish_reason": finish_reason,
                     "usage": tally.usage.to_public_json(),
-                    "credits_charged": credits_json(tally.charge.charged_mc),
-                    "credits_remaining": credits_json(tally.charge.remaining_mc),
                     "request_id": self.billing.request_id,
                 });
+                if let Some(o) = v.as_object_mut() {
+                    o.extend(self.billing.native_fields(&tally.charge));
+                }
                 out.extend(encode_data(&v.to_string()));
                 out.extend(encode_data("[DONE]"));
             }
