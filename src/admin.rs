@@ -11,9 +11,10 @@ use broker_core::scripts::{ledger_fragment, CreditReply, KeyOpReply, KeyView};
 use broker_core::redis_keys as rk;
 use broker_core::store::{Credit, KeyOp, Store};
 use serde_json::{json, Map, Value};
-use worker::{Method, Request};
+use broker_core::routes::Endpoint;
+use worker::Request;
 
-async fn guard(ctx: &Ctx, req: &Request) -> Result<(), ApiError> {
+pub async fn guard(ctx: &Ctx, req: &Request) -> Result<(), ApiError> {
     let secret = ctx.secret("ADMIN_SECRET")?;
     let limit = ctx.settings().admin_failure_limit;
     let store = ctx.store()?;
@@ -291,22 +292,22 @@ async fn stats(ctx: &Ctx, req: &Request) -> HandlerResult {
     Ok(json(200, &report, &[]))
 }
 
-pub async fn handle(ctx: &Ctx, mut req: Request, rest: &[&str]) -> HandlerResult {
-    guard(ctx, &req).await?;
-    match (req.method(), rest) {
-        (Method::Post, ["add-credits"]) => add_credits(ctx, &body_object(ctx, &mut req).await?).await,
-        (Method::Post, ["import-keys"]) => import_keys(ctx, &body_object(ctx, &mut req).await?).await,
-        (Method::Post, ["keys"]) => create(ctx, &body_object(ctx, &mut req).await?).await,
-        (Method::Get, ["stats"]) => stats(ctx, &req).await,
-        (Method::Get, ["unmatched-payments"]) => {
+/// An admin endpoint (the router has checked the secret with [`guard`] already).
+pub async fn handle(ctx: &Ctx, mut req: Request, endpoint: Endpoint, id: &str) -> HandlerResult {
+    match endpoint {
+        Endpoint::AdminAddCredits => add_credits(ctx, &body_object(ctx, &mut req).await?).await,
+        Endpoint::AdminImportKeys => import_keys(ctx, &body_object(ctx, &mut req).await?).await,
+        Endpoint::AdminCreateKey => create(ctx, &body_object(ctx, &mut req).await?).await,
+        Endpoint::AdminStats => stats(ctx, &req).await,
+        Endpoint::AdminUnmatchedPayments => {
             let entries = ctx.store()?.unmatched().await?;
             Ok(json(200, &json!({ "count": entries.len(), "entries": entries }), &[]))
         }
-        (Method::Get, ["keys", id]) => match read_key(ctx, &key_id(id)?, 0, 0).await? {
+        Endpoint::AdminGetKey => match read_key(ctx, &key_id(id)?, 0, 0).await? {
             Some(k) => Ok(json(200, &key_json(ctx, &k), &[])),
             None => Err(ApiError::not_found("no such API key")),
         },
-        (Method::Get, ["keys", id, "ledger"]) => {
+        Endpoint::AdminKeyLedger => {
             let id = key_id(id)?;
             let (offset, limit) = page(&req)?;
             match read_key(ctx, &id, offset, limit).await? {
@@ -314,12 +315,13 @@ pub async fn handle(ctx: &Ctx, mut req: Request, rest: &[&str]) -> HandlerResult
                 None => Err(ApiError::not_found("no such API key")),
             }
         }
-        (Method::Post, ["keys", id, "credits"]) => {
+        Endpoint::AdminGrantCredits => {
             let id = key_id(id)?;
             let body = body_object(ctx, &mut req).await?;
             grant(ctx, format!("id:{id}"), credits(&body)?, &reason(&body)?).await
         }
-        (Method::Post, ["keys", id, op]) if *op == "revoke" || *op == "rotate" => key_op(ctx, op, &key_id(id)?).await,
-        _ => Err(ApiError::not_found(format!("no admin route {}", rest.join("/")))),
+        Endpoint::AdminRevokeKey => key_op(ctx, "revoke", &key_id(id)?).await,
+        Endpoint::AdminRotateKey => key_op(ctx, "rotate", &key_id(id)?).await,
+        other => Err(ApiError::internal(format!("{other:?} is not an admin endpoint"))),
     }
 }

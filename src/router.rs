@@ -1,90 +1,52 @@
-//! Routing: the path and method of a request to its handler, and the error shape of the route
-//! family. Imports flow one way: router → handlers → context.
+//! Routing: dispatches the endpoint that `broker_core::routes` resolves (the table, its 404s and
+//! 405s live there, checked against public/openapi.json). Imports flow one way: router →
+//! handlers → context.
 
 use crate::context::Ctx;
 use crate::http::HandlerResult;
 use crate::{account, admin, chat, checkout, webhooks};
 use broker_core::chat::Route;
-use broker_core::error::{ApiError, ErrorKind, ErrorShape};
-use worker::{Method, Request};
+use broker_core::error::ErrorShape;
+use broker_core::routes::{self, Endpoint};
+use worker::Request;
 
 /// The error shape the clients of a path expect (the official SDKs parse their own).
 pub fn error_shape(path: &str) -> ErrorShape {
-    match path {
-        "/v1/chat/completions" | "/v1/models" => ErrorShape::OpenAi,
-        "/v1/messages" => ErrorShape::Anthropic,
-        _ => ErrorShape::Native,
-    }
+    routes::error_shape(path)
 }
 
 pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
-    let method = req.method();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let allow = |m: Method| -> Result<(), ApiError> {
-        if method == m {
-            Ok(())
-        } else {
-            Err(ApiError::new(ErrorKind::MethodNotAllowed, format!("{path} does not accept {method:?}")))
-        }
-    };
-    match segments.as_slice() {
-        ["health"] => {
-            allow(Method::Get)?;
-            account::health(ctx).await
-        }
-        ["v1", "chat"] => {
-            allow(Method::Post)?;
-            chat::handle(ctx, req, Route::Native).await
-        }
-        ["v1", "chat", "completions"] => {
-            allow(Method::Post)?;
-            chat::handle(ctx, req, Route::OpenAiCompatible).await
-        }
-        ["v1", "messages"] => {
-            allow(Method::Post)?;
-            chat::handle(ctx, req, Route::AnthropicCompatible).await
-        }
-        ["v1", "models"] => {
-            allow(Method::Get)?;
-            Ok(account::models(ctx))
-        }
-        ["v1", "balance"] => {
-            allow(Method::Get)?;
-            account::balance(ctx, &req).await
-        }
-        ["v1", "usage"] => {
-            allow(Method::Get)?;
-            account::usage(ctx, &req).await
-        }
-        ["v1", "usage", "daily"] => {
-            allow(Method::Get)?;
-            checkout::daily(ctx, req).await
-        }
-        ["v1", "plans"] => {
-            allow(Method::Get)?;
-            Ok(checkout::plans(ctx))
-        }
-        ["v1", "checkout"] => {
-            allow(Method::Post)?;
-            checkout::checkout(ctx, req).await
-        }
-        ["v1", "billing-portal"] => {
-            allow(Method::Post)?;
-            checkout::billing_portal(ctx, req).await
-        }
-        ["v1", "keys", "rotate"] => {
-            allow(Method::Post)?;
-            checkout::rotate(ctx, req).await
-        }
-        ["webhooks", "stripe"] => {
-            allow(Method::Post)?;
-            webhooks::stripe(ctx, req).await
-        }
-        ["webhooks", "paypal"] => {
-            allow(Method::Post)?;
-            webhooks::paypal(ctx, req).await
-        }
-        ["admin", rest @ ..] => admin::handle(ctx, req, rest).await,
-        _ => Err(ApiError::not_found(format!("no route {path}"))),
+    // The admin secret is checked before the admin route is resolved: a stranger learns
+    // nothing about the admin surface, not even which paths exist.
+    if routes::is_admin_path(path) {
+        admin::guard(ctx, &req).await?;
+    }
+    let method = format!("{:?}", req.method()).to_uppercase();
+    let resolved = routes::resolve(&method, path)?;
+    match resolved.endpoint {
+        Endpoint::Health => account::health(ctx).await,
+        Endpoint::NativeChat => chat::handle(ctx, req, Route::Native).await,
+        Endpoint::OpenAiChatCompletions => chat::handle(ctx, req, Route::OpenAiCompatible).await,
+        Endpoint::AnthropicMessages => chat::handle(ctx, req, Route::AnthropicCompatible).await,
+        Endpoint::Models => Ok(account::models(ctx)),
+        Endpoint::Balance => account::balance(ctx, &req).await,
+        Endpoint::Usage => account::usage(ctx, &req).await,
+        Endpoint::UsageDaily => checkout::daily(ctx, req).await,
+        Endpoint::Plans => Ok(checkout::plans(ctx)),
+        Endpoint::Checkout => checkout::checkout(ctx, req).await,
+        Endpoint::BillingPortal => checkout::billing_portal(ctx, req).await,
+        Endpoint::RotateOwnKey => checkout::rotate(ctx, req).await,
+        Endpoint::StripeWebhook => webhooks::stripe(ctx, req).await,
+        Endpoint::PaypalWebhook => webhooks::paypal(ctx, req).await,
+        Endpoint::AdminAddCredits
+        | Endpoint::AdminImportKeys
+        | Endpoint::AdminCreateKey
+        | Endpoint::AdminStats
+        | Endpoint::AdminUnmatchedPayments
+        | Endpoint::AdminGetKey
+        | Endpoint::AdminKeyLedger
+        | Endpoint::AdminGrantCredits
+        | Endpoint::AdminRevokeKey
+        | Endpoint::AdminRotateKey => admin::handle(ctx, req, resolved.endpoint, resolved.param("key_id")).await,
     }
 }

@@ -30,6 +30,7 @@ pub mod provider;
 pub mod providers;
 pub mod rapidapi;
 pub mod ratelimit;
+pub mod routes;
 pub mod redis_keys;
 pub mod scripts;
 pub mod sse;

@@ -1,0 +1,148 @@
+//! The route table: every endpoint of the worker as (method, OpenAPI path template), and the one
+//! function that resolves a request line to an endpoint or to the 404/405 the client sees.
+//!
+//! The table is data so that it can be checked against `public/openapi.json` on the host (see the
+//! tests below): every entry is documented, every documented operation resolves to its entry.
+
+use crate::error::{ApiError, ErrorKind, ErrorShape};
+
+/// One thing the worker can do for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Health,
+    NativeChat,
+    OpenAiChatCompletions,
+    AnthropicMessages,
+    Models,
+    Balance,
+    Usage,
+    UsageDaily,
+    Plans,
+    Checkout,
+    BillingPortal,
+    RotateOwnKey,
+    StripeWebhook,
+    PaypalWebhook,
+    AdminAddCredits,
+    AdminImportKeys,
+    AdminCreateKey,
+    AdminStats,
+    AdminUnmatchedPayments,
+    AdminGetKey,
+    AdminKeyLedger,
+    AdminGrantCredits,
+    AdminRevokeKey,
+    AdminRotateKey,
+}
+
+/// A row of the table: the method (upper case, as HTTP writes it) and the path template, with
+/// `{name}` segments as in OpenAPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub template: &'static str,
+    pub endpoint: Endpoint,
+}
+
+const fn route(method: &'static str, template: &'static str, endpoint: Endpoint) -> Route {
+    Route { method, template, endpoint }
+}
+
+/// Every route the worker answers (the static pages are served by the platform before it).
+pub const ROUTES: &[Route] = &[
+    route("GET", "/health", Endpoint::Health),
+    route("POST", "/v1/chat", Endpoint::NativeChat),
+    route("POST", "/v1/chat/completions", Endpoint::OpenAiChatCompletions),
+    route("POST", "/v1/messages", Endpoint::AnthropicMessages),
+    route("GET", "/v1/models", Endpoint::Models),
+    route("GET", "/v1/balance", Endpoint::Balance),
+    route("GET", "/v1/usage", Endpoint::Usage),
+    route("GET", "/v1/usage/daily", Endpoint::UsageDaily),
+    route("GET", "/v1/plans", Endpoint::Plans),
+    route("POST", "/v1/checkout", Endpoint::Checkout),
+    route("POST", "/v1/billing-portal", Endpoint::BillingPortal),
+    route("POST", "/v1/keys/rotate", Endpoint::RotateOwnKey),
+    route("POST", "/webhooks/stripe", Endpoint::StripeWebhook),
+    route("POST", "/webhooks/paypal", Endpoint::PaypalWebhook),
+    route("POST", "/admin/add-credits", Endpoint::AdminAddCredits),
+    route("POST", "/admin/import-keys", Endpoint::AdminImportKeys),
+    route("POST", "/admin/keys", Endpoint::AdminCreateKey),
+    route("GET", "/admin/stats", Endpoint::AdminStats),
+    route("GET", "/admin/unmatched-payments", Endpoint::AdminUnmatchedPayments),
+    route("GET", "/admin/keys/{key_id}", Endpoint::AdminGetKey),
+    route("GET", "/admin/keys/{key_id}/ledger", Endpoint::AdminKeyLedger),
+    route("POST", "/admin/keys/{key_id}/credits", Endpoint::AdminGrantCredits),
+    route("POST", "/admin/keys/{key_id}/revoke", Endpoint::AdminRevokeKey),
+    route("POST", "/admin/keys/{key_id}/rotate", Endpoint::AdminRotateKey),
+];
+
+/// A request resolved to its endpoint, with the values of the template's `{name}` segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub endpoint: Endpoint,
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl Resolved {
+    /// The value of a `{name}` segment ("" when the template has none of that name).
+    pub fn param(&self, name: &str) -> &str {
+        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+/// The path's `{name}` values when it fits the template, `None` otherwise.
+fn fit(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let want: Vec<&'static str> = template.trim_matches('/').split('/').collect();
+    let got: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if want.len() != got.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (w, g) in want.iter().zip(&got) {
+        match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+            Some(name) if !g.is_empty() => params.push((name, g.to_string())),
+            Some(_) => return None,
+            None if w == g => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+/// The endpoint for `method path`: 404 when no template fits the path, 405 when templates fit
+/// but none with this method.
+pub fn resolve(method: &str, path: &str) -> Result<Resolved, ApiError> {
+    let mut path_known = false;
+    for r in ROUTES {
+        if let Some(params) = fit(r.template, path) {
+            path_known = true;
+            if r.method.eq_ignore_ascii_case(method) {
+                return Ok(Resolved { endpoint: r.endpoint, params });
+            }
+        }
+    }
+    if path_known {
+        Err(ApiError::new(ErrorKind::MethodNotAllowed, format!("{path} does not accept {}", method.to_ascii_uppercase())))
+    } else {
+        Err(ApiError::not_found(format!("no route {path}")))
+    }
+}
+
+/// Paths whose every request needs the admin secret first, before the route is even resolved
+/// (so the admin surface answers 401 to a stranger, whatever the path).
+pub fn is_admin_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
+/// The error shape the clients of a path expect (the official SDKs parse their own).
+pub fn error_shape(path: &str) -> ErrorShape {
+    match path {
+        "/v1/chat/completions" | "/v1/models" => ErrorShape::OpenAi,
+        "/v1/messages" => ErrorShape::Anthropic,
+        _ => ErrorShape::Native,
+    }
+}
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;
