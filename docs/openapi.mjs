@@ -216,6 +216,11 @@ const paths = {
   "/admin/keys/{key_id}/revoke": { ...keyPath, ...post("adminRevokeKey", "Revoke a key (401 at once)", "Admin", "KeyOp", { security: admin, errs: adminErrors }) },
   "/admin/keys/{key_id}/rotate": { ...keyPath, ...post("adminRotateKey", "Rotate a key: a new plaintext, the same balance and ledger", "Admin", "KeyOp", { security: admin, errs: adminErrors }) },
 };
+// Stateful links (schemathesis follows them): a created key → its record, ledger, grant, rotation, revocation.
+const keyLinks = Object.fromEntries(["adminGetKey", "adminKeyLedger", "adminGrantCredits", "adminRotateKey", "adminRevokeKey"]
+  .map((id) => [id, { operationId: id, parameters: { key_id: "$response.body#/id" } }]));
+paths["/admin/keys"].post.responses[201].links = keyLinks;
+
 schemas.StripeEvent = obj({ id: str(""), type: str(""), data: obj({ object: { type: "object" } }) }, ["id", "type"]);
 schemas.PaypalEvent = obj({ id: str(""), event_type: str(""), resource: { type: "object" } }, ["id", "event_type"]);
 
