@@ -126,7 +126,7 @@ const schemas = {
   WebhookAck: obj({ received: { const: true }, credited: { type: "boolean" } }, ["received"]),
   AddCreditsRequest: obj({ apiKey: str("A plaintext key or a key id."), credits: num(""), reason: str("") }, ["apiKey", "credits"]),
   Grant: obj({ key_id: str(""), credits_added: num(""), credits: num(""), reason: str("") }, ["key_id", "credits"]),
-  ImportKeysRequest: obj({ cursor: { anyOf: [{ type: "string" }, { type: "integer" }] }, count: int("") }),
+  ImportKeysRequest: obj({ cursor: { anyOf: [{ type: "string", pattern: "^[0-9]{1,20}$" }, { type: "integer", minimum: 0 }], description: "`next_cursor` of the previous page (default 0)." }, count: int("Page size (default 200).", { minimum: 1, maximum: 1000 }) }),
   ImportKeys: obj({ imported: { type: "array" }, skipped: { type: "array" }, next_cursor: nullable({ anyOf: [{ type: "string" }, { type: "integer" }] }) }, ["imported", "skipped"]),
   CreateKeyRequest: obj({ name: str("1-200 characters."), plan: str("A RATE_LIMITS plan (default DEFAULT_PLAN)."), credits: num("Initial credits."), reason: str("") }, ["name"]),
   CreatedKey: obj({ id: str(""), api_key: str("Shown once."), name: str(""), plan: str(""), credits: num(""), note: str("") }, ["id", "api_key", "plan", "credits"]),
@@ -142,7 +142,9 @@ const bearer = [{ bearerKey: [] }, { rapidApi: [] }];
 const customerErrors = [400, 401, 402, 403, 413, 429, 502, 503, 504];
 const accountErrors = [400, 401, 429, 503];
 const adminErrors = [400, 401, 404, 429, 503];
-const sse = (description) => ({ "text/event-stream": { schema: { type: "string", description } } });
+// One server-sent event (as schemathesis and SSE parsers see it): `data` is a JSON document of the
+// route's stream format, or `[DONE]`.
+const sse = (description) => ({ "text/event-stream": { schema: obj({ event: str("Event name (Anthropic's stream)."), data: str("A JSON document, or `[DONE]`."), id: str("") }, ["data"], { description }) } });
 
 const chatOp = ({ id, summary, description, req, res, shape, example, security }) => ({
   post: {

@@ -174,8 +174,7 @@ async fn add_credits(ctx: &Ctx, body: &Map<String, Value>) -> HandlerResult {
 /// balance and an `import` ledger entry. Pages through Redis with `SCAN`; run it until
 /// `next_cursor` is null (`npm run import-keys` does). Running it again changes nothing.
 async fn import_keys(ctx: &Ctx, body: &Map<String, Value>) -> HandlerResult {
-    let cursor = body.get("cursor").and_then(Value::as_str).unwrap_or("0").to_string();
-    let count = body.get("count").and_then(Value::as_u64).unwrap_or(200).clamp(1, 1000);
+    let (cursor, count) = keys::import_page(body.get("cursor"), body.get("count")).map_err(ApiError::invalid)?;
     let store = ctx.store()?;
     let page = store.command(vec![json!("SCAN"), json!(cursor), json!("MATCH"), json!(rk::LEGACY_PATTERN), json!("COUNT"), json!(count)]).await?;
     let next = page.get(0).and_then(Value::as_str).unwrap_or("0").to_string();

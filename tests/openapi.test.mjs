@@ -118,3 +118,35 @@ test("undocumented paths are 404 and undocumented methods 405, in the native sha
 test("the served document is the committed public/openapi.json", () => {
   assert.deepEqual(spec, JSON.parse(fs.readFileSync(path.join(ROOT, "public", "openapi.json"), "utf8")));
 });
+
+// Findings of the fuzz run (tests/fuzz.test.mjs), kept as regressions.
+test("fuzz finding: an import page Redis cannot scan is a 400 naming the field, not a 503", async () => {
+  for (const [body, field] of [[{ count: -93311, cursor: "\u0016\u0089+\u0006mL" }, "cursor"], [{ count: -93311 }, "count"], [{ cursor: "-1" }, "cursor"]]) {
+    const res = await fetch(`${stack.workerUrl}/admin/import-keys`, { method: "POST", headers: { "x-admin-secret": stack.adminSecret, "content-type": "application/json" }, body: JSON.stringify(body) });
+    assert.equal(res.status, 400, JSON.stringify(body));
+    const err = await conforms(res, "post", "/admin/import-keys", `import-keys ${JSON.stringify(body)}`);
+    assert.match(err.error.message, new RegExp(`\`${field}\``));
+  }
+});
+
+test("fuzz finding: each streamed event is documented as an SSE event whose data is JSON or [DONE]", async () => {
+  const key = await c.createKey({ credits: 10 });
+  for (const [template, example] of [["/v1/chat", { provider: "openai", model: "gpt-4o-mini" }], ["/v1/chat/completions", { model: "openai/gpt-4o-mini" }], ["/v1/messages", { model: "claude-haiku-4-5" }]]) {
+    const res = await c.api(template, { key: key.api_key, body: { ...example, max_tokens: 20, stream: true, messages: [{ role: "user", content: "hi" }] } });
+    const text = await conforms(res, "post", template, `${template} stream`);
+    const validate = ajv.getSchema(`${SPEC_ID}#/${pointer("paths", template, "post", "responses", 200, "content", "text/event-stream", "schema")}`);
+    const events = text.split("\n\n").filter((b) => b.trim()).map((block) => {
+      const ev = {};
+      for (const line of block.split("\n")) {
+        const [k, ...v] = line.split(":");
+        if (k) ev[k] = ev[k] === undefined ? v.join(":").trimStart() : `${ev[k]}\n${v.join(":").trimStart()}`;
+      }
+      return ev;
+    });
+    assert.ok(events.length > 1, template);
+    for (const ev of events) {
+      assert.ok(validate(ev), `${template}: ${JSON.stringify(ev)}: ${ajv.errorsText(validate.errors)}`);
+      if (ev.data !== "[DONE]") JSON.parse(ev.data);
+    }
+  }
+});
