@@ -51,7 +51,7 @@ type ClientChunk = Result<Vec<u8>, worker::Error>;
 /// What the call task hands the handler, with the facts of the request's log line.
 enum Answer {
     Whole(Result<WholeAnswer, ApiError>, Map<String, Value>),
-    Stream { head: StreamHead, body: mpsc::UnboundedReceiver<Vec<u8>>, unread: Rc<Cell<usize>>, facts: Map<String, Value> },
+    Stream { head: StreamHead, body: mpsc::UnboundedReceiver<ClientChunk>, unread: Rc<Cell<usize>>, facts: Map<String, Value> },
 }
 
 /// What a call's log lines say about it, from admission on.
@@ -159,17 +159,20 @@ pub async fn run(ctx: &Ctx, api_key: &str, product: Box<dyn Product>) -> Handler
         }
         Answer::Whole(Err(e), _) => Err(e.with_headers(headers)),
         Answer::Stream { head, body, unread, .. } => {
-            let body = body.map(move |chunk| -> ClientChunk {
-                unread.set(unread.get().saturating_sub(chunk.len()));
-                Ok(chunk)
+            let body = body.map(move |chunk: ClientChunk| {
+                if let Ok(bytes) = &chunk {
+                    unread.set(unread.get().saturating_sub(bytes.len()));
+                }
+                chunk
             });
             let mut resp = Response::from_stream(body).map_err(|e| ApiError::internal(format!("stream: {e}")))?;
-            headers.extend(head.headers);
             // The charge is known only at the end, so it is in the last event; the head says what
             // is held and what remains while the hold is open (a lower bound of the final balance).
+            // A meter that knows the charge up front (audio) says it in its own head, which wins.
             headers.push(("x-credits-charged".into(), "pending".into()));
             headers.push(("x-credits-held".into(), credits_string(admitted.hold_mc)));
             headers.push(("x-credits-remaining".into(), credits_string(admitted.balance_after_mc)));
+            headers.extend(head.headers);
             let h = resp.headers_mut();
             let _ = h.set("content-type", &head.content_type);
             for (k, v) in &headers {
@@ -195,7 +198,7 @@ struct Call {
 
 /// The streaming client's side: bytes go through a bounded buffer.
 struct Client {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<ClientChunk>,
     unread: Rc<Cell<usize>>,
 }
 
@@ -206,7 +209,7 @@ impl Client {
     async fn send(&self, bytes: Vec<u8>, patience_ms: u64) -> bool {
         if !bytes.is_empty() {
             self.unread.set(self.unread.get() + bytes.len());
-            if self.tx.unbounded_send(bytes).is_err() {
+            if self.tx.unbounded_send(Ok(bytes)).is_err() {
                 return false;
             }
         }
@@ -224,6 +227,13 @@ impl Client {
             Delay::from(Duration::from_millis(DRAIN_POLL_MS)).await;
         }
         !self.tx.is_closed()
+    }
+
+    /// Ends the stream with an error instead of closing it: the client's read fails, so a cut
+    /// body is not taken for a whole one.
+    fn fail(&self, why: &str) {
+        let _ = self.tx.unbounded_send(Err(worker::Error::RustError(why.to_string())));
+        self.tx.close_channel();
     }
 }
 
@@ -364,10 +374,17 @@ impl Call {
         if matches!(end, End::IdleTimeout | End::ClientGoneDeadline) {
             cancel.abort();
         }
+        let abort = meter.abort_client_stream(&end);
         let mut finish = meter.finish(end);
         match (&streaming, &client) {
             (Some(_), Some(c)) => {
                 c.send(std::mem::take(&mut finish.tail), 0).await;
+                if abort {
+                    // On the platform the client's connection ends without the body's terminator;
+                    // a local Miniflare ends it cleanly, so the log says it too.
+                    log.line(Level::Warn, "client_stream_failed", fields! {"reason" => "the provider's answer broke off; the client's stream was ended with an error"});
+                    c.fail("the provider's answer broke off");
+                }
                 c.tx.close_channel();
             }
             (Some(head), None) if !finish.tail.is_empty() && gone_at.is_none() => {
