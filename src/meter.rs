@@ -380,8 +380,8 @@ impl Call {
             (Some(_), Some(c)) => {
                 c.send(std::mem::take(&mut finish.tail), 0).await;
                 if abort {
-                    // On the platform the client's connection ends without the body's terminator;
-                    // a local Miniflare ends it cleanly, so the log says it too.
+                    // The errored stream keeps the runtime from sending the body's end marker; a
+                    // local Miniflare's entry worker still ends it cleanly, so the log says it too.
                     log.line(Level::Warn, "client_stream_failed", fields! {"reason" => "the provider's answer broke off; the client's stream was ended with an error"});
                     c.fail("the provider's answer broke off");
                 }
