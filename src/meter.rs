@@ -86,12 +86,17 @@ impl CallLog {
 /// The metered facts of a call, for its log lines.
 fn metered_facts(billing: &Billing, m: &Metered) -> Map<String, Value> {
     let charge = billing.charge(m.cost_pico_usd);
-    fields! {
+    let mut f = fields! {
         "credits_charged" => credits_json(charge.charged_mc),
         "cost_usd" => broker_core::metering::micro_usd(m.cost_pico_usd) as f64 / 1e6,
         "usage" => m.units.to_json(),
         "exact" => m.exact,
+    };
+    // What was unusual (a bound charged, a provider's count that differed): the ledger says it too.
+    if let Some(note) = &m.note {
+        f.insert("metering_note".into(), Value::from(note.as_str()));
     }
+    f
 }
 
 /// Runs a product's call for the key `api_key`: admission, then the call and its settlement in
@@ -374,18 +379,20 @@ impl Call {
         if matches!(end, End::IdleTimeout | End::ClientGoneDeadline) {
             cancel.abort();
         }
-        let abort = meter.abort_client_stream(&end);
+        let abort = meter.abort_client_stream(&end).then(|| end.describe());
         let mut finish = meter.finish(end);
         match (&streaming, &client) {
             (Some(_), Some(c)) => {
                 c.send(std::mem::take(&mut finish.tail), 0).await;
-                if abort {
-                    // The errored stream keeps the runtime from sending the body's end marker; a
-                    // local Miniflare's entry worker still ends it cleanly, so the log says it too.
-                    log.line(Level::Warn, "client_stream_failed", fields! {"reason" => "the provider's answer broke off; the client's stream was ended with an error"});
-                    c.fail("the provider's answer broke off");
+                match abort {
+                    Some(why) if !c.tx.is_closed() => {
+                        // The errored stream keeps the runtime from sending the body's end marker;
+                        // a local Miniflare's entry worker still ends it cleanly, so the log says it.
+                        log.line(Level::Warn, "client_stream_failed", fields! {"reason" => why});
+                        c.fail(&why);
+                    }
+                    _ => c.tx.close_channel(),
                 }
-                c.tx.close_channel();
             }
             (Some(head), None) if !finish.tail.is_empty() && gone_at.is_none() => {
                 if let Some(c) = open_stream(&mut answer, head, upstream_ms) {

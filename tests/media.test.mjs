@@ -229,6 +229,8 @@ test("tts: ElevenLabs' character-cost is cross-checked: the larger is billed (up
   let entry = await charged(key, low);
   assert.equal(entry.amount, -counted, "the gateway's own count, the larger");
   assert.match(entry.note, new RegExp(`reported ${chars - 5} credits, the gateway counted ${chars}`));
+  const logged = await waitFor(() => c.logLines().find((l) => l.request_id === low.headers.get("x-request-id") && l.msg === "settlement"), "the settlement's log line");
+  assert.match(logged.metering_note, /the gateway counted/, "the mismatch is in the log too");
   await c.mockScript({ provider: "elevenlabs", usage: { character_cost: chars * 2 } });
   const high = await c.api("/v1/tts", { key: key.api_key, body: { voice_id: VOICE, text } });
   await high.arrayBuffer();
