@@ -3,15 +3,17 @@
 
 use crate::context::Ctx;
 use crate::http::HandlerResult;
-use crate::{account, admin, chat, checkout, webhooks};
+use crate::{account, admin, chat, checkout, media, webhooks};
 use broker_core::chat::Route;
 use broker_core::error::{ApiError, ErrorKind, ErrorShape};
+use broker_core::products::images::ImageRoute;
+use broker_core::products::speech::SpeechRoute;
 use worker::{Method, Request};
 
 /// The error shape the clients of a path expect (the official SDKs parse their own).
 pub fn error_shape(path: &str) -> ErrorShape {
     match path {
-        "/v1/chat/completions" | "/v1/models" => ErrorShape::OpenAi,
+        "/v1/chat/completions" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" => ErrorShape::OpenAi,
         "/v1/messages" => ErrorShape::Anthropic,
         _ => ErrorShape::Native,
     }
@@ -43,6 +45,26 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         ["v1", "messages"] => {
             allow(Method::Post)?;
             chat::handle(ctx, req, Route::AnthropicCompatible).await
+        }
+        ["v1", "images", "generations"] => {
+            allow(Method::Post)?;
+            media::images(ctx, req, ImageRoute::OpenAiCompatible).await
+        }
+        ["v1", "image"] => {
+            allow(Method::Post)?;
+            media::images(ctx, req, ImageRoute::Native).await
+        }
+        ["v1", "audio", "speech"] => {
+            allow(Method::Post)?;
+            media::speech(ctx, req, SpeechRoute::OpenAiCompatible).await
+        }
+        ["v1", "tts"] => {
+            allow(Method::Post)?;
+            media::speech(ctx, req, SpeechRoute::Native).await
+        }
+        ["v1", "music"] => {
+            allow(Method::Post)?;
+            media::music(ctx, req).await
         }
         ["v1", "models"] => {
             allow(Method::Get)?;
