@@ -167,12 +167,12 @@ fn check_host(host: &str) -> Result<(), String> {
     if last.chars().all(|c| c.is_ascii_digit()) || last.starts_with("0x") {
         return Err("image URLs must name a host, not an IP address".into());
     }
-    if labels.len() < 2 {
-        return Err("the image URL's host must be a fully qualified public name".into());
-    }
     const LOCAL: [&str; 6] = ["localhost", "local", "internal", "lan", "intranet", "home.arpa"];
     if LOCAL.iter().any(|l| host == *l || host.ends_with(&format!(".{l}"))) {
         return Err("the image URL's host is a local name; images must be publicly reachable".into());
+    }
+    if labels.len() < 2 {
+        return Err("the image URL's host must be a fully qualified public name".into());
     }
     Ok(())
 }
@@ -435,5 +435,7 @@ mod tests {
             assert!(check_https_url(bad).is_err(), "{bad} passed");
         }
         assert!(check_https_url(&format!("https://example.com/{}", "a".repeat(MAX_URL_LEN))).is_err());
+        assert!(check_https_url("https://localhost/a.png").unwrap_err().contains("local name"));
+        assert!(check_https_url("https://10.1.2.3/").unwrap_err().contains("IP address"));
     }
 }

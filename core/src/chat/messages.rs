@@ -249,6 +249,29 @@ fn openai_tool_calls(v: &Value, rules: OpenAiRules, calls: &mut Calls, ctx: &str
     Ok(parts)
 }
 
+/// Removes from OpenAI-style messages what agents carry back from an answer but a request does
+/// not take: keys set to `null`, an assistant message's `annotations` and the SDK helpers'
+/// `parsed`, a tool call's `index` (from stream accumulation) and `parsed_arguments`. Agents pass
+/// `choices[0].message` back as is; none of these changes the answer or the price.
+pub fn sanitize_openai(list: &mut [Value]) {
+    for msg in list.iter_mut() {
+        let Some(o) = msg.as_object_mut() else { continue };
+        o.retain(|_, v| !v.is_null());
+        if o.get("role").and_then(Value::as_str) == Some("assistant") {
+            o.remove("annotations");
+            o.remove("parsed");
+        }
+        for call in o.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(c) = call.as_object_mut() {
+                c.remove("index");
+                if let Some(f) = c.get_mut("function").and_then(Value::as_object_mut) {
+                    f.remove("parsed_arguments");
+                }
+            }
+        }
+    }
+}
+
 /// OpenAI-style `messages` (also the native route's): system/developer text goes to `system`,
 /// `tool` messages become user turns of tool results.
 pub fn parse_openai(list: &[Value], rules: OpenAiRules) -> Result<(Option<String>, Vec<Message>), ApiError> {
@@ -465,6 +488,12 @@ mod tests {
             assert_eq!(e.status(), 400);
             assert!(e.message.contains(needle), "{msgs}: {}", e.message);
         }
+        // What the SDKs hand back from an answer is taken back without its response-only keys.
+        let mut list = json!([{"role": "user", "content": "x"}, {"role": "assistant", "content": null, "refusal": null, "annotations": [], "parsed": null,
+            "tool_calls": [{"id": "c", "type": "function", "index": 0, "function": {"name": "f", "arguments": "{}", "parsed_arguments": {}}}]}]);
+        sanitize_openai(list.as_array_mut().unwrap());
+        assert_eq!(list[1], json!({"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}));
+        assert!(parse_openai(list.as_array().unwrap(), TOOLS).is_ok());
         // OpenAI itself takes any argument text back: passed through when not translated.
         let (_, m) = openai(json!([{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{broken"}}]}]), OpenAiRules { tools: true, object_arguments: false }).unwrap();
         assert_eq!(m[1].tool_calls().next().unwrap().arguments_text(), "{broken");

@@ -149,6 +149,13 @@ fn messages_list(m: &Map<String, Value>) -> Result<&[Value], ApiError> {
     }
 }
 
+/// OpenAI-style messages without the response-only keys agents carry back (the forwarded body too).
+fn sanitized_openai_messages(m: &mut Map<String, Value>) {
+    if let Some(Value::Array(list)) = m.get_mut("messages") {
+        messages::sanitize_openai(list);
+    }
+}
+
 /// Fields of OpenAI's Chat Completions request the gateway accepts.
 const OPENAI_FIELDS: &[&str] = &[
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stream", "stream_options", "n",
@@ -242,7 +249,8 @@ fn sampling(m: &Map<String, Value>, stop_key: &str) -> Result<Sampling, ApiError
 
 /// `POST /v1/chat`.
 pub fn parse_native(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let m = obj(body)?;
+    let mut m = obj(body)?;
+    sanitized_openai_messages(&mut m);
     allow_only(&m, &["provider", "model", "messages", "max_tokens", "temperature", "top_p", "stop", "stream"], "/v1/chat")?;
     let provider_s = req_str(&m, "provider")?;
     let provider = Provider::parse_chat(provider_s).ok_or_else(|| ApiError::invalid(format!("unknown provider `{provider_s}`; use openai, anthropic or google")))?;
@@ -283,7 +291,8 @@ pub fn split_model(model: &str) -> Result<(Provider, String), ApiError> {
 
 /// `POST /v1/chat/completions`.
 pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let m = obj(body)?;
+    let mut m = obj(body)?;
+    sanitized_openai_messages(&mut m);
     allow_only(&m, OPENAI_FIELDS, "/v1/chat/completions")?;
     let (provider, model) = split_model(req_str(&m, "model")?)?;
     let translated = provider != Provider::OpenAi;

@@ -137,12 +137,13 @@ fn tool_choice(v: &Value, tools: &[ToolDef], translated: bool) -> Result<ToolCho
         Value::Object(_) if !translated => ToolChoice::Auto,
         _ => return Err(ApiError::invalid("`tool_choice` must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}")),
     };
+    // OpenAI refuses these too; said here, before anything is held.
     if let ToolChoice::Named(n) = &choice {
-        if translated && !tools.iter().any(|t| &t.name == n) {
+        if !tools.iter().any(|t| &t.name == n) {
             return Err(ApiError::invalid(format!("`tool_choice` names `{n}`, which `tools` does not define")));
         }
     }
-    if translated && tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Named(_)) {
+    if tools.is_empty() && matches!(choice, ToolChoice::Required) {
         return Err(ApiError::invalid("`tool_choice` asks for a tool call but `tools` defines none"));
     }
     Ok(choice)
