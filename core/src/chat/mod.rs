@@ -168,11 +168,14 @@ const OPENAI_FIELDS: &[&str] = &[
 const OPENAI_HINTS: &[&str] = &["user", "metadata", "safety_identifier", "prompt_cache_key", "store", "service_tier", "n", "modalities", "stream_options"];
 
 /// OpenAI fields translated for other providers (by provider); the rest are refused for them.
+/// The agent options (`options`) are translated for both.
 fn translated_openai_fields(p: Provider) -> &'static [&'static str] {
-    const AGENT: [&str; 5] = ["tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort"];
     match p {
-        Provider::Google => &["temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", AGENT[0], AGENT[1], AGENT[2], AGENT[3], AGENT[4]],
-        _ => &["temperature", "top_p", "stop", AGENT[0], AGENT[1], AGENT[2], AGENT[3], AGENT[4]],
+        Provider::Google => &[
+            "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+            "reasoning_effort",
+        ],
+        _ => &["temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort"],
     }
 }
 
