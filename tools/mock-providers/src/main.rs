@@ -16,6 +16,7 @@
 //! HTTP/1.1 is hyper's on tokio ([`http`]); the provider modules stay synchronous functions from
 //! a [`http::Request`] to a [`http::Response`], whose scripted pacing [`http::send`] plays out.
 
+mod agent;
 mod anthropic;
 mod common;
 mod control;
