@@ -21,7 +21,7 @@ const meteredHeaders = {
 };
 
 const ERROR_TEXT = {
-  400: "Bad request: malformed JSON, a field outside the route's allowlist, an unknown or retired model, or the provider refused the request.",
+  400: "Bad request: malformed JSON, bad media input, a field outside the route's allowlist, an unknown or retired model, or the provider refused the request.",
   401: "Missing, unknown or revoked key (or a wrong secret).",
   402: "The balance cannot cover the worst case of the call (`credits_required`, `credits_available`).",
   403: "The key's plan has no configured limit, or the RapidAPI subscription is not mapped.",
@@ -218,6 +218,50 @@ const paths = {
   "/admin/keys/{key_id}/revoke": { ...keyPath, ...post("adminRevokeKey", "Revoke a key (401 at once)", "Admin", "KeyOp", { security: admin, errs: adminErrors }) },
   "/admin/keys/{key_id}/rotate": { ...keyPath, ...post("adminRotateKey", "Rotate a key: a new plaintext, the same balance and ledger", "Admin", "KeyOp", { security: admin, errs: adminErrors }) },
 };
+// ---------- media (images, speech, music) ----------
+const AUDIO_TYPES = ["audio/mpeg", "audio/wav", "audio/ogg", "audio/opus", "audio/aac", "audio/flac", "audio/pcm", "audio/basic", "application/octet-stream"];
+const audio = Object.fromEntries(AUDIO_TYPES.map((t) => [t, { schema: { type: "string", format: "binary", description: "The audio as the provider streams it." } }]));
+const imageFields = {
+  model: str("An image model of /v1/models (`gpt-image-2`, …)."), prompt: str("", { maxLength: 32000 }), n: int("", { minimum: 1, maximum: 10 }),
+  size: str("", { enum: ["1024x1024", "1024x1536", "1536x1024", "auto"] }), quality: str("", { enum: ["low", "medium", "high", "auto"] }),
+  output_format: str("", { enum: ["png", "jpeg", "webp"] }), output_compression: int("", { minimum: 0, maximum: 100 }), background: str(""), moderation: str(""),
+};
+Object.assign(schemas, {
+  OpenAiImagesRequest: obj({ ...imageFields, user: str(""), response_format: { const: "b64_json" } }, ["model", "prompt"], { description: "OpenAI's Images API request (fields outside this list: 400)." }),
+  OpenAiImagesResponse: obj({ created: int(""), data: { type: "array", items: obj({ b64_json: str(""), url: str(""), revised_prompt: str("") }) }, usage: { type: "object" }, x_broker: xBroker }, ["data"]),
+  NativeImageRequest: obj(imageFields, ["model", "prompt"]),
+  NativeImageResponse: obj({
+    id: str(""), object: { const: "image.generation" }, provider: str(""), model: str(""), created: nullable(int("")), images: int("How many images."),
+    data: { type: "array", items: { type: "object" } }, units: { type: "object" }, credits_charged: num(""), credits_remaining: num(""), billed_by: str(""), request_id: str(""),
+  }, ["id", "object", "model", "data", "request_id"]),
+  OpenAiSpeechRequest: obj({ model: str("`tts-1`, `tts-1-hd`, or `elevenlabs/<model>`."), input: str("The text."), voice: str("An OpenAI voice, or an ElevenLabs voice id."),
+    response_format: str("", { enum: ["mp3", "opus", "aac", "flac", "wav", "pcm"] }), speed: num("") }, ["model", "input", "voice"]),
+  TtsRequest: obj({ voice_id: str("An ElevenLabs voice id."), text: str(""), model_id: str("Default `eleven_multilingual_v2`."), output_format: str("e.g. `mp3_44100_128`."), voice_settings: { type: "object" } }, ["voice_id", "text"]),
+  MusicRequest: obj({ prompt: str(""), model: str("`stable-audio-2.5` or `stable-audio-2` (default)."), duration: num("Seconds, 1-190.", { minimum: 1, maximum: 190 }),
+    output_format: str("", { enum: ["mp3", "wav"] }), seed: int(""), steps: int("") }, ["prompt"]),
+});
+const mediaOp = ({ id, summary, description, req, shape, example, ok }) => ({
+  post: { operationId: id, summary, description, tags: ["Media"], security: bearer, requestBody: body(ref(req), example),
+    responses: { 200: { description: "The result; the head carries the exact charge.", headers: meteredHeaders, content: ok }, ...errors(shape, customerErrors) } },
+});
+Object.assign(paths, {
+  "/v1/images/generations": mediaOp({ id: "imagesGenerations", summary: "OpenAI-compatible image generation", shape: "openai", req: "OpenAiImagesRequest",
+    description: "The OpenAI SDKs' `images.generate` works. OpenAI's answer with an `x_broker` object. Errors in OpenAI's shape.",
+    example: { model: "gpt-image-2", prompt: "A watercolor lighthouse at dawn", size: "1024x1024", quality: "low" }, ok: { "application/json": { schema: ref("OpenAiImagesResponse") } } }),
+  "/v1/image": mediaOp({ id: "image", summary: "Image generation in the gateway's own shape", shape: "native", req: "NativeImageRequest",
+    description: "Per-image or per-token billing by model (see /v1/models).",
+    example: { model: "gpt-image-2", prompt: "A watercolor lighthouse at dawn", n: 1, quality: "low" }, ok: { "application/json": { schema: ref("NativeImageResponse") } } }),
+  "/v1/audio/speech": mediaOp({ id: "audioSpeech", summary: "OpenAI-compatible text to speech (OpenAI or ElevenLabs voices)", shape: "openai", req: "OpenAiSpeechRequest",
+    description: "The audio is streamed as it arrives, with the provider's content type. Errors in OpenAI's shape.",
+    example: { model: "tts-1", voice: "alloy", input: "Your order has shipped.", response_format: "wav" }, ok: audio }),
+  "/v1/tts": mediaOp({ id: "tts", summary: "Text to speech with ElevenLabs' fields", shape: "native", req: "TtsRequest",
+    description: "Billed per character; the audio is streamed as it arrives.",
+    example: { voice_id: "JBFqnCBsd6RMkjVDRZzb", text: "Your order has shipped.", model_id: "eleven_flash_v2_5", output_format: "mp3_44100_128" }, ok: audio }),
+  "/v1/music": mediaOp({ id: "music", summary: "Music generation (Stability Stable Audio)", shape: "native", req: "MusicRequest",
+    description: "A flat price per generation; the audio is passed on as it arrives.",
+    example: { prompt: "Upbeat lo-fi hip hop loop, warm Rhodes piano, 90 BPM", model: "stable-audio-2.5", duration: 30 }, ok: audio }),
+});
+
 // Stateful links (schemathesis follows them): a created key → its record, ledger, grant, rotation, revocation.
 const keyLinks = Object.fromEntries(["adminGetKey", "adminKeyLedger", "adminGrantCredits", "adminRotateKey", "adminRevokeKey"]
   .map((id) => [id, { operationId: id, parameters: { key_id: "$response.body#/id" } }]));
@@ -241,6 +285,7 @@ export const spec = {
   servers: [{ url: "/", description: "This deployment" }],
   tags: [
     { name: "Chat", description: "Metered calls in three shapes." },
+    { name: "Media", description: "Images, speech and music, metered per unit." },
     { name: "Account", description: "The calling key: balance, ledger, models." },
     { name: "Billing", description: "Buying credits: Stripe Checkout and the Billing Portal." },
     { name: "Webhooks", description: "Payment providers' deliveries (signed)." },

@@ -11,20 +11,27 @@ const el = (tag, props = {}, ...children) => {
 };
 const fmt = (n) => (typeof n === "number" ? n.toLocaleString("en-US", { maximumFractionDigits: 4 }) : "—");
 
+/** A media price as text: a number per unit, or a nested table (size → quality → credits). */
+function priceText(v) {
+  if (typeof v === "number") return fmt(v);
+  if (v && typeof v === "object") return Object.entries(v).map(([k, x]) => (typeof x === "object" ? `${k}: ${priceText(x)}` : `${k} ${fmt(x)}`)).join(typeof Object.values(v)[0] === "object" ? "; " : ", ");
+  return "—";
+}
+
 async function prices() {
   try {
     const [models, plans] = await Promise.all([fetch("/v1/models").then((r) => r.json()), fetch("/v1/plans").then((r) => r.json()).catch(() => null)]);
     $("#price-table-version").textContent = models.price_table;
     if (plans?.credit_pack?.usd_per_credit) $("#usd-per-credit").textContent = plans.credit_pack.usd_per_credit;
-    const body = $("#prices tbody");
     for (const m of models.data) {
-      const p = m.credits_per_million_tokens ?? {};
-      const row = el("tr", {}, el("td", {}, el("code", { textContent: m.id })), el("td", { textContent: fmt(p.input) }),
-        el("td", { textContent: fmt(p.cached_input) }), el("td", { textContent: fmt(p.output) }), el("td", { textContent: fmt(m.max_output_tokens) }));
+      const row = m.product
+        ? el("tr", {}, el("td", {}, el("code", { textContent: m.id })), el("td", { textContent: m.product }), el("td", { textContent: m.unit }),
+          el("td", { textContent: priceText(m.credits_per_unit) + (m.credits_per_1000_units !== undefined ? ` (${fmt(m.credits_per_1000_units)} per 1,000)` : "") }))
+        : el("tr", {}, el("td", {}, el("code", { textContent: m.id })), el("td", { textContent: fmt(m.credits_per_million_tokens?.input) }),
+          el("td", { textContent: fmt(m.credits_per_million_tokens?.cached_input) }), el("td", { textContent: fmt(m.credits_per_million_tokens?.output) }), el("td", { textContent: fmt(m.max_output_tokens) }));
       row.dataset.model = m.id;
-      row.dataset.input = p.input;
-      row.dataset.output = p.output;
-      body.append(row);
+      row.dataset.price = JSON.stringify(m.product ? m.credits_per_unit : m.credits_per_million_tokens);
+      (m.product ? $("#media-prices tbody") : $("#prices tbody")).append(row);
     }
   } catch (e) {
     const err = $("#prices-error");

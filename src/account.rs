@@ -34,7 +34,8 @@ pub async fn health(ctx: &Ctx) -> HandlerResult {
 
 pub fn models(ctx: &Ctx) -> Response {
     let rate = &ctx.settings().rate;
-    let data: Vec<Value> = broker_core::pricing::catalogue(&ctx.today()).iter().map(|m| m.to_public_json(rate)).collect();
+    let mut data: Vec<Value> = broker_core::pricing::catalogue(&ctx.today()).iter().map(|m| m.to_public_json(rate)).collect();
+    data.extend(broker_core::media_prices::catalogue(&ctx.today(), rate, ctx.settings().elevenlabs_pico_per_credit));
     json(200, &json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }), &[])
 }
 

@@ -37,7 +37,7 @@ async fn stripe_post(ctx: &Ctx, path: &str, form: &[(String, String)], idempoten
     };
     let mut sent = fetch::send(&req, 20_000).await?;
     let status = sent.response.status_code();
-    let v: Value = sent.response.json().await.unwrap_or(Value::Null);
+    let v: Value = sent.json().await;
     match status {
         200 => Ok(v),
         401 => Err(broker_core::config::misconfigured("STRIPE_SECRET_KEY", "Stripe refused it")),

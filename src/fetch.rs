@@ -4,7 +4,9 @@ use broker_core::error::{ApiError, ErrorKind};
 use broker_core::product::UpstreamRequest;
 use futures_util::future::{select, Either};
 use std::time::Duration;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use serde_json::Value;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, web_sys, AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response, ResponseBody};
 
 /// A sent request: its response and the means to cancel the exchange (aborting also ends the
 /// body stream).
@@ -53,5 +55,24 @@ pub async fn send(req: &UpstreamRequest, timeout_ms: u64) -> Result<Sent, ApiErr
             cancel.abort();
             Err(ApiError::new(ErrorKind::UpstreamTimeout, format!("the provider did not answer within {timeout_ms} ms; nothing was charged")).public())
         }
+    }
+}
+
+impl Sent {
+    /// The whole body in one runtime call (`arrayBuffer()`). Reading a small body as a stream
+    /// costs a reader, a promise and a lock release per chunk: measured at about a sixth of a
+    /// metered call's CPU when the Upstash answers were read that way.
+    pub async fn body(&mut self) -> Result<Vec<u8>, String> {
+        let ResponseBody::Stream(stream) = self.response.body() else {
+            return self.response.bytes().await.map_err(|e| e.to_string());
+        };
+        let whole = web_sys::Response::new_with_opt_readable_stream(Some(stream)).map_err(|e| format!("{e:?}"))?;
+        let buffer = JsFuture::from(whole.array_buffer().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
+
+    /// The body as JSON (`null` when it is not JSON or cannot be read).
+    pub async fn json(&mut self) -> Value {
+        self.body().await.ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null)
     }
 }

@@ -2,7 +2,7 @@
 //! money or wire formats lives in `broker_core`; the modules here are thin adapters over the
 //! platform (HTTP, fetch, the Upstash REST API, `wait_until`).
 //!
-//! Imports flow one way: `lib` → `router` → handlers (`chat`, `account`, `admin`, `webhooks`) →
+//! Imports flow one way: `lib` → `router` → handlers (`chat`, `media`, `account`, `admin`, `webhooks`) →
 //! `meter` (the metering engine) → `context`, `http`, `fetch`, `upstash`.
 
 mod account;
@@ -13,6 +13,7 @@ mod context;
 mod fetch;
 mod http;
 mod log;
+mod media;
 mod meter;
 mod payer;
 mod router;

@@ -53,7 +53,7 @@ type ClientChunk = Result<Vec<u8>, worker::Error>;
 /// What the call task hands the handler, with the facts of the request's log line.
 enum Answer {
     Whole(Result<WholeAnswer, ApiError>, Map<String, Value>),
-    Stream { head: StreamHead, body: mpsc::UnboundedReceiver<Vec<u8>>, unread: Rc<Cell<usize>>, facts: Map<String, Value> },
+    Stream { head: StreamHead, body: mpsc::UnboundedReceiver<ClientChunk>, unread: Rc<Cell<usize>>, facts: Map<String, Value> },
 }
 
 /// What a call's log lines say about it, from admission on.
@@ -88,12 +88,17 @@ impl CallLog {
 /// The metered facts of a call, for its log lines.
 fn metered_facts(billing: &Billing, m: &Metered) -> Map<String, Value> {
     let charge = billing.charge(m.cost_pico_usd);
-    fields! {
+    let mut f = fields! {
         "credits_charged" => credits_json(charge.charged_mc),
         "cost_usd" => broker_core::metering::micro_usd(m.cost_pico_usd) as f64 / 1e6,
         "usage" => m.units.to_json(),
         "exact" => m.exact,
+    };
+    // What was unusual (a bound charged, a provider's count that differed): the ledger says it too.
+    if let Some(note) = &m.note {
+        f.insert("metering_note".into(), Value::from(note.as_str()));
     }
+    f
 }
 
 /// Runs a product's call for `payer`: admission, then the call and its settlement in
@@ -179,20 +184,23 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerR
         }
         Answer::Whole(Err(e), _) => Err(e.with_headers(headers)),
         Answer::Stream { head, body, unread, .. } => {
-            let body = body.map(move |chunk| -> ClientChunk {
-                unread.set(unread.get().saturating_sub(chunk.len()));
-                Ok(chunk)
+            let body = body.map(move |chunk: ClientChunk| {
+                if let Ok(bytes) = &chunk {
+                    unread.set(unread.get().saturating_sub(bytes.len()));
+                }
+                chunk
             });
             let mut resp = Response::from_stream(body).map_err(|e| ApiError::internal(format!("stream: {e}")))?;
-            headers.extend(head.headers);
             if !rapid {
                 // The charge is known only at the end, so it is in the last event; the head says
                 // what is held and what remains while the hold is open (a lower bound of the
-                // final balance).
+                // final balance). A meter that knows the charge up front (audio) says it in its
+                // own head, which wins.
                 headers.push(("x-credits-charged".into(), "pending".into()));
                 headers.push(("x-credits-held".into(), credits_string(admitted.hold_mc)));
                 headers.push(("x-credits-remaining".into(), credits_string(admitted.balance_after_mc)));
             }
+            headers.extend(head.headers);
             let h = resp.headers_mut();
             let _ = h.set("content-type", &head.content_type);
             for (k, v) in &headers {
@@ -219,7 +227,7 @@ struct Call {
 
 /// The streaming client's side: bytes go through a bounded buffer.
 struct Client {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<ClientChunk>,
     unread: Rc<Cell<usize>>,
 }
 
@@ -230,7 +238,7 @@ impl Client {
     async fn send(&self, bytes: Vec<u8>, patience_ms: u64) -> bool {
         if !bytes.is_empty() {
             self.unread.set(self.unread.get() + bytes.len());
-            if self.tx.unbounded_send(bytes).is_err() {
+            if self.tx.unbounded_send(Ok(bytes)).is_err() {
                 return false;
             }
         }
@@ -248,6 +256,13 @@ impl Client {
             Delay::from(Duration::from_millis(DRAIN_POLL_MS)).await;
         }
         !self.tx.is_closed()
+    }
+
+    /// Ends the stream with an error instead of closing it: the client's read fails, so a cut
+    /// body is not taken for a whole one.
+    fn fail(&self, why: &str) {
+        let _ = self.tx.unbounded_send(Err(worker::Error::RustError(why.to_string())));
+        self.tx.close_channel();
     }
 }
 
@@ -411,11 +426,20 @@ impl Call {
         if matches!(end, End::IdleTimeout | End::ClientGoneDeadline) {
             cancel.abort();
         }
+        let abort = meter.abort_client_stream(&end).then(|| end.describe());
         let mut finish = meter.finish(end);
         match (&streaming, &client) {
             (Some(_), Some(c)) => {
                 c.send(std::mem::take(&mut finish.tail), 0).await;
-                c.tx.close_channel();
+                match abort {
+                    Some(why) if !c.tx.is_closed() => {
+                        // The errored stream keeps the runtime from sending the body's end marker;
+                        // a local Miniflare's entry worker still ends it cleanly, so the log says it.
+                        log.line(Level::Warn, "client_stream_failed", fields! {"reason" => why});
+                        c.fail(&why);
+                    }
+                    _ => c.tx.close_channel(),
+                }
             }
             (Some(head), None) if !finish.tail.is_empty() && gone_at.is_none() => {
                 if let Some(c) = open_stream(&mut answer, head, upstream_ms) {

@@ -4,9 +4,11 @@
 
 use crate::context::Ctx;
 use crate::http::HandlerResult;
-use crate::{account, admin, chat, checkout, webhooks};
+use crate::{account, admin, chat, checkout, media, webhooks};
 use broker_core::chat::Route;
 use broker_core::error::ErrorShape;
+use broker_core::products::images::ImageRoute;
+use broker_core::products::speech::SpeechRoute;
 use broker_core::routes::{self, Endpoint};
 use worker::Request;
 
@@ -28,6 +30,11 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         Endpoint::NativeChat => chat::handle(ctx, req, Route::Native).await,
         Endpoint::OpenAiChatCompletions => chat::handle(ctx, req, Route::OpenAiCompatible).await,
         Endpoint::AnthropicMessages => chat::handle(ctx, req, Route::AnthropicCompatible).await,
+        Endpoint::OpenAiImages => media::images(ctx, req, ImageRoute::OpenAiCompatible).await,
+        Endpoint::NativeImage => media::images(ctx, req, ImageRoute::Native).await,
+        Endpoint::OpenAiSpeech => media::speech(ctx, req, SpeechRoute::OpenAiCompatible).await,
+        Endpoint::NativeTts => media::speech(ctx, req, SpeechRoute::Native).await,
+        Endpoint::Music => media::music(ctx, req).await,
         Endpoint::Models => Ok(account::models(ctx)),
         Endpoint::Balance => account::balance(ctx, &req).await,
         Endpoint::Usage => account::usage(ctx, &req).await,

@@ -31,7 +31,7 @@ impl Upstash {
         };
         let mut sent = fetch::send(&req, UPSTASH_TIMEOUT_MS).await.map_err(|e| ApiError::unavailable(format!("redis unreachable: {}", e.message)))?;
         let status = sent.response.status_code();
-        let bytes = sent.response.bytes().await.map_err(|e| ApiError::unavailable(format!("redis read failed: {e}")))?;
+        let bytes = sent.body().await.map_err(|e| ApiError::unavailable(format!("redis read failed: {e}")))?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::unavailable(format!("redis answered status {status} with a non-JSON body")))?;
         Ok((status, v))
     }

@@ -260,7 +260,7 @@ async fn paypal_token(ctx: &Ctx, fresh: bool) -> Result<String, ApiError> {
     };
     let mut sent = fetch::send(&req, 15_000).await?;
     let status = sent.response.status_code();
-    let v: Value = sent.response.json().await.unwrap_or(Value::Null);
+    let v: Value = sent.json().await;
     let (Some(token), 200) = (v.get("access_token").and_then(Value::as_str), status) else {
         return Err(ApiError::upstream(format!("PayPal token request failed (status {status})")).public());
     };
@@ -302,7 +302,7 @@ pub async fn paypal(ctx: &Ctx, mut req: Request) -> HandlerResult {
         sent = fetch::send(&verify(paypal_token(ctx, true).await?), 15_000).await?;
     }
     let status = sent.response.status_code();
-    let verdict: Value = sent.response.json().await.unwrap_or(Value::Null);
+    let verdict: Value = sent.json().await;
     if status != 200 {
         return Err(ApiError::upstream(format!("PayPal verification call failed (status {status})")).public());
     }

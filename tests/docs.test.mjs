@@ -27,9 +27,12 @@ test("the guide shows the live prices of /v1/models and an example for every ope
   assert.equal(res.status(), 200);
   assert.match(res.headers()["content-security-policy"], /script-src 'self'; style-src 'self';/);
   const models = await (await c.api("/v1/models")).json();
-  await page.waitForFunction((n) => document.querySelectorAll("#prices tbody tr").length === n, models.data.length);
-  const rows = await page.$$eval("#prices tbody tr", (rs) => rs.map((r) => ({ id: r.dataset.model, input: Number(r.dataset.input), output: Number(r.dataset.output) })));
-  assert.deepEqual(rows, models.data.map((m) => ({ id: m.id, input: m.credits_per_million_tokens.input, output: m.credits_per_million_tokens.output })));
+  // Every model of the API, with the API's price: chat per million tokens, media per unit.
+  await page.waitForFunction((n) => document.querySelectorAll("#prices tbody tr, #media-prices tbody tr").length === n, models.data.length);
+  const rows = await page.$$eval("#prices tbody tr, #media-prices tbody tr", (rs) => rs.map((r) => ({ id: r.dataset.model, price: JSON.parse(r.dataset.price) })));
+  const want = models.data.map((m) => ({ id: m.id, price: m.product ? m.credits_per_unit : m.credits_per_million_tokens }));
+  assert.deepEqual(rows.sort((a, b) => a.id.localeCompare(b.id)), want.sort((a, b) => a.id.localeCompare(b.id)));
+  assert.ok(models.data.some((m) => m.product) && models.data.some((m) => !m.product), "both tables have rows");
   assert.equal(await page.textContent("#price-table-version"), models.price_table);
   // One example block per documented operation, each a curl line against this server.
   const spec = await (await c.api("/openapi.json")).json();

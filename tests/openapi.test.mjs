@@ -77,12 +77,12 @@ test("every documented operation answers as documented, with its example request
     const headers = { ...authHeaders(op, key.api_key), ...(example ? { "content-type": "application/json" } : {}) };
     const res = await fetch(`${stack.workerUrl}${url}`, { method: method.toUpperCase(), headers, body: example ? JSON.stringify(example) : undefined });
     const label = `${method.toUpperCase()} ${url}`;
-    await conforms(res, method, template, label);
+    const answer = await conforms(res, method, template, label);
     // Each example is a working request, except the webhooks (their signatures are fakes) and the
     // billing portal (a fresh key has no subscription to manage).
     if (op.tags.includes("Webhooks")) assert.equal(res.status, 400, label);
     else if (op.operationId === "createBillingPortal") assert.equal(res.status, 400, label);
-    else assert.ok(res.status < 300, `${label}: ${res.status}`);
+    else assert.ok(res.status < 300, `${label}: ${res.status} ${JSON.stringify(answer).slice(0, 300)}`);
     // A streamed chat answer is documented as text/event-stream.
     if (op.tags.includes("Chat")) {
       const s = await fetch(`${stack.workerUrl}${url}`, { method: "POST", headers, body: JSON.stringify({ ...example, stream: true }) });

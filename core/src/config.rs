@@ -39,7 +39,9 @@ pub struct RateLimits {
     pub anonymous: RateLimit,
 }
 
-pub const DEFAULT_RATE_LIMITS: &str = "free:ai=10/3600, pro:ai=100/3600, anonymous=5/900";
+/// The original product's limits for the chat routes (`ai`), and the same for the media routes
+/// (`media`: images, speech, music), which are limited apart.
+pub const DEFAULT_RATE_LIMITS: &str = "free:ai=10/3600, pro:ai=100/3600, free:media=10/3600, pro:media=100/3600, anonymous=5/900";
 
 fn is_name(p: &str) -> bool {
     !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -153,6 +155,9 @@ pub struct Settings {
     /// A call whose provider cost exceeds this (micro-USD) is logged as a warning.
     pub high_cost_usd_micro: u64,
     base_urls: Vec<(Provider, String)>,
+    /// `ELEVENLABS_USD_PER_CREDIT`: the dollar value of one ElevenLabs credit on the operator's
+    /// plan, pico-USD (what an ElevenLabs character costs the gateway).
+    pub elevenlabs_pico_per_credit: u128,
     pub paypal_base_url: String,
     /// Browser origins allowed on the customer routes (empty: none).
     pub cors_origins: crate::cors::CorsOrigins,
@@ -247,6 +252,8 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         slow_upstream_ms: positive("SLOW_UPSTREAM_MS", "1000")?,
         high_cost_usd_micro: usd_micro(&var_or(get, "HIGH_COST_USD", "0.50")).map_err(|e| misconfigured("HIGH_COST_USD", e))?,
         base_urls,
+        elevenlabs_pico_per_credit: crate::media_prices::usd_to_pico(&var_or(get, "ELEVENLABS_USD_PER_CREDIT", crate::media_prices::ELEVENLABS_DEFAULT_USD_PER_CREDIT))
+            .map_err(|e| misconfigured("ELEVENLABS_USD_PER_CREDIT", e))?,
         paypal_base_url: url(get, "PAYPAL_BASE_URL", "https://api-m.paypal.com")?,
         cors_origins: crate::cors::CorsOrigins::parse(&var_or(get, "CORS_ORIGINS", "")).map_err(|e| misconfigured("CORS_ORIGINS", e))?,
         stripe_base_url: url(get, "STRIPE_BASE_URL", "https://api.stripe.com")?,
@@ -267,6 +274,7 @@ mod tests {
         assert_eq!(l.get("pro", "ai"), Some(RateLimit { limit: 100, window_ms: 3_600_000 }));
         assert_eq!(l.anonymous, RateLimit { limit: 5, window_ms: 900_000 });
         assert_eq!(l.script_arg("ai"), "free:10:3600000,pro:100:3600000");
+        assert_eq!(l.script_arg("media"), "free:10:3600000,pro:100:3600000", "the media routes have their own class");
     }
 
     #[test]
@@ -289,6 +297,8 @@ mod tests {
             ("OPENAI_BASE_URL", "api.openai.com"),
             ("SUBSCRIPTION_PLANS", "pro-monthly:price_1:2000:gold"),
             ("CHECKOUT_MAX_USD", "lots"),
+            ("ELEVENLABS_USD_PER_CREDIT", "0"),
+            ("ELEVENLABS_USD_PER_CREDIT", "cheap"),
         ] {
             let e = settings_from(&only(name, value)).unwrap_err();
             assert!(e.message.contains(name), "{name}: {}", e.message);
@@ -305,6 +315,7 @@ mod tests {
         assert_eq!((s.hold_sweep_after_secs, s.ledger_keep), (7200, 10_000));
         assert_eq!((s.slow_upstream_ms, s.high_cost_usd_micro), (1000, 500_000));
         assert_eq!(s.base_url(Provider::Anthropic), "https://api.anthropic.com");
+        assert_eq!(s.elevenlabs_pico_per_credit, 300_000_000, "$0.0003 a credit");
         let local = settings_from(&|k| (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:8090/openai/".into())).unwrap();
         assert_eq!(local.base_url(Provider::OpenAi), "http://127.0.0.1:8090/openai");
     }

@@ -9,7 +9,7 @@
 //! Leaves out everything that touches the platform: HTTP, `fetch`, timers, the Worker `Env`.
 //! Nothing here depends on `worker`; it compiles and is tested on the host with `cargo test`.
 //!
-//! Imports flow one way: `error`, `money`, `provider`, `usage` ← `price_table`/`pricing` ←
+//! Imports flow one way: `error`, `money`, `provider`, `usage` ← `price_table`/`pricing`/`media_prices` ←
 //! `metering`, `product` ← `providers` ← `chat` (and the media products); `scripts` ←
 //! `store`. No module imports one that imports it back.
 
@@ -19,6 +19,7 @@ pub mod cors;
 pub mod error;
 pub mod keys;
 pub mod ledger;
+pub mod media_prices;
 pub mod metering;
 pub mod money;
 pub mod paypal;

@@ -26,6 +26,9 @@ use serde_json::{json, Value};
 
 /// The rate-limit class of the chat routes (the original product's `ai` limits).
 pub const CHAT_CLASS: &str = "ai";
+/// The rate-limit class of the media routes (images, speech, music): slower and dearer calls
+/// than chat, limited apart so one kind cannot use up the other's allowance.
+pub const MEDIA_CLASS: &str = "media";
 
 /// What admission reserves for a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

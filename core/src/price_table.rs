@@ -15,7 +15,8 @@
 
 use crate::provider::Provider;
 
-pub const PRICE_TABLE_VERSION: &str = "2026-11-23.1";
+/// Covers this table and the media one (`media_prices.rs`): one version names every price.
+pub const PRICE_TABLE_VERSION: &str = "2026-11-23.2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rates {

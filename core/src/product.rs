@@ -102,6 +102,12 @@ pub trait Meter {
     /// still be answered with a clean 502.
     fn push(&mut self, chunk: &[u8]) -> Vec<u8>;
     fn finish(&mut self, end: End) -> Finish;
+    /// Whether a streamed answer that ended this way is ended with an error instead of closed:
+    /// for answers that cannot say in-band that they are incomplete (audio), so the client cannot
+    /// take a cut body for a whole one. Chat says it in its last event instead.
+    fn abort_client_stream(&self, _end: &End) -> bool {
+        false
+    }
 }
 
 /// A parsed, priced request of one product, ready for the engine.

@@ -13,6 +13,11 @@ pub enum Endpoint {
     NativeChat,
     OpenAiChatCompletions,
     AnthropicMessages,
+    OpenAiImages,
+    NativeImage,
+    OpenAiSpeech,
+    NativeTts,
+    Music,
     Models,
     Balance,
     Usage,
@@ -54,6 +59,11 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/chat", Endpoint::NativeChat),
     route("POST", "/v1/chat/completions", Endpoint::OpenAiChatCompletions),
     route("POST", "/v1/messages", Endpoint::AnthropicMessages),
+    route("POST", "/v1/images/generations", Endpoint::OpenAiImages),
+    route("POST", "/v1/image", Endpoint::NativeImage),
+    route("POST", "/v1/audio/speech", Endpoint::OpenAiSpeech),
+    route("POST", "/v1/tts", Endpoint::NativeTts),
+    route("POST", "/v1/music", Endpoint::Music),
     route("GET", "/v1/models", Endpoint::Models),
     route("GET", "/v1/balance", Endpoint::Balance),
     route("GET", "/v1/usage", Endpoint::Usage),
@@ -137,7 +147,7 @@ pub fn is_admin_path(path: &str) -> bool {
 /// The error shape the clients of a path expect (the official SDKs parse their own).
 pub fn error_shape(path: &str) -> ErrorShape {
     match path {
-        "/v1/chat/completions" | "/v1/models" => ErrorShape::OpenAi,
+        "/v1/chat/completions" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" => ErrorShape::OpenAi,
         "/v1/messages" => ErrorShape::Anthropic,
         _ => ErrorShape::Native,
     }

@@ -70,7 +70,7 @@ impl Store for Redis {
     async fn eval(&self, script: &Script, args: Vec<String>) -> Result<Value, ApiError> {
         let mut conn = self.conn.borrow_mut();
         let run = |cmd: &str, first: &str, conn: &mut redis::Connection| redis::cmd(cmd).arg(first).arg(0).arg(&args).query::<redis::Value>(conn);
-        match run("EVALSHA", &script.sha1(), &mut conn) {
+        match run("EVALSHA", script.sha1(), &mut conn) {
             Err(e) if e.code() == Some("NOSCRIPT") => run("EVAL", script.source, &mut conn),
             other => other,
         }

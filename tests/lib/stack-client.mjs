@@ -5,7 +5,7 @@ import { startStack } from "../../scripts/stack.mjs";
 
 /** The worker variables every test stack runs with (a `bulk` plan for load tests, a short upstream timeout). */
 export const TEST_VARS = {
-  RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, anonymous=5/900",
+  RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, free:media=10/3600, pro:media=100/3600, bulk:media=100000/3600, anonymous=5/900",
   UPSTREAM_TIMEOUT_MS: "6000",
   // The sweeper runs only when a test calls /__scheduled; nothing else is in flight then.
   HOLD_SWEEP_AFTER_SECS: "2",

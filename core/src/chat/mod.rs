@@ -4,17 +4,31 @@
 //! - `/v1/chat/completions`: OpenAI's shape; `model` is bare (OpenAI) or `provider/model`.
 //! - `/v1/messages`: Anthropic's shape (Anthropic models only).
 //!
-//! **Only what is priced is forwarded.** Each route has an allowlist of top-level fields. A field
-//! outside it is refused (400) rather than forwarded or dropped: an unknown field may change the
-//! price (Anthropic `inference_geo`), store customer data (OpenAI `store`) or change the answer.
-//! Where a provider cannot honour a field of the OpenAI shape, the call is refused too; only
-//! fields that change neither the answer nor the price (`user`, `metadata`, ...) are dropped.
+//! **Only what is priced is forwarded.** Each route has an allowlist of top-level fields (and of
+//! message fields and content part types). A field outside it is refused (400) rather than
+//! forwarded or dropped: an unknown field may change the price (Anthropic `inference_geo`), store
+//! customer data (OpenAI `store`) or change the answer. Where a provider cannot honour a field of
+//! the OpenAI shape, the call is refused too; only fields that change neither the answer nor the
+//! price (`user`, `metadata`, ...) are dropped.
 //!
-//! Only text is accepted: the worst-case hold bounds prompt tokens by request bytes, which holds
-//! for text but not for images or audio, so those are refused rather than under-held.
+//! Conversations carry text, images (`images`), tool calls and tool results (`messages`); agent
+//! options (tools, `tool_choice`, structured output, reasoning) are in `options`. The prompt's
+//! upper bound (for the hold) is its text bytes plus each image's token bound (`image_tokens`):
+//! a token of text is at least one byte, and an image costs what its provider's sizing rule says,
+//! whatever the size of its base64 text.
+
+pub mod fields;
+pub mod image_tokens;
+pub mod images;
+pub mod messages;
+pub mod options;
 
 use crate::error::ApiError;
 use crate::provider::Provider;
+use fields::{allow_only, obj, opt_bool, opt_f64, opt_u64, present, req_str, stop_list};
+use image_tokens::{image_tokens, MediaResolution};
+use messages::{Message, OpenAiRules};
+use options::{Agent, Effort, ResponseFormat, MIN_THINKING_BUDGET};
 use serde_json::{Map, Value};
 
 /// Which customer API a request came through; decides the response and error shapes.
@@ -23,12 +37,6 @@ pub enum Route {
     Native,
     OpenAiCompatible,
     AnthropicCompatible,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub role: String,
-    pub content: String,
 }
 
 /// Sampling settings the gateway translates between providers.
@@ -53,6 +61,10 @@ pub struct ChatRequest {
     /// What the client asked for; `None` means the gateway picks what the balance covers.
     pub max_tokens: Option<u64>,
     pub sampling: Sampling,
+    /// Tools, tool choice, structured output, reasoning effort (OpenAI route).
+    pub agent: Agent,
+    /// Anthropic route: the `thinking.budget_tokens` asked for.
+    pub thinking_budget: Option<u64>,
     pub stream: bool,
     /// OpenAI route: did the client ask for the usage chunk?
     pub include_usage: bool,
@@ -67,9 +79,35 @@ pub struct ChatRequest {
 pub const PROMPT_OVERHEAD_TOKENS: u64 = 1024;
 
 impl ChatRequest {
-    /// An upper bound on prompt tokens: a token of text is at least one byte.
+    /// Gemini's media resolution for this request's images.
+    pub fn media_resolution(&self) -> MediaResolution {
+        MediaResolution::of(messages::images(&self.messages).map(|i| i.detail))
+    }
+
+    /// The most tokens the images of this request can cost the model.
+    pub fn image_tokens(&self) -> u64 {
+        let res = self.media_resolution();
+        messages::images(&self.messages).map(|i| image_tokens(self.provider, &self.model, i, res)).sum()
+    }
+
+    /// An upper bound on prompt tokens: a token of text is at least one byte of the body, and an
+    /// image costs at most its token bound (its base64 bytes are not text and are not counted).
     pub fn prompt_upper_tokens(&self) -> u64 {
-        self.body_bytes + PROMPT_OVERHEAD_TOKENS
+        let inline: u64 = messages::images(&self.messages).map(|i| i.inline_len()).sum();
+        self.body_bytes.saturating_sub(inline) + self.image_tokens() + PROMPT_OVERHEAD_TOKENS
+    }
+
+    /// The fewest output tokens the call needs: a thinking budget must fit below `max_tokens`.
+    pub fn min_output_tokens(&self) -> u64 {
+        let translated_budget = self.provider == Provider::Anthropic
+            && self.route != Route::AnthropicCompatible
+            && options::anthropic_budget_thinking(&self.model)
+            && self.agent.effort.is_some_and(|e| e != Effort::None);
+        match self.thinking_budget {
+            Some(b) => b + 1,
+            None if translated_budget => MIN_THINKING_BUDGET + 1,
+            None => 1,
+        }
     }
 
     /// Whether the client speaks the provider's own format (its body is forwarded).
@@ -84,120 +122,38 @@ impl ChatRequest {
             (Route::OpenAiCompatible, p) => format!("{}/{}", p.as_str(), self.model),
         }
     }
-}
 
-fn obj(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::invalid("request body must be a JSON object")),
-        Err(e) => Err(ApiError::invalid(format!("request body is not valid JSON: {e}"))),
-    }
-}
-
-fn present<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).filter(|v| !v.is_null())
-}
-
-fn opt_u64(m: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
-    match present(m, key) {
-        None => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(0) | None => Err(ApiError::invalid(format!("`{key}` must be a positive integer"))),
-            Some(n) => Ok(Some(n)),
-        },
-    }
-}
-
-fn opt_f64(m: &Map<String, Value>, key: &str) -> Result<Option<f64>, ApiError> {
-    match present(m, key) {
-        None => Ok(None),
-        Some(v) => v.as_f64().map(Some).ok_or_else(|| ApiError::invalid(format!("`{key}` must be a number"))),
-    }
-}
-
-fn opt_bool(m: &Map<String, Value>, key: &str) -> Result<bool, ApiError> {
-    match present(m, key) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ApiError::invalid(format!("`{key}` must be a boolean"))),
-    }
-}
-
-fn req_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
-    match m.get(key) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
-        _ => Err(ApiError::invalid(format!("`{key}` is required and must be a non-empty string"))),
-    }
-}
-
-/// `stop`: a string or an array of up to 4 strings (OpenAI's rule; the strictest of the three).
-fn stop_list(m: &Map<String, Value>, key: &str) -> Result<Vec<String>, ApiError> {
-    let bad = || ApiError::invalid(format!("`{key}` must be a string or an array of at most 4 strings"));
-    match present(m, key) {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(a)) if a.len() <= 4 => a.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(bad)).collect(),
-        Some(_) => Err(bad()),
-    }
-}
-
-/// Refuses any top-level field outside `allowed`.
-fn allow_only(m: &Map<String, Value>, allowed: &[&str], route: &str) -> Result<(), ApiError> {
-    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(k) => Err(ApiError::invalid(format!(
-            "`{k}` is not supported on {route}: the gateway forwards only the fields it can price (see the README's field table)"
-        ))),
-    }
-}
-
-/// Text of an OpenAI/Anthropic content value: a string or an array of text parts.
-fn content_text(v: &Value, ctx: &str) -> Result<String, ApiError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Null => Ok(String::new()),
-        Value::Array(parts) => {
-            let mut out = String::new();
-            for p in parts {
-                let ty = p.get("type").and_then(Value::as_str).unwrap_or("text");
-                if ty != "text" {
-                    return Err(ApiError::invalid(format!("{ctx}: content part type `{ty}` is not supported; only text is accepted")));
-                }
-                match p.get("text").and_then(Value::as_str) {
-                    Some(t) => out.push_str(t),
-                    None => return Err(ApiError::invalid(format!("{ctx}: a text part needs `text`"))),
+    /// Images the model's provider refuses for their size, said before anything is held.
+    fn check_images(&self) -> Result<(), ApiError> {
+        for i in messages::images(&self.messages) {
+            if let Some(why) = image_tokens::refusal(self.provider, &self.model, i) {
+                return Err(ApiError::invalid(why));
+            }
+            // Gemini's `fileData` needs the image's type, and the gateway does not fetch to learn it.
+            if let (Provider::Google, images::ImageSource::Url(u)) = (self.provider, &i.source) {
+                if images::media_type_from_url(u).is_none() {
+                    return Err(ApiError::invalid(format!(
+                        "image URL `{u}` names no image type (.png, .jpg, .jpeg, .gif or .webp), which google models need; send the image as a data: URL"
+                    )));
                 }
             }
-            Ok(out)
         }
-        _ => Err(ApiError::invalid(format!("{ctx}: `content` must be a string or an array of text parts"))),
+        Ok(())
     }
 }
 
-/// OpenAI-style messages (also the native route): system/developer go to `system`.
-fn openai_messages(m: &Map<String, Value>) -> Result<(Option<String>, Vec<Message>), ApiError> {
-    let Some(Value::Array(list)) = m.get("messages") else {
-        return Err(ApiError::invalid("`messages` is required and must be an array"));
-    };
-    if list.is_empty() {
-        return Err(ApiError::invalid("`messages` must not be empty"));
+fn messages_list(m: &Map<String, Value>) -> Result<&[Value], ApiError> {
+    match m.get("messages") {
+        Some(Value::Array(list)) => Ok(list),
+        _ => Err(ApiError::invalid("`messages` is required and must be an array")),
     }
-    let mut system: Vec<String> = Vec::new();
-    let mut out = Vec::new();
-    for (i, msg) in list.iter().enumerate() {
-        let ctx = format!("messages[{i}]");
-        let role = msg.get("role").and_then(Value::as_str).ok_or_else(|| ApiError::invalid(format!("{ctx}: `role` is required")))?;
-        let content = content_text(msg.get("content").unwrap_or(&Value::Null), &ctx)?;
-        match role {
-            "system" | "developer" => system.push(content),
-            "user" | "assistant" => out.push(Message { role: role.to_string(), content }),
-            other => return Err(ApiError::invalid(format!("{ctx}: role `{other}` is not supported here (use system, developer, user or assistant)"))),
-        }
+}
+
+/// OpenAI-style messages without the response-only keys agents carry back (the forwarded body too).
+fn sanitized_openai_messages(m: &mut Map<String, Value>) {
+    if let Some(Value::Array(list)) = m.get_mut("messages") {
+        messages::sanitize_openai(list);
     }
-    if out.is_empty() {
-        return Err(ApiError::invalid("`messages` needs at least one user message"));
-    }
-    Ok(((!system.is_empty()).then(|| system.join("\n\n")), out))
 }
 
 /// Fields of OpenAI's Chat Completions request the gateway accepts.
@@ -212,10 +168,14 @@ const OPENAI_FIELDS: &[&str] = &[
 const OPENAI_HINTS: &[&str] = &["user", "metadata", "safety_identifier", "prompt_cache_key", "store", "service_tier", "n", "modalities", "stream_options"];
 
 /// OpenAI fields translated for other providers (by provider); the rest are refused for them.
+/// The agent options (`options`) are translated for both.
 fn translated_openai_fields(p: Provider) -> &'static [&'static str] {
     match p {
-        Provider::Google => &["temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty"],
-        _ => &["temperature", "top_p", "stop"],
+        Provider::Google => &[
+            "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+            "reasoning_effort",
+        ],
+        _ => &["temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort"],
     }
 }
 
@@ -255,6 +215,26 @@ fn refuse_unbilled_openai_features(m: &Map<String, Value>, provider: Provider) -
     Ok(())
 }
 
+/// What Anthropic or Gemini cannot honour of the OpenAI agent options, refused by name.
+fn refuse_untranslatable(agent: &Agent, provider: Provider, model: &str, max_tokens: Option<u64>) -> Result<(), ApiError> {
+    let name = provider.as_str();
+    if provider == Provider::Google && agent.parallel_tool_calls == Some(false) {
+        return Err(ApiError::invalid("`parallel_tool_calls: false` cannot be honoured for google models (Gemini has no such switch)"));
+    }
+    if provider == Provider::Anthropic && agent.response_format == Some(ResponseFormat::JsonObject) {
+        return Err(ApiError::invalid(
+            "`response_format: json_object` cannot be honoured for anthropic models (Claude's structured output needs a schema); use `json_schema`",
+        ));
+    }
+    let thinks = agent.effort.is_some_and(|e| e != Effort::None);
+    if provider == Provider::Anthropic && thinks && options::anthropic_budget_thinking(model) && max_tokens.is_some_and(|m| m <= MIN_THINKING_BUDGET) {
+        return Err(ApiError::invalid(format!(
+            "`reasoning_effort` on {name}/{model} needs `max_tokens` above {MIN_THINKING_BUDGET} (its thinking budget counts toward it)"
+        )));
+    }
+    Ok(())
+}
+
 fn sampling(m: &Map<String, Value>, stop_key: &str) -> Result<Sampling, ApiError> {
     let seed = match present(m, "seed") {
         None => None,
@@ -272,13 +252,14 @@ fn sampling(m: &Map<String, Value>, stop_key: &str) -> Result<Sampling, ApiError
 
 /// `POST /v1/chat`.
 pub fn parse_native(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let m = obj(body)?;
+    let mut m = obj(body)?;
+    sanitized_openai_messages(&mut m);
     allow_only(&m, &["provider", "model", "messages", "max_tokens", "temperature", "top_p", "stop", "stream"], "/v1/chat")?;
     let provider_s = req_str(&m, "provider")?;
     let provider = Provider::parse_chat(provider_s).ok_or_else(|| ApiError::invalid(format!("unknown provider `{provider_s}`; use openai, anthropic or google")))?;
     let model = req_str(&m, "model")?.to_string();
-    let (system, messages) = openai_messages(&m)?;
-    Ok(ChatRequest {
+    let (system, messages) = messages::parse_openai(messages_list(&m)?, OpenAiRules { tools: false, object_arguments: true })?;
+    let req = ChatRequest {
         route: Route::Native,
         provider,
         model,
@@ -286,11 +267,15 @@ pub fn parse_native(body: &[u8]) -> Result<ChatRequest, ApiError> {
         messages,
         max_tokens: opt_u64(&m, "max_tokens")?,
         sampling: sampling(&m, "stop")?,
-        stream: opt_bool(&m, "stream")?,
+        agent: Agent::default(),
+        thinking_budget: None,
+        stream: opt_bool(&m, "stream")?.unwrap_or(false),
         include_usage: true,
         body_bytes: body.len() as u64,
         raw: m,
-    })
+    };
+    req.check_images()?;
+    Ok(req)
 }
 
 /// Splits `anthropic/claude-x` into provider and bare model; a bare name is OpenAI's.
@@ -309,17 +294,23 @@ pub fn split_model(model: &str) -> Result<(Provider, String), ApiError> {
 
 /// `POST /v1/chat/completions`.
 pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let m = obj(body)?;
+    let mut m = obj(body)?;
+    sanitized_openai_messages(&mut m);
     allow_only(&m, OPENAI_FIELDS, "/v1/chat/completions")?;
     let (provider, model) = split_model(req_str(&m, "model")?)?;
-    let (system, messages) = openai_messages(&m)?;
+    let translated = provider != Provider::OpenAi;
     refuse_unbilled_openai_features(&m, provider)?;
+    let (system, messages) = messages::parse_openai(messages_list(&m)?, OpenAiRules { tools: true, object_arguments: translated })?;
     let max_tokens = match opt_u64(&m, "max_completion_tokens")? {
         Some(n) => Some(n),
         None => opt_u64(&m, "max_tokens")?,
     };
+    let agent = options::parse_openai(&m, translated)?;
+    if translated {
+        refuse_untranslatable(&agent, provider, &model, max_tokens)?;
+    }
     let include_usage = m.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
-    Ok(ChatRequest {
+    let req = ChatRequest {
         route: Route::OpenAiCompatible,
         provider,
         model,
@@ -327,17 +318,41 @@ pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
         messages,
         max_tokens,
         sampling: sampling(&m, "stop")?,
-        stream: opt_bool(&m, "stream")?,
+        agent,
+        thinking_budget: None,
+        stream: opt_bool(&m, "stream")?.unwrap_or(false),
         include_usage,
         body_bytes: body.len() as u64,
         raw: m,
-    })
+    };
+    req.check_images()?;
+    Ok(req)
 }
 
 /// Fields of Anthropic's Messages request the gateway accepts. Refused on purpose: server tools
 /// and MCP servers (billed per use), `container`, `inference_geo` (priced above the list rate).
-const ANTHROPIC_FIELDS: &[&str] =
-    &["model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p", "top_k", "metadata", "tools", "tool_choice", "thinking", "service_tier"];
+const ANTHROPIC_FIELDS: &[&str] = &[
+    "model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p", "top_k", "metadata", "tools", "tool_choice",
+    "thinking", "service_tier", "output_config",
+];
+
+/// Anthropic's `thinking`: enabled with a budget below `max_tokens`, adaptive, or disabled.
+fn anthropic_thinking(m: &Map<String, Value>, max_tokens: u64) -> Result<Option<u64>, ApiError> {
+    let Some(t) = present(m, "thinking") else { return Ok(None) };
+    let o = t.as_object().ok_or_else(|| ApiError::invalid("`thinking` must be an object"))?;
+    allow_only(o, &["type", "budget_tokens", "display"], "`thinking`")?;
+    match o.get("type").and_then(Value::as_str) {
+        Some("enabled") => {
+            let b = o.get("budget_tokens").and_then(Value::as_u64).ok_or_else(|| ApiError::invalid("`thinking.budget_tokens` is required with `type: enabled`"))?;
+            if b < MIN_THINKING_BUDGET || b >= max_tokens {
+                return Err(ApiError::invalid(format!("`thinking.budget_tokens` must be at least {MIN_THINKING_BUDGET} and below `max_tokens` ({max_tokens}), which counts thinking too")));
+            }
+            Ok(Some(b))
+        }
+        Some("adaptive" | "disabled") => Ok(None),
+        _ => Err(ApiError::invalid("`thinking.type` must be enabled, adaptive or disabled")),
+    }
+}
 
 /// `POST /v1/messages`.
 pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
@@ -345,139 +360,50 @@ pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
     allow_only(&m, ANTHROPIC_FIELDS, "/v1/messages")?;
     let model = req_str(&m, "model")?;
     let model = model.strip_prefix("anthropic/").unwrap_or(model).to_string();
-    let Some(Value::Array(list)) = m.get("messages") else {
-        return Err(ApiError::invalid("`messages` is required and must be an array"));
-    };
-    if list.is_empty() {
-        return Err(ApiError::invalid("`messages` must not be empty"));
-    }
-    let mut messages = Vec::new();
-    for (i, msg) in list.iter().enumerate() {
-        let ctx = format!("messages[{i}]");
-        let role = msg.get("role").and_then(Value::as_str).unwrap_or("");
-        if role != "user" && role != "assistant" {
-            return Err(ApiError::invalid(format!("{ctx}: `role` must be user or assistant")));
-        }
-        messages.push(Message { role: role.into(), content: content_text(msg.get("content").unwrap_or(&Value::Null), &ctx)? });
-    }
+    let messages = messages::parse_anthropic(messages_list(&m)?)?;
     let system = match present(&m, "system") {
         None => None,
-        Some(v) => Some(content_text(v, "system")?),
+        Some(v) => Some(messages::content_text(v, "system")?),
     };
     match present(&m, "service_tier") {
         None => {}
         Some(Value::String(t)) if t == "auto" || t == "standard_only" => {}
         Some(_) => return Err(ApiError::invalid("`service_tier` may only be `auto` or `standard_only`")),
     }
-    if let Some(Value::Array(tools)) = m.get("tools") {
+    if let Some(tools) = present(&m, "tools") {
+        let Value::Array(tools) = tools else {
+            return Err(ApiError::invalid("`tools` must be an array"));
+        };
         // Server tools (web search, code execution) are billed per use, outside token usage.
         if tools.iter().any(|t| t.get("type").and_then(Value::as_str).is_some_and(|ty| ty != "custom")) {
             return Err(ApiError::invalid("server tools are not supported; only custom tools are"));
         }
     }
-    let max_tokens = opt_u64(&m, "max_tokens")?;
-    if max_tokens.is_none() {
-        return Err(ApiError::invalid("`max_tokens` is required"));
+    if let Some(oc) = present(&m, "output_config") {
+        let o = oc.as_object().ok_or_else(|| ApiError::invalid("`output_config` must be an object"))?;
+        allow_only(o, &["effort", "format"], "`output_config`")?;
     }
-    Ok(ChatRequest {
+    let max_tokens = opt_u64(&m, "max_tokens")?.ok_or_else(|| ApiError::invalid("`max_tokens` is required"))?;
+    let thinking_budget = anthropic_thinking(&m, max_tokens)?;
+    let req = ChatRequest {
         route: Route::AnthropicCompatible,
         provider: Provider::Anthropic,
         model,
         system,
         messages,
-        max_tokens,
+        max_tokens: Some(max_tokens),
         sampling: sampling(&m, "stop_sequences")?,
-        stream: opt_bool(&m, "stream")?,
+        agent: Agent::default(),
+        thinking_budget,
+        stream: opt_bool(&m, "stream")?.unwrap_or(false),
         include_usage: true,
         body_bytes: body.len() as u64,
         raw: m,
-    })
+    };
+    req.check_images()?;
+    Ok(req)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn native_request_parses() {
-        let r = parse_native(br#"{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"max_tokens":50}"#).unwrap();
-        assert_eq!(r.provider, Provider::OpenAi);
-        assert_eq!(r.system.as_deref(), Some("be brief"));
-        assert_eq!(r.messages.len(), 1);
-        assert_eq!(r.max_tokens, Some(50));
-        assert!(!r.stream);
-    }
-
-    #[test]
-    fn bad_inputs_get_clear_errors() {
-        for (body, needle) in [
-            (&b"not json"[..], "not valid JSON"),
-            (b"[1]", "JSON object"),
-            (br#"{"provider":"mistral","model":"x","messages":[{"role":"user","content":"a"}]}"#, "unknown provider"),
-            (br#"{"provider":"openai","messages":[{"role":"user","content":"a"}]}"#, "`model`"),
-            (br#"{"provider":"openai","model":"m","messages":[]}"#, "must not be empty"),
-            (br#"{"provider":"openai","model":"m","messages":[{"role":"user","content":"a"}],"max_tokens":-1}"#, "positive integer"),
-            (br#"{"provider":"openai","model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, "only text"),
-            (br#"{"provider":"openai","model":"m","messages":[{"role":"user","content":"a"}],"logit_bias":{}}"#, "`logit_bias` is not supported"),
-        ] {
-            let e = parse_native(body).unwrap_err();
-            assert_eq!(e.status(), 400);
-            assert!(e.message.contains(needle), "{} missing {needle}", e.message);
-        }
-    }
-
-    #[test]
-    fn openai_route_splits_provider_prefix() {
-        let r = parse_openai(br#"{"model":"anthropic/claude-haiku-4-5","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#).unwrap();
-        assert_eq!(r.provider, Provider::Anthropic);
-        assert_eq!(r.model, "claude-haiku-4-5");
-        assert!(r.stream && r.include_usage);
-        let r = parse_openai(br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":7}"#).unwrap();
-        assert_eq!((r.provider, r.max_tokens), (Provider::OpenAi, Some(7)));
-        for bad in [r#""n":2"#, r#""n":2.0"#, r#""n":"2""#, r#""service_tier":"priority""#, r#""service_tier":"flex""#] {
-            let body = format!(r#"{{"model":"gpt-4o",{bad},"messages":[{{"role":"user","content":"hi"}}]}}"#);
-            assert_eq!(parse_openai(body.as_bytes()).unwrap_err().status(), 400, "{bad}");
-        }
-        for ok in [r#""n":1"#, r#""n":1.0"#, r#""n":null"#, r#""service_tier":"auto""#, r#""service_tier":null"#, r#""store":false"#] {
-            let body = format!(r#"{{"model":"gpt-4o",{ok},"messages":[{{"role":"user","content":"hi"}}]}}"#);
-            assert!(parse_openai(body.as_bytes()).is_ok(), "{ok}");
-        }
-    }
-
-    #[test]
-    fn only_priced_fields_are_accepted() {
-        let openai = |extra: &str, model: &str| parse_openai(format!(r#"{{"model":"{model}",{extra},"messages":[{{"role":"user","content":"hi"}}]}}"#).as_bytes());
-        let e = openai(r#""store":true"#, "gpt-4o").unwrap_err();
-        assert!(e.message.contains("`store`"), "{}", e.message);
-        let e = openai(r#""prompt_magic":1"#, "gpt-4o").unwrap_err();
-        assert!(e.message.contains("`prompt_magic` is not supported"), "{}", e.message);
-        // What a provider cannot honour is refused for it, not dropped.
-        let e = openai(r#""logit_bias":{"1":2}"#, "anthropic/claude-haiku-4-5").unwrap_err();
-        assert!(e.message.contains("`logit_bias` is not supported for anthropic"), "{}", e.message);
-        assert!(openai(r#""seed":7"#, "google/gemini-2.5-flash").is_ok());
-        assert!(openai(r#""seed":7"#, "anthropic/claude-haiku-4-5").is_err());
-        assert!(openai(r#""user":"u1","metadata":{"a":"b"}"#, "anthropic/claude-haiku-4-5").is_ok(), "hints are dropped");
-        let anthropic = |extra: &str| parse_anthropic(format!(r#"{{"model":"claude-haiku-4-5","max_tokens":5,{extra},"messages":[{{"role":"user","content":"hi"}}]}}"#).as_bytes());
-        for bad in [r#""inference_geo":"us""#, r#""mcp_servers":[]"#, r#""container":"c""#, r#""betas_x":1"#] {
-            assert_eq!(anthropic(bad).unwrap_err().status(), 400, "{bad}");
-        }
-        let r = anthropic(r#""stop_sequences":["END"],"top_k":5"#).unwrap();
-        assert_eq!(r.sampling.stop, vec!["END".to_string()]);
-    }
-
-    #[test]
-    fn anthropic_route_requires_max_tokens_and_refuses_server_tools() {
-        assert!(parse_anthropic(br#"{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"hi"}]}"#).is_err());
-        let e = parse_anthropic(br#"{"model":"claude-haiku-4-5","max_tokens":5,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"hi"}]}"#).unwrap_err();
-        assert!(e.message.contains("server tools"));
-        let r = parse_anthropic(br#"{"model":"claude-haiku-4-5","max_tokens":5,"system":[{"type":"text","text":"sys"}],"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#).unwrap();
-        assert_eq!(r.system.as_deref(), Some("sys"));
-    }
-
-    #[test]
-    fn the_prompt_bound_is_the_body_plus_the_overhead() {
-        let body = br#"{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}"#;
-        let r = parse_native(body).unwrap();
-        assert_eq!(r.prompt_upper_tokens(), body.len() as u64 + PROMPT_OVERHEAD_TOKENS);
-    }
-}
+#[path = "tests.rs"]
+mod tests;

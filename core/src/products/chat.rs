@@ -2,14 +2,14 @@
 //! provider stream ([`ChatMeter`]), which bills the provider's reported usage, or an upper bound
 //! when the usage never came, and renders the customer's answer (streamed or whole).
 
-use super::chat_render::{self as render, ChatOutput};
+use super::chat_render::{self as render, ChatOutput, ToolCallOut};
 use crate::chat::{ChatRequest, Route};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
 use crate::metering::{Billing, CallMeta, Channel, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
 use crate::pricing::PricedModel;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
-use crate::providers::decoded::Decoded;
+use crate::providers::decoded::{Decoded, ToolCalls};
 use crate::providers::stream::{StreamTranslator, Tally};
 use crate::providers::{self, wire, Assembler, ChatWire, Endpoint};
 use crate::sse::{SseEvent, SseParser};
@@ -67,7 +67,8 @@ impl Product for ChatProduct {
                 let flexible = FlexibleOutput {
                     per_unit_nano_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000),
                     max_units: self.model.max_output(),
-                    min_units: 1,
+                    // A thinking budget must fit below the output cap admission picks.
+                    min_units: self.req.min_output_tokens(),
                 };
                 (HoldPlan { fixed_mc: rate.millicredits_for_pico_usd(self.model.input_bound_pico(prompt)).max(1), flexible: Some(flexible) }, self.model.max_output())
             }
@@ -92,8 +93,8 @@ enum Sink {
     Stream(StreamTranslator),
     /// The provider's own whole answer (passthrough routes).
     Assembled(Box<dyn Assembler>),
-    /// A translated whole answer: its text so far.
-    Text(String),
+    /// A translated whole answer: its text and tool calls so far.
+    Translated { text: String, calls: ToolCalls },
 }
 
 pub struct ChatMeter {
@@ -120,7 +121,7 @@ impl ChatMeter {
         } else {
             match wire.assembler().filter(|_| req.is_passthrough()) {
                 Some(a) => Sink::Assembled(a),
-                None => Sink::Text(String::new()),
+                None => Sink::Translated { text: String::new(), calls: ToolCalls::default() },
             }
         };
         ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, sink }
@@ -198,10 +199,17 @@ impl ChatMeter {
                     a.event(ev.event.as_deref(), v);
                 }
             }
-            Sink::Text(text) => {
+            Sink::Translated { text, calls } => {
                 for d in &decoded {
-                    if let Decoded::Text(t) = d {
-                        text.push_str(t);
+                    match d {
+                        Decoded::Text(t) => text.push_str(t),
+                        Decoded::ToolCallStart { slot, id, name, signature } => {
+                            calls.start(*slot, id.as_deref(), name, signature.as_deref(), &self.billing.request_id);
+                        }
+                        Decoded::ToolCallArgs { slot, fragment } => {
+                            calls.args(*slot, fragment);
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -269,8 +277,10 @@ impl Meter for ChatMeter {
                 Some(body) => Ok(render::with_broker(body, &self.billing, &tally.charge)),
                 None => Err(self.incomplete_error(&end, &tally.charge)),
             },
-            Sink::Text(text) => {
-                let out = ChatOutput { content: std::mem::take(text), usage: tally.usage, finish_reason: self.finish_reason.clone() };
+            Sink::Translated { text, calls } => {
+                let finish_reason = self.finish_reason.as_deref().map(|r| calls.finish_reason(r));
+                let tool_calls = calls.calls().iter().map(|c| ToolCallOut { id: c.id.clone(), name: c.name.clone(), arguments: c.arguments.clone() }).collect();
+                let out = ChatOutput { content: std::mem::take(text), tool_calls, usage: tally.usage, finish_reason };
                 Ok(render::translated(&self.product.req, &out, &self.billing, &tally.charge, self.product.created))
             }
         };

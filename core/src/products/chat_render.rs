@@ -7,10 +7,19 @@ use crate::providers::stream::openai_usage_json;
 use crate::usage::Usage;
 use serde_json::{json, Value};
 
+/// A tool call of a translated answer (its arguments as JSON text, as OpenAI carries them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallOut {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
 /// What a whole answer says, independent of the provider's format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatOutput {
     pub content: String,
+    pub tool_calls: Vec<ToolCallOut>,
     pub usage: Usage,
     /// Normalized to OpenAI's vocabulary: stop, length, tool_calls, content_filter.
     pub finish_reason: Option<String>,
@@ -43,18 +52,30 @@ pub fn translated(req: &ChatRequest, out: &ChatOutput, billing: &Billing, charge
             }
             v
         }
-        _ => json!({
-            "id": format!("chatcmpl-{}", billing.request_id),
-            "object": "chat.completion",
-            "created": created,
-            "model": req.model_label(),
-            "choices": [{
-                "index": 0,
-                "message": { "role": "assistant", "content": out.content, "refusal": null },
-                "finish_reason": out.finish_reason.clone().unwrap_or_else(|| "stop".into()),
-            }],
-            "usage": openai_usage_json(&out.usage),
-            "x_broker": billing.broker_json(charge),
-        }),
+        _ => {
+            // As OpenAI answers a tool call: `content` null unless the model also wrote text.
+            let content = if out.content.is_empty() && !out.tool_calls.is_empty() { Value::Null } else { json!(out.content) };
+            let mut message = json!({ "role": "assistant", "content": content, "refusal": null });
+            if !out.tool_calls.is_empty() {
+                message["tool_calls"] = out
+                    .tool_calls
+                    .iter()
+                    .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                    .collect();
+            }
+            json!({
+                "id": format!("chatcmpl-{}", billing.request_id),
+                "object": "chat.completion",
+                "created": created,
+                "model": req.model_label(),
+                "choices": [{
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": out.finish_reason.clone().unwrap_or_else(|| "stop".into()),
+                }],
+                "usage": openai_usage_json(&out.usage),
+                "x_broker": billing.broker_json(charge),
+            })
+        }
     }
 }

@@ -249,3 +249,135 @@ fn holds_cover_the_bound_the_meter_may_charge() {
         assert!(charge.charged_mc > 0);
     }
 }
+
+const OPENAI_TOOLS_SSE: &[u8] = include_bytes!("../../../fixtures/openai/chat-completion.tools.stream.sse");
+const ANTHROPIC_TOOLS_SSE: &[u8] = include_bytes!("../../../fixtures/anthropic/messages.tools.stream.sse");
+const GEMINI_TOOLS_SSE: &[u8] = include_bytes!("../../../fixtures/gemini/streamGenerateContent.tools.sse");
+
+const TOOLS: &str = r#""tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]"#;
+
+fn tool_request(model: &str, stream: bool) -> String {
+    format!(r#"{{"model":"{model}",{TOOLS},"stream":{stream},"stream_options":{{"include_usage":true}},"max_tokens":300,"messages":[{{"role":"user","content":"weather in Paris?"}}]}}"#)
+}
+
+/// The OpenAI SDKs' accumulation of a streamed answer: text, and tool calls by index.
+fn accumulate(evs: &[Value]) -> (String, Vec<(String, String, String)>, Option<String>) {
+    let mut text = String::new();
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    let mut finish = None;
+    for e in evs {
+        let Some(c) = e["choices"].get(0) else { continue };
+        text.push_str(c["delta"]["content"].as_str().unwrap_or(""));
+        for tc in c["delta"]["tool_calls"].as_array().into_iter().flatten() {
+            let i = tc["index"].as_u64().unwrap() as usize;
+            if calls.len() <= i {
+                calls.resize(i + 1, Default::default());
+            }
+            if let Some(id) = tc["id"].as_str() {
+                calls[i].0 = id.to_string();
+            }
+            if let Some(n) = tc["function"]["name"].as_str() {
+                calls[i].1 = n.to_string();
+            }
+            calls[i].2.push_str(tc["function"]["arguments"].as_str().unwrap_or(""));
+        }
+        if let Some(f) = c["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    (text, calls, finish)
+}
+
+#[test]
+fn anthropic_tool_use_streams_as_openai_tool_call_deltas() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, &tool_request("anthropic/claude-sonnet-4-6", true));
+    let (out, f) = run(&mut m, ANTHROPIC_TOOLS_SSE, 13, End::Complete);
+    let evs = data_events(&out);
+    let (text, calls, finish) = accumulate(&evs);
+    assert_eq!(text, "I'll look up the weather in Paris.");
+    assert_eq!(calls, vec![("toolu_01Hx7KpQ2mWv9LtR3nZc8YbD".to_string(), "get_weather".to_string(), "{\"city\": \"Paris\"}".to_string())]);
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+    // The first tool-call delta names the call (OpenAI's shape); later ones carry only fragments.
+    let first = evs.iter().find(|e| e["choices"][0]["delta"]["tool_calls"].is_array()).unwrap();
+    assert_eq!(first["choices"][0]["delta"]["tool_calls"][0], json!({"index": 0, "id": "toolu_01Hx7KpQ2mWv9LtR3nZc8YbD", "type": "function", "function": {"name": "get_weather", "arguments": ""}}));
+    assert_eq!(evs.last().unwrap()["usage"]["completion_tokens"], 58);
+    assert!(f.metered.unwrap().exact);
+}
+
+#[test]
+fn tool_calls_are_assembled_into_whole_openai_answers() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, &tool_request("anthropic/claude-sonnet-4-6", false));
+    let body = whole(&run(&mut m, ANTHROPIC_TOOLS_SSE, 7, End::Complete).1);
+    let msg = &body["choices"][0]["message"];
+    assert_eq!(msg["content"], "I'll look up the weather in Paris.");
+    assert_eq!(msg["tool_calls"], json!([{"id": "toolu_01Hx7KpQ2mWv9LtR3nZc8YbD", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]));
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+
+    let (mut m, billing) = meter(Route::OpenAiCompatible, &tool_request("google/gemini-3.8-flash", false));
+    let body = whole(&run(&mut m, GEMINI_TOOLS_SSE, 11, End::Complete).1);
+    let msg = &body["choices"][0]["message"];
+    assert_eq!(msg["content"], Value::Null, "no text: content is null, as OpenAI sends it");
+    let calls = msg["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "parallel calls");
+    assert_eq!(calls[0]["id"], format!("call_gw_{}_0__thought__CpwCAdHtim9kQ1xR7sYtL3vM2nP8qWzE5aB4cD6eF0gH", billing.request_id));
+    assert_eq!(calls[1]["id"], format!("call_gw_{}_1", billing.request_id));
+    assert_eq!(calls[1]["function"], json!({"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}));
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls", "Gemini's STOP after calls is tool_calls");
+    assert_eq!(body["usage"]["completion_tokens"], 88);
+}
+
+#[test]
+fn gemini_calls_stream_as_whole_deltas_and_openai_passes_through() {
+    let (mut m, _) = meter(Route::OpenAiCompatible, &tool_request("google/gemini-3.8-flash", true));
+    let (out, _) = run(&mut m, GEMINI_TOOLS_SSE, 5, End::Complete);
+    let (_, calls, finish) = accumulate(&data_events(&out));
+    assert_eq!(calls.iter().map(|c| c.2.as_str()).collect::<Vec<_>>(), ["{\"city\":\"Paris\"}", "{\"city\":\"Rome\"}"]);
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+    assert!(out.ends_with("data: [DONE]\n\n"));
+
+    let (mut m, _) = meter(Route::OpenAiCompatible, &tool_request("gpt-4o-mini", true));
+    let (out, _) = run(&mut m, OPENAI_TOOLS_SSE, 9, End::Complete);
+    let original = std::str::from_utf8(OPENAI_TOOLS_SSE).unwrap();
+    assert!(out.starts_with(&original[..original.find("\"choices\":[],").unwrap() - 200]), "OpenAI's own stream is passed through");
+    let (_, calls, finish) = accumulate(&data_events(&out));
+    assert_eq!(calls.len(), 2);
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+
+    let (mut m, _) = meter(Route::OpenAiCompatible, &tool_request("gpt-4o-mini", false));
+    let body = whole(&run(&mut m, OPENAI_TOOLS_SSE, 9, End::Complete).1);
+    assert_eq!(body["choices"][0]["message"]["tool_calls"][1]["function"]["arguments"], "{\"city\": \"Rome\"}");
+}
+
+#[test]
+fn anthropic_tool_use_passes_through_on_its_own_route_and_assembles_whole() {
+    let body = r#"{"model":"claude-sonnet-4-6","max_tokens":300,"tools":[{"name":"get_weather","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"weather?"}]}"#.to_string();
+    let (mut m, _) = meter(Route::AnthropicCompatible, &body);
+    let b = whole(&run(&mut m, ANTHROPIC_TOOLS_SSE, 6, End::Complete).1);
+    assert_eq!(b["content"][1], json!({"type": "tool_use", "id": "toolu_01Hx7KpQ2mWv9LtR3nZc8YbD", "name": "get_weather", "input": {"city": "Paris"}}));
+    assert_eq!(b["stop_reason"], "tool_use");
+    let (mut m, _) = meter(Route::AnthropicCompatible, &body.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1));
+    let (out, _) = run(&mut m, ANTHROPIC_TOOLS_SSE, 6, End::Complete);
+    assert!(out.contains(r#""partial_json":"ris\"}""#), "input_json_delta events pass unchanged");
+}
+
+#[test]
+fn holds_cover_images_and_thinking_budgets() {
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    for model in ["gpt-4o-mini", "anthropic/claude-haiku-4-5", "google/gemini-2.5-flash", "gpt-5.6-sol"] {
+        let body = format!(
+            r#"{{"model":"{model}","max_tokens":40,"messages":[{{"role":"user","content":[{{"type":"text","text":"what?"}},{{"type":"image_url","image_url":{{"url":"https://example.com/a.png"}}}},{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{png}"}}}}]}}]}}"#
+        );
+        let (mut m, billing) = meter(Route::OpenAiCompatible, &body);
+        let prompt = m.product.req.prompt_upper_tokens();
+        assert!(prompt < body.len() as u64 + 80_000, "{model}: a URL image counts at its model's maximum, not more");
+        // Cut before any usage: the bound charged is at most the hold.
+        let f = run(&mut m, b"", 1, End::IdleTimeout).1;
+        let charge = billing.charge(f.metered.unwrap().cost_pico_usd);
+        assert_eq!(charge.over_hold_mc, 0, "{model}");
+        assert_eq!(charge.charged_mc, billing.hold_mc, "{model}: OpenAI-style silence charges the hold");
+    }
+    // Without max_tokens, admission must grant room for a thinking budget.
+    let (m, _) = meter(Route::OpenAiCompatible, r#"{"model":"anthropic/claude-haiku-4-5","reasoning_effort":"low","messages":[{"role":"user","content":"x"}]}"#);
+    let (plan, _) = m.product.hold(&CreditRate::default_rate());
+    assert_eq!(plan.flexible.unwrap().min_units, 1025);
+}

@@ -6,6 +6,9 @@
 
 use super::decoded::Decoded;
 use super::{finish_reason_from_anthropic, join, Assembler, ChatWire, Endpoint};
+use crate::chat::images::{Image, ImageSource};
+use crate::chat::messages::{Message, Part, Role};
+use crate::chat::options::{anthropic_budget, anthropic_budget_thinking, Effort, ResponseFormat, ToolChoice};
 use crate::chat::{ChatRequest, Route};
 use crate::product::UpstreamRequest;
 use crate::usage::{u, Usage};
@@ -17,27 +20,7 @@ pub struct Anthropic;
 
 impl ChatWire for Anthropic {
     fn build_request(&self, req: &ChatRequest, max_tokens: u64, ep: &Endpoint) -> UpstreamRequest {
-        let mut body: Map<String, Value> = if req.route == Route::AnthropicCompatible {
-            req.raw.clone()
-        } else {
-            let mut m = Map::new();
-            if let Some(s) = &req.system {
-                m.insert("system".into(), json!(s));
-            }
-            let msgs: Vec<Value> = req.messages.iter().map(|x| json!({"role": x.role, "content": x.content})).collect();
-            m.insert("messages".into(), Value::Array(msgs));
-            let s = &req.sampling;
-            if let Some(t) = s.temperature {
-                m.insert("temperature".into(), json!(t));
-            }
-            if let Some(t) = s.top_p {
-                m.insert("top_p".into(), json!(t));
-            }
-            if !s.stop.is_empty() {
-                m.insert("stop_sequences".into(), json!(s.stop));
-            }
-            m
-        };
+        let mut body: Map<String, Value> = if req.route == Route::AnthropicCompatible { req.raw.clone() } else { translate(req, max_tokens) };
         body.insert("model".into(), json!(req.model));
         body.insert("max_tokens".into(), json!(max_tokens));
         body.insert("stream".into(), json!(true));
@@ -54,8 +37,26 @@ impl ChatWire for Anthropic {
                 }
                 vec![Decoded::Start]
             }
-            "content_block_delta" => match v.pointer("/delta/text").and_then(Value::as_str) {
-                Some(t) if v.pointer("/delta/type").and_then(Value::as_str) == Some("text_delta") => vec![Decoded::Text(t.to_string())],
+            "content_block_start" => match v.pointer("/content_block/type").and_then(Value::as_str) {
+                Some("tool_use") => {
+                    let block = &v["content_block"];
+                    vec![Decoded::ToolCallStart {
+                        slot: v.get("index").and_then(Value::as_u64),
+                        id: block.get("id").and_then(Value::as_str).map(str::to_string),
+                        name: block.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                        signature: None,
+                    }]
+                }
+                _ => vec![],
+            },
+            "content_block_delta" => match v.pointer("/delta/type").and_then(Value::as_str) {
+                Some("text_delta") => v.pointer("/delta/text").and_then(Value::as_str).map(|t| vec![Decoded::Text(t.to_string())]).unwrap_or_default(),
+                Some("input_json_delta") => v
+                    .pointer("/delta/partial_json")
+                    .and_then(Value::as_str)
+                    .filter(|f| !f.is_empty())
+                    .map(|f| vec![Decoded::ToolCallArgs { slot: v.get("index").and_then(Value::as_u64), fragment: f.to_string() }])
+                    .unwrap_or_default(),
                 _ => vec![],
             },
             "message_delta" => {
@@ -78,6 +79,134 @@ impl ChatWire for Anthropic {
     fn assembler(&self) -> Option<Box<dyn Assembler>> {
         Some(Box::new(AnthropicAssembler::default()))
     }
+}
+
+/// A request of another shape in Anthropic's: messages of blocks, tools, tool choice, structured
+/// output and thinking.
+fn translate(req: &ChatRequest, max_tokens: u64) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(s) = &req.system {
+        m.insert("system".into(), json!(s));
+    }
+    m.insert("messages".into(), Value::Array(messages(&req.messages)));
+    let s = &req.sampling;
+    if let Some(t) = s.temperature {
+        m.insert("temperature".into(), json!(t));
+    }
+    if let Some(t) = s.top_p {
+        m.insert("top_p".into(), json!(t));
+    }
+    if !s.stop.is_empty() {
+        m.insert("stop_sequences".into(), json!(s.stop));
+    }
+    let a = &req.agent;
+    if !a.tools.is_empty() {
+        let tools: Vec<Value> = a
+            .tools
+            .iter()
+            .map(|t| {
+                let mut d = json!({"name": t.name, "input_schema": t.parameters});
+                if let Some(desc) = &t.description {
+                    d["description"] = json!(desc);
+                }
+                d
+            })
+            .collect();
+        m.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(tc) = tool_choice(a.tool_choice.as_ref(), a.parallel_tool_calls) {
+        m.insert("tool_choice".into(), tc);
+    }
+    let mut output_config = Map::new();
+    // Claude's native structured output (`output_config.format`, GA on Claude 4.5 and later):
+    // the answer is text constrained to the schema, as OpenAI's `json_schema` is.
+    if let Some(ResponseFormat::JsonSchema { schema, .. }) = &a.response_format {
+        output_config.insert("format".into(), json!({"type": "json_schema", "schema": schema}));
+    }
+    match a.effort {
+        None | Some(Effort::None) => {}
+        Some(e) if anthropic_budget_thinking(&req.model) => {
+            if let Some(b) = anthropic_budget(e, max_tokens) {
+                m.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": b}));
+            }
+        }
+        // Claude 4.6 and later think adaptively, as hard as the effort says.
+        Some(e) => {
+            m.insert("thinking".into(), json!({"type": "adaptive"}));
+            let effort = match e {
+                Effort::XHigh => "max",
+                Effort::High => "high",
+                Effort::Medium => "medium",
+                _ => "low",
+            };
+            output_config.insert("effort".into(), json!(effort));
+        }
+    }
+    if !output_config.is_empty() {
+        m.insert("output_config".into(), Value::Object(output_config));
+    }
+    m
+}
+
+fn tool_choice(choice: Option<&ToolChoice>, parallel: Option<bool>) -> Option<Value> {
+    let mut v = match choice {
+        None if parallel == Some(false) => json!({"type": "auto"}),
+        None => return None,
+        Some(ToolChoice::Auto) => json!({"type": "auto"}),
+        Some(ToolChoice::None) => return Some(json!({"type": "none"})),
+        Some(ToolChoice::Required) => json!({"type": "any"}),
+        Some(ToolChoice::Named(n)) => json!({"type": "tool", "name": n}),
+    };
+    if parallel == Some(false) {
+        v["disable_parallel_tool_use"] = json!(true);
+    }
+    Some(v)
+}
+
+fn image_block(i: &Image) -> Value {
+    match &i.source {
+        ImageSource::Url(u) => json!({"type": "image", "source": {"type": "url", "url": u}}),
+        ImageSource::Base64 { media_type, data } => json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
+    }
+}
+
+fn blocks(parts: &[Part]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for p in parts {
+        match p {
+            Part::Text(t) if t.is_empty() => {}
+            Part::Text(t) => out.push(json!({"type": "text", "text": t})),
+            Part::Image(i) => out.push(image_block(i)),
+            Part::ToolCall(c) => out.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments})),
+            Part::ToolResult(r) => {
+                // Text results as a string (the common shape); results with images as blocks.
+                let content = if r.content.iter().all(|c| matches!(c, Part::Text(_))) { json!(r.text()) } else { Value::Array(blocks(&r.content)) };
+                let mut b = json!({"type": "tool_result", "tool_use_id": r.call_id, "content": content});
+                if r.is_error {
+                    b["is_error"] = json!(true);
+                }
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+/// Messages of blocks; turns of one role in a row are merged (tool results first, as Claude
+/// requires them at the start of the user turn that follows the calls), empty turns dropped.
+fn messages(list: &[Message]) -> Vec<Value> {
+    let mut out: Vec<(Role, Vec<Value>)> = Vec::new();
+    for msg in list {
+        let b = blocks(&msg.parts);
+        if b.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((role, prev)) if *role == msg.role => prev.extend(b),
+            _ => out.push((msg.role, b)),
+        }
+    }
+    out.into_iter().map(|(role, content)| json!({"role": role.as_str(), "content": content})).collect()
 }
 
 /// Applies a (possibly partial, cumulative) usage object on top of what is known.
@@ -242,6 +371,84 @@ mod tests {
         assert!(up.headers.contains(&("anthropic-version".into(), API_VERSION.into())));
         let b: Value = serde_json::from_slice(&up.body).unwrap();
         assert_eq!((b["system"].clone(), b["max_tokens"].clone(), b["stream"].clone()), (json!("s"), json!(100), json!(true)));
+    }
+
+    const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+
+    fn translated(body: Value, max_tokens: u64) -> Value {
+        let r = crate::chat::parse_openai(body.to_string().as_bytes()).unwrap();
+        serde_json::from_slice(&Anthropic.build_request(&r, max_tokens, &Endpoint { base_url: "http://m".into(), api_key: Secret::new("k") }).body).unwrap()
+    }
+
+    #[test]
+    fn an_openai_tool_loop_becomes_tool_use_and_tool_result_blocks() {
+        let b = translated(
+            json!({
+                "model": "anthropic/claude-haiku-4-5",
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": [{"type": "text", "text": "weather here?"}, {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG_1X1}")}}, {"type": "image_url", "image_url": {"url": "https://example.com/sky.jpg"}}]},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                        {"id": "toolu_2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}]},
+                    {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"},
+                    {"role": "tool", "tool_call_id": "toolu_2", "content": "21C"},
+                    {"role": "user", "content": "and tomorrow?"},
+                ],
+                "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather now", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+                "tool_choice": "required",
+                "parallel_tool_calls": false,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object", "properties": {"t": {"type": "string"}}}}},
+                "reasoning_effort": "medium",
+                "temperature": 1,
+            }),
+            5000,
+        );
+        assert_eq!(b["system"], "be brief");
+        let m = b["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 3, "the tool results and the next user text merge into one user turn: {m:?}");
+        assert_eq!(m[0]["content"][1], json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_1X1}}));
+        assert_eq!(m[0]["content"][2], json!({"type": "image", "source": {"type": "url", "url": "https://example.com/sky.jpg"}}));
+        assert_eq!(m[1], json!({"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Rome"}}]}));
+        assert_eq!(m[2]["content"], json!([
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
+            {"type": "tool_result", "tool_use_id": "toolu_2", "content": "21C"},
+            {"type": "text", "text": "and tomorrow?"}]));
+        assert_eq!(b["tools"], json!([{"name": "get_weather", "description": "Weather now", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]));
+        assert_eq!(b["tool_choice"], json!({"type": "any", "disable_parallel_tool_use": true}));
+        assert_eq!(b["output_config"], json!({"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"t": {"type": "string"}}}}}));
+        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 4096}), "Haiku 4.5 takes a budget below max_tokens");
+        assert_eq!((b["max_tokens"].clone(), b["stream"].clone()), (json!(5000), json!(true)));
+    }
+
+    #[test]
+    fn later_claude_models_think_adaptively_and_budgets_fit_below_max_tokens() {
+        let body = |model: &str, effort: &str| json!({"model": model, "reasoning_effort": effort, "messages": [{"role": "user", "content": "hi"}]});
+        let b = translated(body("anthropic/claude-sonnet-4-6", "xhigh"), 2000);
+        assert_eq!((b["thinking"].clone(), b["output_config"].clone()), (json!({"type": "adaptive"}), json!({"effort": "max"})));
+        let b = translated(body("anthropic/claude-haiku-4-5", "high"), 2000);
+        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 1999}));
+        let b = translated(body("anthropic/claude-opus-5-5", "none"), 2000);
+        assert!(b.get("thinking").is_none() && b.get("output_config").is_none());
+        let b = translated(json!({"model": "anthropic/claude-haiku-4-5", "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "none", "messages": [{"role": "user", "content": "hi"}]}), 50);
+        assert_eq!(b["tool_choice"], json!({"type": "none"}));
+        assert_eq!(b["tools"][0]["input_schema"], json!({"type": "object", "properties": {}}));
+    }
+
+    #[test]
+    fn tool_use_blocks_decode_to_calls_with_json_fragments() {
+        let mut usage = None;
+        let mut decoded = Vec::new();
+        for (name, v) in stream_events(include_bytes!("../../../fixtures/anthropic/messages.tools.stream.sse")) {
+            decoded.extend(Anthropic.decode(name.as_deref(), &v, &mut usage));
+        }
+        assert!(decoded.contains(&Decoded::ToolCallStart { slot: Some(1), id: Some("toolu_01Hx7KpQ2mWv9LtR3nZc8YbD".into()), name: "get_weather".into(), signature: None }));
+        let args: String = decoded.iter().filter_map(|d| if let Decoded::ToolCallArgs { fragment, .. } = d { Some(fragment.as_str()) } else { None }).collect();
+        assert_eq!(args, "{\"city\": \"Paris\"}");
+        assert!(decoded.contains(&Decoded::Finish("tool_calls".into())));
+        assert_eq!(usage, Some(Usage { input: 412, output: 58, ..Usage::default() }));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use super::decoded::Decoded;
 use super::{join, Assembler, ChatWire, Endpoint};
+use crate::chat::images::{Detail, Image, ImageSource};
+use crate::chat::messages::Part;
 use crate::chat::{ChatRequest, Route};
 use crate::product::UpstreamRequest;
 use crate::usage::{u, Usage};
@@ -17,14 +19,7 @@ impl ChatWire for OpenAi {
             req.raw.clone()
         } else {
             let mut m = Map::new();
-            let mut messages = Vec::new();
-            if let Some(s) = &req.system {
-                messages.push(json!({"role": "system", "content": s}));
-            }
-            for msg in &req.messages {
-                messages.push(json!({"role": msg.role, "content": msg.content}));
-            }
-            m.insert("messages".into(), Value::Array(messages));
+            m.insert("messages".into(), Value::Array(messages(req)));
             let s = &req.sampling;
             if let Some(t) = s.temperature {
                 m.insert("temperature".into(), json!(t));
@@ -58,6 +53,18 @@ impl ChatWire for OpenAi {
             if let Some(t) = c.pointer("/delta/content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
                 out.push(Decoded::Text(t.to_string()));
             }
+            // Tool calls: the first delta of a call has its id and name, later ones fragments of
+            // its arguments, each under the call's `index`.
+            for tc in c.pointer("/delta/tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                let slot = tc.get("index").and_then(Value::as_u64);
+                if let Some(name) = tc.pointer("/function/name").and_then(Value::as_str) {
+                    let id = tc.get("id").and_then(Value::as_str).map(str::to_string);
+                    out.push(Decoded::ToolCallStart { slot, id, name: name.to_string(), signature: None });
+                }
+                if let Some(f) = tc.pointer("/function/arguments").and_then(Value::as_str).filter(|f| !f.is_empty()) {
+                    out.push(Decoded::ToolCallArgs { slot, fragment: f.to_string() });
+                }
+            }
             if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
                 out.push(Decoded::Finish(f.to_string()));
             }
@@ -83,6 +90,60 @@ pub fn usage_from(v: &Value) -> Usage {
     Usage { input: prompt.saturating_sub(cached).saturating_sub(write), cached_input: cached, cache_write_5m: write, cache_write_1h: 0, output: u(v, "completion_tokens") }
 }
 
+/// OpenAI `messages` for a request that came in another shape (the native route).
+fn messages(req: &ChatRequest) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(s) = &req.system {
+        out.push(json!({"role": "system", "content": s}));
+    }
+    for m in &req.messages {
+        let mut parts = Vec::new();
+        let mut calls = Vec::new();
+        for p in &m.parts {
+            match p {
+                Part::Text(t) => parts.push(json!({"type": "text", "text": t})),
+                Part::Image(i) => parts.push(image_part(i)),
+                Part::ToolCall(c) => calls.push(json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text()}})),
+                Part::ToolResult(r) => out.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": r.text()})),
+            }
+        }
+        if parts.is_empty() && calls.is_empty() {
+            continue;
+        }
+        // Plain text stays a string, the shape every OpenAI-compatible model takes.
+        let content = match parts.as_slice() {
+            [] => Value::Null,
+            [one] if one["type"] == "text" => one["text"].clone(),
+            _ => Value::Array(parts),
+        };
+        let mut msg = json!({"role": m.role.as_str(), "content": content});
+        if !calls.is_empty() {
+            msg["tool_calls"] = Value::Array(calls);
+        }
+        out.push(msg);
+    }
+    out
+}
+
+fn image_part(i: &Image) -> Value {
+    let url = match &i.source {
+        ImageSource::Url(u) => u.clone(),
+        ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+    };
+    let mut iu = json!({ "url": url });
+    let detail = match i.detail {
+        Some(Detail::Low) => Some("low"),
+        Some(Detail::High) => Some("high"),
+        Some(Detail::Original) => Some("original"),
+        Some(Detail::Auto) => Some("auto"),
+        None => None,
+    };
+    if let Some(d) = detail {
+        iu["detail"] = json!(d);
+    }
+    json!({"type": "image_url", "image_url": iu})
+}
+
 /// Builds a `chat.completion` from `chat.completion.chunk`s, as OpenAI's SDKs do.
 #[derive(Default)]
 pub struct OpenAiAssembler {
@@ -92,11 +153,43 @@ pub struct OpenAiAssembler {
     finish_reason: Value,
     logprobs: Option<Vec<Value>>,
     usage: Value,
+    /// Tool calls by their `index`: id, type, name, argument text.
+    tool_calls: Vec<(u64, Map<String, Value>)>,
 }
 
 fn append(slot: &mut Option<String>, piece: Option<&str>) {
     if let Some(p) = piece {
         slot.get_or_insert_with(String::new).push_str(p);
+    }
+}
+
+impl OpenAiAssembler {
+    /// One `tool_calls` delta: the first of a call has its id, type and name; the rest append
+    /// fragments of its arguments (OpenAI SDKs' `ChatCompletionStream` does the same).
+    fn tool_call_delta(&mut self, tc: &Value) {
+        let index = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let pos = match self.tool_calls.iter().position(|(i, _)| *i == index) {
+            Some(p) => p,
+            None => {
+                self.tool_calls.push((index, Map::new()));
+                self.tool_calls.len() - 1
+            }
+        };
+        let call = &mut self.tool_calls[pos].1;
+        for k in ["id", "type"] {
+            if let Some(x) = tc.get(k).filter(|x| !x.is_null()) {
+                call.insert(k.into(), x.clone());
+            }
+        }
+        call.entry("type").or_insert_with(|| json!("function"));
+        let f = call.entry("function").or_insert_with(|| json!({"name": "", "arguments": ""}));
+        if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
+            f["name"] = json!(n);
+        }
+        if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+            let so_far = f["arguments"].as_str().unwrap_or("").to_string();
+            f["arguments"] = json!(so_far + a);
+        }
     }
 }
 
@@ -121,6 +214,9 @@ impl Assembler for OpenAiAssembler {
             if let Some(lp) = c.pointer("/logprobs/content").and_then(Value::as_array) {
                 self.logprobs.get_or_insert_with(Vec::new).extend(lp.iter().cloned());
             }
+            for tc in c.pointer("/delta/tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                self.tool_call_delta(tc);
+            }
         }
         if let Some(uv) = chunk.get("usage").filter(|x| x.is_object()) {
             self.usage = uv.clone();
@@ -131,11 +227,17 @@ impl Assembler for OpenAiAssembler {
         let mut v = self.head.clone()?;
         v.insert("object".into(), json!("chat.completion"));
         let logprobs = self.logprobs.as_ref().map(|c| json!({ "content": c })).unwrap_or(Value::Null);
+        let mut message = json!({ "role": "assistant", "content": self.content, "refusal": self.refusal, "annotations": [] });
+        if !self.tool_calls.is_empty() {
+            let mut calls = self.tool_calls.clone();
+            calls.sort_by_key(|(i, _)| *i);
+            message["tool_calls"] = calls.into_iter().map(|(_, c)| Value::Object(c)).collect();
+        }
         v.insert(
             "choices".into(),
             json!([{
                 "index": 0,
-                "message": { "role": "assistant", "content": self.content, "refusal": self.refusal, "annotations": [] },
+                "message": message,
                 "logprobs": logprobs,
                 "finish_reason": self.finish_reason,
             }]),
@@ -202,6 +304,43 @@ mod tests {
         assert_eq!(text, "Open Settings > API keys and click \"Rotate\".");
         assert_eq!(usage, Some(Usage { input: 72, cached_input: 1792, output: 214, ..Usage::default() }));
         assert!(done);
+    }
+
+    const TOOLS_SSE: &[u8] = include_bytes!("../../../fixtures/openai/chat-completion.tools.stream.sse");
+
+    #[test]
+    fn tool_call_deltas_decode_by_index_and_assemble_whole() {
+        let mut usage = None;
+        let mut decoded = Vec::new();
+        for v in events(TOOLS_SSE) {
+            decoded.extend(OpenAi.decode(None, &v, &mut usage));
+        }
+        let starts: Vec<_> = decoded.iter().filter_map(|d| if let Decoded::ToolCallStart { slot, id, name, .. } = d { Some((*slot, id.clone(), name.clone())) } else { None }).collect();
+        assert_eq!(starts, vec![(Some(0), Some("call_Zk3pW9qLmT2vB8nR4xYc7hDs".into()), "get_weather".into()), (Some(1), Some("call_Qm7vX2kLp9sW4tR8nB3yD6cF".into()), "get_weather".into())]);
+        let args_1: String = decoded.iter().filter_map(|d| if let Decoded::ToolCallArgs { slot: Some(1), fragment } = d { Some(fragment.as_str()) } else { None }).collect();
+        assert_eq!(args_1, "{\"city\": \"Rome\"}");
+        assert!(decoded.contains(&Decoded::Finish("tool_calls".into())));
+        assert_eq!(usage, Some(Usage { input: 81, output: 52, ..Usage::default() }));
+
+        let mut a = OpenAiAssembler::default();
+        for v in events(TOOLS_SSE) {
+            a.event(None, &v);
+        }
+        let body = a.body().unwrap();
+        let msg = &body["choices"][0]["message"];
+        assert_eq!(msg["content"], Value::Null);
+        assert_eq!(msg["tool_calls"][0], json!({"id": "call_Zk3pW9qLmT2vB8nR4xYc7hDs", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}));
+        assert_eq!(msg["tool_calls"][1]["function"]["arguments"], "{\"city\": \"Rome\"}");
+        assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn native_images_become_image_url_parts() {
+        let r = parse_native(br#"{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"text","text":"what?"},{"type":"image_url","image_url":{"url":"https://example.com/a.png","detail":"low"}}]},{"role":"assistant","content":"a cat"},{"role":"user","content":"sure?"}]}"#).unwrap();
+        let b: Value = serde_json::from_slice(&OpenAi.build_request(&r, 5, &ep()).body).unwrap();
+        assert_eq!(b["messages"][0]["content"][1], json!({"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}}));
+        assert_eq!(b["messages"][1], json!({"role": "assistant", "content": "a cat"}));
+        assert_eq!(b["messages"][2]["content"], "sure?");
     }
 
     #[test]

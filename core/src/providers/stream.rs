@@ -6,7 +6,7 @@
 //! fields). Otherwise events are translated. Never blocks, never buffers: the chat meter feeds it
 //! one decoded event at a time.
 
-use super::decoded::Decoded;
+use super::decoded::{Decoded, ToolCalls};
 use crate::chat::Route;
 use crate::metering::{Billing, Charge};
 use crate::provider::Provider;
@@ -32,11 +32,13 @@ pub struct StreamTranslator {
     billing: Billing,
     created: u64,
     model_label: String,
+    /// Tool calls of a translated stream, in OpenAI's numbering.
+    calls: ToolCalls,
 }
 
 impl StreamTranslator {
     pub fn new(provider: Provider, route: Route, include_usage: bool, billing: Billing, created: u64, model_label: String) -> Self {
-        StreamTranslator { provider, route, include_usage, role_sent: false, finish_sent: false, usage_sent: false, ended: false, billing, created, model_label }
+        StreamTranslator { provider, route, include_usage, role_sent: false, finish_sent: false, usage_sent: false, ended: false, billing, created, model_label, calls: ToolCalls::default() }
     }
 
     fn passthrough(&self) -> bool {
@@ -116,11 +118,26 @@ impl StreamTranslator {
                     _ => out.extend(self.chunk(json!({ "content": t }), None)),
                 }
             }
+            // OpenAI's tool-call deltas: the first names the call (index, id, type, name), the
+            // rest carry fragments of its arguments under the same index.
+            Decoded::ToolCallStart { slot, id, name, signature } if self.route == Route::OpenAiCompatible => {
+                self.ensure_role(out);
+                let (index, id) = self.calls.start(*slot, id.as_deref(), name, signature.as_deref(), &self.billing.request_id);
+                let delta = json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]});
+                out.extend(self.chunk(delta, None));
+            }
+            Decoded::ToolCallArgs { slot, fragment } if self.route == Route::OpenAiCompatible => {
+                if let Some(index) = self.calls.args(*slot, fragment) {
+                    out.extend(self.chunk(json!({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}), None));
+                }
+            }
+            Decoded::ToolCallStart { .. } | Decoded::ToolCallArgs { .. } => {}
             Decoded::Finish(r) => {
                 if self.route != Route::Native && !self.finish_sent {
                     self.ensure_role(out);
                     self.finish_sent = true;
-                    out.extend(self.chunk(json!({}), Some(r)));
+                    let r = self.calls.finish_reason(r);
+                    out.extend(self.chunk(json!({}), Some(&r)));
                 }
             }
             Decoded::Error(v) => {

@@ -11,9 +11,10 @@
 //! (5m defaults to cache_creation_input_tokens − 1h).
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::common::{self, ReplyPlan};
+use crate::agent::{self, Answer};
+use crate::common;
 use crate::control::{Script, State};
 use crate::http::{Request, Response};
 
@@ -92,6 +93,44 @@ struct TextBlock {
     text: String,
 }
 
+/// A content block, keys in Anthropic's order (`type` first).
+#[derive(Serialize, Clone)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block {
+    Text { text: String },
+    Thinking { thinking: String, signature: String },
+    ToolUse { id: String, name: String, input: Value },
+}
+
+/// A content block delta (its `type` is the variant's name + `_delta`).
+#[derive(Serialize)]
+#[serde(tag = "type")]
+enum BlockDeltaKind {
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: String },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
+}
+
+#[derive(Serialize)]
+struct BlockStart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    content_block: &'a Block,
+}
+
+#[derive(Serialize)]
+struct BlockEvent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta: Option<BlockDeltaKind>,
+}
+
 #[derive(Serialize)]
 struct Message<'a> {
     model: &'a str,
@@ -99,7 +138,7 @@ struct Message<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     role: &'static str,
-    content: Vec<TextBlock>,
+    content: Vec<Block>,
     stop_reason: Option<&'static str>,
     stop_sequence: Option<()>,
     usage: Usage,
@@ -125,8 +164,50 @@ fn usage(input: u64, output: u64, script: Option<&Script>) -> Usage {
 struct Parsed {
     model: String,
     texts: Vec<String>,
+    /// Input tokens of the images.
+    images: u64,
     max_tokens: u64,
     stream: bool,
+    tools: Vec<agent::ToolDef>,
+    /// Which tool calls the answer may make (`None`: none; `Some(Some(name))`: that tool).
+    choice: Option<Option<String>>,
+    parallel: bool,
+    last_is_tool_result: bool,
+    /// `Some(schema)`: a JSON answer (`output_config.format`).
+    json: Option<Value>,
+    thinking: bool,
+}
+
+/// The text a message's blocks count for: text, tool calls (name and input), tool results.
+fn blocks_text(content: Option<&Value>) -> String {
+    let mut t = common::content_text(content);
+    for b in content.and_then(Value::as_array).into_iter().flatten() {
+        match b.get("type").and_then(Value::as_str) {
+            Some("tool_use") => {
+                t.push_str(b.get("name").and_then(Value::as_str).unwrap_or(""));
+                t.push_str(&b.get("input").map(Value::to_string).unwrap_or_default());
+            }
+            Some("tool_result") => t.push_str(&common::content_text(b.get("content"))),
+            _ => {}
+        }
+    }
+    t
+}
+
+/// Input tokens of the image blocks (also inside tool results).
+fn image_tokens(content: Option<&Value>) -> u64 {
+    let mut n = 0;
+    for b in content.and_then(Value::as_array).into_iter().flatten() {
+        match b.get("type").and_then(Value::as_str) {
+            Some("image") => {
+                let inline = b.pointer("/source/data").and_then(Value::as_str);
+                n += agent::claude_image_tokens(inline);
+            }
+            Some("tool_result") => n += image_tokens(b.get("content")),
+            _ => {}
+        }
+    }
+    n
 }
 
 fn parse(body: &[u8]) -> Result<Parsed, (&'static str, String)> {
@@ -173,14 +254,47 @@ fn parse(body: &[u8]) -> Result<Parsed, (&'static str, String)> {
             }
         }
     }
+    let mut images = 0;
     for m in messages {
-        texts.push(common::content_text(m.get("content")));
+        texts.push(blocks_text(m.get("content")));
+        images += image_tokens(m.get("content"));
     }
+    let tools: Vec<agent::ToolDef> = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some(agent::ToolDef {
+                name: t.get("name")?.as_str()?.to_string(),
+                schema: t.get("input_schema").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    texts.extend(v.get("tools").and_then(Value::as_array).into_iter().flatten().map(Value::to_string));
+    let tc = v.get("tool_choice");
+    let choice = match tc.and_then(|c| c.get("type")).and_then(Value::as_str) {
+        Some("none") => None,
+        Some("tool") => Some(tc.and_then(|c| c.get("name")).and_then(Value::as_str).map(str::to_string)),
+        _ => Some(None),
+    };
+    let last_is_tool_result = messages
+        .last()
+        .and_then(|m| m.get("content"))
+        .and_then(Value::as_array)
+        .is_some_and(|bs| bs.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result")));
     Ok(Parsed {
         model,
         texts,
+        images,
         max_tokens,
         stream: v.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        tools,
+        choice,
+        parallel: tc.and_then(|c| c.get("disable_parallel_tool_use")).and_then(Value::as_bool) != Some(true),
+        last_is_tool_result,
+        json: v.pointer("/output_config/format/schema").cloned(),
+        thinking: matches!(v.pointer("/thinking/type").and_then(Value::as_str), Some("enabled" | "adaptive")),
     })
 }
 
@@ -224,7 +338,7 @@ struct MessageStart<'a> {
 struct BlockDelta {
     #[serde(rename = "type")]
     kind: &'static str,
-    index: u32,
+    index: usize,
     delta: TextBlock,
 }
 
@@ -250,9 +364,43 @@ struct MessageDelta {
     usage: DeltaUsage,
 }
 
+fn tool_use_id(seq: u64, i: usize) -> String {
+    format!("toolu_01Mock{}", common::alnum(seq * 100 + i as u64, 16))
+}
+
+const THINKING_SIGNATURE: &str = "EqQBCgIYAhIMockSignatureOfTheThinkingBlock";
+
+/// The content blocks of a whole answer.
+fn blocks(answer: &Answer, thinking: bool, seq: u64) -> Vec<Block> {
+    let mut out = Vec::new();
+    if thinking {
+        out.push(Block::Thinking { thinking: agent::thought_words().concat(), signature: THINKING_SIGNATURE.into() });
+    }
+    match answer {
+        Answer::Calls { calls, .. } => {
+            for (i, c) in calls.iter().enumerate() {
+                let input: Value = serde_json::from_str(&c.arguments()).unwrap_or_else(|_| json!({}));
+                out.push(Block::ToolUse { id: tool_use_id(seq, i), name: c.name.clone(), input });
+            }
+        }
+        a => out.push(Block::Text { text: a.text() }),
+    }
+    out
+}
+
+fn delta_event(index: usize, delta: BlockDeltaKind) -> Vec<u8> {
+    event("content_block_delta", &BlockEvent { kind: "content_block_delta", index, delta: Some(delta) })
+}
+
+fn stop_event(index: usize) -> Vec<u8> {
+    event("content_block_stop", &BlockEvent { kind: "content_block_stop", index, delta: None })
+}
+
 /// The SSE body: message_start, content_block_start, ping, one content_block_delta per output
-/// token (made as the stream goes), content_block_stop, message_delta, message_stop.
-fn stream_events(model: &str, id: &str, plan: ReplyPlan, stop: &'static str, u: Usage) -> Response {
+/// token (made as the stream goes), content_block_stop, message_delta, message_stop. A thinking
+/// block (thinking_delta per word, then its signature_delta) comes first when the model thinks;
+/// tool calls are tool_use blocks filled by input_json_delta pieces (the first one empty).
+fn stream_events(model: &str, id: &str, answer: Answer, thinking: bool, seq: u64, stop: &'static str, u: Usage) -> Response {
     let mut start_usage = u.clone();
     start_usage.output_tokens = u.output_tokens.min(1);
     let start = Message {
@@ -265,37 +413,43 @@ fn stream_events(model: &str, id: &str, plan: ReplyPlan, stop: &'static str, u: 
         stop_sequence: None,
         usage: start_usage,
     };
-    let head = vec![
-        event(
-            "message_start",
-            &MessageStart {
-                kind: "message_start",
-                message: start,
-            },
-        ),
-        raw_event(
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-        ),
-        raw_event("ping", r#"{"type": "ping"}"#),
-    ];
-    let deltas = plan.pieces().map(|piece| {
-        let d = BlockDelta {
-            kind: "content_block_delta",
-            index: 0,
-            delta: TextBlock {
-                kind: "text_delta",
-                text: piece,
-            },
-        };
+    let mut head = vec![event("message_start", &MessageStart { kind: "message_start", message: start })];
+    let mut index = 0;
+    let mut open = |head: &mut Vec<Vec<u8>>, block: Block| {
+        head.push(event("content_block_start", &BlockStart { kind: "content_block_start", index, content_block: &block }));
+        if index == 0 {
+            head.push(raw_event("ping", r#"{"type": "ping"}"#));
+        }
+        index += 1;
+        index - 1
+    };
+    if thinking {
+        let i = open(&mut head, Block::Thinking { thinking: String::new(), signature: String::new() });
+        for w in agent::thought_words() {
+            head.push(delta_event(i, BlockDeltaKind::Thinking { thinking: w }));
+        }
+        head.push(delta_event(i, BlockDeltaKind::Signature { signature: THINKING_SIGNATURE.into() }));
+        head.push(stop_event(i));
+    }
+    let mut text_index = None;
+    if let Answer::Calls { calls, .. } = &answer {
+        for (n, c) in calls.iter().enumerate() {
+            let i = open(&mut head, Block::ToolUse { id: tool_use_id(seq, n), name: c.name.clone(), input: json!({}) });
+            for piece in std::iter::once(String::new()).chain(c.pieces.iter().cloned()) {
+                head.push(delta_event(i, BlockDeltaKind::InputJson { partial_json: piece }));
+            }
+            head.push(stop_event(i));
+        }
+    } else {
+        text_index = Some(open(&mut head, Block::Text { text: String::new() }));
+    }
+    let deltas = answer.text_pieces().map(move |piece| {
+        let d = BlockDelta { kind: "content_block_delta", index: text_index.unwrap_or(0), delta: TextBlock { kind: "text_delta", text: piece } };
         event("content_block_delta", &d)
     });
     let message_delta = MessageDelta {
         kind: "message_delta",
-        delta: StopDelta {
-            stop_reason: stop,
-            stop_sequence: None,
-        },
+        delta: StopDelta { stop_reason: stop, stop_sequence: None },
         usage: DeltaUsage {
             input_tokens: u.input_tokens,
             cache_creation_input_tokens: u.cache_creation_input_tokens,
@@ -303,17 +457,14 @@ fn stream_events(model: &str, id: &str, plan: ReplyPlan, stop: &'static str, u: 
             output_tokens: u.output_tokens,
         },
     };
-    let tail = [
-        raw_event(
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        ),
-        event("message_delta", &message_delta),
-        raw_event("message_stop", r#"{"type":"message_stop"}"#),
-    ];
+    let mut tail = Vec::new();
+    if let Some(i) = text_index {
+        tail.push(stop_event(i));
+    }
+    tail.push(event("message_delta", &message_delta));
+    tail.push(raw_event("message_stop", r#"{"type":"message_stop"}"#));
     let events = head.into_iter().chain(deltas).chain(tail);
-    Response::stream(200, "text/event-stream; charset=utf-8", events)
-        .header("cache-control", "no-cache")
+    Response::stream(200, "text/event-stream; charset=utf-8", events).header("cache-control", "no-cache")
 }
 
 pub fn handle(state: &State, req: &Request) -> Response {
@@ -372,27 +523,26 @@ pub fn handle(state: &State, req: &Request) -> Response {
         Ok(p) => p,
         Err((kind, msg)) => return error(400, kind, &msg, seq),
     };
-    let input = common::input_tokens(&p.texts);
-    let plan = ReplyPlan::new(Some(p.max_tokens), script.as_ref());
-    let stop = if plan.truncated {
-        "max_tokens"
-    } else {
-        "end_turn"
+    let input = common::input_tokens(&p.texts) + p.images;
+    let calls = p.choice.as_ref().filter(|_| !p.last_is_tool_result).map(|forced| agent::choose(&p.tools, forced.as_deref(), p.parallel));
+    let answer = Answer::decide(calls, p.json.as_ref().map(Some), Some(p.max_tokens), script.as_ref());
+    let stop = match &answer {
+        a if a.truncated() => "max_tokens",
+        Answer::Calls { .. } => "tool_use",
+        _ => "end_turn",
     };
-    let u = usage(input, plan.tokens, script.as_ref());
+    let thinking = if p.thinking { agent::THINKING_TOKENS } else { 0 };
+    let u = usage(input, answer.tokens() + thinking, script.as_ref());
     let id = format!("msg_01Mock{}", common::alnum(seq, 16));
     let mut resp = if p.stream {
-        stream_events(&p.model, &id, plan, stop, u)
+        stream_events(&p.model, &id, answer, p.thinking, seq, stop, u)
     } else {
         let body = Message {
             model: &p.model,
             id: &id,
             kind: "message",
             role: "assistant",
-            content: vec![TextBlock {
-                kind: "text",
-                text: plan.text(),
-            }],
+            content: blocks(&answer, p.thinking, seq),
             stop_reason: Some(stop),
             stop_sequence: None,
             usage: u,

@@ -18,7 +18,10 @@
 //!   through [`REPLY_WORDS`]) and `token_bytes: B` pads each word with `.` to B bytes: see
 //!   [`ReplyPlan`].
 //! * Cache fields are 0, reasoning 0, and Gemini has no `thoughtsTokenCount` unless a scripted `usage`
-//!   override sets them (see `control.rs`).
+//!   override sets them (see `control.rs`) or the request asks the model to think.
+//! * Tool calls, tool results, structured output, thinking, images and tool definitions follow
+//!   the rules of [`crate::agent`] (their texts add to the messages' texts above; images and
+//!   thinking add the documented token counts).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

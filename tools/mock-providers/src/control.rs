@@ -4,7 +4,7 @@
 //!   "cut_after_chunks", "stall_after_chunks", "stall_ms", "raw_stream", "raw_body", "content_type",
 //!   "output_tokens", "token_bytes", "usage", "verification_status"}` queues a behaviour for the
 //!   next `times` requests to `provider` (FIFO; `"*"` = any provider). Providers: openai,
-//!   openai-images, anthropic, gemini, elevenlabs, stability, paypal-token, paypal-verify, `*`.
+//!   openai-images, openai-speech, anthropic, gemini, elevenlabs, stability, paypal-token, paypal-verify, `*`.
 //!   - `status` (not 200) or `body`: answer that status (default 500) with `body` (JSON value → JSON,
 //!     JSON string → sent verbatim as text/plain) or, without `body`, the provider's own error body for
 //!     that status.
@@ -49,10 +49,11 @@ use serde_json::Value;
 use crate::http::{Request, Response};
 use crate::request_log::RequestLog;
 
-pub const PROVIDERS: [&str; 10] = [
+pub const PROVIDERS: [&str; 11] = [
     "stripe",
     "openai",
     "openai-images",
+    "openai-speech",
     "anthropic",
     "gemini",
     "elevenlabs",

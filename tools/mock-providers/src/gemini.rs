@@ -11,9 +11,10 @@
 //! candidatesTokenCount, thoughtsTokenCount, cachedContentTokenCount (adds cacheTokensDetails).
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::common::{self, ReplyPlan};
+use crate::agent::{self, Answer};
+use crate::common;
 use crate::control::{Script, State};
 use crate::http::{Request, Response};
 
@@ -82,9 +83,23 @@ pub fn error_for_status(code: u16) -> Response {
     error(code, status, msg)
 }
 
+/// A part of an answer, keys in Gemini's order.
 #[derive(Serialize, Clone)]
-struct Part {
-    text: String,
+#[serde(untagged)]
+enum Part {
+    Text { text: String },
+    #[serde(rename_all = "camelCase")]
+    Call {
+        function_call: FunctionCall,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thought_signature: Option<String>,
+    },
+}
+
+#[derive(Serialize, Clone)]
+struct FunctionCall {
+    name: String,
+    args: Value,
 }
 
 #[derive(Serialize, Clone)]
@@ -143,12 +158,12 @@ struct Totals {
 }
 
 impl Totals {
-    fn new(prompt: u64, candidates: u64, script: Option<&Script>) -> Totals {
+    fn new(prompt: u64, candidates: u64, thoughts: Option<u64>, script: Option<&Script>) -> Totals {
         let ov = |k: &str| script.and_then(|s| s.usage_u64(k));
         Totals {
             prompt: ov("promptTokenCount").unwrap_or(prompt),
             candidates: ov("candidatesTokenCount").unwrap_or(candidates),
-            thoughts: ov("thoughtsTokenCount"),
+            thoughts: ov("thoughtsTokenCount").or(thoughts),
             cached: ov("cachedContentTokenCount"),
         }
     }
@@ -178,14 +193,55 @@ impl Totals {
 
 struct Parsed {
     texts: Vec<String>,
+    /// Input tokens of the images.
+    images: u64,
     max_tokens: Option<u64>,
+    tools: Vec<agent::ToolDef>,
+    /// Which calls the answer may make (`None`: none; `Some(Some(name))`: that function).
+    choice: Option<Option<String>>,
+    last_is_response: bool,
+    /// `Some(schema)`: a JSON answer (`responseMimeType: application/json`).
+    json: Option<Option<Value>>,
+    thinking: bool,
 }
 
+fn field<'a>(v: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
+    v.get(camel).or_else(|| v.get(snake))
+}
+
+/// The text a content's parts count for: text, function calls and responses as JSON.
 fn parts_text(v: Option<&Value>) -> String {
-    common::content_text(v.and_then(|c| c.get("parts")))
+    let parts = v.and_then(|c| c.get("parts"));
+    let mut t = common::content_text(parts);
+    for p in parts.and_then(Value::as_array).into_iter().flatten() {
+        if let Some(fc) = field(p, "functionCall", "function_call") {
+            t.push_str(&fc.to_string());
+        }
+        if let Some(fr) = field(p, "functionResponse", "function_response") {
+            t.push_str(&fr.to_string());
+        }
+    }
+    t
 }
 
-fn parse(body: &[u8]) -> Result<Parsed, String> {
+/// Gemini 3 refuses a replayed function call whose turn lost the signature it was given.
+fn missing_signature(model: &str, contents: &[Value]) -> Option<String> {
+    if !model.starts_with("gemini-3") {
+        return None;
+    }
+    for c in contents.iter().filter(|c| c.get("role").and_then(Value::as_str) == Some("model")) {
+        let calls: Vec<&Value> = c.get("parts").and_then(Value::as_array).into_iter().flatten().filter(|p| field(p, "functionCall", "function_call").is_some()).collect();
+        if let Some(first) = calls.first() {
+            if field(first, "thoughtSignature", "thought_signature").is_none() {
+                let name = field(first, "functionCall", "function_call").and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
+                return Some(format!("Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position 1. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."));
+            }
+        }
+    }
+    None
+}
+
+fn parse(model: &str, body: &[u8]) -> Result<Parsed, String> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("Invalid JSON payload received. {e}"))?;
     let mut texts = Vec::new();
@@ -195,17 +251,56 @@ fn parse(body: &[u8]) -> Result<Parsed, String> {
     {
         texts.push(parts_text(Some(sys)));
     }
-    match v.get("contents") {
-        Some(Value::Array(a)) if !a.is_empty() => {
-            for c in a {
-                texts.push(parts_text(Some(c)));
-            }
-        }
+    let contents = match v.get("contents") {
+        Some(Value::Array(a)) if !a.is_empty() => a,
         _ => return Err("* GenerateContentRequest.contents: contents is not specified\n".into()),
+    };
+    if let Some(why) = missing_signature(model, contents) {
+        return Err(why);
     }
     let cfg = v
         .get("generationConfig")
         .or_else(|| v.get("generation_config"));
+    let resolution = cfg.and_then(|c| field(c, "mediaResolution", "media_resolution")).and_then(Value::as_str);
+    let mut images = 0;
+    for c in contents {
+        texts.push(parts_text(Some(c)));
+        for p in c.get("parts").and_then(Value::as_array).into_iter().flatten() {
+            if ["inlineData", "inline_data", "fileData", "file_data"].iter().any(|k| p.get(*k).is_some()) {
+                images += agent::gemini_image_tokens(model, resolution);
+            }
+        }
+    }
+    let decls: Vec<&Value> = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| field(t, "functionDeclarations", "function_declarations").and_then(Value::as_array))
+        .flatten()
+        .collect();
+    texts.extend(decls.iter().map(|d| d.to_string()));
+    let tools = decls
+        .iter()
+        .filter_map(|d| {
+            let schema = field(d, "parametersJsonSchema", "parameters_json_schema").or_else(|| d.get("parameters")).cloned().unwrap_or(Value::Null);
+            Some(agent::ToolDef { name: d.get("name")?.as_str()?.to_string(), schema })
+        })
+        .collect();
+    let fcc = v.get("toolConfig").or_else(|| v.get("tool_config")).and_then(|t| field(t, "functionCallingConfig", "function_calling_config"));
+    let allowed = fcc.and_then(|f| field(f, "allowedFunctionNames", "allowed_function_names")).and_then(|a| a.get(0)).and_then(Value::as_str);
+    let choice = match fcc.and_then(|f| f.get("mode")).and_then(Value::as_str) {
+        Some("NONE") => None,
+        _ => Some(allowed.map(str::to_string)),
+    };
+    let last_is_response = contents.last().and_then(|c| c.get("parts")).and_then(Value::as_array).is_some_and(|ps| ps.iter().any(|p| field(p, "functionResponse", "function_response").is_some()));
+    let json = match cfg.and_then(|c| field(c, "responseMimeType", "response_mime_type")).and_then(Value::as_str) {
+        Some("application/json") => Some(cfg.and_then(|c| field(c, "responseJsonSchema", "response_json_schema").or_else(|| field(c, "responseSchema", "response_schema"))).cloned()),
+        _ => None,
+    };
+    let thinking = cfg
+        .and_then(|c| field(c, "thinkingConfig", "thinking_config"))
+        .is_some_and(|t| field(t, "thinkingBudget", "thinking_budget").and_then(Value::as_u64) != Some(0));
     let max_tokens = match cfg.and_then(|c| {
         c.get("maxOutputTokens")
             .or_else(|| c.get("max_output_tokens"))
@@ -215,7 +310,7 @@ fn parse(body: &[u8]) -> Result<Parsed, String> {
             "Invalid value at 'generation_config.max_output_tokens' (TYPE_INT32)".to_string()
         })?),
     };
-    Ok(Parsed { texts, max_tokens })
+    Ok(Parsed { texts, images, max_tokens, tools, choice, last_is_response, json, thinking })
 }
 
 /// What every chunk of one answer shares.
@@ -226,18 +321,10 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    fn chunk(
-        &self,
-        text: String,
-        finish_reason: Option<&'static str>,
-        candidates: u64,
-    ) -> GenerateResponse {
+    fn chunk(&self, parts: Vec<Part>, finish_reason: Option<&'static str>, candidates: u64) -> GenerateResponse {
         GenerateResponse {
             candidates: vec![Candidate {
-                content: Content {
-                    parts: vec![Part { text }],
-                    role: "model",
-                },
+                content: Content { parts, role: "model" },
                 finish_reason,
                 index: 0,
             }],
@@ -246,21 +333,41 @@ impl ChunkWriter {
             response_id: self.response_id.clone(),
         }
     }
+
+    /// The `functionCall` parts of a call answer; the first carries Gemini 3's thought signature.
+    fn call_parts(&self, calls: &[agent::Call]) -> Vec<Part> {
+        calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let args: Value = serde_json::from_str(&c.arguments()).unwrap_or_else(|_| json!({}));
+                let sig = (i == 0 && self.model.starts_with("gemini-3")).then(|| format!("CiQBMock{}", common::alnum(common::fnv1a(self.response_id.as_bytes()), 32)));
+                Part::Call { function_call: FunctionCall { name: c.name.clone(), args }, thought_signature: sig }
+            })
+            .collect()
+    }
+}
+
+fn text_part(t: String) -> Vec<Part> {
+    vec![Part::Text { text: t }]
 }
 
 /// streamGenerateContent: one chunk per output token (at least one), made as the stream goes,
-/// each with the cumulative usage; `alt=sse` frames them as SSE, otherwise as one JSON array.
-fn stream_chunks(w: ChunkWriter, plan: ReplyPlan, finish: &'static str, sse: bool) -> Response {
-    let n = plan.tokens.max(1);
+/// each with the cumulative usage; function calls come whole in one chunk. `alt=sse` frames
+/// the chunks as SSE, otherwise as one JSON array.
+fn stream_chunks(w: ChunkWriter, answer: Answer, finish: &'static str, sse: bool) -> Response {
+    let (n, piece): (u64, Box<dyn Fn(u64) -> Vec<Part> + Send>) = match answer {
+        Answer::Calls { calls, .. } => {
+            let parts = w.call_parts(&calls);
+            (1, Box::new(move |_| parts.clone()))
+        }
+        Answer::Json { pieces, .. } => (pieces.len().max(1) as u64, Box::new(move |i| text_part(pieces.get(i as usize).cloned().unwrap_or_default()))),
+        Answer::Text(plan) => (plan.tokens.max(1), Box::new(move |i| text_part(if i < plan.tokens { plan.piece(i) } else { String::new() }))),
+    };
     let chunk = move |i: u64| {
-        let text = if i < plan.tokens {
-            plan.piece(i)
-        } else {
-            String::new()
-        };
         let last = i + 1 == n;
         let so_far = (w.totals.candidates * (i + 1)).div_ceil(n);
-        w.chunk(text, last.then_some(finish), so_far)
+        w.chunk(piece(i), last.then_some(finish), so_far)
     };
     if sse {
         let events = (0..n).map(move |i| {
@@ -272,11 +379,7 @@ fn stream_chunks(w: ChunkWriter, plan: ReplyPlan, finish: &'static str, sse: boo
         Response::stream(200, "text/event-stream", events)
     } else {
         let pieces = (0..n).map(move |i| {
-            let mut out = if i == 0 {
-                b"[".to_vec()
-            } else {
-                b"\n,\r\n".to_vec()
-            };
+            let mut out = if i == 0 { b"[".to_vec() } else { b"\n,\r\n".to_vec() };
             out.extend(serde_json::to_vec_pretty(&chunk(i)).unwrap_or_default());
             out
         });
@@ -327,27 +430,34 @@ pub fn handle(state: &State, req: &Request) -> Response {
     if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
         return s.override_response(error_for_status);
     }
-    let p = match parse(&req.body) {
+    let p = match parse(model, &req.body) {
         Ok(p) => p,
         Err(msg) => return error(400, "INVALID_ARGUMENT", &msg),
     };
-    let plan = ReplyPlan::new(p.max_tokens, script.as_ref());
-    let finish = if plan.truncated { "MAX_TOKENS" } else { "STOP" };
-    let totals = Totals::new(common::input_tokens(&p.texts), plan.tokens, script.as_ref());
+    let calls = p.choice.as_ref().filter(|_| !p.last_is_response).map(|forced| agent::choose(&p.tools, forced.as_deref(), true));
+    let answer = Answer::decide(calls, p.json.as_ref().map(Option::as_ref), p.max_tokens, script.as_ref());
+    // Gemini says STOP also when the answer is function calls.
+    let finish = if answer.truncated() { "MAX_TOKENS" } else { "STOP" };
+    let thoughts = p.thinking.then_some(agent::THINKING_TOKENS);
+    let totals = Totals::new(common::input_tokens(&p.texts) + p.images, answer.tokens(), thoughts, script.as_ref());
     let chunks = ChunkWriter {
         totals,
         model: model.to_string(),
         response_id: common::alnum(seq, 23),
     };
     let mut resp = if method == "generateContent" {
-        let all = chunks.chunk(plan.text(), Some(finish), chunks.totals.candidates);
+        let parts = match &answer {
+            Answer::Calls { calls, .. } => chunks.call_parts(calls),
+            a => text_part(a.text()),
+        };
+        let all = chunks.chunk(parts, Some(finish), chunks.totals.candidates);
         let mut out = serde_json::to_vec_pretty(&all).unwrap_or_default();
         out.push(b'\n');
         Response::new(200, JSON_CT, out)
     } else {
         stream_chunks(
             chunks,
-            plan,
+            answer,
             finish,
             req.query_param("alt").as_deref() == Some("sse"),
         )
@@ -378,19 +488,19 @@ mod tests {
 
     #[test]
     fn parse_request_fixture() {
-        let p = parse(br#"{"systemInstruction":{"parts":[{"text":"abcd"}]},"contents":[{"role":"user","parts":[{"text":"ab"},{"text":"cd"}]}],"generationConfig":{"maxOutputTokens":5}}"#);
+        let p = parse("gemini-2.5-flash", br#"{"systemInstruction":{"parts":[{"text":"abcd"}]},"contents":[{"role":"user","parts":[{"text":"ab"},{"text":"cd"}]}],"generationConfig":{"maxOutputTokens":5}}"#);
         let p = p.ok();
         assert_eq!(
             p.as_ref().map(|p| p.texts.clone()),
             Some(vec!["abcd".to_string(), "abcd".to_string()])
         );
         assert_eq!(p.and_then(|p| p.max_tokens), Some(5));
-        assert!(parse(br#"{"contents":[]}"#).is_err());
+        assert!(parse("gemini-2.5-flash", br#"{"contents":[]}"#).is_err());
     }
 
     #[test]
     fn metadata_totals_and_thoughts() {
-        let t = Totals::new(31, 26, None);
+        let t = Totals::new(31, 26, None, None);
         let m = t.metadata(26);
         assert_eq!(m.total_token_count, 57);
         assert!(m.thoughts_token_count.is_none());
@@ -399,7 +509,7 @@ mod tests {
             usage: Some(serde_json::json!({"thoughtsTokenCount":186})),
             ..Default::default()
         };
-        let t = Totals::new(31, 26, Some(&s));
+        let t = Totals::new(31, 26, None, Some(&s));
         assert_eq!(t.metadata(26).total_token_count, 243);
         let json =
             String::from_utf8_lossy(&common::to_colon_space_json(&t.metadata(9))).into_owned();

@@ -2,7 +2,8 @@
 //! (OpenAI, Anthropic, Gemini, ElevenLabs, Stability) and for PayPal's OAuth + webhook verification.
 //!
 //! Each provider lives under a path prefix (`/openai`, `/anthropic`, `/gemini`, `/elevenlabs`,
-//! `/stability`, `/paypal`), so a gateway base URL is e.g. `http://127.0.0.1:8090/openai`.
+//! `/stability`, `/paypal`), so a gateway base URL is e.g. `http://127.0.0.1:8090/openai`
+//! (OpenAI's images and speech are modules of their own under it).
 //! Wire formats follow `/work/shared/fixtures` (see each provider module). Deterministic usage
 //! rules: [`common`]. Scripting and the request log: [`control`].
 //!
@@ -15,6 +16,7 @@
 //! HTTP/1.1 is hyper's on tokio ([`http`]); the provider modules stay synchronous functions from
 //! a [`http::Request`] to a [`http::Response`], whose scripted pacing [`http::send`] plays out.
 
+mod agent;
 mod anthropic;
 mod common;
 mod control;
@@ -23,6 +25,7 @@ mod gemini;
 mod http;
 mod openai;
 mod openai_images;
+mod openai_speech;
 mod paypal;
 mod request_log;
 mod stability;
@@ -45,6 +48,8 @@ fn provider_of(path: &str) -> &'static str {
     let seg = |p: &str| path == p || path.starts_with(&format!("{p}/"));
     if seg("/openai/v1/images") || seg("/openai/mock-images") {
         "openai-images"
+    } else if seg("/openai/v1/audio/speech") {
+        "openai-speech"
     } else if seg("/openai") {
         "openai"
     } else if seg("/anthropic") {
@@ -77,6 +82,7 @@ fn route(state: &State, req: &Request) -> Response {
     match provider {
         "openai" => openai::handle(state, req),
         "openai-images" => openai_images::handle(state, req),
+        "openai-speech" => openai_speech::handle(state, req),
         "anthropic" => anthropic::handle(state, req),
         "gemini" => gemini::handle(state, req),
         "elevenlabs" => elevenlabs::handle(state, req),
@@ -169,6 +175,7 @@ mod tests {
             provider_of("/openai/v1/images/generations"),
             "openai-images"
         );
+        assert_eq!(provider_of("/openai/v1/audio/speech"), "openai-speech");
         assert_eq!(provider_of("/openaix/v1"), "unknown");
         assert_eq!(
             provider_of("/gemini/v1beta/models/g:generateContent"),

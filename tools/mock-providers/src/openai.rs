@@ -11,7 +11,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::common::{self, opt_u64, ReplyPlan};
+use crate::agent::{self, Answer};
+use crate::common::{self, opt_u64};
 use crate::control::{Script, State};
 use crate::http::{Request, Response};
 
@@ -157,9 +158,11 @@ pub struct Usage {
 #[derive(Serialize)]
 struct Message {
     role: &'static str,
-    content: String,
+    content: Option<String>,
     refusal: Option<()>,
     annotations: Vec<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ToolCallOut>>,
 }
 
 #[derive(Serialize)]
@@ -183,12 +186,34 @@ struct Completion<'a> {
     system_fingerprint: Option<()>,
 }
 
+/// A tool call in a message or a delta, keys in OpenAI's order.
+#[derive(Serialize, Clone)]
+struct ToolCallOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionOut,
+}
+
+#[derive(Serialize, Clone)]
+struct FunctionOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    arguments: String,
+}
+
 #[derive(Serialize, Default)]
 struct Delta {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
+    /// `Some(None)`: `"content": null` (a tool-call answer's first chunk).
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<String>,
+    content: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ToolCallOut>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<Option<()>>,
 }
@@ -223,16 +248,67 @@ fn is_reasoning_model(model: &str) -> bool {
         || (b.first() == Some(&b'o') && b.get(1).is_some_and(u8::is_ascii_digit))
 }
 
-/// Per-message texts (content string or text parts).
+/// Per-message texts (content string or text parts; an assistant's tool calls by name and
+/// arguments).
 pub fn message_texts(messages: &[Value]) -> Vec<String> {
     messages
         .iter()
-        .map(|m| common::content_text(m.get("content")))
+        .map(|m| {
+            let mut t = common::content_text(m.get("content"));
+            for c in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                t.push_str(c.pointer("/function/name").and_then(Value::as_str).unwrap_or(""));
+                t.push_str(c.pointer("/function/arguments").and_then(Value::as_str).unwrap_or(""));
+            }
+            t
+        })
         .collect()
 }
 
-/// Computed usage, with a scripted override applied.
-pub fn usage(prompt: u64, completion: u64, script: Option<&Script>) -> Usage {
+/// Input tokens of the images of the messages (see `agent`).
+fn image_tokens(model: &str, messages: &[Value]) -> u64 {
+    let mut n = 0;
+    for m in messages {
+        for p in m.get("content").and_then(Value::as_array).into_iter().flatten() {
+            if p.get("type").and_then(Value::as_str) != Some("image_url") {
+                continue;
+            }
+            let iu = p.get("image_url");
+            let url = iu.and_then(|i| i.get("url").or(Some(i))).and_then(Value::as_str).unwrap_or("");
+            let inline = url.split_once(";base64,").map(|(_, d)| d);
+            let low = iu.and_then(|i| i.get("detail")).and_then(Value::as_str) == Some("low");
+            n += agent::openai_image_tokens(model, inline, low);
+        }
+    }
+    n
+}
+
+/// The tools of a request (function tools) and the calls its `tool_choice` allows.
+fn tools_and_choice(v: &Value) -> (Vec<agent::ToolDef>, Option<Option<String>>) {
+    let tools: Vec<agent::ToolDef> = v
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let f = t.get("function")?;
+            Some(agent::ToolDef {
+                name: f.get("name")?.as_str()?.to_string(),
+                schema: f.get("parameters").cloned().unwrap_or_else(|| serde_json::json!({"type": "object"})),
+            })
+        })
+        .collect();
+    // None: no calls; Some(None): any tool; Some(Some(name)): that tool.
+    let choice = match v.get("tool_choice") {
+        Some(Value::String(s)) if s == "none" => None,
+        Some(c @ Value::Object(_)) => Some(c.pointer("/function/name").and_then(Value::as_str).map(str::to_string)),
+        _ => Some(None),
+    };
+    (tools, choice)
+}
+
+/// Computed usage (`reasoning` of the completion tokens were reasoning), with a scripted
+/// override applied.
+pub fn usage(prompt: u64, completion: u64, reasoning: u64, script: Option<&Script>) -> Usage {
     let ov = |k: &str, nested: &str, d: u64| {
         script
             .and_then(|s| {
@@ -257,7 +333,7 @@ pub fn usage(prompt: u64, completion: u64, script: Option<&Script>) -> Usage {
             audio_tokens: 0,
         },
         completion_tokens_details: CompletionDetails {
-            reasoning_tokens: ov("reasoning_tokens", "completion_tokens_details", 0),
+            reasoning_tokens: ov("reasoning_tokens", "completion_tokens_details", reasoning),
             audio_tokens: 0,
             accepted_prediction_tokens: 0,
             rejected_prediction_tokens: 0,
@@ -272,10 +348,20 @@ fn bad_request(msg: String, param: Option<&str>, code: Option<&str>) -> Response
 struct Parsed {
     model: String,
     texts: Vec<String>,
+    /// Input tokens of the images.
+    images: u64,
     max_tokens: Option<u64>,
     stream: bool,
     include_usage: bool,
     obfuscation: bool,
+    tools: Vec<agent::ToolDef>,
+    /// Which tool calls the answer may make (`None`: none; see `tools_and_choice`).
+    choice: Option<Option<String>>,
+    parallel: bool,
+    last_is_tool: bool,
+    /// `Some(schema)`: a JSON answer (`Some(None)`: JSON mode without a schema).
+    json: Option<Option<Value>>,
+    reasoning: bool,
 }
 
 fn parse(body: &[u8]) -> Result<Parsed, Response> {
@@ -309,9 +395,24 @@ fn parse(body: &[u8]) -> Result<Parsed, Response> {
     }
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let opts = v.get("stream_options");
+    let (tools, choice) = tools_and_choice(&v);
+    let mut texts = message_texts(messages);
+    texts.extend(v.get("tools").and_then(Value::as_array).into_iter().flatten().map(Value::to_string));
+    let json = match v.pointer("/response_format/type").and_then(Value::as_str) {
+        Some("json_object") => Some(None),
+        Some("json_schema") => Some(v.pointer("/response_format/json_schema/schema").cloned()),
+        _ => None,
+    };
     Ok(Parsed {
+        images: image_tokens(&model, messages),
+        texts,
+        tools,
+        choice,
+        parallel: v.get("parallel_tool_calls").and_then(Value::as_bool).unwrap_or(true),
+        last_is_tool: messages.last().and_then(|m| m.get("role")).and_then(Value::as_str) == Some("tool"),
+        json,
+        reasoning: v.get("reasoning_effort").and_then(Value::as_str).is_some_and(|e| e != "none"),
         model,
-        texts: message_texts(messages),
         max_tokens,
         stream,
         include_usage: opts
@@ -383,28 +484,50 @@ impl ChunkWriter {
     }
 }
 
+fn call_id(seq: u64, i: usize) -> String {
+    format!("call_{}", common::alnum(seq * 100 + i as u64, 24))
+}
+
 /// The SSE body: role chunk, one chunk per output token (made as the stream goes), finish
-/// chunk, the usage chunk when asked for, `[DONE]`.
-fn stream_events(w: ChunkWriter, plan: ReplyPlan, finish: &'static str, u: Usage) -> Response {
-    let role = Delta {
-        role: Some("assistant"),
-        content: Some(String::new()),
-        refusal: Some(None),
+/// chunk, the usage chunk when asked for, `[DONE]`. Tool calls: the role chunk opens the first
+/// call (`content: null`), each call's later chunks carry its argument pieces under its index.
+fn stream_events(w: ChunkWriter, answer: Answer, finish: &'static str, u: Usage) -> Response {
+    let mut i = 0u64;
+    let mut next = || {
+        i += 1;
+        i
     };
-    let head = w.delta(0, role, None);
-    let mut tail = vec![w.delta(1 + plan.tokens, Delta::default(), Some(finish))];
+    let mut head = Vec::new();
+    if let Answer::Calls { calls, .. } = &answer {
+        for (n, c) in calls.iter().enumerate() {
+            let start = vec![ToolCallOut { index: Some(n), id: Some(call_id(w.seq, n)), kind: Some("function"), function: FunctionOut { name: Some(c.name.clone()), arguments: String::new() } }];
+            let d = if n == 0 {
+                Delta { role: Some("assistant"), content: Some(None), tool_calls: Some(start), refusal: Some(None) }
+            } else {
+                Delta { tool_calls: Some(start), ..Default::default() }
+            };
+            head.push(w.delta(next(), d, None));
+            for piece in &c.pieces {
+                let frag = ToolCallOut { index: Some(n), id: None, kind: None, function: FunctionOut { name: None, arguments: piece.clone() } };
+                let d = Delta { tool_calls: Some(vec![frag]), ..Default::default() };
+                head.push(w.delta(next(), d, None));
+            }
+        }
+    } else {
+        let role = Delta { role: Some("assistant"), content: Some(Some(String::new())), refusal: Some(None), ..Default::default() };
+        head.push(w.delta(0, role, None));
+    }
+    let n = 1 + answer.tokens() + i;
+    let mut tail = vec![w.delta(n, Delta::default(), Some(finish))];
     if w.include_usage {
-        tail.push(w.event(2 + plan.tokens, Vec::new(), Some(Some(u))));
+        tail.push(w.event(n + 1, Vec::new(), Some(Some(u))));
     }
     tail.push(b"data: [DONE]\n\n".to_vec());
-    let words = plan.pieces().zip(1u64..).map(move |(piece, i)| {
-        let d = Delta {
-            content: Some(piece),
-            ..Default::default()
-        };
+    let words = answer.text_pieces().zip(1u64..).map(move |(piece, i)| {
+        let d = Delta { content: Some(Some(piece)), ..Default::default() };
         w.delta(i, d, None)
     });
-    let events = std::iter::once(head).chain(words).chain(tail);
+    let events = head.into_iter().chain(words).chain(tail);
     Response::stream(200, "text/event-stream; charset=utf-8", events)
 }
 
@@ -445,10 +568,16 @@ pub fn handle(state: &State, req: &Request) -> Response {
         Ok(p) => p,
         Err(r) => return with_headers(r, seq, 0),
     };
-    let prompt = common::input_tokens(&p.texts);
-    let plan = ReplyPlan::new(p.max_tokens, script.as_ref());
-    let finish = if plan.truncated { "length" } else { "stop" };
-    let u = usage(prompt, plan.tokens, script.as_ref());
+    let prompt = common::input_tokens(&p.texts) + p.images;
+    let calls = p.choice.as_ref().filter(|_| !p.last_is_tool).map(|forced| agent::choose(&p.tools, forced.as_deref(), p.parallel));
+    let answer = Answer::decide(calls, p.json.as_ref().map(Option::as_ref), p.max_tokens, script.as_ref());
+    let finish = match &answer {
+        a if a.truncated() => "length",
+        Answer::Calls { .. } => "tool_calls",
+        _ => "stop",
+    };
+    let reasoning = if p.reasoning { agent::THINKING_TOKENS } else { 0 };
+    let u = usage(prompt, answer.tokens() + reasoning, reasoning, script.as_ref());
     let id = format!("chatcmpl-mock{:016x}", common::fnv1a(&seq.to_be_bytes()));
     let created = common::now_secs();
     let logprobs = if is_reasoning_model(&p.model) {
@@ -466,8 +595,18 @@ pub fn handle(state: &State, req: &Request) -> Response {
             include_usage: p.include_usage,
             logprobs,
         };
-        stream_events(events, plan, finish, u.clone())
+        stream_events(events, answer, finish, u.clone())
     } else {
+        let tool_calls = match &answer {
+            Answer::Calls { calls, .. } => Some(
+                calls
+                    .iter()
+                    .enumerate()
+                    .map(|(n, c)| ToolCallOut { index: None, id: Some(call_id(seq, n)), kind: Some("function"), function: FunctionOut { name: Some(c.name.clone()), arguments: c.arguments() } })
+                    .collect(),
+            ),
+            _ => None,
+        };
         let body = Completion {
             id: &id,
             object: "chat.completion",
@@ -477,9 +616,10 @@ pub fn handle(state: &State, req: &Request) -> Response {
                 index: 0,
                 message: Message {
                     role: "assistant",
-                    content: plan.text(),
+                    content: tool_calls.is_none().then(|| answer.text()),
                     refusal: None,
                     annotations: vec![],
+                    tool_calls,
                 },
                 logprobs,
                 finish_reason: finish,
@@ -535,13 +675,13 @@ mod tests {
             ),
             ..Default::default()
         };
-        let u = usage(10, 5, Some(&s));
+        let u = usage(10, 5, 0, Some(&s));
         assert_eq!(
             (u.prompt_tokens, u.completion_tokens, u.total_tokens),
             (1864, 214, 2078)
         );
         assert_eq!(u.prompt_tokens_details.cached_tokens, 1792);
-        let u = usage(10, 5, None);
+        let u = usage(10, 5, 0, None);
         assert_eq!(
             (u.total_tokens, u.prompt_tokens_details.cached_tokens),
             (15, 0)
