@@ -58,12 +58,25 @@ function requireTools() {
  */
 export async function startStack({ ports = {}, vars = {}, envFile, name = "test" } = {}) {
   requireTools();
+  // Five distinct ports: the OS may hand out a just-released port twice, and a worker sharing the
+  // mocks' port would have its requests answered by the mocks (seen once in the suite).
+  const taken = new Set(Object.values(ports));
+  const pick = async (given) => {
+    if (given) return given;
+    for (;;) {
+      const port = await freePort();
+      if (!taken.has(port)) {
+        taken.add(port);
+        return port;
+      }
+    }
+  };
   const p = {
-    redis: ports.redis ?? (await freePort()),
-    upstash: ports.upstash ?? (await freePort()),
-    mocks: ports.mocks ?? (await freePort()),
-    worker: ports.worker ?? (await freePort()),
-    inspector: ports.inspector ?? (await freePort()),
+    redis: await pick(ports.redis),
+    upstash: await pick(ports.upstash),
+    mocks: await pick(ports.mocks),
+    worker: await pick(ports.worker),
+    inspector: await pick(ports.inspector),
   };
   const upstashToken = vars.UPSTASH_REDIS_REST_TOKEN ?? `local-upstash-token-${name}`;
   const adminSecret = vars.ADMIN_SECRET ?? `local-admin-secret-${name}`;
