@@ -1,7 +1,7 @@
 //! Customer read routes (`/v1/balance`, `/v1/usage`, `/v1/models`) and `/health`.
 
 use crate::context::Ctx;
-use crate::http::{json, HandlerResult};
+use crate::http::{self, json, HandlerResult};
 use broker_core::error::ApiError;
 use broker_core::keys::hash_key;
 use broker_core::ledger::public_entry;
@@ -32,11 +32,23 @@ pub async fn health(ctx: &Ctx) -> HandlerResult {
     ))
 }
 
+thread_local! {
+    /// `/v1/models` of the day: the catalogue changes only with the date (prices take effect and
+    /// models retire by day) and the isolate's settings, so it is rendered once a day.
+    static MODELS: std::cell::RefCell<Option<(String, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
+}
+
 pub fn models(ctx: &Ctx) -> Response {
+    let today = ctx.today();
+    if let Some(body) = MODELS.with(|m| m.borrow().as_ref().filter(|(day, _)| *day == today).map(|(_, b)| b.clone())) {
+        return http::bytes(200, "application/json", body, &[]);
+    }
     let rate = &ctx.settings().rate;
-    let mut data: Vec<Value> = broker_core::pricing::catalogue(&ctx.today()).iter().map(|m| m.to_public_json(rate)).collect();
-    data.extend(broker_core::media_prices::catalogue(&ctx.today(), rate, ctx.settings().elevenlabs_pico_per_credit));
-    json(200, &json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }), &[])
+    let mut data: Vec<Value> = broker_core::pricing::catalogue(&today).iter().map(|m| m.to_public_json(rate)).collect();
+    data.extend(broker_core::media_prices::catalogue(&today, rate, ctx.settings().elevenlabs_pico_per_credit));
+    let body = json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }).to_string().into_bytes();
+    MODELS.with(|m| *m.borrow_mut() = Some((today, body.clone())));
+    http::bytes(200, "application/json", body, &[])
 }
 
 /// An admin read of a key by id and, optionally, a page of its ledger. `None`: no such key.

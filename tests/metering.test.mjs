@@ -22,9 +22,9 @@ beforeEach(async () => {
 const PRICES = {
   "gpt-4o-mini": [150_000n, 600_000n],
   "claude-haiku-4-5": [1_000_000n, 5_000_000n],
-  "gemini-2.5-flash": [300_000n, 2_500_000n],
+  "gemini-3.5-flash": [1_500_000n, 9_000_000n],
 };
-const PROVIDER_OF = { "gpt-4o-mini": "openai", "claude-haiku-4-5": "anthropic", "gemini-2.5-flash": "google" };
+const PROVIDER_OF = { "gpt-4o-mini": "openai", "claude-haiku-4-5": "anthropic", "gemini-3.5-flash": "google" };
 
 /** credits = usd × 1.8 / 0.01, in millicredits, rounded up: pico-USD × 18 / 1e8. */
 function expectedMc(model, inTok, outTok) {
@@ -94,7 +94,7 @@ test("openai SDK: plain and streaming through /v1/chat/completions, for all thre
   const key = await c.createKey({ credits: 50 });
   const openai = new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0 });
   let spent = 0;
-  for (const [model, bare] of [["gpt-4o-mini", "gpt-4o-mini"], ["anthropic/claude-haiku-4-5", "claude-haiku-4-5"], ["google/gemini-2.5-flash", "gemini-2.5-flash"]]) {
+  for (const [model, bare] of [["gpt-4o-mini", "gpt-4o-mini"], ["anthropic/claude-haiku-4-5", "claude-haiku-4-5"], ["google/gemini-3.5-flash", "gemini-3.5-flash"]]) {
     const content = `hello ${model}`;
     const plain = await openai.chat.completions.create({ model, max_tokens: 12, messages: [{ role: "user", content }] });
     const u = mockUsage([content], 12);
@@ -303,7 +303,7 @@ test("bad keys get 401, and guessing is throttled per client address", async () 
 
 test("the free plan's 10 calls an hour: the 11th is 429 with Retry-After and RateLimit headers", async () => {
   const key = await c.createKey({ plan: "free", credits: 10 });
-  const body = { provider: "google", model: "gemini-2.5-flash", max_tokens: 2, messages: [{ role: "user", content: "x" }] };
+  const body = { provider: "google", model: "gemini-3.5-flash", max_tokens: 2, messages: [{ role: "user", content: "x" }] };
   let last;
   for (let i = 0; i < 10; i++) {
     last = await c.api("/v1/chat", { key: key.api_key, body });

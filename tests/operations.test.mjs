@@ -90,7 +90,7 @@ test("/admin/stats agrees with the ledger for a mix of calls, top-ups and refund
   const stats = async (q) => (await c.admin(`/admin/stats?from=${today}&to=${today}${q}`)).body;
   const before = await stats("");
   const key = await c.createKey({ credits: 20 });
-  for (const [provider, model, stream] of [["openai", "gpt-4o-mini", false], ["anthropic", "claude-haiku-4-5", true], ["google", "gemini-2.5-flash", false]]) {
+  for (const [provider, model, stream] of [["openai", "gpt-4o-mini", false], ["anthropic", "claude-haiku-4-5", true], ["google", "gemini-3.5-flash", false]]) {
     const r = await c.api("/v1/chat", { key: key.api_key, body: { provider, model, stream, max_tokens: 10, messages: [{ role: "user", content: "stats" }] } });
     await r.text();
     await c.settled(key.id, r.headers.get("x-request-id"));
@@ -115,7 +115,7 @@ test("/admin/stats agrees with the ledger for a mix of calls, top-ups and refund
   const units = calls.reduce((s, e) => s + Object.values(e.units.usage).reduce((a, b) => a + b, 0), 0);
   assert.equal(mine.totals.units, units);
   assert.equal(mine.totals.revenue_usd_micro, mine.totals.charged_mc * 10, "at $0.01 a credit");
-  assert.deepEqual(mine.days[0].models.map((m) => m.model).sort(), ["anthropic/claude-haiku-4-5", "google/gemini-2.5-flash", "openai/gpt-4o-mini"]);
+  assert.deepEqual(mine.days[0].models.map((m) => m.model).sort(), ["anthropic/claude-haiku-4-5", "google/gemini-3.5-flash", "openai/gpt-4o-mini"]);
   // Payments are counted for all keys: this test's are the difference.
   const after = await stats("");
   const pay = (s, kind) => s.days[0]?.payments?.[kind]?.mc ?? 0;

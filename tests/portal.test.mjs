@@ -21,7 +21,7 @@ test("the portal signs in with a key and shows what the API says, pages the ledg
   const key = await c.createKey({ credits: 100 });
   // 25 calls on two models: a chart with two colours and a ledger of more than one page.
   for (let i = 0; i < 25; i++) {
-    const [provider, model] = i % 2 ? ["openai", "gpt-4o-mini"] : ["google", "gemini-2.5-flash"];
+    const [provider, model] = i % 2 ? ["openai", "gpt-4o-mini"] : ["google", "gemini-3.5-flash"];
     const r = await c.api("/v1/chat", { key: key.api_key, body: { provider, model, max_tokens: 3, messages: [{ role: "user", content: `portal ${i}` }] } });
     assert.equal(r.status, 200);
     await c.settled(key.id, r.headers.get("x-request-id"));
