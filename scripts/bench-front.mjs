@@ -9,46 +9,19 @@
 // process's utime+stime delta (/proc/<pid>/stat, in clock ticks / CLK_TCK) over the requests
 // wrk completed. With --rounds N the binaries alternate N times per workload and the table
 // shows the median round.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { freePort, startProcess, startRedis, waitFor } from "../tests/lib/procs.mjs";
+import { buildArgs, cpuMs, freePort, startProcess, startRedis, waitFor } from "../tests/lib/procs.mjs";
 
-const args = process.argv.slice(2);
-const opt = { seconds: 10, connections: 10, rounds: 1 };
-const builds = [];
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a.startsWith("--")) {
-    const key = a.slice(2);
-    if (!(key in opt)) throw new Error(`unknown option ${a}`);
-    opt[key] = Number(args[++i]);
-  } else {
-    const eq = a.indexOf("=");
-    const [label, bin] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [path.basename(a), a];
-    if (!fs.existsSync(bin)) throw new Error(`${bin} not found`);
-    builds.push({ label, bin: path.resolve(bin) });
-  }
-}
-if (builds.length === 0) {
-  console.error("usage: node scripts/bench-front.mjs [--seconds S] [--connections C] [--rounds N] LABEL=BINARY ...");
-  process.exit(2);
-}
+const { opt, builds } = buildArgs(process.argv.slice(2), { seconds: 10, connections: 10, rounds: 1 }, "node scripts/bench-front.mjs [--seconds S] [--connections C] [--rounds N] LABEL=BINARY ...");
 if (spawnSync("wrk", ["--version"]).error) {
   console.error("wrk not found: apt-get install -y wrk");
   process.exit(2);
 }
 
-const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 const TOKEN = "bench-token";
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name, which is in parentheses and may contain spaces.
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
 
 async function front(bin, redisPort) {
   const port = await freePort();
@@ -82,9 +55,9 @@ function luaScript(name, route, body) {
 
 /** One wrk run against `f`; returns { rps, requests, errors, cpuUsPerReq }. */
 function load(f, script, seconds = opt.seconds) {
-  const before = cpuSeconds(f.child.pid);
+  const before = cpuMs([f.child.pid]);
   const out = spawnSync("wrk", ["-t1", `-c${opt.connections}`, `-d${seconds}s`, "-s", script, f.url], { encoding: "utf8" });
-  const cpu = cpuSeconds(f.child.pid) - before;
+  const cpu = (cpuMs([f.child.pid]) - before) / 1000;
   if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr}`);
   const requests = Number(/(\d+) requests in/.exec(out.stdout)?.[1] ?? 0);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out.stdout)?.[1] ?? 0);

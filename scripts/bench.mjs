@@ -23,7 +23,7 @@ import zlib from "node:zlib";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
-import { ROOT, TOOLS_DIR, freePort, startProcess, startRedis, tcpOpen, waitFor } from "../tests/lib/procs.mjs";
+import { ROOT, TOOLS_DIR, cpuMs, freePort, startProcess, startRedis, tcpOpen, waitFor } from "../tests/lib/procs.mjs";
 import { startMocks, MOCK_DEFAULTS } from "../tests/lib/mocks.mjs";
 import { stackVars } from "./stack.mjs";
 
@@ -35,8 +35,6 @@ const arg = (name, dflt) => {
 const SECONDS = Number(arg("seconds", "3"));
 const PEERS = !process.argv.includes("--no-peers");
 const CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "ai-api-broker-bench");
-const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
-const TICK_MS = 1000 / CLK_TCK;
 const t0 = Date.now();
 const say = (s) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
 
@@ -60,17 +58,6 @@ function descendants(pid) {
   return out;
 }
 const comm = (pid) => { try { return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim(); } catch { return ""; } };
-/** CPU ms (user + system) of a set of processes. */
-function cpuMs(pids) {
-  let ticks = 0;
-  for (const p of pids) {
-    try {
-      const f = fs.readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1].split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {}
-  }
-  return ticks * TICK_MS;
-}
 const workerds = () => descendants(process.pid).filter((p) => comm(p) === "workerd");
 
 // ------------------------------------------------------------------------------ load

@@ -9,28 +9,9 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { freePort, startProcess, waitFor } from "../tests/lib/procs.mjs";
+import { buildArgs, freePort, startProcess, waitFor } from "../tests/lib/procs.mjs";
 
-const args = process.argv.slice(2);
-const opt = { requests: 200_000, connections: 10 };
-const builds = [];
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  if (a.startsWith("--")) {
-    const key = a.slice(2);
-    if (!(key in opt)) throw new Error(`unknown option ${a}`);
-    opt[key] = Number(args[++i]);
-  } else {
-    const eq = a.indexOf("=");
-    const [label, bin] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [path.basename(a), a];
-    if (!fs.existsSync(bin)) throw new Error(`${bin} not found`);
-    builds.push({ label, bin: path.resolve(bin) });
-  }
-}
-if (builds.length === 0) {
-  console.error("usage: node scripts/soak-mock.mjs [--requests N] [--connections C] LABEL=BINARY ...");
-  process.exit(2);
-}
+const { opt, builds } = buildArgs(process.argv.slice(2), { requests: 200_000, connections: 10 }, "node scripts/soak-mock.mjs [--requests N] [--connections C] LABEL=BINARY ...");
 
 const rssMiB = (pid) => {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));

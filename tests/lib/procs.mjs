@@ -1,6 +1,6 @@
 // Process helpers shared by the integration tests and scripts: start a server on 127.0.0.1,
 // wait until it answers, and make sure it dies with the test process.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -94,4 +94,45 @@ export async function startRedis({ port } = {}) {
   await waitFor(() => tcpOpen(port), { what: "redis-server", child });
   child.port = port;
   return child;
+}
+
+const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
+
+/** CPU time (user + system) of a set of processes so far, in ms (from /proc; a process that is
+ *  gone counts 0). */
+export function cpuMs(pids) {
+  let ticks = 0;
+  for (const p of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, "utf8");
+      // Fields after the command name, which is in parentheses and may contain spaces.
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {}
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+
+/** The arguments of the tools' comparison scripts: `--name N` options (defaults in `opt`, numbers)
+ *  and `LABEL=BINARY` builds; prints `usage` and exits when no build is named. */
+export function buildArgs(argv, opt, usage) {
+  const builds = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith("--")) {
+      const key = a.slice(2);
+      if (!(key in opt)) throw new Error(`unknown option ${a}`);
+      opt[key] = Number(argv[++i]);
+    } else {
+      const eq = a.indexOf("=");
+      const [label, bin] = eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [path.basename(a), a];
+      if (!fs.existsSync(bin)) throw new Error(`${bin} not found`);
+      builds.push({ label, bin: path.resolve(bin) });
+    }
+  }
+  if (builds.length === 0) {
+    console.error(`usage: ${usage}`);
+    process.exit(2);
+  }
+  return { opt, builds };
 }
