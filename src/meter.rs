@@ -22,10 +22,10 @@ use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
 use broker_core::error::{ApiError, ErrorKind};
 use broker_core::keys::hash_key;
-use broker_core::metering::{Admission, Billing, Channel, Metered, Retention, Settlement};
+use broker_core::metering::{Admission, Billing, Metered, Retention, Settlement};
 use broker_core::rapidapi::{self, RapidAdmission, RapidSettlement};
 use crate::payer::Payer;
-use broker_core::money::{credits_json, credits_string};
+use broker_core::money::credits_json;
 use broker_core::product::{End, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use broker_core::scripts::SettleReply;
 use broker_core::store::Store;
@@ -169,7 +169,7 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerR
         retention: settings.retention(),
         log,
     };
-    let rapid = call.billing.channel == Channel::RapidApi;
+    let stream_credit_headers = call.billing.pending_headers();
     let (tx, rx) = oneshot::channel();
     ctx.wait_until(call.run(tx));
     let answer = rx.await.unwrap_or_else(|_| Answer::Whole(Err(ApiError::internal("the call ended without an answer")), Map::new()));
@@ -191,15 +191,8 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerR
                 chunk
             });
             let mut resp = Response::from_stream(body).map_err(|e| ApiError::internal(format!("stream: {e}")))?;
-            if !rapid {
-                // The charge is known only at the end, so it is in the last event; the head says
-                // what is held and what remains while the hold is open (a lower bound of the
-                // final balance). A meter that knows the charge up front (audio) says it in its
-                // own head, which wins.
-                headers.push(("x-credits-charged".into(), "pending".into()));
-                headers.push(("x-credits-held".into(), credits_string(admitted.hold_mc)));
-                headers.push(("x-credits-remaining".into(), credits_string(admitted.balance_after_mc)));
-            }
+            // A meter that knows the charge up front (audio) says it in its own head, which wins.
+            headers.extend(stream_credit_headers);
             headers.extend(head.headers);
             let h = resp.headers_mut();
             let _ = h.set("content-type", &head.content_type);

@@ -64,9 +64,10 @@ async fn refund(ctx: &Ctx, event_id: &str, payment_intent: &str, paid_cents: u64
         ("refunded_cents", json!(refunded_cents)),
         ("paid_cents", json!(paid_cents)),
     ]);
+    let (payment_marker, early_refund_key) = stripe_payment_markers(payment_intent);
     let c = Clawback {
-        payment_marker: rk::stripe_payment(payment_intent),
-        early_refund_key: rk::stripe_early_refund(payment_intent),
+        payment_marker,
+        early_refund_key,
         refunded_cents,
         paid_cents,
         now_ms: ctx.now_ms(),
@@ -124,6 +125,11 @@ async fn credited(ctx: &Ctx, reply: CreditReply, c: &Credit, source: &str, event
     }
 }
 
+/// A Stripe payment's marker (a refund finds the credits through it) and its early-refund key.
+fn stripe_payment_markers(payment_intent: &str) -> (String, String) {
+    (rk::stripe_payment(payment_intent), rk::stripe_early_refund(payment_intent))
+}
+
 fn key_target(key: &KeyRef) -> Option<String> {
     match key {
         KeyRef::Id(id) if keys::is_key_id(id) => Some(format!("id:{id}")),
@@ -173,7 +179,7 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
                 fragment,
                 retention: ctx.settings().retention(),
                 // The payment's own marker: a refund of it finds the key and the amount here.
-                payment: payment_intent.map(|pi| (rk::stripe_payment(&pi), rk::stripe_early_refund(&pi))),
+                payment: payment_intent.as_deref().map(stripe_payment_markers),
                 dedupe: vec![rk::stripe_event(&event_id), rk::stripe_session(&session_id)],
             };
             credit(ctx, c, "stripe", &event_id).await
@@ -219,7 +225,7 @@ async fn subscription(ctx: &Ctx, action: SubscriptionAction) -> HandlerResult {
                 kind: "topup",
                 fragment,
                 retention: ctx.settings().retention(),
-                payment: payment_intent.map(|pi| (rk::stripe_payment(&pi), rk::stripe_early_refund(&pi))),
+                payment: payment_intent.as_deref().map(stripe_payment_markers),
                 dedupe: vec![rk::stripe_event(&event_id), rk::stripe_invoice(&invoice_id)],
             };
             let reply = store.credit(&c).await?;

@@ -295,6 +295,20 @@ impl Billing {
         })
     }
 
+    /// The head of a streamed answer: the charge is known only at the end (it is in the last
+    /// event), so the head says it is pending, what is held, and what remains while the hold is
+    /// open (a lower bound of the final balance). None on the RapidAPI channel.
+    pub fn pending_headers(&self) -> Vec<(String, String)> {
+        match self.channel {
+            Channel::Credits => vec![
+                ("x-credits-charged".into(), "pending".into()),
+                ("x-credits-held".into(), credits_string(self.hold_mc)),
+                ("x-credits-remaining".into(), credits_string(self.balance_after_hold_mc)),
+            ],
+            Channel::RapidApi => Vec::new(),
+        }
+    }
+
     /// The charge in the gateway's own answers (`/v1/chat`): the credit figures, or who bills.
     pub fn native_fields(&self, c: &Charge) -> serde_json::Map<String, Value> {
         let fields = match self.channel {
@@ -442,10 +456,12 @@ pub use crate::config::Retention;
         let c = b.charge(1_000_000_000);
         assert_eq!(c, Charge { charged_mc: 0, remaining_mc: 0, over_hold_mc: 0 });
         assert!(b.credit_headers(&c).is_empty());
+        assert!(b.pending_headers().is_empty());
         assert_eq!(b.broker_json(&c), json!({"request_id": "req_1", "billed_by": "rapidapi"}));
         let s = b.settle(&Metered::exact(1_000_000_000, Units::Characters(3)), 1, RETAIN);
         assert_eq!((s.charge_mc, s.cost_usd_micro, s.units), (0, 1000, 3));
         let credits = Billing::new("req_2", CreditRate::default_rate(), &admitted(100, 900));
+        assert_eq!(credits.pending_headers()[1..], [("x-credits-held".to_string(), "0.1".to_string()), ("x-credits-remaining".to_string(), "0.9".to_string())]);
         assert_eq!(credits.credit_headers(&credits.charge(100_000_000))[0], ("x-credits-charged".to_string(), "0.018".to_string()));
     }
 

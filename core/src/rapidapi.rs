@@ -8,6 +8,7 @@ use crate::config::RateLimits;
 use crate::error::{ApiError, ErrorKind};
 use crate::metering::{Admitted, HoldPlan, Retention};
 use crate::ratelimit::RateState;
+use crate::scripts::{bad_reply, rate_at};
 use serde_json::Value;
 
 /// `RAPIDAPI_PLANS`: `BASIC:free, PRO:pro, …` (RapidAPI subscription → RATE_LIMITS plan).
@@ -59,17 +60,16 @@ impl RapidAdmission<'_> {
 
     /// The script's reply: admitted (with the window's state), or the 429/403 the caller sees.
     pub fn decode(&self, v: &Value) -> Result<RateState, ApiError> {
-        let int = |i: usize| v.get(i).and_then(|x| x.as_i64().or_else(|| x.as_str()?.parse().ok()));
-        let state = || Some(RateState { limit: int(1)?, remaining: int(2)?, reset_ms: int(3)? });
+        let state = || rate_at(v, 1).ok_or_else(|| bad_reply("rapid_v1", v));
         match v.get(0).and_then(Value::as_str) {
-            Some("ok") => state().ok_or_else(|| ApiError::unavailable(format!("unexpected reply from rapid_v1: {v}"))),
+            Some("ok") => state(),
             Some("rate_limited") => {
-                let s = state().ok_or_else(|| ApiError::unavailable(format!("unexpected reply from rapid_v1: {v}")))?;
+                let s = state()?;
                 Err(ApiError::new(ErrorKind::RateLimited { retry_after_secs: s.reset_secs().max(1) }, format!("rate limit of the RapidAPI plan `{}` reached", self.plan))
                     .with_headers(s.headers(self.class)))
             }
             Some("no_plan") => Err(ApiError::new(ErrorKind::Forbidden, format!("the plan `{}` has no limits for this route", self.plan))),
-            _ => Err(ApiError::unavailable(format!("unexpected reply from rapid_v1: {v}"))),
+            _ => Err(bad_reply("rapid_v1", v)),
         }
     }
 }

@@ -39,7 +39,7 @@ pub static READ: Script = script!("read_v2");
 pub static RAPID: Script = script!("rapid_v1");
 pub static ALL: [&Script; 7] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID];
 
-fn bad_reply(script: &str, v: &Value) -> ApiError {
+pub(crate) fn bad_reply(script: &str, v: &Value) -> ApiError {
     ApiError::unavailable(format!("unexpected reply from {script}: {v}"))
 }
 
@@ -59,7 +59,7 @@ fn text(v: &Value, i: usize) -> Option<String> {
     }
 }
 
-fn rate_at(v: &Value, a: usize) -> Option<RateState> {
+pub(crate) fn rate_at(v: &Value, a: usize) -> Option<RateState> {
     Some(RateState { limit: int(v, a)?, remaining: int(v, a + 1)?, reset_ms: int(v, a + 2)? })
 }
 
