@@ -65,6 +65,8 @@ for (const model of Object.keys(PRICES)) {
       let reported;
       if (stream) {
         assert.match(res.headers.get("content-type"), /text\/event-stream/);
+        // The charge is only known at the end: the head says it is pending, and what is held.
+        assert.equal(res.headers.get("x-credits-charged"), "pending");
         const evs = await sseEvents(res);
         const done = evs.at(-1);
         assert.equal(done.type, "done");
@@ -85,6 +87,10 @@ for (const model of Object.keys(PRICES)) {
       assert.equal(charge.amount, -want);
       assert.equal(charge.exact, true);
       assert.ok(charge.hold >= want, "the hold covered the charge");
+      if (stream) {
+        assert.equal(res.headers.get("x-credits-held"), String(mcToCredits(charge.hold)));
+        assert.equal(res.headers.get("x-credits-remaining"), String(mcToCredits(10_000 - charge.hold)));
+      }
       assert.equal(await c.balanceMc(key.api_key), 10_000 - want);
     });
   }
