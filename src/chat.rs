@@ -16,7 +16,7 @@ pub async fn handle(ctx: &Ctx, mut req: Request, route: Route) -> HandlerResult 
         Route::AnthropicCompatible => chat::parse_anthropic(&body),
     }?;
     let endpoint = ctx.endpoint(parsed.provider)?;
-    let product = ChatProduct::price(parsed, &ctx.today(), endpoint, ctx.now_ms() / 1000)?;
+    let product = ChatProduct::price(parsed, &ctx.price_day(), endpoint, ctx.now_ms() / 1000)?;
     let payer = payer(ctx, &req, route == Route::AnthropicCompatible)?;
     meter::run(ctx, payer, Box::new(product)).await
 }

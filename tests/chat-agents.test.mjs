@@ -3,26 +3,17 @@
 // /v1/messages, images, structured output, thinking, each call charged exactly from the mock's
 // usage and within its hold; bad inputs are clear 400s that hold nothing; 200 concurrent calls
 // with images on a balance covering 10 serve at most 10.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack, PRICE_DATE } from "./lib/stack-client.mjs";
 
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 // List prices (micro-USD per 1M tokens, shared/prices/REFERENCE.md), restated so the test checks
-// the worker's table. Gemini 3.8 Flash doubles on 2027-01-01.
-const G38 = new Date().toISOString().slice(0, 10) >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
+// the worker's table. Gemini 3.8 Flash doubles on 2027-01-01 (the stack prices by PRICE_DATE).
+const G38 = PRICE_DATE >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
 const PRICES = {
   "gpt-4o-mini": [150_000n, 600_000n],
   "gpt-5.6-luna": [200_000n, 1_200_000n],

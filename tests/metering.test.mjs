@@ -1,21 +1,12 @@
 // Metered chat against the real worker (workerd), real redis-server behind the Upstash front,
 // and the provider mocks: exact charges, holds, refunds, limits, streams, official SDKs.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack } from "./lib/stack-client.mjs";
 
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 // List prices (micro-USD per 1M tokens, from shared/prices/REFERENCE.md), restated here so the
 // test checks the worker's table instead of trusting it.

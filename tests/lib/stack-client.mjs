@@ -1,10 +1,19 @@
 // What a test file needs from the running stack: the suite's shared stack (STACK_JSON, written
 // by tests/run.mjs) or, when a file runs alone, a stack of its own.
 import fs from "node:fs";
+import { after, beforeEach } from "node:test";
 import { startStack } from "../../scripts/stack.mjs";
+
+/** The day the test stacks price by (the worker's test-only TEST_PRICE_DATE, see core/src/clock.rs),
+ *  so no test breaks when a model retires or a dated price starts: every model the tests name is
+ *  sold on it (the per-image GPT image models until 2026-12-01, gpt-4o-mini until 2027-01-14,
+ *  tts-1 until 2027-01-06, Gemini 3.8 Flash at its first price). Tests that expect a dated price
+ *  compute it for this day, not for the calendar's. */
+export const PRICE_DATE = "2026-11-16";
 
 /** The worker variables every test stack runs with (a `bulk` plan for load tests, a short upstream timeout). */
 export const TEST_VARS = {
+  TEST_PRICE_DATE: PRICE_DATE,
   RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, free:media=10/3600, pro:media=100/3600, bulk:media=100000/3600, anonymous=5/900",
   UPSTREAM_TIMEOUT_MS: "6000",
   // The sweeper runs only when a test calls /__scheduled; nothing else is in flight then.
@@ -31,6 +40,28 @@ export async function getStack() {
 export async function releaseStack() {
   if (own) await own.stop();
   own = null;
+}
+
+/**
+ * The set-up every integration file shares, in one line at the top of the file:
+ *
+ *   const { stack, c } = await useStack();
+ *
+ * The suite's stack (or one of the file's own when it runs alone) and a client for it; released
+ * after the file; before each test the mocks' scripts and the per-address limits are reset
+ * (`reset: false` leaves them). The old `getStack`/`releaseStack`/`client` still work.
+ */
+export async function useStack({ reset = true } = {}) {
+  const stack = await getStack();
+  const c = client(stack);
+  after(releaseStack);
+  if (reset) {
+    beforeEach(async () => {
+      await c.mockReset();
+      await c.resetIpLimits();
+    });
+  }
+  return { stack, c };
 }
 
 /** The JSON-able view of a started stack. */
