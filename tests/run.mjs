@@ -1,27 +1,123 @@
-// Runs every integration test file against ONE local stack (redis-server, Upstash front, mocks,
-// the worker in workerd), started here and stopped at the end. Files that need a stack of their
-// own (they stop Redis) start it themselves.
-import { spawn } from "node:child_process";
+// Runs the integration test files. The worker is built once (scripts/build-worker; every stack's
+// `wrangler dev` then finds build/ current and serves it as is). Files that use the suite's stack
+// (`useStack`/`getStack`) run one at a time within a lane; each lane has a stack of its own (its
+// own Redis, Upstash front, mocks and worker, so its files' resets, scripts and counters touch no
+// other lane), and the lanes run side by side. Files that bring their own servers (the tools'
+// tests, the fuzzer, Redis going down, `npm run dev`) run alongside. The log check
+// (zzz-no-secrets-in-logs) runs last in every lane, on that lane's whole worker log.
+//
+//   node tests/run.mjs                    every file
+//   node tests/run.mjs tests/media.test.mjs [more files]
+//   TEST_LANES=1 node tests/run.mjs       one shared stack, files one after another
+import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { ROOT } from "./lib/procs.mjs";
 import { startStack } from "../scripts/stack.mjs";
 import { TEST_VARS, describeStack } from "./lib/stack-client.mjs";
 
-const files = process.argv.slice(2).length
-  ? process.argv.slice(2)
-  : fs.readdirSync(path.join(ROOT, "tests")).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => path.join("tests", f));
+const LAST = "zzz-no-secrets-in-logs.test.mjs";
+// Seconds each file took in a warm run (docs/testing.md): the lanes are balanced by these.
+// A file not listed counts as DEFAULT_SECS.
+const WEIGHT = {
+  "payments-admin": 22, metering: 22, "chat-agents": 14, media: 18, "billing-integrity": 14,
+  operations: 8, rapidapi: 5, "security-paths": 4, checkout: 4, openapi: 6, docs: 8, portal: 8,
+};
+const DEFAULT_SECS = 6;
 
+const args = process.argv.slice(2);
+const files = (args.length ? args : fs.readdirSync(path.join(ROOT, "tests")).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => path.join("tests", f)))
+  .map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
+const usesSuiteStack = (f) => /\b(useStack|getStack)\(/.test(fs.readFileSync(path.join(ROOT, f), "utf8"));
+const shared = files.filter((f) => usesSuiteStack(f) && path.basename(f) !== LAST);
+const own = files.filter((f) => !usesSuiteStack(f));
+const last = files.filter((f) => path.basename(f) === LAST);
+
+const laneCount = Math.max(1, Math.min(Number(process.env.TEST_LANES ?? 2), shared.length || 1));
+const lanes = Array.from({ length: laneCount }, () => ({ files: [], secs: 0 }));
+const weight = (f) => WEIGHT[path.basename(f, ".test.mjs")] ?? DEFAULT_SECS;
+for (const f of [...shared].sort((a, b) => weight(b) - weight(a))) {
+  const lane = lanes.reduce((m, l) => (l.secs < m.secs ? l : m));
+  lane.files.push(f);
+  lane.secs += weight(f);
+}
+for (const l of lanes) l.files.sort();
+if (last.length && shared.length === 0) lanes[0].files.push(...last);
+else for (const l of lanes) if (l.files.length) l.files.push(...last);
+
+const secs = (t0) => (Date.now() - t0) / 1000;
+const timings = [];
 const t0 = Date.now();
-const stack = await startStack({ name: "suite", vars: TEST_VARS });
-console.log(`[test] stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s: worker ${stack.workerUrl}`);
-const stackJson = path.join(ROOT, ".stack", "suite.json");
-fs.writeFileSync(stackJson, JSON.stringify(describeStack(stack)));
-const code = await new Promise((resolve) => {
-  const child = spawn(process.execPath, ["--test", "--test-concurrency=1", ...files], {
-    cwd: ROOT, stdio: "inherit", env: { ...process.env, STACK_JSON: stackJson },
+
+// 1. One build of the worker for every stack of the run.
+{
+  const t = Date.now();
+  console.log("[test] building the worker once (scripts/build-worker)");
+  execFileSync("bash", [path.join(ROOT, "scripts", "build-worker")], { cwd: ROOT, stdio: "inherit" });
+  timings.push(["worker build", secs(t)]);
+}
+
+/** Runs one test file; prints its whole report at once when it ends (lanes run side by side). */
+function runFile(file, env, label) {
+  const t = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--test", "--test-reporter=spec", file], {
+      cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    child.on("exit", (code, sig) => {
+      const ok = code === 0;
+      const s = secs(t);
+      process.stdout.write(`\n── ${file} [${label}] ${ok ? "ok" : "FAILED"} in ${s.toFixed(1)} s\n${out}`);
+      timings.push([`${file} [${label}]`, s, ok]);
+      resolve(ok && !sig);
+    });
   });
-  child.on("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0)));
-});
-await stack.stop();
-process.exit(code);
+}
+
+/** A lane: its own stack, its files one after another. */
+async function runLane(lane, i) {
+  if (!lane.files.length) return true;
+  const label = `lane ${i + 1}`;
+  const t = Date.now();
+  let stack;
+  try {
+    stack = await startStack({ name: `suite${i + 1}`, vars: TEST_VARS });
+  } catch (e) {
+    console.error(`[test] ${label}: the stack did not start: ${e.message}`);
+    return false;
+  }
+  timings.push([`${label}: stack start`, secs(t)]);
+  const stackJson = path.join(ROOT, ".stack", `suite${i + 1}.json`);
+  fs.writeFileSync(stackJson, JSON.stringify(describeStack(stack)));
+  console.log(`[test] ${label} up in ${secs(t).toFixed(1)} s (worker ${stack.workerUrl}): ${lane.files.map((f) => path.basename(f, ".test.mjs")).join(", ")}`);
+  let ok = true;
+  for (const f of lane.files) ok = (await runFile(f, { STACK_JSON: stackJson }, label)) && ok;
+  await stack.stop();
+  return ok;
+}
+
+/** Files with servers of their own, a few at a time next to the lanes. */
+async function runOwn(list, parallel) {
+  let ok = true;
+  const queue = [...list];
+  await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, async () => {
+    while (queue.length) ok = (await runFile(queue.shift(), { STACK_JSON: "" }, "own servers")) && ok;
+  }));
+  return ok;
+}
+
+console.log(`[test] ${files.length} files: ${laneCount} lane(s) of the suite's stack, ${own.length} with servers of their own (${os.cpus().length} CPUs)`);
+const results = await Promise.all([...lanes.map(runLane), runOwn(own, Number(process.env.TEST_OWN_PARALLEL ?? 1))]);
+const allOk = results.every(Boolean);
+
+// 2. What took how long (a measurement for docs/testing.md, not a check).
+timings.push(["integration tests, wall clock", secs(t0)]);
+const width = Math.max(...timings.map(([n]) => n.length));
+console.log("\n[test] integration timings (s):");
+for (const [name, s, ok] of timings) console.log(`  ${name.padEnd(width)} ${s.toFixed(1).padStart(7)}${ok === false ? "  FAILED" : ""}`);
+if (process.env.TEST_TIMINGS) fs.appendFileSync(process.env.TEST_TIMINGS, timings.map(([n, s]) => `${n}\t${s.toFixed(1)}`).join("\n") + "\n");
+process.exit(allOk ? 0 : 1);
