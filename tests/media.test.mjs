@@ -456,9 +456,7 @@ test("200 concurrent image calls on a balance covering 10 serve at most 10 and n
   const hold = (await charged(probe, pr)).hold;
   const key = await c.createKey({ credits: (hold * 10 + Math.floor(hold / 2)) / 1000 });
   // Every admitted call stays in flight while the others are admitted.
-  await c.mockScript({ provider: "openai-images", times: 200, delay_ms: 4500 });
-  const results = await Promise.all(Array.from({ length: 200 }, () =>
-    c.api("/v1/images/generations", { key: key.api_key, body }).then(async (r) => ({ status: r.status, body: await r.json() }))));
+  const results = await c.burstHeld("openai-images", 200, () => c.api("/v1/images/generations", { key: key.api_key, body }));
   const ok = results.filter((r) => r.status === 200).length;
   const refused = results.filter((r) => r.status === 402);
   console.log(`# 200 concurrent image calls, balance for 10 holds: ${ok} served, ${refused.length} refused (402)`);

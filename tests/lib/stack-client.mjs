@@ -150,6 +150,30 @@ export function client(stack) {
     mockScript: (obj) => mock("POST", "script", obj),
     mockRequests: (provider) => mock("GET", provider ? `requests?provider=${provider}` : "requests"),
     mockReset: () => mock("POST", "reset", {}),
+    /**
+     * `n` calls at once (`call()` returns a fetch promise) while the provider holds every call it
+     * receives (script `provider` with `gate: true`), released once every call is either answered
+     * or held: all the admitted calls are in flight together however slow the machine, with no
+     * fixed wait. Then the mock is reset (the script's unused turns). Returns [{status, body}].
+     */
+    burstHeld: async (provider, n, call) => {
+      await mock("POST", "script", { provider, times: n, gate: true });
+      let answered = 0;
+      const all = Promise.all(Array.from({ length: n }, () => call().then(async (r) => {
+        const out = { status: r.status, body: await r.json() };
+        answered++;
+        return out;
+      })));
+      const deadline = Date.now() + 120_000;
+      while (answered + (await mock("GET", "held")).held < n) {
+        if (Date.now() > deadline) throw new Error(`burst: ${answered} answered, the rest neither answered nor held`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await mock("POST", "release", {});
+      const results = await all;
+      await mock("POST", "reset", {});
+      return results;
+    },
     /** Forgets the per-IP counters of calls with unknown keys (tests share one address). */
     resetIpLimits: async () => {
       for (const k of await redis("KEYS", "abk:rl:ip:*")) await redis("DEL", k);

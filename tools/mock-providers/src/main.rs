@@ -21,6 +21,7 @@ mod anthropic;
 mod common;
 mod control;
 mod elevenlabs;
+mod gate;
 mod gemini;
 mod http;
 mod openai;
