@@ -1,10 +1,11 @@
 // Runs the integration test files. The worker is built once (scripts/build-worker; every stack's
-// `wrangler dev` then finds build/ current and serves it as is). Files that use the suite's stack
-// (`useStack`/`getStack`) run one at a time within a lane; each lane has a stack of its own (its
-// own Redis, Upstash front, mocks and worker, so its files' resets, scripts and counters touch no
-// other lane), and the lanes run side by side. Files that bring their own servers (the tools'
-// tests, the fuzzer, Redis going down, `npm run dev`) run alongside. The log check
-// (zzz-no-secrets-in-logs) runs last in every lane, on that lane's whole worker log.
+// `wrangler dev` then finds build/ current and serves it as is). The files are split into lanes
+// (balanced by the seconds in WEIGHT) that run side by side; within a lane, one file at a time.
+// Each lane has a stack of its own (its own Redis, Upstash front, mocks and worker), so the
+// resets, scripts and counters of its files touch no other lane; files that bring their own
+// servers (the tools' tests, Redis going down, `npm run dev`) ignore it. A long file with servers
+// of its own (the fuzzer) runs alone next to the lanes. The log check (zzz-no-secrets-in-logs)
+// runs last in every lane, on that lane's whole worker log.
 //
 //   node tests/run.mjs                    every file
 //   node tests/run.mjs tests/media.test.mjs [more files]
@@ -21,30 +22,37 @@ const LAST = "zzz-no-secrets-in-logs.test.mjs";
 // Seconds each file took in a warm run (docs/testing.md): the lanes are balanced by these.
 // A file not listed counts as DEFAULT_SECS.
 const WEIGHT = {
-  metering: 17, "billing-integrity": 17, media: 8, "chat-agents": 3, "payments-admin": 6, operations: 4,
-  portal: 4, docs: 3, "security-paths": 3, openapi: 2, checkout: 1, rapidapi: 1,
+  fuzz: 70, "billing-integrity": 25, metering: 22, media: 17, "payments-admin": 13, docs: 11, portal: 11,
+  "chat-agents": 10, "security-paths": 10, operations: 9, dev: 7, openapi: 6, "mock-providers": 6,
+  "zz-redis-down": 5, "upstash-front": 4, checkout: 3, rapidapi: 2, "mock-agents": 1,
 };
 const DEFAULT_SECS = 6;
-
+// A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1 min of requests).
+const SOLO_SECS = 30;
 const args = process.argv.slice(2);
 const files = (args.length ? args : fs.readdirSync(path.join(ROOT, "tests")).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => path.join("tests", f)))
   .map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
 const usesSuiteStack = (f) => /\b(useStack|getStack)\(/.test(fs.readFileSync(path.join(ROOT, f), "utf8"));
-const shared = files.filter((f) => usesSuiteStack(f) && path.basename(f) !== LAST);
-const own = files.filter((f) => !usesSuiteStack(f));
-const last = files.filter((f) => path.basename(f) === LAST);
-
-const laneCount = Math.max(1, Math.min(Number(process.env.TEST_LANES ?? 2), shared.length || 1));
-const lanes = Array.from({ length: laneCount }, () => ({ files: [], secs: 0 }));
 const weight = (f) => WEIGHT[path.basename(f, ".test.mjs")] ?? DEFAULT_SECS;
-for (const f of [...shared].sort((a, b) => weight(b) - weight(a))) {
+const last = files.filter((f) => path.basename(f) === LAST);
+const rest = files.filter((f) => path.basename(f) !== LAST);
+// Files with servers of their own that run long go alone; the rest share the lanes' time.
+const solo = rest.filter((f) => !usesSuiteStack(f) && weight(f) >= SOLO_SECS);
+const laned = rest.filter((f) => !solo.includes(f));
+
+const laneCount = Math.max(1, Math.min(Number(process.env.TEST_LANES ?? 2), laned.length || 1));
+const lanes = Array.from({ length: laneCount }, () => ({ files: [], secs: 0 }));
+for (const f of [...laned].sort((a, b) => weight(b) - weight(a) || a.localeCompare(b))) {
   const lane = lanes.reduce((m, l) => (l.secs < m.secs ? l : m));
   lane.files.push(f);
   lane.secs += weight(f);
 }
-for (const l of lanes) l.files.sort();
-if (last.length && shared.length === 0) lanes[0].files.push(...last);
-else for (const l of lanes) if (l.files.length) l.files.push(...last);
+for (const l of lanes) {
+  l.files.sort();
+  // A lane starts a stack only for files that use it; the log check then covers that stack.
+  l.needsStack = l.files.some(usesSuiteStack) || (last.length > 0 && laned.length === 0 && l === lanes[0]);
+  if (l.needsStack) l.files.push(...last);
+}
 
 const secs = (t0) => (Date.now() - t0) / 1000;
 const timings = [];
@@ -78,10 +86,11 @@ function runFile(file, env, label) {
   });
 }
 
-/** A lane: its own stack, its files one after another. */
+/** A lane: its own stack (if a file uses it), its files one after another. */
 async function runLane(lane, i) {
   if (!lane.files.length) return true;
   const label = `lane ${i + 1}`;
+  if (!lane.needsStack) return runOwn(lane.files, 1, label);
   const t = Date.now();
   let stack;
   try {
@@ -100,18 +109,18 @@ async function runLane(lane, i) {
   return ok;
 }
 
-/** Files with servers of their own, a few at a time next to the lanes. */
-async function runOwn(list, parallel) {
+/** Files with servers of their own, `parallel` at a time. */
+async function runOwn(list, parallel, label) {
   let ok = true;
   const queue = [...list];
   await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, async () => {
-    while (queue.length) ok = (await runFile(queue.shift(), { STACK_JSON: "" }, "own servers")) && ok;
+    while (queue.length) ok = (await runFile(queue.shift(), { STACK_JSON: "" }, label)) && ok;
   }));
   return ok;
 }
 
-console.log(`[test] ${files.length} files: ${laneCount} lane(s) of the suite's stack, ${own.length} with servers of their own (${os.cpus().length} CPUs)`);
-const results = await Promise.all([...lanes.map(runLane), runOwn(own, Number(process.env.TEST_OWN_PARALLEL ?? 1))]);
+console.log(`[test] ${files.length} files: ${laneCount} lane(s) with a stack each, ${solo.length} alone (${os.cpus().length} CPUs)`);
+const results = await Promise.all([...lanes.map(runLane), runOwn(solo, solo.length, "alone")]);
 const allOk = results.every(Boolean);
 
 // 2. What took how long (a measurement for docs/testing.md, not a check).

@@ -159,17 +159,23 @@ export function client(stack) {
     burstHeld: async (provider, n, call) => {
       await mock("POST", "script", { provider, times: n, gate: true });
       let answered = 0;
-      const all = Promise.all(Array.from({ length: n }, () => call().then(async (r) => {
-        const out = { status: r.status, body: await r.json() };
-        answered++;
-        return out;
-      })));
-      const deadline = Date.now() + 120_000;
-      while (answered + (await mock("GET", "held")).held < n) {
-        if (Date.now() > deadline) throw new Error(`burst: ${answered} answered, the rest neither answered nor held`);
-        await new Promise((r) => setTimeout(r, 20));
+      // Every call settles to {status, body}: one odd answer fails the test's own assertions
+      // with its text instead of leaving the held calls behind.
+      const all = Promise.all(Array.from({ length: n }, () => call()
+        .then(async (r) => {
+          const text = await r.text();
+          try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
+        }, (e) => ({ status: 0, body: String(e) }))
+        .finally(() => answered++)));
+      try {
+        const deadline = Date.now() + 120_000;
+        while (answered + (await mock("GET", "held")).held < n) {
+          if (Date.now() > deadline) throw new Error(`burst: ${answered} answered, the rest neither answered nor held`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        await mock("POST", "release", {});
       }
-      await mock("POST", "release", {});
       const results = await all;
       await mock("POST", "reset", {});
       return results;
