@@ -160,13 +160,28 @@ export function client(stack) {
       await mock("POST", "script", { provider, times: n, gate: true });
       let answered = 0;
       // Every call settles to {status, body}: one odd answer fails the test's own assertions
-      // with its text instead of leaving the held calls behind.
-      const all = Promise.all(Array.from({ length: n }, () => call()
-        .then(async (r) => {
-          const text = await r.text();
-          try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
-        }, (e) => ({ status: 0, body: String(e) }))
-        .finally(() => answered++)));
+      // with its text instead of leaving the held calls behind. wrangler dev's proxy sometimes
+      // loses a pooled connection to the worker and answers a POST with its own 503 "Your worker
+      // restarted mid-request" (cloudflare/workers-sdk#14641; the worker never saw the request,
+      // and every gateway error is JSON): that one call is sent again, up to 3 times. A call the
+      // worker did see is never resent, so the ledger checks still count every served call.
+      const once = async () => {
+        const r = await call();
+        const text = await r.text();
+        try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
+      };
+      const proxyLost = (r) => r.status === 503 && typeof r.body === "string" && r.body.startsWith("Your worker restarted mid-request");
+      const all = Promise.all(Array.from({ length: n }, async () => {
+        try {
+          let r = await once();
+          for (let i = 0; i < 3 && proxyLost(r); i++) r = await once();
+          return r;
+        } catch (e) {
+          return { status: 0, body: String(e) };
+        } finally {
+          answered++;
+        }
+      }));
       try {
         const deadline = Date.now() + 120_000;
         while (answered + (await mock("GET", "held")).held < n) {
