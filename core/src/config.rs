@@ -192,6 +192,22 @@ pub fn misconfigured(name: &str, problem: impl fmt::Display) -> ApiError {
     ApiError::unavailable(format!("gateway misconfigured: {name}: {problem}")).public()
 }
 
+/// The shortest `ADMIN_SECRET` the admin routes accept: 32 characters (~190 bits from a random
+/// base64 string), out of reach of guessing even without the per-network lockout.
+pub const MIN_ADMIN_SECRET_LEN: usize = 32;
+
+/// A configured admin secret too short to guard money is a 503 naming the setting: the admin
+/// surface stays off until it is fixed, it is never served behind a weak secret.
+pub fn check_admin_secret_strength(secret: &str) -> Result<(), ApiError> {
+    if secret.chars().count() < MIN_ADMIN_SECRET_LEN {
+        return Err(misconfigured(
+            "ADMIN_SECRET",
+            format!("is shorter than {MIN_ADMIN_SECRET_LEN} characters; set a long random one (e.g. `openssl rand -base64 32`)"),
+        ));
+    }
+    Ok(())
+}
+
 /// `"0.50"` USD → 500000 micro-USD.
 fn usd_micro(s: &str) -> Result<u64, String> {
     let d = Decimal::parse(s)?;
@@ -266,6 +282,16 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_secrets_shorter_than_32_characters_turn_the_admin_surface_off() {
+        let short = "a".repeat(31);
+        let err = check_admin_secret_strength(&short).err().map(|e| (e.status(), e.message));
+        assert_eq!(err.as_ref().map(|(s, _)| *s), Some(503));
+        assert!(err.is_some_and(|(_, m)| m.contains("ADMIN_SECRET")));
+        assert!(check_admin_secret_strength(&"a".repeat(32)).is_ok());
+    }
+
 
     #[test]
     fn default_limits_are_those_of_the_seed_guide() {
