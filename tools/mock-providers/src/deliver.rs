@@ -48,8 +48,15 @@ pub fn post(url: &str, headers: &[(String, String)], body: &[u8]) -> Result<(u16
         s.write_all(head.as_bytes())
             .and_then(|_| s.write_all(body))
             .map_err(|e| format!("send: {e}"))?;
+        // Read until the answer is whole: servers may keep the connection open after it.
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
+        let mut buf = [0u8; 16 * 1024];
+        while !complete(&raw) {
+            match s.read(&mut buf).map_err(|e| format!("read: {e}"))? {
+                0 => break,
+                n => raw.extend_from_slice(&buf[..n]),
+            }
+        }
         parse_response(&raw)
     };
     // The receiver may call this mock back (PayPal's verification) before it answers: let the
@@ -58,6 +65,17 @@ pub fn post(url: &str, headers: &[(String, String)], body: &[u8]) -> Result<(u16
         Ok(_) => tokio::task::block_in_place(run),
         Err(_) => run(),
     }
+}
+
+/// Whether `raw` holds a whole response (by `content-length`, or the last chunk).
+fn complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    if let Some(len) = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok()) {
+        return body.len() >= len;
+    }
+    head.contains("transfer-encoding: chunked") && body.ends_with(b"0\r\n\r\n")
 }
 
 fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
@@ -136,5 +154,7 @@ mod tests {
         );
         let chunked = b"HTTP/1.1 429 Too Many Requests\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
         assert_eq!(parse_response(chunked).unwrap(), (429, "{\"a\":1}".into()));
+        assert!(complete(chunked) && complete(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"));
+        assert!(!complete(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n{}"));
     }
 }

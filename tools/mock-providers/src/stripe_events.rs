@@ -300,12 +300,13 @@ pub fn control(action: &str, body: &Value) -> Response {
             let default = match ty {
                 "funds_reinstated" => "won",
                 "created" | "funds_withdrawn" | "updated" => "needs_response",
+                "closed" => "",
                 _ => return bad("`type`: created, updated, closed (with `status`), funds_withdrawn or funds_reinstated"),
             };
-            let status = body
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or(default);
+            let status = body.get("status").and_then(Value::as_str).unwrap_or(default);
+            if status.is_empty() {
+                return bad("a closed dispute needs its `status` (won, lost, warning_closed, …)");
+            }
             let amount = body.get("amount").and_then(Value::as_u64).unwrap_or(p.1);
             (
                 vec![event(
