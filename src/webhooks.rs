@@ -123,8 +123,8 @@ fn dispute_ack(reply: &DisputeReply) -> Value {
 /// Credits a Stripe payment, then applies the disputes that came before it.
 async fn credit_stripe(ctx: &Ctx, c: Credit, payment_intent: Option<&str>, paid_cents: u64, event_id: &str) -> Result<CreditReply, ApiError> {
     let (reply, early) = disputes::credit_payment(&ctx.store()?, &c, payment_intent, paid_cents, event_id).await?;
-    for d in &early {
-        disputed(ctx, event_id, payment_intent.unwrap_or(""), d).await?;
+    for (dispute_id, d) in &early {
+        disputed(ctx, event_id, dispute_id, d).await?;
     }
     Ok(reply)
 }

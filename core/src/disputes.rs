@@ -83,8 +83,8 @@ pub async fn apply<S: Store>(store: &S, ev: &DisputeEvent<'_>) -> Result<Dispute
 }
 
 /// After a payment is credited (or found credited already, as when Stripe retries the purchase
-/// event): the disputes of it that came first, applied now. Returns what each did.
-pub async fn after_credit<S: Store>(store: &S, payment_intent: &str, event_id: &str, now_ms: u64, retention: Retention) -> Result<Vec<DisputeReply>, ApiError> {
+/// event): the disputes of it that came first, applied now. Returns each dispute and what it did.
+pub async fn after_credit<S: Store>(store: &S, payment_intent: &str, event_id: &str, now_ms: u64, retention: Retention) -> Result<Vec<(String, DisputeReply)>, ApiError> {
     let mut done = Vec::new();
     for (dispute_id, record) in store.pending_disputes(payment_intent).await? {
         let mut parts = record.splitn(3, '|');
@@ -92,7 +92,8 @@ pub async fn after_credit<S: Store>(store: &S, payment_intent: &str, event_id: &
             continue;
         };
         let ev = DisputeEvent { event_id, dispute_id: &dispute_id, payment_intent, disputed_cents: cents, step, now_ms, retention };
-        done.push(apply(store, &ev).await?);
+        let reply = apply(store, &ev).await?;
+        done.push((dispute_id.clone(), reply));
     }
     Ok(done)
 }
@@ -101,7 +102,7 @@ pub async fn after_credit<S: Store>(store: &S, payment_intent: &str, event_id: &
 /// share of a later dispute), then the credit script runs, then the disputes that came before
 /// it are applied, also when the credit is a duplicate (Stripe retrying a purchase event whose
 /// first delivery was cut off after the credit).
-pub async fn credit_payment<S: Store>(store: &S, c: &Credit, payment_intent: Option<&str>, paid_cents: u64, event_id: &str) -> Result<(CreditReply, Vec<DisputeReply>), ApiError> {
+pub async fn credit_payment<S: Store>(store: &S, c: &Credit, payment_intent: Option<&str>, paid_cents: u64, event_id: &str) -> Result<(CreditReply, Vec<(String, DisputeReply)>), ApiError> {
     if let Some(pi) = payment_intent {
         store.remember_stripe_paid(pi, paid_cents).await?;
     }

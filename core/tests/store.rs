@@ -511,7 +511,7 @@ fn a_paypal_refund_before_its_capture_is_taken_when_the_capture_is_credited() {
     assert_ledger_invariant(&r, &id);
 }
 
-fn stripe_topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str, paid_cents: u64) -> (CreditReply, Vec<DisputeReply>) {
+fn stripe_topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str, paid_cents: u64) -> (CreditReply, Vec<(String, DisputeReply)>) {
     let c = Credit {
         target: format!("id:{id}"),
         amount_mc: mc,
@@ -551,6 +551,12 @@ fn a_dispute_freezes_the_disputed_credits_until_it_is_won() {
     let types: Vec<Value> = entries(&r, &id).iter().map(|e| e["type"].clone()).collect();
     assert_eq!(types, vec![json!("dispute_won"), json!("dispute"), json!("topup")]);
     assert_ledger_invariant(&r, &id);
+    // The admins' payments report counts them.
+    let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
+    let upc = broker_core::money::Decimal::parse("0.01").unwrap();
+    let (calls, payments) = block(r.stats_rollups(&days, None)).unwrap();
+    let pay = &broker_core::stats::report(&days, &calls, &payments, &upc, None, broker_core::stats::View::Admin)["days"][0]["payments"];
+    assert_eq!((pay["dispute"]["mc"].clone(), pay["dispute_won"]["mc"].clone(), pay["topup"]["mc"].clone()), (json!(-2_000_000), json!(2_000_000), json!(2_000_000)));
 }
 
 #[test]
@@ -580,7 +586,7 @@ fn disputes_before_their_purchase_apply_when_it_is_credited_in_any_order() {
     assert_eq!(dispute(&r, "dp_24", "pi_24", 2000, DisputeStep::Freeze), DisputeReply::Pending);
     let (credit, early) = stripe_topup(&r, &id, 2_000_000, "pi_24", "evt_p", 2000);
     assert!(matches!(credit, CreditReply::Credited { balance_mc: 2_000_000, .. }));
-    assert_eq!(early, vec![applied(DisputeState::Lost, &id, -2_000_000, 0)]);
+    assert_eq!(early, vec![("dp_24".to_string(), applied(DisputeState::Lost, &id, -2_000_000, 0))]);
     // Stripe retries the purchase event: nothing more.
     let (credit, early) = stripe_topup(&r, &id, 2_000_000, "pi_24", "evt_p", 2000);
     assert!(matches!(credit, CreditReply::Duplicate { .. }) && early.is_empty());
@@ -589,7 +595,7 @@ fn disputes_before_their_purchase_apply_when_it_is_credited_in_any_order() {
     let (id2, _) = create_key(&r, 25, 0);
     assert_eq!(dispute(&r, "dp_25", "pi_25", 500, DisputeStep::Freeze), DisputeReply::Pending);
     let (_, early) = stripe_topup(&r, &id2, 2_000_000, "pi_25", "evt_p25", 2000);
-    assert_eq!(early, vec![applied(DisputeState::Frozen, &id2, -500_000, 1_500_000)]);
+    assert_eq!(early, vec![("dp_25".to_string(), applied(DisputeState::Frozen, &id2, -500_000, 1_500_000))]);
     assert_eq!(dispute(&r, "dp_25", "pi_25", 500, DisputeStep::Release), applied(DisputeState::Released, &id2, 500_000, 2_000_000));
     assert_ledger_invariant(&r, &id);
     assert_ledger_invariant(&r, &id2);
