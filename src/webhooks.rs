@@ -66,8 +66,10 @@ async fn take_back(ctx: &Ctx, source: &str, event_id: &str, c: &Clawback, paymen
             outcome(ctx, source, event_id, "refunded", fields! {"key_id" => key_id, "credits_taken_back" => credits_json(taken_mc), "credits_after" => credits_json(balance_mc)});
             if balance_mc < 0 {
                 // The credits were spent or are held by open calls: the key owes them now.
-                let details = json!({ "payment": payment, "key_id": key_id, "reason": "refund larger than the spendable balance: the key is in debt",
-                    "debt_credits": credits_json(-balance_mc) });
+                let mut details = json!({ "key_id": key_id, "reason": "refund larger than the spendable balance: the key is in debt", "debt_credits": credits_json(-balance_mc) });
+                if let (Some(d), Value::Object(p)) = (details.as_object_mut(), payment) {
+                    d.extend(p);
+                }
                 note_unmatched(ctx, &format!("{source}-refund"), event_id, details).await?;
             }
             ack(json!({ "credited": false, "key_id": key_id, "credits_taken_back": credits_json(taken_mc), "credits_after": credits_json(balance_mc) }))
@@ -77,7 +79,7 @@ async fn take_back(ctx: &Ctx, source: &str, event_id: &str, c: &Clawback, paymen
             ack(json!({ "credited": false, "duplicate": true }))
         }
         ClawbackReply::Pending => {
-            outcome(ctx, source, event_id, "refund_pending", fields! {"payment" => payment});
+            outcome(ctx, source, event_id, "refund_pending", payment.as_object().cloned().unwrap_or_default());
             ack(json!({ "credited": false, "pending": true, "reason": "the refunded payment is not credited yet; its credits will be taken when it is" }))
         }
     }
