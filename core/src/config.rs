@@ -231,7 +231,7 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
     if let Some(p) = subscription_plans.iter().find(|p| !limits.has_plan(&p.rate_plan)) {
         return Err(misconfigured("SUBSCRIPTION_PLANS", format!("plan `{}` gives keys the rate plan `{}`, which RATE_LIMITS does not have", p.name, p.rate_plan)));
     }
-    let cents = |name: &str, default: &str| crate::paypal::usd_cents(&var_or(get, name, default)).ok_or_else(|| misconfigured(name, "must be a USD amount"));
+    let cents = |name: &str, default: &str| crate::money::usd_cents(&var_or(get, name, default)).ok_or_else(|| misconfigured(name, "must be a USD amount"));
     let rapidapi_plans = crate::rapidapi::parse_plans(&var_or(get, "RAPIDAPI_PLANS", ""), &limits).map_err(|e| misconfigured("RAPIDAPI_PLANS", e))?;
     let pack_bounds = crate::stripe_billing::PackBounds { min_cents: cents("CHECKOUT_MIN_USD", "1")?, max_cents: cents("CHECKOUT_MAX_USD", "1000")? };
     let mut base_urls = Vec::new();

@@ -10,7 +10,7 @@
 //! is computed here in integers and the clawback script only applies it.
 
 use crate::keys;
-use crate::money::{CreditRate, Decimal};
+use crate::money::CreditRate;
 use serde_json::{json, Value};
 
 /// The event that credits.
@@ -25,12 +25,7 @@ pub fn is_handled(event_type: &str) -> bool {
     [CAPTURE_COMPLETED, CAPTURE_REFUNDED, CAPTURE_REVERSED].contains(&event_type)
 }
 
-/// `"20.00"` USD → 2000 cents, exactly (more than two decimals is not an amount).
-pub fn usd_cents(value: &str) -> Option<u64> {
-    let d = Decimal::parse(value).ok()?;
-    let cents = d.num.checked_mul(100)?;
-    (cents % d.den == 0).then(|| u64::try_from(cents / d.den).ok()).flatten()
-}
+pub use crate::money::usd_cents;
 
 /// A refund or reversal of `capture_id`: `refunded_cents` is everything refunded from the capture
 /// so far, `target_mc` the credits that buys back (what is taken, once, in total).

@@ -80,7 +80,7 @@ pub fn purchase(body: &serde_json::Map<String, Value>, rate: &CreditRate, bounds
         (mc > 0).then_some(cents).ok_or_else(|| ApiError::invalid("`credits` must be positive"))?
     } else {
         let usd = body.get("amount_usd").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_f64().map(|f| f.to_string()))).unwrap_or_default();
-        crate::paypal::usd_cents(&usd).filter(|c| *c > 0).ok_or_else(|| ApiError::invalid("`amount_usd` must be a positive amount with at most 2 decimals"))?
+        crate::money::usd_cents(&usd).filter(|c| *c > 0).ok_or_else(|| ApiError::invalid("`amount_usd` must be a positive amount with at most 2 decimals"))?
     };
     if cents < bounds.min_cents || cents > bounds.max_cents {
         return Err(ApiError::invalid(format!(
