@@ -24,6 +24,7 @@ const OUT = path.join(ROOT, ".stack", "fuzz");
 const FUZZ_VARS = {
   ...TEST_VARS,
   ADMIN_FAILURE_LIMIT: "100000/900",
+  PAYPAL_WEBHOOK_LIMIT: "100000/60",
   RATE_LIMITS: TEST_VARS.RATE_LIMITS.replace(/anonymous=\d+\/\d+/, "anonymous=100000/900"),
 };
 let own, stack, c;

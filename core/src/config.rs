@@ -142,6 +142,9 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub max_webhook_bytes: u64,
     pub stripe_tolerance_secs: u64,
+    /// PayPal webhook deliveries allowed per client address and window (each costs two calls
+    /// to PayPal before its signature is known good).
+    pub paypal_webhook_limit: RateLimit,
     /// Wrong admin secrets allowed per client address and window.
     pub admin_failure_limit: RateLimit,
     /// Holds still open after this long are charged by the sweeper.
@@ -244,7 +247,7 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
     if let Some(p) = subscription_plans.iter().find(|p| !limits.has_plan(&p.rate_plan)) {
         return Err(misconfigured("SUBSCRIPTION_PLANS", format!("plan `{}` gives keys the rate plan `{}`, which RATE_LIMITS does not have", p.name, p.rate_plan)));
     }
-    let cents = |name: &str, default: &str| crate::paypal::usd_cents(&var_or(get, name, default)).ok_or_else(|| misconfigured(name, "must be a USD amount"));
+    let cents = |name: &str, default: &str| crate::money::usd_cents(&var_or(get, name, default)).ok_or_else(|| misconfigured(name, "must be a USD amount"));
     let rapidapi_plans = crate::rapidapi::parse_plans(&var_or(get, "RAPIDAPI_PLANS", ""), &limits).map_err(|e| misconfigured("RAPIDAPI_PLANS", e))?;
     let pack_bounds = crate::stripe_billing::PackBounds { min_cents: cents("CHECKOUT_MIN_USD", "1")?, max_cents: cents("CHECKOUT_MAX_USD", "1000")? };
     let mut base_urls = Vec::new();
@@ -262,6 +265,7 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         max_webhook_bytes: positive("MAX_WEBHOOK_BYTES", "262144")?,
         stripe_tolerance_secs: positive("STRIPE_TOLERANCE_SECS", "300")?,
         admin_failure_limit,
+        paypal_webhook_limit: RateLimit::parse(&var_or(get, "PAYPAL_WEBHOOK_LIMIT", "60/60")).map_err(|e| misconfigured("PAYPAL_WEBHOOK_LIMIT", e))?,
         hold_sweep_after_secs: positive("HOLD_SWEEP_AFTER_SECS", "7200")?,
         ledger_keep: positive("LEDGER_KEEP", "10000")?,
         stats_keep_days: positive("STATS_KEEP_DAYS", "400")?,
@@ -318,6 +322,7 @@ mod tests {
             ("MARGIN_MULTIPLIER", "lots"),
             ("HOLD_SWEEP_AFTER_SECS", "soon"),
             ("ADMIN_FAILURE_LIMIT", "ten"),
+            ("PAYPAL_WEBHOOK_LIMIT", "60"),
             ("DEFAULT_PLAN", "gold"),
             ("LEDGER_KEEP", "0"),
             ("OPENAI_BASE_URL", "api.openai.com"),

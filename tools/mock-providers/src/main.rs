@@ -20,6 +20,7 @@ mod agent;
 mod anthropic;
 mod common;
 mod control;
+mod deliver;
 mod elevenlabs;
 mod gemini;
 mod http;
@@ -27,9 +28,11 @@ mod openai;
 mod openai_images;
 mod openai_speech;
 mod paypal;
+mod paypal_events;
 mod request_log;
 mod stability;
 mod stripe;
+mod stripe_events;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -74,6 +77,16 @@ fn provider_of(path: &str) -> &'static str {
 }
 
 fn route(state: &State, req: &Request) -> Response {
+    // The payment services' webhook events (made and delivered on a test's request).
+    if req.method == "POST" {
+        let body = || serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
+        if let Some(action) = req.path.strip_prefix("/__control/stripe/") {
+            return stripe_events::control(action, &body());
+        }
+        if let Some(action) = req.path.strip_prefix("/__control/paypal/") {
+            return paypal_events::control(state, action, &body());
+        }
+    }
     if req.path == "/__control" || req.path.starts_with("/__control/") {
         return control::handle(state, req);
     }
