@@ -46,6 +46,7 @@ pub fn models(ctx: &Ctx) -> Response {
     let rate = &ctx.settings().rate;
     let mut data: Vec<Value> = broker_core::pricing::catalogue(&today).iter().map(|m| m.to_public_json(rate)).collect();
     data.extend(broker_core::media_prices::catalogue(&today, rate, ctx.settings().elevenlabs_pico_per_credit));
+    data.extend(broker_core::embedding_prices::catalogue(rate));
     let body = json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }).to_string().into_bytes();
     MODELS.with(|m| *m.borrow_mut() = Some((today, body.clone())));
     http::bytes(200, "application/json", body, &[])

@@ -109,9 +109,9 @@ mod tests {
         assert!(e.message.contains("`max_tokens`"), "{}", e.message);
         let e = parse(br#"{"model":"claude-9","messages":[]}"#, b(), TODAY).unwrap_err();
         assert_eq!(e.status(), 400);
-        let e = parse(br#"{"model":"claude-sonnet-4-6","messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}"#, b(), TODAY).unwrap_err();
+        let e = parse(br#"{"model":"claude-sonnet-4-6","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}"#, b(), TODAY).unwrap_err();
         assert!(e.message.contains("server tools"), "{}", e.message);
-        let e = parse(br#"{"model":"claude-sonnet-4-6","messages":[],"context_management":{"edits":[{"type":"compact_20260112"}]}}"#, b(), TODAY).unwrap_err();
+        let e = parse(br#"{"model":"claude-sonnet-4-6","messages":[{"role":"user","content":"x"}],"context_management":{"edits":[{"type":"compact_20260112"}]}}"#, b(), TODAY).unwrap_err();
         assert!(e.message.contains("compact_20260112"), "{}", e.message);
         assert!(parse(b"[]", b(), TODAY).is_err());
     }

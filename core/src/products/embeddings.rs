@@ -78,12 +78,14 @@ fn inputs(v: &Value) -> Result<Vec<(u64, bool)>, ApiError> {
     if list.iter().all(Value::is_number) {
         return Ok(vec![(token_ids(list, "input")?, false)]);
     }
+    // One form for all items: strings, or token-id arrays.
+    let strings = list[0].is_string();
     list.iter()
         .enumerate()
         .map(|(i, item)| match item {
-            Value::String(s) => text(s, &format!("input[{i}]")),
-            Value::Array(a) => Ok((token_ids(a, &format!("input[{i}]"))?, false)),
-            _ => Err(invalid(format!("`input[{i}]` must be a string or an array of token ids (one form for all items)"))),
+            Value::String(s) if strings => text(s, &format!("input[{i}]")),
+            Value::Array(a) if !strings => Ok((token_ids(a, &format!("input[{i}]"))?, false)),
+            _ => Err(invalid(format!("`input[{i}]` must be {} like the first item (one form for all items)", if strings { "a string" } else { "an array of token ids" }))),
         })
         .collect()
 }

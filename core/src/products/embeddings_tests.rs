@@ -52,13 +52,13 @@ fn the_four_input_forms_and_their_bound() {
     assert_eq!(product(&format!(r#"{{"model":"text-embedding-3-small","input":"{long}"}}"#)).unwrap().bound_tokens(), 8_191);
     // The fixture request: two strings, forwarded with their options.
     let p = EmbeddingsProduct::price(parse(REQUEST).unwrap(), Endpoint { base_url: "http://mock/openai".into(), api_key: Secret::new("sk-test") }).unwrap();
-    assert_eq!(p.bound_tokens(), 41 + 2);
+    assert_eq!(p.bound_tokens(), 40 + 2);
     let up = p.upstream(0);
     assert_eq!(up.url, "http://mock/openai/v1/embeddings");
     let sent: Value = serde_json::from_slice(&up.body).unwrap();
     assert_eq!(sent["dimensions"], 4);
     assert_eq!(sent["encoding_format"], "float");
-    assert_eq!(p.hold(&CreditRate::default_rate()).0.fixed_mc, mc(43 * SMALL));
+    assert_eq!(p.hold(&CreditRate::default_rate()).0.fixed_mc, mc(42 * SMALL));
 }
 
 #[test]

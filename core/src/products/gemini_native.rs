@@ -15,7 +15,7 @@
 //! - **Run**: the provider is always asked for an SSE stream. A streamed answer passes through
 //!   byte for byte (only `usageMetadata` is read); a whole answer is assembled from the chunks as
 //!   `generateContent` would have answered. No gateway field is added to Gemini's body (the SDKs
-//!   parse it strictly): the charge is in the `x-broker-*` headers of a whole answer and in the
+//!   parse it strictly): the charge is in the `x-credits-*` headers of a whole answer and in the
 //!   ledger.
 
 use crate::chat::image_tokens::{image_tokens, MediaResolution};
