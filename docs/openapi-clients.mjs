@@ -11,6 +11,7 @@ export function addClientRoutes({ paths, schemas, tags, securitySchemes, SHAPE_S
     ["claude-code-20250219", "Claude Code's client marker: changes no price and no billed usage."],
     ["interleaved-thinking-2025-05-14", "Thinking between tool calls: thinking tokens are output tokens, billed and bounded by `max_tokens`."],
     ["context-management-2025-06-27", "Enables `context_management` edits, which only clear earlier turns from the prompt (fewer input tokens, reported in usage)."],
+    ["per-turn-control-2026-07-01", "`system` turns inside `messages` with their own `output_config.effort`: prompt text and an effort within `max_tokens`."],
     ["effort-2025-11-24", "`output_config.effort`: how hard the model thinks, within `max_tokens` at the output price."],
     ["advanced-tool-use-2025-11-20", "Deferred tool loading (`defer_loading`) on custom tools: tokens only (server tools stay refused)."],
     ["fine-grained-tool-streaming-2025-05-14", "Streams tool arguments in smaller pieces: same tokens."],

@@ -22,6 +22,7 @@ pub const FORWARDED: &[(&str, &str)] = &[
     ("claude-code-20250219", "Claude Code's client marker: changes no price and no billed usage"),
     ("interleaved-thinking-2025-05-14", "thinking between tool calls: thinking tokens are output tokens, billed and bounded by `max_tokens`"),
     ("context-management-2025-06-27", "enables `context_management` edits, which only clear earlier turns from the prompt (fewer input tokens, reported in usage)"),
+    ("per-turn-control-2026-07-01", "`system` turns inside `messages` with their own `output_config.effort`: prompt text and an effort within `max_tokens`"),
     ("effort-2025-11-24", "`output_config.effort`: how hard the model thinks, within `max_tokens` at the output price"),
     ("advanced-tool-use-2025-11-20", "deferred tool loading (`defer_loading`) on custom tools: tokens only (server tools stay refused by the `tools` check)"),
     ("fine-grained-tool-streaming-2025-05-14", "streams tool arguments in smaller pieces: same tokens"),
@@ -91,9 +92,9 @@ mod tests {
     fn claude_codes_betas_are_forwarded_or_dropped_never_refused() {
         // What Claude Code 2.1.328 sends on every call (captured; fixtures/anthropic/claude-code.request.json).
         let b = parse(Some("claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,per-turn-control-2026-07-01,mid-conversation-tool-changes-2026-07-01,thinking-token-count-2026-05-13,advanced-tool-use-2025-11-20,effort-2025-11-24")).unwrap();
-        assert_eq!(b.forwarded, vec!["claude-code-20250219", "interleaved-thinking-2025-05-14", "context-management-2025-06-27", "advanced-tool-use-2025-11-20", "effort-2025-11-24"]);
-        assert_eq!(b.dropped, vec!["per-turn-control-2026-07-01", "mid-conversation-tool-changes-2026-07-01", "thinking-token-count-2026-05-13"]);
-        assert_eq!(b.header().unwrap().1, "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,advanced-tool-use-2025-11-20,effort-2025-11-24");
+        assert_eq!(b.forwarded, vec!["claude-code-20250219", "interleaved-thinking-2025-05-14", "context-management-2025-06-27", "per-turn-control-2026-07-01", "advanced-tool-use-2025-11-20", "effort-2025-11-24"]);
+        assert_eq!(b.dropped, vec!["mid-conversation-tool-changes-2026-07-01", "thinking-token-count-2026-05-13"]);
+        assert_eq!(b.header().unwrap().1, "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,per-turn-control-2026-07-01,advanced-tool-use-2025-11-20,effort-2025-11-24");
         assert_eq!(b.dropped_header().unwrap().0, "x-broker-dropped-betas");
     }
 
@@ -103,6 +104,20 @@ mod tests {
         assert_eq!(e.status(), 400);
         assert!(e.message.contains("`context-1m-2025-08-07`") && e.message.contains("200k"), "{}", e.message);
         assert!(parse(Some("fast-mode-2026-02-01")).unwrap_err().message.contains("fast mode"));
+    }
+
+    #[test]
+    fn every_forwarded_beta_is_in_the_openapi_field_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../public/openapi.json");
+        let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let params = spec["paths"]["/v1/messages"]["post"]["parameters"].as_array().unwrap();
+        let table = params.iter().find(|p| p["name"] == "anthropic-beta").unwrap()["description"].as_str().unwrap();
+        for (name, _) in FORWARDED {
+            assert!(table.contains(&format!("| `{name}` |")), "{name} is not in the anthropic-beta table of public/openapi.json");
+        }
+        for (prefix, _) in REFUSED {
+            assert!(table.contains(&format!("| `{prefix}*` |")), "{prefix}* is not in the table");
+        }
     }
 
     #[test]

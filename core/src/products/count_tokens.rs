@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn a_claude_code_style_body_is_forwarded_with_its_betas() {
-        let betas = crate::chat::betas::parse(Some("context-management-2025-06-27,per-turn-control-2026-07-01")).unwrap();
+        let betas = crate::chat::betas::parse(Some("context-management-2025-06-27,thinking-token-count-2026-05-13")).unwrap();
         let body = br#"{"model":"anthropic/claude-sonnet-4-6","system":[{"type":"text","text":"be brief","cache_control":{"type":"ephemeral"}}],
             "messages":[{"role":"user","content":"hi"}],"tools":[{"name":"Read","input_schema":{"type":"object"},"defer_loading":true}],
             "thinking":{"type":"adaptive","display":"omitted"},"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}}"#;
@@ -98,7 +98,7 @@ mod tests {
         assert!(up.headers.contains(&("anthropic-version".into(), API_VERSION.into())));
         let sent: Value = serde_json::from_slice(&up.body).unwrap();
         assert_eq!(sent["model"], "claude-sonnet-4-6");
-        assert_eq!(c.headers(), vec![("x-broker-dropped-betas".to_string(), "per-turn-control-2026-07-01".to_string())]);
+        assert_eq!(c.headers(), vec![("x-broker-dropped-betas".to_string(), "thinking-token-count-2026-05-13".to_string())]);
         assert_eq!(c.answer(200, br#"{"input_tokens":14}"#).unwrap(), br#"{"input_tokens":14}"#);
     }
 

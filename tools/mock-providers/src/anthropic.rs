@@ -519,7 +519,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
         }
         return r;
     }
-    if let Some(msg) = crate::anthropic_count::missing_beta(req) {
+    if let Some(msg) = crate::anthropic_beta::missing_beta(req) {
         return error(400, "invalid_request_error", &msg, seq);
     }
     let p = match parse(&req.body) {

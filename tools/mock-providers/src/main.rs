@@ -18,6 +18,7 @@
 
 mod agent;
 mod anthropic;
+mod anthropic_beta;
 mod anthropic_count;
 mod common;
 mod control;
