@@ -132,6 +132,9 @@ export function addClientRoutes({ paths, schemas, tags, securitySchemes, SHAPE_S
   });
   paths["/v1beta/models/{model}:generateContent"] = gemini({ id: "geminiGenerateContent", summary: "Gemini's generateContent", stream: false });
   paths["/v1beta/models/{model}:streamGenerateContent"] = gemini({ id: "geminiStreamGenerateContent", summary: "Gemini's streamGenerateContent (SSE)", stream: true });
+  // The google-genai SDKs 3.x call Gemini's `v1` by default: the same routes, the same format.
+  paths["/v1/models/{model}:generateContent"] = gemini({ id: "geminiV1GenerateContent", summary: "Gemini's generateContent (API version v1)", stream: false });
+  paths["/v1/models/{model}:streamGenerateContent"] = gemini({ id: "geminiV1StreamGenerateContent", summary: "Gemini's streamGenerateContent (API version v1, SSE)", stream: true });
 
   securitySchemes.googApiKey = { type: "apiKey", in: "header", name: "x-goog-api-key", description: "The API key as the google-genai SDKs send it (Gemini's own API)." };
   securitySchemes.googKeyQuery = { type: "apiKey", in: "query", name: "key", description: "The API key as Google's REST docs show it (Gemini's own API); kept out of the gateway's log, but proxies may log URLs: prefer the header." };

@@ -95,6 +95,9 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/embeddings", Endpoint::OpenAiEmbeddings),
     route("POST", "/v1beta/models/{model}:generateContent", Endpoint::GeminiGenerateContent),
     route("POST", "/v1beta/models/{model}:streamGenerateContent", Endpoint::GeminiStreamGenerateContent),
+    // The google-genai SDKs 3.x default to Gemini's `v1` (the same format).
+    route("POST", "/v1/models/{model}:generateContent", Endpoint::GeminiGenerateContent),
+    route("POST", "/v1/models/{model}:streamGenerateContent", Endpoint::GeminiStreamGenerateContent),
     route("POST", "/v1/images/generations", Endpoint::OpenAiImages),
     route("POST", "/v1/image", Endpoint::NativeImage),
     route("POST", "/v1/audio/speech", Endpoint::OpenAiSpeech),
@@ -205,7 +208,7 @@ pub fn error_shape(path: &str) -> ErrorShape {
     match path {
         "/v1/chat/completions" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" | "/v1/embeddings" => ErrorShape::OpenAi,
         "/v1/messages" | "/v1/messages/count_tokens" => ErrorShape::Anthropic,
-        p if p.starts_with("/v1beta/") => ErrorShape::Gemini,
+        p if p.starts_with("/v1beta/") || (p.starts_with("/v1/models/") && p.contains(':')) => ErrorShape::Gemini,
         _ => ErrorShape::Native,
     }
 }

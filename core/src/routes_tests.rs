@@ -22,6 +22,10 @@ fn googles_custom_methods_match_after_a_colon_in_the_segment() {
     }
     assert_eq!(resolve("GET", "/v1beta/models/g:generateContent").map_err(|e| e.status()), Err(405));
     assert_eq!(error_shape("/v1beta/models/g:generateContent"), ErrorShape::Gemini);
+    let r = resolve("POST", "/v1/models/gemini-3.5-flash:generateContent").unwrap();
+    assert_eq!((r.endpoint, r.param("model")), (Endpoint::GeminiGenerateContent, "gemini-3.5-flash"));
+    assert_eq!(error_shape("/v1/models/g:streamGenerateContent"), ErrorShape::Gemini);
+    assert_eq!(error_shape("/v1/models"), ErrorShape::OpenAi);
     assert_eq!(error_shape("/v1/messages/count_tokens"), ErrorShape::Anthropic);
     assert_eq!(error_shape("/v1/embeddings"), ErrorShape::OpenAi);
 }
