@@ -115,8 +115,9 @@ test("/v1/messages?beta=true with Claude Code's captured body: betas forwarded, 
   const compact = await fetch(`${stack.workerUrl}/v1/messages`, { method: "POST", headers, body: JSON.stringify({ ...body, context_management: { edits: [{ type: "compact_20260112" }] } }) });
   assert.equal(compact.status, 400);
   assert.match((await compact.json()).error.message, /compact_20260112/);
-  const entries = await calls(key.id, 1);
-  assert.equal(entries.length, 1, "only the served call is in the ledger");
+  // The provider's refusal is a call entry of 0 (held, then released); the gateway's refusals hold nothing.
+  const entries = await calls(key.id, 2);
+  assert.deepEqual(entries.map((e) => e.amount !== 0).sort(), [false, true], "one charged call, one released");
   assert.equal(await c.balanceMc(key.api_key), balance);
 });
 
