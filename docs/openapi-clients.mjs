@@ -126,7 +126,7 @@ export function addClientRoutes({ paths, schemas, tags, securitySchemes, SHAPE_S
       responses: {
         200: stream ? { description: "SSE chunks, each a GenerateContentResponse (`data: {…}`).", headers: meteredHeaders, content: sse("Gemini's chunks, CRLF-separated; no terminator.") }
           : json(ref("GenerateContentResponse"), "The answer.", meteredHeaders),
-        ...errors("gemini", customerErrors),
+        ...errors("gemini", [...customerErrors, 404]),
       },
     },
   });

@@ -359,7 +359,9 @@ impl GeminiMeter {
         if let Some(um) = v.get("usageMetadata") {
             self.usage = Some(usage_from(um));
         }
-        if v.pointer("/candidates/0/finishReason").and_then(Value::as_str).is_some() && self.usage.is_some() {
+        // The last chunk: a finish reason, or a prompt Gemini blocked (no candidates at all).
+        let last = v.pointer("/candidates/0/finishReason").and_then(Value::as_str).is_some() || v.pointer("/promptFeedback/blockReason").and_then(Value::as_str).is_some();
+        if last && self.usage.is_some() {
             self.finished = true;
         }
         if self.product.req.stream {

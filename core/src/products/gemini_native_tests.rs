@@ -147,3 +147,15 @@ fn a_cut_stream_is_billed_the_bound_and_says_so_in_gemini_s_shape() {
     assert!(f.metered.is_none(), "garbage is not billed");
     assert_eq!(f.answer.unwrap_err().status(), 502);
 }
+
+#[test]
+fn a_blocked_prompt_is_charged_its_reported_prompt_only() {
+    let blocked = b"data: {\"promptFeedback\": {\"blockReason\": \"SAFETY\"},\"usageMetadata\": {\"promptTokenCount\": 40,\"totalTokenCount\": 40},\"modelVersion\": \"gemini-2.5-flash\"}\r\n\r\n";
+    let mut m = meter(false, REQUEST);
+    let (_, f) = run(&mut m, blocked, End::Complete);
+    let metered = f.metered.unwrap();
+    assert!(metered.exact);
+    assert_eq!(metered.cost_pico_usd, 40 * IN);
+    let v: Value = serde_json::from_slice(&f.answer.unwrap().body).unwrap();
+    assert_eq!(v["promptFeedback"]["blockReason"], "SAFETY");
+}
