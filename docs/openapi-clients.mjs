@@ -136,6 +136,23 @@ export function addClientRoutes({ paths, schemas, tags, securitySchemes, SHAPE_S
   paths["/v1/models/{model}:generateContent"] = gemini({ id: "geminiV1GenerateContent", summary: "Gemini's generateContent (API version v1)", stream: false });
   paths["/v1/models/{model}:streamGenerateContent"] = gemini({ id: "geminiV1StreamGenerateContent", summary: "Gemini's streamGenerateContent (API version v1, SSE)", stream: true });
 
+  schemas.GeminiCountTokensRequest = obj({
+    contents: { type: "array", items: content, minItems: 1 },
+    generateContentRequest: { type: "object", description: "Or a whole generate request (`model`: `models/<the path's model>`), checked as on :generateContent." },
+  }, [], { additionalProperties: false, description: "One of the two." });
+  schemas.GeminiCountTokens = obj({ totalTokens: int("Prompt tokens."), promptTokensDetails: { type: "array", items: { type: "object" } } }, ["totalTokens"]);
+  const count = (id, summary) => ({
+    parameters: [{ name: "model", in: "path", required: true, description: "A Google model of /v1/models (bare name).", schema: { type: "string" }, example: "gemini-3.8-flash" }],
+    post: {
+      operationId: id, summary, tags: ["Provider APIs"], security: [{ googApiKey: [] }, { googKeyQuery: [] }, { bearerKey: [] }],
+      description: "Google does not charge for it, and neither does the gateway: nothing is held, charged or written to the ledger. An active key is needed (rate limited like the account reads); the prompt is checked as on :generateContent. Errors in Google's shape.",
+      requestBody: body(ref("GeminiCountTokensRequest"), { contents: [{ role: "user", parts: [{ text: "Say hi" }] }] }),
+      responses: { 200: json(ref("GeminiCountTokens"), "The count."), ...errors("gemini", [400, 401, 404, 413, 429, 502, 503, 504]) },
+    },
+  });
+  paths["/v1beta/models/{model}:countTokens"] = count("geminiCountTokens", "Gemini's token count (free)");
+  paths["/v1/models/{model}:countTokens"] = count("geminiV1CountTokens", "Gemini's token count (API version v1, free)");
+
   securitySchemes.googApiKey = { type: "apiKey", in: "header", name: "x-goog-api-key", description: "The API key as the google-genai SDKs send it (Gemini's own API)." };
   securitySchemes.googKeyQuery = { type: "apiKey", in: "query", name: "key", description: "The API key as Google's REST docs show it (Gemini's own API); kept out of the gateway's log, but proxies may log URLs: prefer the header." };
   tags.push(

@@ -36,6 +36,7 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         Endpoint::OpenAiEmbeddings => media::embeddings(ctx, req).await,
         Endpoint::GeminiGenerateContent => gemini::generate(ctx, req, resolved.param("model"), false).await,
         Endpoint::GeminiStreamGenerateContent => gemini::generate(ctx, req, resolved.param("model"), true).await,
+        Endpoint::GeminiCountTokens => gemini::count_tokens(ctx, req, resolved.param("model")).await,
         Endpoint::OpenAiImages => media::images(ctx, req, ImageRoute::OpenAiCompatible).await,
         Endpoint::NativeImage => media::images(ctx, req, ImageRoute::Native).await,
         Endpoint::OpenAiSpeech => media::speech(ctx, req, SpeechRoute::OpenAiCompatible).await,

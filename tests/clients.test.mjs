@@ -213,6 +213,7 @@ for chunk in client.models.generate_content_stream(model="gemini-3.5-flash", con
     usage = chunk.usage_metadata or usage
 out["stream_text"] = text
 out["stream_usage"] = usage.model_dump(mode="json", exclude_none=True)
+out["count"] = client.models.count_tokens(model="gemini-3.5-flash", contents="Say hi").total_tokens
 for name, call in [("unpriced", lambda: client.models.generate_content(model="gemini-9-ultra", contents="x")),
                    ("search", lambda: client.models.generate_content(model="gemini-3.5-flash", contents="x", config=types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])))]:
     try:
@@ -233,16 +234,18 @@ test("google-genai (Python) with only its base URL changed: generateContent and 
   assert.match(out.text, /^Mock reply/);
   assert.equal(out.stream_text, out.text);
   for (const u of [out.usage, out.stream_usage]) assert.deepEqual([u.prompt_token_count, u.candidates_token_count, u.thoughts_token_count], [120, 24, 10]);
+  // countTokens: the mock's rule, 3 + (ceil(6 / 4) + 4); free.
+  assert.equal(out.count, 9);
   assert.deepEqual([out.unpriced.code, out.unpriced.status], [400, "INVALID_ARGUMENT"]);
   assert.match(out.unpriced.message, /gemini-9-ultra/);
   assert.deepEqual([out.search.code, out.search.status], [400, "INVALID_ARGUMENT"]);
   assert.match(out.search.message, /googleSearch/);
-  // Both calls charged their usage: 120 in, 24 + 10 thoughts out.
+  // Both calls charged their usage: 120 in, 24 + 10 thoughts out; the count is not in the ledger.
   const entries = await calls(key.id, 2);
   assert.equal(entries.length, 2);
   for (const e of entries) assert.equal(e.amount, -expectedMc("gemini-3.5-flash", 120, 34));
   // What Gemini was sent: the SDK's body, with the key in the gateway's own header.
-  const sent = await c.mockRequests("gemini");
+  const sent = (await c.mockRequests("gemini")).filter((q) => !q.path.endsWith(":countTokens"));
   assert.equal(sent.length, 2);
   for (const q of sent) {
     assert.equal(q.path, "/gemini/v1beta/models/gemini-3.5-flash:streamGenerateContent");

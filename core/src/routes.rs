@@ -17,6 +17,7 @@ pub enum Endpoint {
     OpenAiEmbeddings,
     GeminiGenerateContent,
     GeminiStreamGenerateContent,
+    GeminiCountTokens,
     OpenAiImages,
     NativeImage,
     OpenAiSpeech,
@@ -63,7 +64,7 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             Health | Models | Plans => Access::Public,
-            NativeChat | OpenAiChatCompletions | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
+            NativeChat | OpenAiChatCompletions | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | GeminiCountTokens | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
             | UsageDaily | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
             StripeWebhook | PaypalWebhook => Access::Webhook,
             AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
@@ -98,6 +99,8 @@ pub const ROUTES: &[Route] = &[
     // The google-genai SDKs 3.x default to Gemini's `v1` (the same format).
     route("POST", "/v1/models/{model}:generateContent", Endpoint::GeminiGenerateContent),
     route("POST", "/v1/models/{model}:streamGenerateContent", Endpoint::GeminiStreamGenerateContent),
+    route("POST", "/v1beta/models/{model}:countTokens", Endpoint::GeminiCountTokens),
+    route("POST", "/v1/models/{model}:countTokens", Endpoint::GeminiCountTokens),
     route("POST", "/v1/images/generations", Endpoint::OpenAiImages),
     route("POST", "/v1/image", Endpoint::NativeImage),
     route("POST", "/v1/audio/speech", Endpoint::OpenAiSpeech),

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod chat_render;
 pub mod count_tokens;
 pub mod embeddings;
+pub mod gemini_count;
 pub mod gemini_native;
 pub mod images;
 pub mod media;
