@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 description of every route of the worker. `node scripts/build-docs.mjs` writes it
 // to public/openapi.json (committed; a test fails when it is stale). The route table it must match
 // is core/src/routes.rs (checked both ways by `cargo test -p broker-core` and tests/openapi.test.mjs).
+import { addClientRoutes } from "./openapi-clients.mjs";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
 const obj = (properties, required = [], extra = {}) => ({ type: "object", properties, required, ...extra });
@@ -332,3 +333,9 @@ export const spec = {
     },
   },
 };
+
+// Claude Code, embeddings, Gemini's own API (docs/openapi-clients.mjs).
+addClientRoutes({
+  paths, schemas, tags: spec.tags, securitySchemes: spec.components.securitySchemes, SHAPE_SCHEMA,
+  h: { ref, obj, str, num, int, nullable, errors, body, json, sse, meteredHeaders, requestIdHeader, bearer, customerErrors, xBroker },
+});

@@ -84,6 +84,7 @@ test("schemathesis finds no 5xx and no undocumented answer, and every touched le
     `[auth.openapi.bearerKey]\nbearer = "${funded.api_key}"`,
     `[auth.openapi.anthropicKey]\napi_key = "${funded.api_key}"`,
     `[auth.openapi.adminSecret]\napi_key = "${stack.adminSecret}"`,
+    `[auth.openapi.googApiKey]\napi_key = "${funded.api_key}"`,
   ].join("\n\n") + "\n");
   const har = path.join(OUT, "run.har");
   const t0 = Date.now();

@@ -17,6 +17,7 @@ pub mod chat;
 pub mod config;
 pub mod cors;
 pub mod disputes;
+pub mod embedding_prices;
 pub mod error;
 pub mod keys;
 pub mod ledger;
