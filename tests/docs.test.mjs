@@ -54,6 +54,7 @@ test("the guide shows the live prices of /v1/models and an example for every ope
   const boxes = await textBoxes(page);
   assert.ok(boxes.checked >= 10, `only ${boxes.checked} headings and paragraphs were measured`);
   assert.deepEqual(boxes.squeezed, [], `narrower than ${FEW_WORDS_PX} px`);
+  await page.evaluate(() => window.scrollTo(0, 0));
   t.diagnostic(`screenshot: ${await screenshot(page, "guide")}`);
   assert.deepEqual(b.errors, []);
 });

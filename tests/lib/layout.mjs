@@ -10,14 +10,20 @@ import { ROOT } from "./procs.mjs";
 export const FEW_WORDS_PX = 150;
 
 /** The page's visible headings and paragraphs of at least `minChars` characters, and those of
- *  them narrower than `minWidth` pixels. */
+ *  them squeezed: narrower than `minWidth` pixels while their text, on one line in their own
+ *  font, would need more (a short title that fits on one line is not squeezed). */
 export async function textBoxes(page, { minWidth = FEW_WORDS_PX, minChars = 12 } = {}) {
   return page.evaluate(({ minWidth, minChars }) => {
+    const measure = document.createElement("canvas").getContext("2d");
     const boxes = [...document.querySelectorAll("h1, h2, h3, h4, h5, h6, p")]
       .filter((e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden")
-      .map((e) => ({ tag: e.tagName.toLowerCase(), width: Math.round(e.getBoundingClientRect().width), text: e.textContent.trim().replace(/\s+/g, " ").slice(0, 60) }))
+      .map((e) => {
+        const text = e.textContent.trim().replace(/\s+/g, " ");
+        measure.font = getComputedStyle(e).font;
+        return { tag: e.tagName.toLowerCase(), width: Math.round(e.getBoundingClientRect().width), oneLine: Math.round(measure.measureText(text).width), text: text.slice(0, 60) };
+      })
       .filter((b) => b.text.length >= minChars);
-    return { checked: boxes.length, squeezed: boxes.filter((b) => b.width < minWidth) };
+    return { checked: boxes.length, squeezed: boxes.filter((b) => b.width < Math.min(minWidth, b.oneLine - 2)) };
   }, { minWidth, minChars });
 }
 
