@@ -22,9 +22,10 @@ const LAST = "zzz-no-secrets-in-logs.test.mjs";
 // Seconds each file took in a warm run (docs/testing.md): the lanes are balanced by these.
 // A file not listed counts as DEFAULT_SECS.
 const WEIGHT = {
-  fuzz: 70, "billing-integrity": 25, metering: 22, media: 17, "payments-admin": 13, docs: 11, portal: 11,
-  "chat-agents": 10, "security-paths": 10, operations: 9, dev: 7, openapi: 6, "mock-providers": 6,
-  "zz-redis-down": 5, "upstash-front": 4, checkout: 3, rapidapi: 2, "mock-agents": 1,
+  fuzz: 90, metering: 21, clients: 21, "billing-integrity": 19, media: 13, "payments-admin": 8, docs: 8,
+  dev: 7, operations: 7, "mock-providers": 6, "chat-agents": 5, portal: 4, "security-paths": 4,
+  "payments-takeback": 4, openapi: 3, "zz-redis-down": 3, "upstash-front": 2, checkout: 2, rapidapi: 1,
+  "mock-agents": 1,
 };
 const DEFAULT_SECS = 6;
 // A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1 min of requests).
