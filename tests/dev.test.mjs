@@ -62,6 +62,10 @@ test("npm run dev on a fresh clone: banner, its curl lines (200, a charge), Ctrl
     fs.cpSync(from, path.join(dir, f), { preserveTimestamps: true });
   }
   assert.ok(!fs.existsSync(path.join(dir, ".stack")) && !fs.existsSync(path.join(dir, ".dev.vars")), "a fresh clone has no .stack/ and no .dev.vars");
+  // Shared only if current: else the copy's setup would run `npm ci` into the link.
+  const installed = path.join(ROOT, "node_modules", ".package-lock.json");
+  assert.ok(fs.existsSync(installed) && fs.statSync(installed).mtimeMs >= fs.statSync(path.join(ROOT, "package-lock.json")).mtimeMs,
+    "node_modules is older than package-lock.json: run scripts/setup first");
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
   fs.cpSync(path.join(ROOT, "build"), path.join(dir, "build"), { recursive: true, preserveTimestamps: true });
 
