@@ -173,13 +173,26 @@ export function client(stack) {
         try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
       };
       const proxyLost = (r) => r.status === 503 && typeof r.body === "string" && r.body.startsWith("Your worker restarted mid-request");
+      // The same proxy also resets a pooled connection now and then ("fetch failed", cause
+      // ECONNRESET / UND_ERR_SOCKET): sent again too. Had the worker served it, the resend's
+      // 402 and the ledger's extra charge would fail the caller's ledger checks, never pass them.
+      const connectionLost = (e) => ["ECONNRESET", "UND_ERR_SOCKET", "EPIPE"].includes(e?.cause?.code);
+      const attempt = async () => {
+        for (let i = 0; ; i++) {
+          try {
+            return await once();
+          } catch (e) {
+            if (i >= 3 || !connectionLost(e)) throw e;
+          }
+        }
+      };
       const all = Promise.all(Array.from({ length: n }, async () => {
         try {
-          let r = await once();
-          for (let i = 0; i < 3 && proxyLost(r); i++) r = await once();
+          let r = await attempt();
+          for (let i = 0; i < 3 && proxyLost(r); i++) r = await attempt();
           return r;
         } catch (e) {
-          return { status: 0, body: String(e) };
+          return { status: 0, body: `${e} (${e?.cause?.code ?? e?.cause ?? "no cause"})` };
         } finally {
           answered++;
         }
