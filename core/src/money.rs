@@ -92,6 +92,17 @@ impl CreditRate {
     }
 }
 
+/// The share of `credited_mc` a refund of `refunded_cents` out of `paid_cents` takes back,
+/// rounded up (a refund never leaves a fraction of a millicredit behind): credited ×
+/// min(refunded, paid) / paid, in integers. Nothing when nothing was paid.
+pub fn refund_share_mc(credited_mc: i64, refunded_cents: u64, paid_cents: u64) -> i64 {
+    if paid_cents == 0 || credited_mc <= 0 {
+        return 0;
+    }
+    let num = u128::from(credited_mc.unsigned_abs()) * u128::from(refunded_cents.min(paid_cents));
+    i64::try_from(num.div_ceil(u128::from(paid_cents))).unwrap_or(i64::MAX)
+}
+
 /// Renders millicredits as a credit number for JSON (`27` → `0.027`).
 pub fn credits_json(mc: i64) -> serde_json::Value {
     if mc % MILLI_PER_CREDIT == 0 {
@@ -196,5 +207,16 @@ mod tests {
         assert_eq!(parse_credits(&serde_json::json!(-3)), Ok(-3000));
         assert!(parse_credits(&serde_json::json!(0.0001)).is_err());
         assert!(parse_credits(&serde_json::json!(true)).is_err());
+    }
+
+    #[test]
+    fn refund_shares_are_exact_integers_rounded_up() {
+        assert_eq!(refund_share_mc(2_000_000, 500, 2000), 500_000, "a quarter of 2,000 credits");
+        assert_eq!(refund_share_mc(1000, 1, 3), 334, "1000 / 3 = 333.33… → 334");
+        assert_eq!(refund_share_mc(1000, 5000, 2000), 1000, "never more than was credited");
+        assert_eq!(refund_share_mc(1000, 1, 0), 0);
+        // 2^52 mc refunded 2/3: floats lose the last digits (2^52 × 2 overflows 2^53's precision).
+        let big = 1_i64 << 52;
+        assert_eq!(refund_share_mc(big, 2, 3), 3_002_399_751_580_331, "⌈4,503,599,627,370,496 × 2 / 3⌉");
     }
 }
