@@ -90,15 +90,21 @@ impl ImageQuality {
 }
 
 /// Image output tokens of one image, by quality (low, medium, high) × size (1024x1024,
-/// 1024x1536, 1536x1024). From REFERENCE.md §2, gpt-image-1's table ("recalled from OpenAI's
-/// guide; fit price ÷ $40/M; not found in corpus"): the only per-image token counts known, used
-/// as the bound of every token-billed GPT image model. Should a model report more, the charge is
-/// capped at the hold and the ledger entry says by how much.
-pub const OUTPUT_TOKENS_PER_IMAGE: [[u64; 3]; 3] = [[272, 408, 400], [1056, 1584, 1568], [4160, 6240, 6208]];
+/// 1024x1536, 1536x1024), of a model's table. Should a model report more, the usage is still
+/// charged in full and the ledger, the `hold_exceeded` log line and `/admin/stats` name it.
+pub type OutputTokens = [[u64; 3]; 3];
 
-pub fn output_tokens_per_image(quality: ImageQuality, size: ImageSize) -> u64 {
-    OUTPUT_TOKENS_PER_IMAGE[quality.row()][size.col()]
-}
+/// gpt-image-1's counts (REFERENCE.md §2: "recalled from OpenAI's guide; fit price ÷ $40/M"),
+/// the bound of gpt-image-1.5 and gpt-image-1-mini, which are billed per image anyway.
+pub const GPT_IMAGE_1_OUTPUT_TOKENS: OutputTokens = [[272, 408, 400], [1056, 1584, 1568], [4160, 6240, 6208]];
+
+/// gpt-image-2's counts, from OpenAI's own billing calculator (developers.openai.com image
+/// generation guide, "size and quality options"), whose formula was published on the OpenAI
+/// developer forum (community.openai.com/t/1382699, 2026-06-05): with q = 16 / 48 / 96 (low,
+/// medium, high), s = ⌊(2·q·short + long) / (2·long)⌋, tokens = ⌈q·s·(2,000,000 + w·h) /
+/// 4,000,000⌉. It gives the calculator's 7,024 (1024², high) and 5,488 (1536×1024, high) quoted
+/// in the forum's launch thread (community.openai.com/t/1379464). The square is the dearest.
+pub const GPT_IMAGE_2_OUTPUT_TOKENS: OutputTokens = [[196, 158, 158], [1756, 1372, 1372], [7024, 5488, 5488]];
 
 /// Token rates of a GPT image model, micro-USD per 1M tokens (= pico-USD per token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +134,8 @@ pub struct ImageModel {
     pub retires_on: Option<&'static str>,
     pub billing: ImageBilling,
     pub tokens: ImageTokenRates,
+    /// Output tokens of one image by quality × size: the bound of its hold.
+    pub output_tokens: &'static OutputTokens,
     /// Whether `background: "transparent"` is accepted.
     pub transparent: bool,
 }
@@ -138,6 +146,11 @@ pub const IMAGE_PROMPT_MAX_CHARS: usize = 32_000;
 pub const IMAGE_N_MAX: u64 = 10;
 
 impl ImageModel {
+    /// Output tokens of one image of `quality` × `size` (the hold's bound).
+    pub fn output_tokens_per_image(&self, quality: ImageQuality, size: ImageSize) -> u64 {
+        self.output_tokens[quality.row()][size.col()]
+    }
+
     /// The published price of one image, micro-USD (per-image models).
     pub fn usd_micro_per_image(&self, quality: ImageQuality, size: ImageSize) -> Option<u64> {
         match self.billing {
@@ -148,7 +161,7 @@ impl ImageModel {
 }
 
 const fn gpt_image(model: &'static str, retires_on: Option<&'static str>, billing: ImageBilling, tokens: ImageTokenRates) -> ImageModel {
-    ImageModel { model, retires_on, billing, tokens, transparent: true }
+    ImageModel { model, retires_on, billing, tokens, output_tokens: &GPT_IMAGE_1_OUTPUT_TOKENS, transparent: true }
 }
 
 pub static IMAGE_MODELS: &[ImageModel] = &[
@@ -171,8 +184,10 @@ pub static IMAGE_MODELS: &[ImageModel] = &[
     ),
     // gpt-image-2 (GP, fal): text 5.00, image in 8.00, image out 30.00; no per-image price, no
     // text output rate (billed as image output). No transparent background (openai SDK docs).
+    // Output tokens per image: OpenAI's own counts (GPT_IMAGE_2_OUTPUT_TOKENS).
     ImageModel {
         transparent: false,
+        output_tokens: &GPT_IMAGE_2_OUTPUT_TOKENS,
         ..gpt_image("gpt-image-2", None, ImageBilling::Tokens, ImageTokenRates { text_input: 5_000_000, image_input: 8_000_000, image_output: 30_000_000, text_output: 30_000_000 })
     },
 ];

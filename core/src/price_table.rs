@@ -16,7 +16,7 @@
 use crate::provider::Provider;
 
 /// Covers this table and the media one (`media_prices.rs`): one version names every price.
-pub const PRICE_TABLE_VERSION: &str = "2026-11-23.2";
+pub const PRICE_TABLE_VERSION: &str = "2026-11-23.3";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rates {

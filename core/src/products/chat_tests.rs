@@ -23,7 +23,8 @@ fn meter(route: Route, body: &str) -> (ChatMeter, Billing) {
     let rate = CreditRate::default_rate();
     let (plan, units) = product.hold(&rate);
     let granted = product.req.max_tokens.unwrap_or(units);
-    let hold = plan.fixed_mc + plan.flexible.map(|f| ((granted * f.per_unit_nano_mc as u64).div_ceil(1_000_000)) as i64).unwrap_or(0);
+    // Admission with a balance that covers the whole ladder takes its dearest rung.
+    let hold = plan.worst_case_mc(units);
     let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
     let billing = Billing::new("req_t", rate, &admitted);
     (ChatMeter::new(product, billing.clone(), granted), billing)
@@ -237,6 +238,20 @@ fn the_provider_must_answer_an_event_stream() {
     assert_eq!(m.start(&html).unwrap_err().status(), 502);
     let sse = ProviderHead { status: 200, headers: vec![("content-type".into(), "text/event-stream; charset=utf-8".into())] };
     assert!(m.start(&sse).is_ok());
+}
+
+#[test]
+fn a_chat_without_max_tokens_holds_the_model_output_cap_at_its_output_price() {
+    let (m, billing) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"no max_tokens"}]}"#);
+    let (plan, units) = m.product.hold(&CreditRate::default_rate());
+    // gpt-4o-mini output $0.60/M = 600,000 pico-USD a token × 1.8 / 0.01 = 0.108 mc = 108,000
+    // nano-mc; its cap is 16,384 tokens: ⌈16,384 × 0.108⌉ = ⌈1,769.472⌉ = 1,770 mc.
+    assert_eq!(plan.flexible, Some(FlexibleOutput { per_unit_nano_mc: 108_000, max_units: 16_384, min_units: 1 }));
+    assert_eq!(units, 16_384);
+    assert_eq!(billing.hold_mc - plan.fixed_mc, 1_770);
+    // Input: the prompt's upper bound at $0.15/M (0.027 mc a token), rounded up once.
+    let prompt = m.product.req.prompt_upper_tokens() as i64;
+    assert_eq!(plan.fixed_mc, (prompt * 27).div_euclid(1000) + i64::from((prompt * 27) % 1000 != 0));
 }
 
 #[test]
