@@ -258,11 +258,14 @@ pub struct Metered {
     pub exact: bool,
     /// Why the figure is what it is (for the ledger), when anything was unusual.
     pub note: Option<String>,
+    /// A price the gateway could not apply (a tier or a model the table does not list): logged
+    /// as a `metering_warning` line for the operator, besides the note.
+    pub warning: Option<String>,
 }
 
 impl Metered {
     pub fn exact(cost_pico_usd: u128, units: Units) -> Metered {
-        Metered { cost_pico_usd, units, exact: true, note: None }
+        Metered { cost_pico_usd, units, exact: true, note: None, warning: None }
     }
 }
 
@@ -537,7 +540,7 @@ mod tests {
     #[test]
     fn settlement_arguments_carry_the_whole_charge_and_name_a_wrong_bound() {
         let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900));
-        let m = Metered { cost_pico_usd: 1_000_000_000, units: Units::Tokens(Usage { input: 5, output: 7, ..Usage::default() }), exact: false, note: Some("usage not reported".into()) };
+        let m = Metered { cost_pico_usd: 1_000_000_000, units: Units::Tokens(Usage { input: 5, output: 7, ..Usage::default() }), exact: false, note: Some("usage not reported".into()), warning: None };
         let s = b.settle(&m, 42, RETAIN);
         let argv = s.argv();
         assert_eq!(argv[..4], ["req_1".to_string(), "180".into(), "42".into(), "settle".into()]);

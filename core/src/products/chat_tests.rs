@@ -396,3 +396,46 @@ fn holds_cover_images_and_thinking_budgets() {
     let (plan, _) = m.product.hold(&CreditRate::default_rate());
     assert_eq!(plan.flexible.unwrap().min_units, 1025);
 }
+
+#[test]
+fn gemini_is_billed_by_the_model_that_served_it() {
+    let body = r#"{"provider":"google","model":"gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#;
+    let served_as = |version: &str| {
+        let sse = std::str::from_utf8(GEMINI_SSE).unwrap().replace(r#""modelVersion": "gemini-2.5-flash""#, &format!(r#""modelVersion": "{version}""#));
+        let (mut m, _) = meter(Route::Native, body);
+        run(&mut m, sse.as_bytes(), 11, End::Complete).1.metered.unwrap()
+    };
+    // The fixture's usage: 31 prompt tokens; 26 candidates + 186 thoughts = 212 output tokens.
+    let m = served_as("gemini-2.5-flash");
+    assert_eq!((m.cost_pico_usd, m.exact), (31 * 300_000 + 212 * 2_500_000, true), "$0.30 / $2.50 per M");
+    let m = served_as("gemini-3.5-flash");
+    assert_eq!((m.cost_pico_usd, m.exact), (31 * 1_500_000 + 212 * 9_000_000, true), "billed at gemini-3.5-flash's $1.50 / $9.00");
+    assert!(m.note.unwrap().contains("served by gemini-3.5-flash"));
+    let m = served_as("models/gemini-2.5-flash-001");
+    assert_eq!(m.cost_pico_usd, 31 * 300_000 + 212 * 2_500_000, "a snapshot of the requested model");
+    let m = served_as("gemini-9-ultra");
+    assert!(!m.exact && m.warning.unwrap().contains("gemini-9-ultra"));
+    let (_, billing) = meter(Route::Native, body);
+    assert_eq!(billing.charge(m.cost_pico_usd).charged_mc, billing.hold_mc, "an unknown model: the hold");
+}
+
+#[test]
+fn an_answer_served_at_another_tier_is_billed_the_hold_and_warned() {
+    let sse = std::str::from_utf8(OPENAI_SSE).unwrap().replace(r#""service_tier":"default""#, r#""service_tier":"priority""#);
+    let (mut m, billing) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+    let metered = run(&mut m, sse.as_bytes(), 7, End::Complete).1.metered.unwrap();
+    assert!(!metered.exact);
+    assert!(metered.warning.unwrap().contains("`priority` service tier"));
+    assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc);
+    let gem = std::str::from_utf8(GEMINI_SSE).unwrap().replace(r#""serviceTier": "standard""#, r#""serviceTier": "priority""#);
+    let (mut m, billing) = meter(Route::Native, r#"{"provider":"google","model":"gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#);
+    let metered = run(&mut m, gem.as_bytes(), 11, End::Complete).1.metered.unwrap();
+    assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc);
+    // The standard tier is asked for on every provider.
+    for (model, field, tier) in [("gpt-4o-mini", "service_tier", "default"), ("anthropic/claude-haiku-4-5", "service_tier", "standard_only")] {
+        let (m, _) = meter(Route::OpenAiCompatible, &format!(r#"{{"model":"{model}","service_tier":"auto","max_tokens":5,"messages":[{{"role":"user","content":"x"}}]}}"#));
+        let up = m.product.upstream(5);
+        let sent: Value = serde_json::from_slice(&up.body).unwrap();
+        assert_eq!(sent[field], tier, "{model}");
+    }
+}

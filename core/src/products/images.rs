@@ -270,7 +270,7 @@ impl ImagesMeter {
     fn bound(&self, why: String) -> Metered {
         let (quality, size) = self.product.dearest();
         let detail = json!({ "size": size.as_str(), "quality": quality.as_str(), "billing": "upper bound" });
-        Metered { cost_pico_usd: self.product.bound_pico(), units: Units::Images { count: self.product.req.n, detail }, exact: false, note: Some(why) }
+        Metered { cost_pico_usd: self.product.bound_pico(), units: Units::Images { count: self.product.req.n, detail }, exact: false, note: Some(why), warning: None }
     }
 
     /// Meters a complete answer; `None`: nothing billable in it.

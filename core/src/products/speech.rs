@@ -225,7 +225,7 @@ pub fn elevenlabs_metered(model: &SpeechModel, chars: u64, el_pico_per_credit: u
             (bound, false, Some(format!("elevenlabs sent no character-cost header and the voice may be multiplied: billed the hold's bound, {bound} credits ({multiplier}× {counted})")))
         }
     };
-    Metered { cost_pico_usd: billed as u128 * el_pico_per_credit, units: Units::Characters(chars), exact, note }
+    Metered { cost_pico_usd: billed as u128 * el_pico_per_credit, units: Units::Characters(chars), exact, note, warning: None }
 }
 
 impl Product for SpeechProduct {

@@ -24,8 +24,18 @@ impl ChatWire for Anthropic {
         body.insert("model".into(), json!(req.model));
         body.insert("max_tokens".into(), json!(max_tokens));
         body.insert("stream".into(), json!(true));
+        // The standard tier, whose list prices the table holds (`auto` may use Priority Tier).
+        body.insert("service_tier".into(), json!("standard_only"));
         let headers = vec![("x-api-key".into(), ep.api_key.expose().to_string()), ("anthropic-version".into(), API_VERSION.into())];
         UpstreamRequest::json(join(&ep.base_url, "/v1/messages"), headers, &Value::Object(body))
+    }
+
+    fn served_tier(&self, v: &Value) -> Option<String> {
+        v.pointer("/message/usage/service_tier").or_else(|| v.pointer("/usage/service_tier")).and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn is_standard_tier(&self, tier: &str) -> bool {
+        tier == "standard"
     }
 
     fn decode(&self, name: Option<&str>, v: &Value, usage: &mut Option<Usage>) -> Vec<Decoded> {
