@@ -30,6 +30,11 @@
 //!     mock never holds a whole big stream in memory.
 //!   - `usage`: provider-native usage numbers reported instead of the computed ones.
 //!   - `verification_status`: forced PayPal verification answer.
+//!   - `service_tier`: the tier openai, anthropic and gemini answers report (default: the
+//!     standard one, `default` / `standard` / `standard`).
+//!   - `model_version`: gemini's `modelVersion` (default: the requested model).
+//!   - `drop_connection: true`: the request is read, then the connection is closed with no
+//!     answer at all (after `delay_ms`).
 //!
 //!   A script is consumed by a request that passed the provider's authentication check.
 //! * `GET /__control/requests[?provider=X]` → the last [`LOG_ENTRIES`](crate::request_log::LOG_ENTRIES) provider requests, oldest
@@ -142,12 +147,23 @@ pub struct Script {
     pub usage: Option<Value>,
     #[serde(default)]
     pub verification_status: Option<String>,
+    /// The service tier the answer reports (openai `service_tier`, anthropic
+    /// `usage.service_tier`, gemini `usageMetadata.serviceTier`) instead of the standard one.
+    #[serde(default)]
+    pub service_tier: Option<String>,
+    /// Gemini's `modelVersion` instead of the requested model (a served alias or auto-route).
+    #[serde(default)]
+    pub model_version: Option<String>,
+    /// Close the connection without answering anything.
+    #[serde(default)]
+    pub drop_connection: bool,
 }
 
 impl Script {
     /// Whether this script replaces the answer with an error/custom body.
     pub fn is_override(&self) -> bool {
         self.body.is_some()
+            || self.drop_connection
             || self.raw_stream.is_some()
             || self.raw_body.is_some()
             || self.status.is_some_and(|s| s != 200)
@@ -168,6 +184,7 @@ impl Script {
         resp.cut_after_chunks = self.cut_after_chunks;
         resp.stall_after_chunks = self.stall_after_chunks;
         resp.stall_ms = self.stall_ms.unwrap_or(0);
+        resp.drop_connection = self.drop_connection;
     }
 
     /// The scripted answer of an override: the custom body if one is set, else the provider's

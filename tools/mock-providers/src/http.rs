@@ -86,6 +86,8 @@ pub struct Response {
     /// Chunks: after this many chunks, pause [`Response::stall_ms`] once, then go on.
     pub stall_after_chunks: Option<u64>,
     pub stall_ms: u64,
+    /// Close the connection without any answer (the request was read: a server that drops it).
+    pub drop_connection: bool,
 }
 
 impl Response {
@@ -99,6 +101,7 @@ impl Response {
             cut_after_chunks: None,
             stall_after_chunks: None,
             stall_ms: 0,
+            drop_connection: false,
         }
     }
 
@@ -196,7 +199,7 @@ pub fn bad_request(msg: &str) -> hyper::Response<OutBody> {
     to_hyper(r)
 }
 
-async fn sleep_ms(ms: u64) {
+pub async fn sleep_ms(ms: u64) {
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
