@@ -314,7 +314,9 @@ impl Meter for ChatMeter {
         }
         let metered = self.metered(&end);
         let tally = self.tally(&metered);
-        let complete = metered.exact && end == End::Complete && self.provider_error.is_none();
+        // Complete when the provider reported its final usage (even one priced at the bound: an
+        // unlisted tier or model is a whole answer, billed the hold).
+        let complete = self.final_usage && self.usage.is_some() && end == End::Complete && self.provider_error.is_none();
         let answer = match &mut self.sink {
             Sink::Stream(t) => {
                 t.finish(self.finish_reason.as_deref(), tally, complete, &mut tail);

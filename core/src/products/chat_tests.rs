@@ -423,13 +423,17 @@ fn gemini_is_billed_by_the_model_that_served_it() {
 fn an_answer_served_at_another_tier_is_billed_the_hold_and_warned() {
     let sse = std::str::from_utf8(OPENAI_SSE).unwrap().replace(r#""service_tier":"default""#, r#""service_tier":"priority""#);
     let (mut m, billing) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
-    let metered = run(&mut m, sse.as_bytes(), 7, End::Complete).1.metered.unwrap();
+    let (out, f) = run(&mut m, sse.as_bytes(), 7, End::Complete);
+    assert!(out.ends_with("data: [DONE]\n\n"), "a whole answer, not a broken one");
+    let metered = f.metered.unwrap();
     assert!(!metered.exact);
     assert!(metered.warning.unwrap().contains("`priority` service tier"));
     assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc);
     let gem = std::str::from_utf8(GEMINI_SSE).unwrap().replace(r#""serviceTier": "standard""#, r#""serviceTier": "priority""#);
     let (mut m, billing) = meter(Route::Native, r#"{"provider":"google","model":"gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#);
-    let metered = run(&mut m, gem.as_bytes(), 11, End::Complete).1.metered.unwrap();
+    let f = run(&mut m, gem.as_bytes(), 11, End::Complete).1;
+    assert!(f.answer.is_ok(), "a whole answer, billed the hold");
+    let metered = f.metered.unwrap();
     assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc);
     // The standard tier is asked for on every provider.
     for (model, field, tier) in [("gpt-4o-mini", "service_tier", "default"), ("anthropic/claude-haiku-4-5", "service_tier", "standard_only")] {
