@@ -133,7 +133,7 @@ test("a premade voice billed 2×: charged in full above its hold, into debt; log
 
 test("an image whose head does not come within HEAD_TIMEOUT_IMAGE_MS: 504, charged its hold", async () => {
   const key = await c.createKey({ credits: 20 });
-  await c.mockScript({ provider: "openai-images", delay_ms: 6000 });
+  await c.mockScript({ provider: "openai-images", delay_ms: 8000 });
   const res = await c.api("/v1/images/generations", { key: key.api_key, body: { model: "gpt-image-2", prompt: "stall", size: "1024x1024", quality: "low" } });
   assert.equal(res.status, 504);
   const err = (await res.json()).error;
@@ -141,16 +141,16 @@ test("an image whose head does not come within HEAD_TIMEOUT_IMAGE_MS: 504, charg
   const hold = mcOf((5n + 64n) * GPT_IMAGE_2.imageIn + 196n * GPT_IMAGE_2.out);
   assert.equal(hold, 1158);
   assert.equal(err.credits_charged, 1.158);
-  assert.match(err.message, /did not answer within 4000 ms; charged 1.158 credits, the hold/);
+  assert.match(err.message, /did not answer within 6000 ms; charged 1.158 credits, the hold/);
   const entry = await callEntry(key, res);
   assert.deepEqual([entry.amount, entry.hold, entry.exact], [-hold, hold, false]);
   assert.equal(await c.balanceMc(key.api_key), 20_000 - hold);
-  assert.equal((await logLine(res, "head_timeout")).head_timeout_ms, 4000);
+  assert.equal((await logLine(res, "head_timeout")).head_timeout_ms, 6000);
 });
 
 test("a music clip whose head does not come within HEAD_TIMEOUT_MUSIC_MS: 504, charged its 20 Stability credits", async () => {
   const key = await c.createKey({ credits: 50 });
-  await c.mockScript({ provider: "stability", delay_ms: 6000 });
+  await c.mockScript({ provider: "stability", delay_ms: 8000 });
   const res = await c.api("/v1/music", { key: key.api_key, body: { prompt: "a slow loop", model: "stable-audio-2.5" } });
   assert.equal(res.status, 504);
   await res.arrayBuffer();
