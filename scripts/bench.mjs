@@ -257,7 +257,7 @@ try {
   stopAll.push(() => floor.mf.dispose());
   targets.push({ name: "floor", url: `${floor.url}/v1/chat/completions`, headers: { "content-type": "application/json" }, pids: () => [floor.pid] });
 
-  const admin = "bench-admin-secret";
+  const admin = "bench-admin-secret-0123456789abcdef";
   const vars = { ...stackVars({ upstashPort: frontPort, upstashToken: token, mockPort: mocks.port, adminSecret: admin, stripeSecret: "whsec_bench" }), RATE_LIMITS: "bulk:ai=10000000/3600, anonymous=5/900", DEFAULT_PLAN: "bulk" };
   const gw = await miniflare({ scriptPath: path.join(ROOT, "build/index.js"), modules: true, modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], bindings: vars });
   stopAll.push(() => gw.mf.dispose());

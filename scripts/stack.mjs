@@ -79,7 +79,7 @@ export async function startStack({ ports = {}, vars = {}, envFile, name = "test"
     inspector: await pick(ports.inspector),
   };
   const upstashToken = vars.UPSTASH_REDIS_REST_TOKEN ?? `local-upstash-token-${name}`;
-  const adminSecret = vars.ADMIN_SECRET ?? `local-admin-secret-${name}`;
+  const adminSecret = vars.ADMIN_SECRET ?? `local-admin-secret-${name}-0123456789abcdef`;
   const stripeSecret = vars.STRIPE_WEBHOOK_SECRET ?? "whsec_local_dev_secret";
   const started = [];
   const stop = async () => {

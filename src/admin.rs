@@ -14,8 +14,15 @@ use serde_json::{json, Map, Value};
 use broker_core::routes::Endpoint;
 use worker::Request;
 
-pub async fn guard(ctx: &Ctx, req: &Request) -> Result<(), ApiError> {
+/// Proof that this request passed [`guard`]: the admin handlers take one, and only `guard` makes
+/// it (its field is private), so no dispatch path can reach them without the secret.
+pub struct AdminPass(());
+
+/// Checks `X-Admin-Secret`. A configured secret shorter than [`keys::MIN_ADMIN_SECRET_LEN`]
+/// characters turns the admin surface off (503 naming the setting) rather than guard it weakly.
+pub async fn guard(ctx: &Ctx, req: &Request) -> Result<AdminPass, ApiError> {
     let secret = ctx.secret("ADMIN_SECRET")?;
+    keys::check_admin_secret_strength(secret.expose())?;
     let limit = ctx.settings().admin_failure_limit;
     let store = ctx.store()?;
     // Count this attempt before comparing, in one step, so parallel guesses cannot all slip in
@@ -26,7 +33,8 @@ pub async fn guard(ctx: &Ctx, req: &Request) -> Result<(), ApiError> {
     }
     let given = req.headers().get("x-admin-secret").ok().flatten().unwrap_or_default();
     if keys::constant_time_eq(given.as_bytes(), secret.expose().as_bytes()) {
-        return store.admin_attempt_succeeded(ctx.client_ip(), ctx.request_id()).await;
+        store.admin_attempt_succeeded(ctx.client_ip(), ctx.request_id()).await?;
+        return Ok(AdminPass(()));
     }
     Err(ApiError::unauthorized("missing or wrong X-Admin-Secret"))
 }
@@ -240,7 +248,7 @@ async fn create(ctx: &Ctx, body: &Map<String, Value>) -> HandlerResult {
 async fn key_op(ctx: &Ctx, op: &str, id: &str) -> HandlerResult {
     let new_key = (op == "rotate").then(|| random_hex(32).map(|h| format!("{}{h}", keys::KEY_PREFIX))).transpose()?;
     let op = match &new_key {
-        Some(k) => KeyOp::Rotate { key_id: id, new_hash: keys::hash_key(k) },
+        Some(k) => KeyOp::Rotate { key_id: id, new_hash: keys::hash_key(k), current_hash: None },
         None => KeyOp::Revoke { key_id: id },
     };
     match ctx.store()?.key_op(&op, ctx.now_ms()).await? {
@@ -254,7 +262,7 @@ async fn key_op(ctx: &Ctx, op: &str, id: &str) -> HandlerResult {
         )),
         KeyOpReply::Missing => Err(ApiError::not_found("no such API key")),
         KeyOpReply::Revoked => Err(ApiError::invalid("a revoked key cannot be rotated")),
-        KeyOpReply::Exists | KeyOpReply::OtherSubscription => Err(ApiError::internal("key collision; retry")),
+        KeyOpReply::Exists | KeyOpReply::OtherSubscription | KeyOpReply::Stale => Err(ApiError::internal("key collision; retry")),
     }
 }
 
@@ -291,8 +299,8 @@ async fn stats(ctx: &Ctx, req: &Request) -> HandlerResult {
     Ok(json(200, &report, &[]))
 }
 
-/// An admin endpoint (the router has checked the secret with [`guard`] already).
-pub async fn handle(ctx: &Ctx, mut req: Request, endpoint: Endpoint, id: &str) -> HandlerResult {
+/// An admin endpoint; `_pass` proves that [`guard`] accepted the secret.
+pub async fn handle(ctx: &Ctx, mut req: Request, endpoint: Endpoint, id: &str, _pass: AdminPass) -> HandlerResult {
     match endpoint {
         Endpoint::AdminAddCredits => add_credits(ctx, &body_object(ctx, &mut req).await?).await,
         Endpoint::AdminImportKeys => import_keys(ctx, &body_object(ctx, &mut req).await?).await,

@@ -97,10 +97,14 @@ pub async fn billing_portal(ctx: &Ctx, mut req: Request) -> HandlerResult {
 /// `POST /v1/keys/rotate`: a new key for the same balance and ledger; the old one stops now.
 pub async fn rotate(ctx: &Ctx, req: Request) -> HandlerResult {
     let k = caller(ctx, &req, 0, 0).await?;
+    let current_hash = keys::hash_key(&crate::payer::api_key(ctx, &req, false)?);
     let new_key = format!("{}{}", keys::KEY_PREFIX, random_hex(32)?);
     ctx.keep_secret(&new_key);
-    match ctx.store()?.key_op(&KeyOp::Rotate { key_id: &k.key_id, new_hash: keys::hash_key(&new_key) }, ctx.now_ms()).await? {
+    let op = KeyOp::Rotate { key_id: &k.key_id, new_hash: keys::hash_key(&new_key), current_hash: Some(current_hash) };
+    match ctx.store()?.key_op(&op, ctx.now_ms()).await? {
         KeyOpReply::Ok => Ok(json(200, &json!({ "key_id": k.key_id, "api_key": new_key, "note": "shown only once; the old key stops working now" }), &[])),
+        // Another rotation won while this one was on its way: this caller's key is already dead.
+        KeyOpReply::Stale | KeyOpReply::Revoked => Err(ApiError::unauthorized("this API key was rotated or revoked meanwhile; it cannot rotate again")),
         other => Err(ApiError::internal(format!("rotation failed: {other:?}"))),
     }
 }

@@ -57,6 +57,7 @@ pub fn random_hex(n: usize) -> Result<String, ApiError> {
 impl Ctx {
     pub fn new(env: Env, wait: Context, request_id: String, client_ip: String, redactor: Redactor, now_ms: u64) -> Result<Ctx, ApiError> {
         let settings = settings(&env)?;
+        let client_ip = broker_core::ratelimit::address_bucket(&client_ip);
         Ok(Ctx { env, wait, settings, request_id, now_ms, client_ip, redactor, facts: RefCell::new(Map::new()) })
     }
 
@@ -93,6 +94,7 @@ impl Ctx {
     pub fn now_ms(&self) -> u64 {
         self.now_ms
     }
+    /// The client's address as the per-address limits count it (an IPv6 client by its /64).
     pub fn client_ip(&self) -> &str {
         &self.client_ip
     }

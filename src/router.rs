@@ -9,7 +9,8 @@ use broker_core::chat::Route;
 use broker_core::error::ErrorShape;
 use broker_core::products::images::ImageRoute;
 use broker_core::products::speech::SpeechRoute;
-use broker_core::routes::{self, Endpoint};
+use broker_core::error::ApiError;
+use broker_core::routes::{self, Access, Endpoint};
 use worker::Request;
 
 /// The error shape the clients of a path expect (the official SDKs parse their own).
@@ -18,13 +19,14 @@ pub fn error_shape(path: &str) -> ErrorShape {
 }
 
 pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
-    // The admin secret is checked before the admin route is resolved: a stranger learns
-    // nothing about the admin surface, not even which paths exist.
-    if routes::is_admin_path(path) {
-        admin::guard(ctx, &req).await?;
-    }
     let method = format!("{:?}", req.method()).to_uppercase();
     let resolved = routes::resolve(&method, path)?;
+    // Authorization follows the endpoint the path resolved to, never the path's spelling. The
+    // admin surface is published in the OpenAPI document, so resolving first hides nothing.
+    if resolved.endpoint.access() == Access::Admin {
+        let pass = admin::guard(ctx, &req).await?;
+        return admin::handle(ctx, req, resolved.endpoint, resolved.param("key_id"), pass).await;
+    }
     match resolved.endpoint {
         Endpoint::Health => account::health(ctx).await,
         Endpoint::NativeChat => chat::handle(ctx, req, Route::Native).await,
@@ -54,6 +56,6 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         | Endpoint::AdminKeyLedger
         | Endpoint::AdminGrantCredits
         | Endpoint::AdminRevokeKey
-        | Endpoint::AdminRotateKey => admin::handle(ctx, req, resolved.endpoint, resolved.param("key_id")).await,
+        | Endpoint::AdminRotateKey => Err(ApiError::internal(format!("{:?} reached dispatch without the admin check", resolved.endpoint))),
     }
 }

@@ -1,7 +1,26 @@
 //! Rate-limit state as the admission script reports it, and the headers and errors it becomes.
-//! The windows themselves are sliding logs kept in Redis (`lua/lib_v1.lua`).
+//! The windows themselves are sliding logs kept in Redis (`lua/lib_v2.lua`).
 
 use crate::error::{ApiError, ErrorKind};
+use std::net::{IpAddr, Ipv6Addr};
+
+/// The network a client address is counted as by the per-address limits (unknown keys, admin
+/// lockout): an IPv4 address as it is, an IPv6 address as its /64, since one subscriber is handed a
+/// whole /64 and could otherwise try a fresh address for every guess. Anything unparsable is its
+/// own bucket.
+pub fn address_bucket(ip: &str) -> String {
+    match ip.trim().parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        Err(_) => ip.to_string(),
+    }
+}
 
 /// Rate-limit state to report in headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +66,16 @@ pub fn ip_limited_error(reset_ms: i64) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_ipv4_per_address() {
+        assert_eq!(address_bucket("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(address_bucket("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+        assert_ne!(address_bucket("2001:db8:1:3::1"), address_bucket("2001:db8:1:2::1"));
+        assert_eq!(address_bucket("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_bucket("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_bucket("unknown"), "unknown");
+    }
 
     #[test]
     fn headers_round_the_reset_up_and_never_show_negative_remaining() {

@@ -40,6 +40,34 @@ pub enum Endpoint {
     AdminRotateKey,
 }
 
+/// Who may call an endpoint. Decided by the resolved endpoint, never by how its path is spelled:
+/// the router checks it before dispatch, and an admin handler needs the proof of that check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, the public price list and plans).
+    Public,
+    /// A customer's API key (checked by the handler, which needs the key to find the account).
+    Customer,
+    /// A payment provider, authenticated by its signature.
+    Webhook,
+    /// `X-Admin-Secret`.
+    Admin,
+}
+
+impl Endpoint {
+    pub fn access(self) -> Access {
+        use Endpoint::*;
+        match self {
+            Health | Models | Plans => Access::Public,
+            NativeChat | OpenAiChatCompletions | AnthropicMessages | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
+            | UsageDaily | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
+            StripeWebhook | PaypalWebhook => Access::Webhook,
+            AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
+            | AdminRevokeKey | AdminRotateKey => Access::Admin,
+        }
+    }
+}
+
 /// A row of the table: the method (upper case, as HTTP writes it) and the path template, with
 /// `{name}` segments as in OpenAPI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,18 +128,33 @@ impl Resolved {
     }
 }
 
-/// The path's `{name}` values when it fits the template, `None` otherwise.
-fn fit(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
-    let want: Vec<&'static str> = template.trim_matches('/').split('/').collect();
-    let got: Vec<&str> = path.trim_matches('/').split('/').collect();
+/// The path's segments when it is spelled canonically: it starts with one `/`, has no empty
+/// segment (`//`, a trailing `/`), no `.` or `..` segment and no percent-encoded separator or
+/// backslash. Anything else is a 404 on every route: one path has one spelling, so no check can be
+/// passed by spelling a path differently from the route it reaches.
+fn canonical_segments(path: &str) -> Option<Vec<&str>> {
+    let rest = path.strip_prefix('/')?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let bad = |s: &&str| {
+        let lower = s.to_ascii_lowercase();
+        s.is_empty() || *s == "." || *s == ".." || s.contains('\\') || lower.contains("%2f") || lower.contains("%5c") || lower.contains("%2e")
+    };
+    if segments.iter().any(bad) {
+        return None;
+    }
+    Some(segments)
+}
+
+/// The `{name}` values when the path's segments fit the template exactly, `None` otherwise.
+fn fit(template: &'static str, got: &[&str]) -> Option<Vec<(&'static str, String)>> {
+    let want: Vec<&'static str> = template.trim_start_matches('/').split('/').collect();
     if want.len() != got.len() {
         return None;
     }
     let mut params = Vec::new();
-    for (w, g) in want.iter().zip(&got) {
+    for (w, g) in want.iter().zip(got) {
         match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-            Some(name) if !g.is_empty() => params.push((name, g.to_string())),
-            Some(_) => return None,
+            Some(name) => params.push((name, g.to_string())),
             None if w == g => {}
             None => return None,
         }
@@ -122,9 +165,12 @@ fn fit(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>
 /// The endpoint for `method path`: 404 when no template fits the path, 405 when templates fit
 /// but none with this method.
 pub fn resolve(method: &str, path: &str) -> Result<Resolved, ApiError> {
+    let Some(segments) = canonical_segments(path) else {
+        return Err(ApiError::not_found(format!("no route {path} (paths are matched exactly: no empty, `.` or `..` segments, no encoded separators)")));
+    };
     let mut path_known = false;
     for r in ROUTES {
-        if let Some(params) = fit(r.template, path) {
+        if let Some(params) = fit(r.template, &segments) {
             path_known = true;
             if r.method.eq_ignore_ascii_case(method) {
                 return Ok(Resolved { endpoint: r.endpoint, params });
@@ -136,12 +182,6 @@ pub fn resolve(method: &str, path: &str) -> Result<Resolved, ApiError> {
     } else {
         Err(ApiError::not_found(format!("no route {path}")))
     }
-}
-
-/// Paths whose every request needs the admin secret first, before the route is even resolved
-/// (so the admin surface answers 401 to a stranger, whatever the path).
-pub fn is_admin_path(path: &str) -> bool {
-    path == "/admin" || path.starts_with("/admin/")
 }
 
 /// The error shape the clients of a path expect (the official SDKs parse their own).

@@ -34,7 +34,7 @@ pub static ADMIT: Script = script!("admit_v4");
 pub static SETTLE: Script = script!("settle_v4");
 pub static CREDIT: Script = script!("credit_v4");
 pub static CLAWBACK: Script = script!("clawback_v3");
-pub static KEYS: Script = script!("keys_v2");
+pub static KEYS: Script = script!("keys_v3");
 pub static READ: Script = script!("read_v2");
 pub static RAPID: Script = script!("rapid_v1");
 pub static ALL: [&Script; 7] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID];
@@ -202,6 +202,8 @@ pub enum KeyOpReply {
     Revoked,
     /// `unsubscribe` of a subscription that is not the key's current one: nothing changed.
     OtherSubscription,
+    /// `rotate` by a caller whose key is no longer the current one (another rotation won).
+    Stale,
 }
 
 impl KeyOpReply {
@@ -212,6 +214,7 @@ impl KeyOpReply {
             Some("missing") => Ok(KeyOpReply::Missing),
             Some("revoked") => Ok(KeyOpReply::Revoked),
             Some("other") => Ok(KeyOpReply::OtherSubscription),
+            Some("stale") => Ok(KeyOpReply::Stale),
             _ => Err(bad_reply(KEYS.name, v)),
         }
     }

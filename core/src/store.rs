@@ -139,11 +139,13 @@ impl Read<'_> {
     }
 }
 
-/// `keys_v2`'s operations.
+/// `keys_v3`'s operations.
 #[derive(Debug, Clone)]
 pub enum KeyOp<'a> {
     Create { key_id: &'a str, key_hash: String, name: &'a str, plan: &'a str, initial_mc: i64, fragment: String, keep: u64 },
-    Rotate { key_id: &'a str, new_hash: String },
+    /// A new key hash; with `current_hash`, only if that is still the key's hash (a customer
+    /// rotating the key it called with), `None` for an admin.
+    Rotate { key_id: &'a str, new_hash: String, current_hash: Option<String> },
     Revoke { key_id: &'a str },
     /// The key remembers its subscription (and Stripe customer: `""` keeps it) and moves to its
     /// rate plan (`""` keeps the plan).
@@ -166,7 +168,9 @@ impl KeyOp<'_> {
                 fragment.clone(),
                 keep.to_string(),
             ],
-            KeyOp::Rotate { key_id, new_hash } => vec!["rotate".into(), key_id.to_string(), now_ms.to_string(), new_hash.clone()],
+            KeyOp::Rotate { key_id, new_hash, current_hash } => {
+                vec!["rotate".into(), key_id.to_string(), now_ms.to_string(), new_hash.clone(), current_hash.clone().unwrap_or_default()]
+            }
             KeyOp::Revoke { key_id } => vec!["revoke".into(), key_id.to_string(), now_ms.to_string()],
             KeyOp::Subscribe { key_id, plan, subscription_id, customer } => {
                 vec!["subscribe".into(), key_id.to_string(), now_ms.to_string(), plan.to_string(), subscription_id.to_string(), customer.to_string()]

@@ -472,6 +472,22 @@ fn a_subscription_moves_a_key_between_plans_and_only_its_own_end_returns_it() {
 }
 
 #[test]
+fn a_customer_rotation_needs_the_current_key_so_a_leaked_old_key_loses_the_race() {
+    let r = start();
+    let (id, old_hash) = create_key(&r, 13, 0);
+    let op = |o: KeyOp| block(r.key_op(&o, 1)).unwrap();
+    // The owner rotates first; the leaked old key's rotation, checked against its own hash, fails.
+    let owners = "b".repeat(64);
+    assert_eq!(op(KeyOp::Rotate { key_id: &id, new_hash: owners.clone(), current_hash: Some(old_hash.clone()) }), KeyOpReply::Ok);
+    assert_eq!(op(KeyOp::Rotate { key_id: &id, new_hash: "c".repeat(64), current_hash: Some(old_hash) }), KeyOpReply::Stale);
+    let owner_of = |h: &str| block(r.command(vec![json!("GET"), json!(format!("abk:keyhash:{h}"))])).unwrap();
+    assert_eq!(owner_of(&owners), json!(id), "the owner's new key works");
+    assert_eq!(owner_of(&"c".repeat(64)), Value::Null, "the leaked key got no new key");
+    // An admin rotation needs no current key.
+    assert_eq!(op(KeyOp::Rotate { key_id: &id, new_hash: "d".repeat(64), current_hash: None }), KeyOpReply::Ok);
+}
+
+#[test]
 fn the_rapidapi_channel_limits_by_plan_and_records_cost_without_credits() {
     use broker_core::rapidapi::{RapidAdmission, RapidSettlement};
     let r = start();

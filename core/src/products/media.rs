@@ -130,7 +130,7 @@ pub fn upstream_error(provider: Provider, status: u16, body: &[u8]) -> ApiError 
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let message = provider_message(&v);
     if provider == Provider::Stability && status == 403 && v.get("name").and_then(Value::as_str) == Some("content_moderation") {
-        return ApiError::new(ErrorKind::InvalidRequest, format!("stability refused the prompt: {message}")).with_details(json!({ "provider_status": status }));
+        return ApiError::new(ErrorKind::InvalidRequest, format!("stability refused the prompt: {}", crate::providers::client_reason(&message))).with_details(json!({ "provider_status": status }));
     }
     let normalized = json!({ "error": { "message": message } }).to_string();
     crate::providers::upstream_error(provider, status, normalized.as_bytes())

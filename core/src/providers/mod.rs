@@ -84,9 +84,54 @@ fn reveals_account(message: &str) -> bool {
     ACCOUNT_WORDS.iter().any(|w| m.contains(w))
 }
 
-/// Maps a provider's non-2xx answer to what the customer sees. The provider's own message is
-/// passed on only for request errors that explain the customer's mistake; errors about the
-/// gateway's account, auth and server errors get a generic message.
+/// Prefixes of identifiers of the gateway's own provider accounts (organisations, projects, users,
+/// keys, billing accounts), as OpenAI, Anthropic and Google print them in error messages.
+const ACCOUNT_ID_PREFIXES: &[&str] = &["org-", "org_", "proj_", "proj-", "project-", "projects/", "user-", "user_", "sk-", "sk_", "acct_", "acct-", "key-", "key_", "billingaccounts/", "organizations/"];
+
+/// One word of a provider's message, or `None` when it identifies an account, a person or a
+/// place: identifiers by their prefix, e-mail addresses, URLs (consoles, docs pages naming the
+/// project) and long digit runs (Google project numbers).
+fn public_word(word: &str) -> Option<&str> {
+    let bare = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '-' && c != '_' && c != '/');
+    let lower = bare.to_ascii_lowercase();
+    let digits = bare.chars().filter(char::is_ascii_digit).count();
+    // An identifier has a digit or is long ("user-provided" is a word, "user-4f9a…" is not).
+    let id_after = |p: &&str| lower.strip_prefix(*p).is_some_and(|rest| rest.chars().any(|c| c.is_ascii_digit()) || rest.len() >= 16);
+    let hides = ACCOUNT_ID_PREFIXES.iter().any(id_after)
+        || word.contains('@')
+        || lower.contains("://")
+        || lower.starts_with("www.")
+        || (digits >= 6 && digits * 2 >= bare.len());
+    (!hides).then_some(word)
+}
+
+/// The part of a provider's request-error message that concerns the client's request: its words,
+/// less any account identifier, cut to 300 characters.
+pub fn client_reason(message: &str) -> String {
+    let words: Vec<&str> = message.split_whitespace().map(|w| public_word(w).unwrap_or("[redacted]")).collect();
+    let mut out = words.join(" ");
+    if out.len() > 300 {
+        let cut = (0..=300).rev().find(|i| out.is_char_boundary(*i)).unwrap_or(0);
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// The field a provider names as the cause of a request error: OpenAI's `param`, Gemini's first
+/// field violation.
+fn offending_field(v: &Value) -> Option<String> {
+    let field = v.pointer("/error/param").and_then(Value::as_str).or_else(|| {
+        v.pointer("/error/details")?.as_array()?.iter().find_map(|d| d.pointer("/fieldViolations/0/field").and_then(Value::as_str))
+    })?;
+    let field = client_reason(field);
+    (!field.is_empty() && field.len() <= 100 && !field.contains("[redacted]")).then_some(field)
+}
+
+/// Maps a provider's non-2xx answer to what the customer sees. For request errors that explain
+/// the customer's mistake, the field and the reason are passed on with every account identifier
+/// removed ([`client_reason`]); errors about the gateway's account, auth and server errors get a
+/// generic message (the whole answer is logged for operators).
 pub fn upstream_error(provider: Provider, status: u16, body: &[u8]) -> ApiError {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let message = v.pointer("/error/message").or_else(|| v.pointer("/detail/message")).and_then(Value::as_str).unwrap_or("").to_string();
@@ -94,7 +139,17 @@ pub fn upstream_error(provider: Provider, status: u16, body: &[u8]) -> ApiError 
     let name = provider.as_str();
     match status {
         400 | 404 | 413 | 422 if !key_invalid && !reveals_account(&message) => {
-            ApiError::invalid(format!("{name} rejected the request: {message}")).with_details(serde_json::json!({ "provider_status": status }))
+            let mut details = serde_json::json!({ "provider_status": status });
+            let field = offending_field(&v);
+            if let Some(f) = &field {
+                details["param"] = Value::from(f.as_str());
+            }
+            let reason = client_reason(&message);
+            let text = match field {
+                Some(f) => format!("{name} rejected the request (field `{f}`): {reason}"),
+                None => format!("{name} rejected the request: {reason}"),
+            };
+            ApiError::invalid(text).with_details(details)
         }
         400 | 402 | 403 | 429 if !key_invalid && reveals_account(&message) => ApiError::unavailable(format!("{name} is unavailable to the gateway right now; retry later")).public(),
         429 | 503 | 529 => ApiError::new(ErrorKind::Unavailable, format!("{name} is overloaded or rate limited; retry later")).public(),
@@ -140,6 +195,31 @@ mod tests {
         assert_eq!(e.status(), 502);
         assert_eq!(upstream_error(Provider::Anthropic, 529, b"").status(), 503);
         assert_eq!(upstream_error(Provider::OpenAi, 500, b"oops").status(), 502);
+    }
+
+    #[test]
+    fn request_errors_keep_the_field_and_reason_but_never_account_identifiers() {
+        // Shapes as the providers print them, with identifiers of the gateway's accounts.
+        let e = upstream_error(
+            Provider::OpenAi,
+            404,
+            br#"{"error":{"message":"The model `gpt-9` does not exist or project proj_AbC123xyz in org-Zx81kLmn has no access to it. See https://platform.openai.com/settings/proj_AbC123xyz","type":"invalid_request_error","param":"model","code":"model_not_found"}}"#,
+        );
+        assert_eq!(e.status(), 400);
+        let shown = e.public_message();
+        assert!(shown.contains("field `model`") && shown.contains("does not exist"), "{shown}");
+        for secret in ["proj_AbC123xyz", "org-Zx81kLmn", "platform.openai.com"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        let e = upstream_error(
+            Provider::Google,
+            400,
+            br#"{"error":{"code":400,"message":"Invalid value at 'generation_config.temperature' (project 483920174455, owner ops@broker.example)","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"generation_config.temperature","description":"Invalid value"}]}]}}"#,
+        );
+        let shown = e.public_message();
+        assert!(shown.contains("field `generation_config.temperature`"), "{shown}");
+        assert!(!shown.contains("483920174455") && !shown.contains("ops@broker.example"), "{shown}");
+        assert_eq!(client_reason(&"x".repeat(400)).chars().count(), 301);
     }
 
     #[test]
