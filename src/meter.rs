@@ -25,7 +25,7 @@ use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
 use broker_core::error::{ApiError, ErrorKind};
 use broker_core::keys::hash_key;
-use broker_core::metering::{Admission, Billing, Metered, Retention, Settlement};
+use broker_core::metering::{Admission, Billing, Channel, Metered, Retention, Settlement};
 use broker_core::rapidapi::{self, RapidAdmission, RapidSettlement};
 use crate::payer::Payer;
 use broker_core::money::credits_json;
@@ -342,9 +342,12 @@ impl Call {
                 let why = format!("the request was sent and the provider did not answer within {head_ms} ms");
                 let settlement = billing.charge_hold(&why, now_ms(), retention);
                 let charged = settlement.charge_mc;
-                let e = ApiError::new(ErrorKind::UpstreamTimeout, format!("{why}; charged {} credits, the hold, since the provider may have done the work", broker_core::money::credits_string(charged)))
-                    .public()
-                    .with_details(serde_json::json!({ "credits_charged": credits_json(charged) }));
+                let e = match billing.channel {
+                    Channel::RapidApi => ApiError::new(ErrorKind::UpstreamTimeout, why.clone()).public(),
+                    Channel::Credits => ApiError::new(ErrorKind::UpstreamTimeout, format!("{why}; charged {} credits, the hold, since the provider may have done the work", broker_core::money::credits_string(charged)))
+                        .public()
+                        .with_details(serde_json::json!({ "credits_charged": credits_json(charged) })),
+                };
                 log.line(Level::Warn, "head_timeout", fields! {"head_timeout_ms" => head_ms, "credits_charged" => credits_json(charged)});
                 let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => now_ms() - started, "credits_charged" => credits_json(charged)}));
                 return settle(store, account, settlement, log).await;
@@ -462,10 +465,10 @@ impl Call {
         let mut log = log;
         if let Some(m) = &finish.metered {
             log.fields.extend(metered_facts(&billing, m));
-            if let Some(w) = &m.warning {
-                log.line(Level::Warn, "metering_warning", fields! {"warning" => w.as_str(), "credits_charged" => credits_json(billing.charge(m.cost_pico_usd).charged_mc)});
-            }
             let charge = billing.charge(m.cost_pico_usd);
+            if let Some(w) = &m.warning {
+                log.line(Level::Warn, "metering_warning", fields! {"warning" => w.as_str(), "credits_charged" => credits_json(charge.charged_mc)});
+            }
             if charge.over_hold_mc > 0 {
                 // The hold was not a bound: charged in full, and a pricing bug to fix.
                 log.line(Level::Warn, "hold_exceeded", fields! {"credits_held" => credits_json(billing.hold_mc), "credits_charged" => credits_json(charge.charged_mc), "hold_mc" => billing.hold_mc, "charged_mc" => charge.charged_mc, "over_mc" => charge.over_hold_mc});
