@@ -8,6 +8,8 @@
 -- calls hold those credits or they were spent: the balance may become a debt, which admission
 -- refuses to spend. A refund whose purchase is not known yet is remembered under the pending
 -- key ("<largest cumulative refunded cents>|<paid cents>") and taken when the purchase is credited.
+-- Paid cents 0: the refunded figure is already the credits to take back in all (PayPal, whose
+-- credits are USD_PER_CREDIT's worth of the cents: broker_core::paypal computes it).
 -- Decoded by broker_core::scripts::ClawbackReply::decode.
 --
 -- ARGV: 1 payment marker key, 2 refunded cents so far (at most the paid cents), 3 paid cents,
@@ -22,7 +24,7 @@ local seen_view, delta, target = ARGV[11] or '', ARGV[12] or '0', ARGV[13] or '0
 if redis.call('EXISTS', dedupe) == 1 then return {'duplicate'} end
 local rec = redis.call('GET', marker)
 local bar = rec and string.find(rec, '|', 1, true)
-if not bar or paid <= 0 then
+if not bar then
   local before = redis.call('GET', pending)
   local seen = before and tonumber(string.match(before, '^(%d+)|')) or -1
   if refunded > seen then redis.call('SET', pending, string.format('%d|%d', refunded, paid)) end

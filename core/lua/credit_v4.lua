@@ -5,10 +5,11 @@
 -- to take back a refunded share. Event markers expire after 90 days (Stripe retries for 3);
 -- payment, session and capture markers never do (refunds and disputes come months later).
 -- A refund that arrived before this purchase (recorded by clawback_v3 under the pending key as
--- "<refunded cents>|<paid cents>") is taken back here, at once. Its share is computed in Rust
--- (broker_core::money::refund_share_mc), never here: a call without it (or computed from another
--- pending record) changes nothing and answers {'refund_share', pending record}; the caller
--- (broker_core::store::Store::credit) computes the share and calls again.
+-- "<refunded cents>|<paid cents>"; paid 0: the credits to take back) is taken back here, at once.
+-- Its share is computed in Rust (broker_core::money::refund_share_mc), never here: a call
+-- without it (or computed from another pending record) changes nothing and answers
+-- {'refund_share', pending record}; the caller (broker_core::store::Store::credit) computes the
+-- share and calls again.
 -- Decoded by broker_core::scripts::CreditReply::decode.
 --
 -- ARGV: 1 target ("id:<key id>" or "hash:<sha256 of the key>"), 2 amount, 3 now_ms,

@@ -94,13 +94,24 @@ impl CreditRate {
 
 /// The share of `credited_mc` a refund of `refunded_cents` out of `paid_cents` takes back,
 /// rounded up (a refund never leaves a fraction of a millicredit behind): credited ×
-/// min(refunded, paid) / paid, in integers. Nothing when nothing was paid.
+/// min(refunded, paid) / paid, in integers. Paid 0: `refunded_cents` is already the
+/// millicredits to take back (PayPal's, computed by `paypal`), at most what was credited.
 pub fn refund_share_mc(credited_mc: i64, refunded_cents: u64, paid_cents: u64) -> i64 {
-    if paid_cents == 0 || credited_mc <= 0 {
+    if credited_mc <= 0 {
         return 0;
+    }
+    if paid_cents == 0 {
+        return i64::try_from(refunded_cents).unwrap_or(i64::MAX).min(credited_mc);
     }
     let num = u128::from(credited_mc.unsigned_abs()) * u128::from(refunded_cents.min(paid_cents));
     i64::try_from(num.div_ceil(u128::from(paid_cents))).unwrap_or(i64::MAX)
+}
+
+/// `"20.00"` USD → 2000 cents, exactly (more than two decimals is not an amount).
+pub fn usd_cents(value: &str) -> Option<u64> {
+    let d = Decimal::parse(value).ok()?;
+    let cents = d.num.checked_mul(100)?;
+    (cents % d.den == 0).then(|| u64::try_from(cents / d.den).ok()).flatten()
 }
 
 /// Renders millicredits as a credit number for JSON (`27` → `0.027`).
@@ -214,7 +225,8 @@ mod tests {
         assert_eq!(refund_share_mc(2_000_000, 500, 2000), 500_000, "a quarter of 2,000 credits");
         assert_eq!(refund_share_mc(1000, 1, 3), 334, "1000 / 3 = 333.33… → 334");
         assert_eq!(refund_share_mc(1000, 5000, 2000), 1000, "never more than was credited");
-        assert_eq!(refund_share_mc(1000, 1, 0), 0);
+        assert_eq!(refund_share_mc(1000, 400, 0), 400, "paid 0: the millicredits themselves (PayPal)");
+        assert_eq!(refund_share_mc(1000, 4000, 0), 1000, "never more than was credited");
         // 2^52 mc refunded 2/3: floats lose the last digits (2^52 × 2 overflows 2^53's precision).
         let big = 1_i64 << 52;
         assert_eq!(refund_share_mc(big, 2, 3), 3_002_399_751_580_331, "⌈4,503,599,627,370,496 × 2 / 3⌉");

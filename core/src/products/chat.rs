@@ -138,19 +138,10 @@ impl ChatMeter {
         Metered { cost_pico_usd: cost, units, exact: false, note: Some(format!("{why}: billed the hold's bound (the most the call could cost at list price)")), warning: None }
     }
 
-    /// The price entry of the model that served the call: the requested one, unless the answer
-    /// names another (Gemini's `modelVersion`). A snapshot of the requested model
-    /// (`<requested>-<suffix>`) that the table does not list is priced as the requested one.
-    /// `Err`: a model the table cannot price.
+    /// The price entry of the model that served the call (`pricing::served_model`).
     fn served_entry(&self) -> Result<PricedModel, String> {
-        let requested = self.product.model;
-        let Some(served) = self.served_model.as_deref().filter(|m| *m != requested.name()) else { return Ok(requested) };
         let today = crate::pricing::utc_date(self.product.created.saturating_mul(1000));
-        match crate::pricing::lookup(requested.provider(), served, &today) {
-            Ok(m) => Ok(m),
-            Err(_) if served.strip_prefix(requested.name()).is_some_and(|rest| rest.starts_with('-')) => Ok(requested),
-            Err(_) => Err(served.to_string()),
-        }
+        crate::pricing::served_model(self.product.model, self.served_model.as_deref(), &today)
     }
 
     /// What the call cost as far as the stream told: the reported usage, or (never reported) the
@@ -284,7 +275,9 @@ impl ChatMeter {
 impl Meter for ChatMeter {
     fn stream_head(&self) -> Option<StreamHead> {
         let content_type = if self.product.req.route == Route::AnthropicCompatible { "text/event-stream; charset=utf-8" } else { "text/event-stream" };
-        self.product.req.stream.then(|| StreamHead { content_type: content_type.into(), headers: vec![("cache-control".into(), "no-cache".into())] })
+        let mut headers = vec![("cache-control".to_string(), "no-cache".to_string())];
+        headers.extend(self.product.req.betas.dropped_header());
+        self.product.req.stream.then(|| StreamHead { content_type: content_type.into(), headers })
     }
 
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
@@ -337,7 +330,7 @@ impl Meter for ChatMeter {
         let answer = answer.map(|body| WholeAnswer {
             status: 200,
             content_type: "application/json".into(),
-            headers: self.billing.credit_headers(&tally.charge),
+            headers: self.billing.credit_headers(&tally.charge).into_iter().chain(self.product.req.betas.dropped_header()).collect(),
             body: body.to_string().into_bytes(),
         });
         Finish { tail, answer, metered: Some(metered) }

@@ -26,7 +26,9 @@ impl ChatWire for Anthropic {
         body.insert("stream".into(), json!(true));
         // The standard tier, whose list prices the table holds (`auto` may use Priority Tier).
         body.insert("service_tier".into(), json!("standard_only"));
-        let headers = vec![("x-api-key".into(), ep.api_key.expose().to_string()), ("anthropic-version".into(), API_VERSION.into())];
+        let mut headers = vec![("x-api-key".into(), ep.api_key.expose().to_string()), ("anthropic-version".into(), API_VERSION.into())];
+        // Only the allowlisted betas (`chat::betas`); none on translated routes.
+        headers.extend(req.betas.header());
         UpstreamRequest::json(join(&ep.base_url, "/v1/messages"), headers, &Value::Object(body))
     }
 
