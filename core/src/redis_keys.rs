@@ -27,7 +27,7 @@
 //! | `abk:unmatched_payments` | hash | payments no key could be credited with, for admins |
 //! | `abk:paypal:token` | string | the cached PayPal OAuth token |
 //! | `abk:adminfail:<ip>` | zset | wrong admin secrets from an address |
-//! | `abk:stats:<day>` | hash | the day's calls by `<provider>/<model>:<metric>` (calls, units, cost_micro, charged_mc, corrected_mc), `STATS_KEEP_DAYS` |
+//! | `abk:stats:<day>` | hash | the day's calls by `<provider>/<model>:<metric>` (calls, units, cost_micro, charged_mc, corrected_mc; exceeded, exceeded_hold_mc, exceeded_charged_mc for usages above their hold), `STATS_KEEP_DAYS` |
 //! | `abk:stats:<day>:<key id>` | hash | the same for one key |
 //! | `abk:stats:<day>:payments` | hash | the day's `topup`, `grant`, `adjustment`, `refund` counts and mc |
 

@@ -16,6 +16,8 @@ export const TEST_VARS = {
   TEST_PRICE_DATE: PRICE_DATE,
   RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, free:media=10/3600, pro:media=100/3600, bulk:media=100000/3600, anonymous=5/900",
   UPSTREAM_TIMEOUT_MS: "6000",
+  // Minutes in production for images and music; a stalled head is charged its hold after 6 s here.
+  HEAD_TIMEOUT_CHAT_MS: "6000", HEAD_TIMEOUT_IMAGE_MS: "6000", HEAD_TIMEOUT_SPEECH_MS: "6000", HEAD_TIMEOUT_MUSIC_MS: "6000",
   // The sweeper runs only when a test calls /__scheduled; nothing else is in flight then.
   HOLD_SWEEP_AFTER_SECS: "2",
   // A call whose client left is cut 1.5 s later (20 s in production).

@@ -109,6 +109,9 @@ pub struct ChatMeter {
     /// Provider events recognised so far (0 at the end: the body was not a provider stream).
     valid_events: u64,
     provider_error: Option<String>,
+    /// The service tier and the model the answer says served the call, when it says.
+    served_tier: Option<String>,
+    served_model: Option<String>,
     sink: Sink,
 }
 
@@ -124,7 +127,21 @@ impl ChatMeter {
                 None => Sink::Translated { text: String::new(), calls: ToolCalls::default() },
             }
         };
-        ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, sink }
+        ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, served_tier: None, served_model: None, sink }
+    }
+
+    /// The hold's bound: what a call is billed when its usage cannot be priced.
+    fn hold_bound(&self, why: String) -> Metered {
+        let prompt = self.product.req.prompt_upper_tokens();
+        let cost = self.product.model.bound_pico(prompt, self.max_tokens, None);
+        let units = Units::Tokens(self.usage.unwrap_or(Usage { input: prompt, output: self.max_tokens, ..Usage::default() }));
+        Metered { cost_pico_usd: cost, units, exact: false, note: Some(format!("{why}: billed the hold's bound (the most the call could cost at list price)")), warning: None }
+    }
+
+    /// The price entry of the model that served the call (`pricing::served_model`).
+    fn served_entry(&self) -> Result<PricedModel, String> {
+        let today = crate::pricing::utc_date(self.product.created.saturating_mul(1000));
+        crate::pricing::served_model(self.product.model, self.served_model.as_deref(), &today)
     }
 
     /// What the call cost as far as the stream told: the reported usage, or (never reported) the
@@ -132,7 +149,21 @@ impl ChatMeter {
     fn metered(&self, end: &End) -> Metered {
         let model = &self.product.model;
         if let Some(u) = self.usage.filter(|_| self.final_usage) {
-            return Metered::exact(model.cost_pico(&u), Units::Tokens(u));
+            // Another tier has other prices, which the table does not hold: the hold, and a warning.
+            if let Some(t) = self.served_tier.as_deref().filter(|t| !self.wire.is_standard_tier(t)) {
+                return Metered { warning: Some(format!("served at the `{t}` service tier, which has no list price here")), ..self.hold_bound(format!("the provider served the call at its `{t}` tier, not the standard one"))};
+            }
+            return match self.served_entry() {
+                Ok(served) if served.name() == model.name() => Metered::exact(model.cost_pico(&u), Units::Tokens(u)),
+                Ok(served) => Metered {
+                    note: Some(format!("requested {}, served by {} (the answer's model): billed at {}'s list prices", model.name(), served.name(), served.name())),
+                    ..Metered::exact(served.cost_pico(&u), Units::Tokens(u))
+                },
+                Err(unknown) => Metered {
+                    warning: Some(format!("served by `{unknown}`, which has no list price here")),
+                    ..self.hold_bound(format!("requested {}, served by {unknown}, which the price table does not list", model.name()))
+                },
+            };
         }
         let prompt = self.product.req.prompt_upper_tokens();
         let known = self.usage.filter(|u| u.prompt_total() > 0);
@@ -142,7 +173,7 @@ impl ChatMeter {
             None => Usage { input: prompt, output: self.max_tokens, ..Usage::default() },
         };
         let why = self.provider_error.as_ref().map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
-        Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", self.max_tokens)) }
+        Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", self.max_tokens)), warning: None }
     }
 
     fn tally(&self, metered: &Metered) -> Tally {
@@ -175,6 +206,14 @@ impl ChatMeter {
             None => vec![Decoded::Done],
             Some(v) => self.wire.decode(ev.event.as_deref(), v, &mut self.usage),
         };
+        if let Some(v) = &value {
+            if let Some(t) = self.wire.served_tier(v) {
+                self.served_tier = Some(t);
+            }
+            if let Some(m) = self.wire.served_model(v) {
+                self.served_model = Some(m);
+            }
+        }
         self.valid_events += 1;
         for d in &decoded {
             match d {
@@ -268,7 +307,9 @@ impl Meter for ChatMeter {
         }
         let metered = self.metered(&end);
         let tally = self.tally(&metered);
-        let complete = metered.exact && end == End::Complete && self.provider_error.is_none();
+        // Complete when the provider reported its final usage (even one priced at the bound: an
+        // unlisted tier or model is a whole answer, billed the hold).
+        let complete = self.final_usage && self.usage.is_some() && end == End::Complete && self.provider_error.is_none();
         let answer = match &mut self.sink {
             Sink::Stream(t) => {
                 t.finish(self.finish_reason.as_deref(), tally, complete, &mut tail);
