@@ -13,7 +13,11 @@
 //! `metering`, `product` ← `providers` ← `chat` (and the media products); `scripts` ←
 //! `store`. No module imports one that imports it back.
 
+pub mod accounts;
+pub mod admin;
+pub mod call;
 pub mod chat;
+pub mod checkout;
 pub mod config;
 pub mod cors;
 pub mod disputes;
@@ -24,6 +28,7 @@ pub mod ledger;
 pub mod media_prices;
 pub mod metering;
 pub mod money;
+pub mod payments;
 pub mod paypal;
 pub mod paypal_credits;
 pub mod price_table;

@@ -235,7 +235,7 @@ pub fn ledger_fragment(fields: &[(&str, Value)]) -> String {
 }
 
 /// A key's record and a page of its ledger (raw entries, newest first).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyView {
     pub key_id: String,
     pub status: String,

@@ -11,7 +11,8 @@ use broker_core::money::CreditRate;
 use broker_core::provider::Provider;
 use broker_core::redis_keys as rk;
 use broker_core::scripts::{ClawbackReply, CreditReply, KeyOpReply, ReadReply, Script, SettleReply};
-use broker_core::store::{Clawback, Credit, KeyOp, Read, Reader, Store};
+use broker_core::store::{Clawback, Credit, CreditTarget, KeyOp, Read, Reader, Store};
+use broker_core::redis_keys::StatsScope;
 use broker_core::usage::Usage;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -257,7 +258,7 @@ fn a_charge_outside_the_hold_is_refused_and_changes_nothing() {
 
 fn topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str) -> CreditReply {
     let c = Credit {
-        target: format!("id:{id}"),
+        target: CreditTarget::KeyId(id.to_string()),
         amount_mc: mc,
         now_ms: 5,
         kind: "topup",
@@ -377,7 +378,7 @@ fn the_analytics_agree_with_the_ledger() {
     refund(&r, "pi_s", "evt_rs", 100, 2000);
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
     let upc = broker_core::money::Decimal::parse("0.01").unwrap();
-    let (calls, payments) = block(r.stats_rollups(&days, Some(&id))).unwrap();
+    let (calls, payments) = block(r.stats_rollups(&days, &StatsScope::Key(id.clone()))).unwrap();
     let report = broker_core::stats::report(&days, &calls, &payments, &upc, Some(&id), broker_core::stats::View::Admin);
     let es = entries(&r, &id);
     let charged: i64 = -es.iter().filter(|e| e["type"] == "call" || e["type"] == "correction").map(|e| e["amount"].as_i64().unwrap()).sum::<i64>();
@@ -393,7 +394,7 @@ fn the_analytics_agree_with_the_ledger() {
     assert_eq!(pay["topup"]["mc"], 2_000_000);
     assert_eq!(pay["refund"]["mc"], -100_000);
     // The all-keys rollup counts the same calls.
-    let (all, _) = block(r.stats_rollups(&days, None)).unwrap();
+    let (all, _) = block(r.stats_rollups(&days, &StatsScope::All)).unwrap();
     assert_eq!(broker_core::stats::report(&days, &all, &payments, &upc, None, broker_core::stats::View::Admin)["totals"]["charged_mc"].as_i64().unwrap(), charged);
 }
 
@@ -447,14 +448,14 @@ fn the_rapidapi_channel_limits_by_plan_and_records_cost_without_credits() {
     }
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
     let upc = broker_core::money::Decimal::parse("0.01").unwrap();
-    let totals = |scope: Option<&str>| {
-        let (calls, payments) = block(r.stats_rollups(&days, scope)).unwrap();
-        broker_core::stats::report(&days, &calls, &payments, &upc, scope, broker_core::stats::View::Admin)["totals"].clone()
+    let totals = |scope: StatsScope| {
+        let (calls, payments) = block(r.stats_rollups(&days, &scope)).unwrap();
+        broker_core::stats::report(&days, &calls, &payments, &upc, None, broker_core::stats::View::Admin)["totals"].clone()
     };
-    let u1 = totals(Some("rapidapi:u1"));
+    let u1 = totals(StatsScope::RapidUser("u1".into()));
     assert_eq!((u1["calls"].as_u64(), u1["cost_usd_micro"].as_u64(), u1["charged_mc"].as_i64()), (Some(2), Some(200), Some(0)));
-    assert_eq!(totals(Some("rapidapi-plan:BASIC"))["cost_usd_micro"], 207);
-    assert_eq!(totals(None)["calls"], 3, "the all-callers rollup counts RapidAPI calls too");
+    assert_eq!(totals(StatsScope::RapidPlan("BASIC".into()))["cost_usd_micro"], 207, "150 + 50 + 7");
+    assert_eq!(totals(StatsScope::All)["calls"], 3, "the all-callers rollup counts RapidAPI calls too");
 }
 
 // Payments taken back: PayPal refunds and reversals, Stripe disputes, in any order with their
@@ -513,7 +514,7 @@ fn a_paypal_refund_before_its_capture_is_taken_when_the_capture_is_credited() {
 
 fn stripe_topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str, paid_cents: u64) -> (CreditReply, Vec<(String, DisputeReply)>) {
     let c = Credit {
-        target: format!("id:{id}"),
+        target: CreditTarget::KeyId(id.to_string()),
         amount_mc: mc,
         now_ms: 5,
         kind: "topup",
@@ -554,7 +555,7 @@ fn a_dispute_freezes_the_disputed_credits_until_it_is_won() {
     // The admins' payments report counts them.
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
     let upc = broker_core::money::Decimal::parse("0.01").unwrap();
-    let (calls, payments) = block(r.stats_rollups(&days, None)).unwrap();
+    let (calls, payments) = block(r.stats_rollups(&days, &StatsScope::All)).unwrap();
     let pay = &broker_core::stats::report(&days, &calls, &payments, &upc, None, broker_core::stats::View::Admin)["days"][0]["payments"];
     assert_eq!((pay["dispute"]["mc"].clone(), pay["dispute_won"]["mc"].clone(), pay["topup"]["mc"].clone()), (json!(-2_000_000), json!(2_000_000), json!(2_000_000)));
 }
