@@ -4,14 +4,18 @@
 //! arithmetic, the metering engine's decisions (holds, admission, settlement), each product's
 //! request parsing and meter, provider request/response mapping, the SSE parser and usage
 //! extraction, Stripe and PayPal event handling, API-key hashing, the Redis (Lua) scripts with
-//! their inputs and replies behind a typed store, and the one error type of the request path.
+//! their inputs and replies behind a typed store, every flow a route runs (admin grants and keys,
+//! account reads, checkout, payment webhooks), and the one error type of the request path.
 //!
-//! Leaves out everything that touches the platform: HTTP, `fetch`, timers, the Worker `Env`.
+//! Leaves out everything that touches the platform: HTTP, `fetch`, timers, the Worker `Env`
+//! (what a flow needs of it comes through `call::Call`).
 //! Nothing here depends on `worker`; it compiles and is tested on the host with `cargo test`.
 //!
-//! Imports flow one way: `error`, `money`, `provider`, `usage` ← `price_table`/`pricing`/`media_prices` ←
-//! `metering`, `product` ← `providers` ← `chat` (and the media products); `scripts` ←
-//! `store`. No module imports one that imports it back.
+//! Imports flow one way (`scripts/check-imports.mjs` checks it): the leaves (`error`, `money`,
+//! `provider`, `usage`, `keys`) ← the price tables and `config` ← `metering`, `product`,
+//! `scripts` ← `store` ← the providers and products ← the flows a route runs (`accounts`,
+//! `admin`, `checkout`, `payments`, `disputes`), which nothing else in core imports. Which module
+//! owns which flow: docs/core-rules.md.
 
 pub mod accounts;
 pub mod admin;

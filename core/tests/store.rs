@@ -623,3 +623,98 @@ fn a_dispute_step_on_a_payment_credited_since_it_was_read_is_retried() {
     assert_eq!(dispute(&r, "dp_26", "pi_26", 100, DisputeStep::Freeze), applied(DisputeState::Frozen, &id, -1_000, 0));
     assert_ledger_invariant(&r, &id);
 }
+
+// The scripts' names, and the admin flows of broker_core::admin on the real scripts.
+
+#[test]
+fn each_script_is_known_to_redis_by_the_sha1_the_gateway_sends() {
+    // EVALSHA falls back to EVAL on NOSCRIPT, so a wrong SHA-1 would cost a round trip on every
+    // call without failing one: Redis's own SCRIPT LOAD answer is the figure to agree with.
+    let r = start();
+    for s in broker_core::scripts::ALL {
+        let sha = block(r.command(vec![json!("SCRIPT"), json!("LOAD"), json!(s.source)])).unwrap();
+        assert_eq!(sha, json!(s.sha1()), "{}", s.name);
+    }
+}
+
+/// A request's platform, as plain values: ids count up, secrets and log lines are collected.
+struct TestCall {
+    settings: broker_core::config::Settings,
+    counter: std::cell::Cell<u64>,
+    secrets: RefCell<Vec<String>>,
+}
+
+impl broker_core::call::Call for TestCall {
+    fn now_ms(&self) -> u64 {
+        1_000
+    }
+    fn request_id(&self) -> &str {
+        "req_admin"
+    }
+    fn client_ip(&self) -> &str {
+        "203.0.113.9"
+    }
+    fn settings(&self) -> &broker_core::config::Settings {
+        &self.settings
+    }
+    fn random_hex(&self, n: usize) -> Result<String, ApiError> {
+        self.counter.set(self.counter.get() + 1);
+        Ok(format!("{:0width$x}", self.counter.get(), width = n * 2))
+    }
+    fn keep_secret(&self, value: &str) {
+        self.secrets.borrow_mut().push(value.to_string());
+    }
+    fn log(&self, _msg: &str, _fields: serde_json::Map<String, Value>) {}
+}
+
+fn test_call() -> TestCall {
+    TestCall { settings: broker_core::config::settings_from(&|_| None).unwrap(), counter: Default::default(), secrets: Default::default() }
+}
+
+fn body(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+#[test]
+fn add_credits_by_plaintext_creates_the_key_once_and_an_adjustment_never_creates_one() {
+    use broker_core::admin;
+    let (r, call) = (start(), test_call());
+    let first = block(admin::add_credits(&r, &call, &body(json!({"apiKey": "test-key-123", "credits": 50})))).unwrap();
+    assert_eq!((first["created"].as_bool(), first["credits"].as_i64()), (Some(true), Some(50)));
+    assert!(call.secrets.borrow().contains(&"test-key-123".to_string()), "the plaintext is kept out of the log");
+    let again = block(admin::add_credits(&r, &call, &body(json!({"apiKey": "test-key-123", "credits": 25.5})))).unwrap();
+    assert_eq!((again["key_id"].clone(), again["credits"].as_f64()), (first["key_id"].clone(), Some(75.5)), "50 + 25.5");
+    let e = block(admin::add_credits(&r, &call, &body(json!({"apiKey": "never-seen-key", "credits": -5})))).unwrap_err();
+    assert_eq!(e.status(), 404);
+    assert_eq!(block(admin::add_credits(&r, &call, &body(json!({"apiKey": "short", "credits": 5})))).unwrap_err().status(), 400);
+}
+
+#[test]
+fn the_import_takes_each_original_balance_once() {
+    use broker_core::admin;
+    let (r, call) = (start(), test_call());
+    for (k, v) in [("user:legacy-key-one:credits", "12.5"), ("user:legacy-key-two:credits", "0"), ("user:tiny:credits", "9")] {
+        block(r.command(vec![json!("SET"), json!(k), json!(v)])).unwrap();
+    }
+    let mut imported = Vec::new();
+    let mut skipped = 0;
+    for _ in 0..2 {
+        let mut cursor = json!("0");
+        loop {
+            let page = block(admin::import_keys(&r, &call, &body(json!({"cursor": cursor, "count": 1})))).unwrap();
+            imported.extend(page["imported"].as_array().unwrap().iter().cloned());
+            skipped += page["skipped"].as_array().unwrap().len();
+            if page["next_cursor"].is_null() {
+                break;
+            }
+            cursor = page["next_cursor"].clone();
+        }
+    }
+    assert_eq!(imported.len(), 1, "one positive balance, imported once over two runs: {imported:?}");
+    assert_eq!(imported[0]["credits"], 12.5);
+    assert_eq!(skipped, 5, "per run: the zero balance, the short key; the second run also the imported one");
+    let id = imported[0]["key_id"].as_str().unwrap().to_string();
+    let es = entries(&r, &id);
+    assert_eq!(es.iter().map(|e| e["amount"].as_i64().unwrap()).sum::<i64>(), 12_500, "the ledger holds the import");
+    assert_ledger_invariant(&r, &id);
+}
