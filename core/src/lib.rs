@@ -15,7 +15,7 @@
 //! `provider`, `usage`, `keys`) ← the price tables and `config` ← `metering`, `product`,
 //! `scripts` ← `store` ← the providers and products ← the flows a route runs (`accounts`,
 //! `admin`, `checkout`, `payments`, `disputes`), which nothing else in core imports. Which module
-//! owns which flow: docs/core-rules.md.
+//! owns which flow: docs/architecture.md.
 
 pub mod accounts;
 pub mod admin;
