@@ -20,7 +20,8 @@ pub trait Call {
     /// An info line of this request's log.
     fn log(&self, msg: &str, fields: Map<String, Value>);
 
-    /// `YYYY-MM-DD` (UTC) of [`Call::now_ms`].
+    /// `YYYY-MM-DD` (UTC) of [`Call::now_ms`]: the calendar day (analytics, report ranges; prices
+    /// go by the worker's `price_day`, which a local test stack may pin).
     fn today(&self) -> String {
         crate::pricing::utc_date(self.now_ms())
     }

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod call;
 pub mod chat;
 pub mod checkout;
+pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod disputes;
