@@ -1,5 +1,5 @@
 //! Checked configuration. The worker hands over a lookup of raw `[vars]`/secret strings; this
-//! module turns every setting into a validated value once per request and names the variable
+//! module turns every setting into a validated value once per isolate and names the variable
 //! when one is wrong (a 503 that says what to fix, never a silent default for a bad value).
 //! Secrets are wrapped in [`Secret`], which never prints its value.
 

@@ -12,11 +12,38 @@ use crate::redis_keys as rk;
 use crate::scripts::{self, ClawbackReply, CreditReply, DisputeReply, KeyOpReply, ReadReply, Script, SettleReply, ShareNeeded};
 use serde_json::{json, Value};
 
+/// Whose balance a credit changes: a key by its id, or by the SHA-256 of its plaintext (the
+/// original product named keys by plaintext; only the hash reaches Redis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditTarget {
+    KeyId(String),
+    KeyHash(String),
+}
+
+impl CreditTarget {
+    /// A key id (`key_<16 hex>`), checked before it reaches a Redis key name.
+    pub fn key_id(id: &str) -> Option<CreditTarget> {
+        crate::keys::is_key_id(id).then(|| CreditTarget::KeyId(id.to_string()))
+    }
+
+    /// A plaintext key, by its hash.
+    pub fn plaintext(key: &str) -> CreditTarget {
+        CreditTarget::KeyHash(crate::keys::hash_key(key))
+    }
+
+    /// The scripts' encoding (`id:<key id>` or `hash:<sha256>`), written only here.
+    pub fn arg(&self) -> String {
+        match self {
+            CreditTarget::KeyId(id) => format!("id:{id}"),
+            CreditTarget::KeyHash(h) => format!("hash:{h}"),
+        }
+    }
+}
+
 /// A top-up, grant, adjustment or import: `credit_v4`'s arguments.
 #[derive(Debug, Clone)]
 pub struct Credit {
-    /// `id:<key id>` or `hash:<sha256 of the key>`.
-    pub target: String,
+    pub target: CreditTarget,
     pub amount_mc: i64,
     pub now_ms: u64,
     /// Ledger entry type: `topup`, `grant`, `adjustment` or `import`.
@@ -40,7 +67,7 @@ impl Credit {
         let (payment, early_key) = self.payment.clone().unwrap_or_default();
         let [day, keep, ttl] = self.retention.argv(self.now_ms);
         let (seen, share) = early.map_or((String::new(), 0), |(p, s)| (p.to_string(), s));
-        let mut v = vec![self.target.clone(), self.amount_mc.to_string(), self.now_ms.to_string(), self.kind.to_string(), self.fragment.clone(), keep, payment, early_key, day, ttl, seen, share.to_string()];
+        let mut v = vec![self.target.arg(), self.amount_mc.to_string(), self.now_ms.to_string(), self.kind.to_string(), self.fragment.clone(), keep, payment, early_key, day, ttl, seen, share.to_string()];
         v.extend(self.dedupe.iter().cloned());
         v
     }
@@ -187,9 +214,9 @@ pub struct Read<'a> {
 impl Read<'_> {
     pub fn argv(&self) -> Vec<String> {
         match &self.who {
-            Reader::Admin { key_id } => vec![format!("id:{key_id}"), self.offset.to_string(), self.count.to_string()],
+            Reader::Admin { key_id } => vec![CreditTarget::KeyId(key_id.to_string()).arg(), self.offset.to_string(), self.count.to_string()],
             Reader::Customer { key_hash, client_ip, anonymous, now_ms, request_id } => vec![
-                format!("hash:{key_hash}"),
+                CreditTarget::KeyHash(key_hash.clone()).arg(),
                 self.offset.to_string(),
                 self.count.to_string(),
                 client_ip.to_string(),
@@ -241,6 +268,21 @@ impl KeyOp<'_> {
             KeyOp::Unsubscribe { key_id, plan, subscription_id } => vec!["unsubscribe".into(), key_id.to_string(), now_ms.to_string(), plan.to_string(), subscription_id.to_string()],
         }
     }
+}
+
+/// A page of [`Store::legacy_balances`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyPage {
+    pub next_cursor: Option<String>,
+    pub balances: Vec<LegacyBalance>,
+}
+
+/// One balance of the original product: the plaintext key its name carries, and its stored value
+/// (`None`: gone meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyBalance {
+    pub key: String,
+    pub value: Option<String>,
 }
 
 /// The product's operations on Redis. Implementors provide the transport; the operations are
@@ -405,13 +447,24 @@ pub trait Store {
         self.command(vec![json!("ZREM"), json!(rk::admin_failures(ip)), json!(request_id)]).await.map(|_| ())
     }
 
-    /// Each day's call rollup (all keys, or one key) and payments rollup, in one round trip.
-    async fn stats_rollups(&self, days: &[String], key_id: Option<&str>) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
-        let mut cmds: Vec<Vec<Value>> = days.iter().map(|d| vec![json!("HGETALL"), json!(rk::stats_calls(d, key_id))]).collect();
+    /// Each day's call rollup (of `scope`) and payments rollup, in one round trip.
+    async fn stats_rollups(&self, days: &[String], scope: &rk::StatsScope) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
+        let mut cmds: Vec<Vec<Value>> = days.iter().map(|d| vec![json!("HGETALL"), json!(rk::stats_calls(d, scope))]).collect();
         cmds.extend(days.iter().map(|d| vec![json!("HGETALL"), json!(rk::stats_payments(d))]));
         let mut replies = self.pipeline(cmds).await?;
         let payments = replies.split_off(days.len().min(replies.len()));
         Ok((replies, payments))
+    }
+
+    /// A page of the original product's balances (`user:<key>:credits`): Redis's next `SCAN`
+    /// cursor (`None`: done) and each key named on the page with its stored value.
+    async fn legacy_balances(&self, cursor: &str, count: u64) -> Result<LegacyPage, ApiError> {
+        let page = self.command(vec![json!("SCAN"), json!(cursor), json!("MATCH"), json!(rk::LEGACY_PATTERN), json!("COUNT"), json!(count)]).await?;
+        let next = page.get(0).and_then(Value::as_str).unwrap_or("0");
+        let names: Vec<&str> = page.get(1).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let values = if names.is_empty() { Vec::new() } else { self.pipeline(names.iter().map(|n| vec![json!("GET"), json!(n)]).collect()).await? };
+        let balances = names.iter().zip(values.iter().map(Some).chain(std::iter::repeat(None))).map(|(n, v)| LegacyBalance { key: rk::legacy_key(n).to_string(), value: v.and_then(Value::as_str).map(str::to_string) }).collect();
+        Ok(LegacyPage { next_cursor: (next != "0").then(|| next.to_string()), balances })
     }
 
     async fn cached_paypal_token(&self) -> Result<Option<String>, ApiError> {
