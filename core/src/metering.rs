@@ -46,11 +46,11 @@ pub struct HoldPlan {
 }
 
 /// Admission picks the largest output unit count of the ladder ([`HoldPlan::ladder`]), up to
-/// `max_units`, that the balance covers at `per_unit_nano_mc` each (millionths of a
+/// `max_units`, that the balance covers at `per_unit_micro_mc` each (millionths of a
 /// millicredit, the total rounded up), and refuses below `min_units`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlexibleOutput {
-    pub per_unit_nano_mc: i64,
+    pub per_unit_micro_mc: i64,
     pub max_units: u64,
     pub min_units: u64,
 }
@@ -63,8 +63,8 @@ const LADDER_STEP_DIVISOR: u64 = 8;
 impl FlexibleOutput {
     /// Millicredits for `units` output units, rounded up once.
     pub fn output_mc(&self, units: u64) -> i64 {
-        let nano = u128::from(units) * u128::try_from(self.per_unit_nano_mc.max(1)).unwrap_or(1);
-        i64::try_from(nano.div_ceil(1_000_000)).unwrap_or(i64::MAX)
+        let micro = u128::from(units) * u128::try_from(self.per_unit_micro_mc.max(1)).unwrap_or(1);
+        i64::try_from(micro.div_ceil(1_000_000)).unwrap_or(i64::MAX)
     }
 
     /// The output caps admission may grant, largest first: `max_units`, then each about 1/8
@@ -558,13 +558,13 @@ mod tests {
     fn admission_arguments_have_one_order() {
         let limits = RateLimits::parse("pro:ai=100/3600, pro:image=5/60, anonymous=5/900").unwrap();
         let meta = CallMeta { provider: Provider::OpenAi, model: "gpt-4o-mini".into(), product: "chat" };
-        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_nano_mc: 108, max_units: 16384, min_units: 1 }) };
+        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_micro_mc: 108, max_units: 16384, min_units: 1 }) };
         let a = Admission { key_hash: "h".into(), now_ms: 7, request_id: "req_9", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: flexible, units: 0, meta: &meta };
         let argv = a.argv();
         assert_eq!(argv.len(), 11);
         assert_eq!(argv[10], "openai/gpt-4o-mini");
         assert_eq!(argv[7], "pro:100:3600000", "only the route class's limits");
-        // 16384 × 108 = 1,769,472 nano-mc → 2 mc; 14336 × 108 = 1,548,288 → 2; 1 × 108 → 1.
+        // 16384 × 108 = 1,769,472 micro-mc → 2 mc; 14336 × 108 = 1,548,288 → 2; 1 × 108 → 1.
         assert!(argv[8].starts_with("32:16384,32:14336,"), "{}", argv[8]);
         assert!(argv[8].ends_with(",31:1"), "{}", argv[8]);
         let (fixed, units) = HoldPlan::fixed(0, 2);
@@ -578,8 +578,8 @@ mod tests {
     #[test]
     fn a_flexible_ladder_steps_down_by_an_eighth_at_most_to_the_minimum() {
         // claude-sonnet-4-6 output: $15/M = 15,000,000 pico per token → × 1.8 / 0.01 / 1e9 =
-        // 2.7 mc a token = 2,700,000 nano-mc.
-        let f = FlexibleOutput { per_unit_nano_mc: 2_700_000, max_units: 64_000, min_units: 1025 };
+        // 2.7 mc a token = 2,700,000 micro-mc.
+        let f = FlexibleOutput { per_unit_micro_mc: 2_700_000, max_units: 64_000, min_units: 1025 };
         let plan = HoldPlan { fixed_mc: 500, flexible: Some(f) };
         let ladder = plan.ladder(64_000);
         assert_eq!(ladder[0], (500 + 172_800, 64_000), "64,000 × 2.7 mc");
@@ -591,7 +591,7 @@ mod tests {
         }
         assert!(ladder.len() < 40, "{} rungs", ladder.len());
         assert_eq!(plan.worst_case_mc(64_000), 173_300);
-        let big = FlexibleOutput { per_unit_nano_mc: 108, max_units: 128_000, min_units: 1 };
+        let big = FlexibleOutput { per_unit_micro_mc: 108, max_units: 128_000, min_units: 1 };
         assert!(HoldPlan { fixed_mc: 1, flexible: Some(big) }.ladder(0).len() < 130);
     }
 

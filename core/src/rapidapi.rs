@@ -136,7 +136,7 @@ mod tests {
     fn a_rapidapi_call_holds_nothing_and_may_use_the_whole_output_cap() {
         use crate::metering::FlexibleOutput;
         let rate = RateState { limit: 10, remaining: 9, reset_ms: 1 };
-        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_nano_mc: 108, max_units: 16384, min_units: 1 }) };
+        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_micro_mc: 108, max_units: 16384, min_units: 1 }) };
         let a = admitted(rate, "u1", "free", "ai", flexible, 0);
         assert_eq!((a.hold_mc, a.granted_units, a.key_id.as_str()), (0, 16384, "rapidapi:u1"));
         assert_eq!(admitted(rate, "u1", "free", "ai", HoldPlan::fixed(5, 200).0, 200).granted_units, 200);

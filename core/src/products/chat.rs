@@ -65,7 +65,7 @@ impl Product for ChatProduct {
             Some(m) => HoldPlan::fixed(rate.millicredits_for_pico_usd(self.model.bound_pico(prompt, m, None)), m),
             None => {
                 let flexible = FlexibleOutput {
-                    per_unit_nano_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000),
+                    per_unit_micro_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000),
                     max_units: self.model.max_output(),
                     // A thinking budget must fit below the output cap admission picks.
                     min_units: self.req.min_output_tokens(),

@@ -265,7 +265,7 @@ impl Product for GeminiProduct {
         match self.req.max_output_tokens {
             Some(m) => HoldPlan::fixed(rate.millicredits_for_pico_usd(self.model.bound_pico(prompt, m, None)), m),
             None => {
-                let flexible = FlexibleOutput { per_unit_nano_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000), max_units: self.model.max_output(), min_units: 1 };
+                let flexible = FlexibleOutput { per_unit_micro_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000), max_units: self.model.max_output(), min_units: 1 };
                 (HoldPlan { fixed_mc: rate.millicredits_for_pico_usd(self.model.input_bound_pico(prompt)).max(1), flexible: Some(flexible) }, self.model.max_output())
             }
         }
