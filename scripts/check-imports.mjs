@@ -94,6 +94,8 @@ function paths(code, self) {
     const tail = m[3] ?? "";
     const names = tail.startsWith("{") ? tail.slice(1, -1).split(",").map((s) => s.trim().split("::")[0]).filter((s) => /^[a-z_]/.test(s)) : [tail];
     for (const n of names) found.push([...base, ...prefix, n].filter(Boolean).join("::"));
+    // `crate::a::{Type, …}` imports `a` itself, whatever the group names.
+    if (tail.startsWith("{")) found.push([...base, ...prefix].filter(Boolean).join("::"));
   }
   return found;
 }

@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes)] // a test file: failing loudly is the point
 
-use broker_core::config::{RateLimit, RateLimits};
+use broker_core::ratelimit::{RateLimit, RateLimits};
 use broker_core::error::{ApiError, ErrorKind};
-use broker_core::metering::{Admission, Admitted, Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Retention, Settlement, Units};
+use broker_core::metering::{Admission, Admitted, Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Settlement, Units};
+use broker_core::scripts::Retention;
 use broker_core::money::CreditRate;
 use broker_core::provider::Provider;
 use broker_core::redis_keys as rk;
@@ -500,7 +501,7 @@ fn the_rapidapi_channel_limits_by_plan_and_records_cost_without_credits() {
     assert!(admit("u2", "r4", "free").is_ok(), "each RapidAPI user has a window of their own");
     assert_eq!(admit("u1", "r5", "gold").unwrap_err().status(), 403);
     for (user, cost) in [("u1", 150), ("u1", 50), ("u2", 7)] {
-        let s = RapidSettlement { user, plan: "BASIC", now_ms: 1000, label: "openai/gpt-4o-mini", units: 12, cost_usd_micro: cost, retention: RETAIN };
+        let s = RapidSettlement { user: user.into(), plan: "BASIC".into(), now_ms: 1000, label: "openai/gpt-4o-mini".into(), units: 12, cost_usd_micro: cost, retention: RETAIN };
         block(r.rapid_settle(&s)).unwrap();
     }
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();

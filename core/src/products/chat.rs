@@ -5,8 +5,9 @@
 use super::chat_render::{self as render, ChatOutput, ToolCallOut};
 use crate::chat::{ChatRequest, Route};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
-use crate::metering::{Billing, CallMeta, Channel, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
+use crate::metering::{CallMeta, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
+use crate::payer::Bill;
 use crate::pricing::PricedModel;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::providers::decoded::{Decoded, ToolCalls};
@@ -83,7 +84,7 @@ impl Product for ChatProduct {
         providers::upstream_error(self.req.provider, status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, granted_units: u64) -> Box<dyn Meter> {
         Box::new(ChatMeter::new(*self, billing, granted_units))
     }
 }
@@ -99,7 +100,7 @@ enum Sink {
 
 pub struct ChatMeter {
     product: ChatProduct,
-    billing: Billing,
+    billing: Bill,
     max_tokens: u64,
     wire: &'static dyn ChatWire,
     parser: SseParser,
@@ -116,7 +117,7 @@ pub struct ChatMeter {
 }
 
 impl ChatMeter {
-    pub fn new(product: ChatProduct, billing: Billing, max_tokens: u64) -> ChatMeter {
+    pub fn new(product: ChatProduct, billing: Bill, max_tokens: u64) -> ChatMeter {
         let req = &product.req;
         let wire = wire(req.provider);
         let sink = if req.stream {
@@ -265,7 +266,8 @@ impl ChatMeter {
                 None => "the provider's answer broke off".to_string(),
             }),
         };
-        if self.billing.channel == Channel::RapidApi {
+        if self.billing.credits().is_none() {
+            // RapidAPI bills its own user: no credit figures.
             return ApiError::new(kind, what).public();
         }
         ApiError::new(kind, format!("{what}; {billed}")).public().with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }))

@@ -2,7 +2,8 @@
 //! the `x_broker` object in the providers' own formats, plain fields in the gateway's own.
 
 use crate::chat::{ChatRequest, Route};
-use crate::metering::{Billing, Charge};
+use crate::metering::Charge;
+use crate::payer::Bill;
 use crate::providers::stream::openai_usage_json;
 use crate::usage::Usage;
 use serde_json::{json, Value};
@@ -26,7 +27,7 @@ pub struct ChatOutput {
 }
 
 /// A provider's own whole answer (passthrough routes), with the `x_broker` object added.
-pub fn with_broker(mut body: Value, billing: &Billing, charge: &Charge) -> Value {
+pub fn with_broker(mut body: Value, billing: &Bill, charge: &Charge) -> Value {
     if let Some(o) = body.as_object_mut() {
         o.insert("x_broker".into(), billing.broker_json(charge));
     }
@@ -35,7 +36,7 @@ pub fn with_broker(mut body: Value, billing: &Billing, charge: &Charge) -> Value
 
 /// A translated whole answer: OpenAI's shape on `/v1/chat/completions`, the gateway's own on
 /// `/v1/chat`.
-pub fn translated(req: &ChatRequest, out: &ChatOutput, billing: &Billing, charge: &Charge, created: u64) -> Value {
+pub fn translated(req: &ChatRequest, out: &ChatOutput, billing: &Bill, charge: &Charge, created: u64) -> Value {
     match req.route {
         Route::Native => {
             let mut v = json!({

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Secret;
-use crate::metering::Admitted;
+use crate::metering::{Admitted, Billing};
 use crate::ratelimit::RateState;
 
 const OPENAI_SSE: &[u8] = include_bytes!("../../../fixtures/openai/chat-completion.stream.sse");
@@ -27,7 +27,7 @@ fn meter(route: Route, body: &str) -> (ChatMeter, Billing) {
     let hold = plan.worst_case_mc(units);
     let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
     let billing = Billing::new("req_t", rate, &admitted);
-    (ChatMeter::new(product, billing.clone(), granted), billing)
+    (ChatMeter::new(product, billing.clone().into(), granted), billing)
 }
 
 fn run(m: &mut ChatMeter, bytes: &[u8], step: usize, end: End) -> (String, Finish) {

@@ -21,8 +21,9 @@
 use crate::chat::image_tokens::{image_tokens, MediaResolution};
 use crate::chat::images::{self, MAX_IMAGES};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
-use crate::metering::{Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
+use crate::metering::{CallMeta, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
+use crate::payer::Bill;
 use crate::pricing::PricedModel;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::provider::Provider;
@@ -285,7 +286,7 @@ impl Product for GeminiProduct {
         crate::providers::upstream_error(Provider::Google, status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, granted_units: u64) -> Box<dyn Meter> {
         Box::new(GeminiMeter {
             product: *self,
             billing,
@@ -338,7 +339,7 @@ impl Assembled {
 
 pub struct GeminiMeter {
     product: GeminiProduct,
-    billing: Billing,
+    billing: Bill,
     max_tokens: u64,
     parser: SseParser,
     usage: Option<Usage>,
