@@ -10,7 +10,7 @@
 //! Nothing here depends on `worker`; it compiles and is tested on the host with `cargo test`.
 //!
 //! Imports flow one way: `error`, `money`, `provider`, `usage` ← `price_table`/`pricing`/`media_prices` ←
-//! `metering`, `product` ← `providers` ← `chat` (and the media products); `scripts` ←
+//! `metering`, `product` ← `providers` ← `chat` ← `responses` (and the media products); `scripts` ←
 //! `store`. No module imports one that imports it back.
 
 pub mod chat;
@@ -33,6 +33,7 @@ pub mod rapidapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod redis_keys;
+pub mod responses;
 pub mod scripts;
 pub mod sse;
 pub mod stats;

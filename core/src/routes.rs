@@ -12,6 +12,7 @@ pub enum Endpoint {
     Health,
     NativeChat,
     OpenAiChatCompletions,
+    OpenAiResponses,
     AnthropicMessages,
     OpenAiImages,
     NativeImage,
@@ -59,7 +60,7 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             Health | Models | Plans => Access::Public,
-            NativeChat | OpenAiChatCompletions | AnthropicMessages | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
+            NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
             | UsageDaily | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
             StripeWebhook | PaypalWebhook => Access::Webhook,
             AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
@@ -86,6 +87,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/health", Endpoint::Health),
     route("POST", "/v1/chat", Endpoint::NativeChat),
     route("POST", "/v1/chat/completions", Endpoint::OpenAiChatCompletions),
+    route("POST", "/v1/responses", Endpoint::OpenAiResponses),
     route("POST", "/v1/messages", Endpoint::AnthropicMessages),
     route("POST", "/v1/images/generations", Endpoint::OpenAiImages),
     route("POST", "/v1/image", Endpoint::NativeImage),
@@ -187,7 +189,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Resolved, ApiError> {
 /// The error shape the clients of a path expect (the official SDKs parse their own).
 pub fn error_shape(path: &str) -> ErrorShape {
     match path {
-        "/v1/chat/completions" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" => ErrorShape::OpenAi,
+        "/v1/chat/completions" | "/v1/responses" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" => ErrorShape::OpenAi,
         "/v1/messages" => ErrorShape::Anthropic,
         _ => ErrorShape::Native,
     }

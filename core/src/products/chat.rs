@@ -127,22 +127,8 @@ impl ChatMeter {
         ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, sink }
     }
 
-    /// What the call cost as far as the stream told: the reported usage, or (never reported) the
-    /// upper bound: the prompt's reported input, or its bound, plus every output token allowed.
     fn metered(&self, end: &End) -> Metered {
-        let model = &self.product.model;
-        if let Some(u) = self.usage.filter(|_| self.final_usage) {
-            return Metered::exact(model.cost_pico(&u), Units::Tokens(u));
-        }
-        let prompt = self.product.req.prompt_upper_tokens();
-        let known = self.usage.filter(|u| u.prompt_total() > 0);
-        let cost = model.bound_pico(prompt, self.max_tokens, known.as_ref());
-        let bound = match known {
-            Some(u) => Usage { output: self.max_tokens.max(u.output), ..u },
-            None => Usage { input: prompt, output: self.max_tokens, ..Usage::default() },
-        };
-        let why = self.provider_error.as_ref().map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
-        Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", self.max_tokens)) }
+        token_metered(&self.product.model, self.product.req.prompt_upper_tokens(), self.max_tokens, self.usage, self.final_usage, self.provider_error.as_deref(), end)
     }
 
     fn tally(&self, metered: &Metered) -> Tally {
@@ -216,21 +202,6 @@ impl ChatMeter {
         }
     }
 
-    /// The error a whole answer gets when the provider's stream did not complete.
-    fn incomplete_error(&self, end: &End, charge: &Charge) -> ApiError {
-        let billed = format!("billed {} credits, the most this call could cost, since the provider reported no usage", credits_string(charge.charged_mc));
-        let (kind, what) = match end {
-            End::IdleTimeout => (ErrorKind::UpstreamTimeout, "the provider stalled and the call was cut".to_string()),
-            _ => (ErrorKind::UpstreamError, match &self.provider_error {
-                Some(e) => format!("the provider failed mid-answer ({e})"),
-                None => "the provider's answer broke off".to_string(),
-            }),
-        };
-        if self.billing.channel == Channel::RapidApi {
-            return ApiError::new(kind, what).public();
-        }
-        ApiError::new(kind, format!("{what}; {billed}")).public().with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }))
-    }
 }
 
 impl Meter for ChatMeter {
@@ -270,12 +241,12 @@ impl Meter for ChatMeter {
         let answer = match &mut self.sink {
             Sink::Stream(t) => {
                 t.finish(self.finish_reason.as_deref(), tally, complete, &mut tail);
-                Err(self.incomplete_error(&end, &tally.charge))
+                Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge))
             }
-            _ if !complete => Err(self.incomplete_error(&end, &tally.charge)),
+            _ if !complete => Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge)),
             Sink::Assembled(a) => match a.body() {
                 Some(body) => Ok(render::with_broker(body, &self.billing, &tally.charge)),
-                None => Err(self.incomplete_error(&end, &tally.charge)),
+                None => Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge)),
             },
             Sink::Translated { text, calls } => {
                 let finish_reason = self.finish_reason.as_deref().map(|r| calls.finish_reason(r));
@@ -292,6 +263,39 @@ impl Meter for ChatMeter {
         });
         Finish { tail, answer, metered: Some(metered) }
     }
+}
+
+/// What a token-metered call (chat, Responses) cost as far as its stream told: the reported
+/// usage, or (never reported) the upper bound: the prompt's reported input, or its bound, plus
+/// every output token allowed.
+pub fn token_metered(model: &PricedModel, prompt_upper: u64, max_tokens: u64, usage: Option<Usage>, final_usage: bool, provider_error: Option<&str>, end: &End) -> Metered {
+    if let Some(u) = usage.filter(|_| final_usage) {
+        return Metered::exact(model.cost_pico(&u), Units::Tokens(u));
+    }
+    let known = usage.filter(|u| u.prompt_total() > 0);
+    let cost = model.bound_pico(prompt_upper, max_tokens, known.as_ref());
+    let bound = match known {
+        Some(u) => Usage { output: max_tokens.max(u.output), ..u },
+        None => Usage { input: prompt_upper, output: max_tokens, ..Usage::default() },
+    };
+    let why = provider_error.map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
+    Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({max_tokens} output tokens allowed)")) }
+}
+
+/// The error a whole answer gets when the provider's stream did not complete.
+pub fn incomplete_error(billing: &Billing, end: &End, provider_error: Option<&str>, charge: &Charge) -> ApiError {
+    let billed = format!("billed {} credits, the most this call could cost, since the provider reported no usage", credits_string(charge.charged_mc));
+    let (kind, what) = match end {
+        End::IdleTimeout => (ErrorKind::UpstreamTimeout, "the provider stalled and the call was cut".to_string()),
+        _ => (ErrorKind::UpstreamError, match provider_error {
+            Some(e) => format!("the provider failed mid-answer ({e})"),
+            None => "the provider's answer broke off".to_string(),
+        }),
+    };
+    if billing.channel == Channel::RapidApi {
+        return ApiError::new(kind, what).public();
+    }
+    ApiError::new(kind, format!("{what}; {billed}")).public().with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod gemini;
 mod http;
 mod openai;
 mod openai_images;
+mod openai_responses;
 mod openai_speech;
 mod paypal;
 mod request_log;
@@ -80,6 +81,7 @@ fn route(state: &State, req: &Request) -> Response {
     let provider = provider_of(&req.path);
     state.record(provider, req);
     match provider {
+        "openai" if req.path == "/openai/v1/responses" => openai_responses::handle(state, req),
         "openai" => openai::handle(state, req),
         "openai-images" => openai_images::handle(state, req),
         "openai-speech" => openai_speech::handle(state, req),
