@@ -1,1 +1,121 @@
+//! Parsing the Responses request: what is forwarded, translated, dropped and refused.
+
 use super::*;
+use crate::chat::messages::{Part, Role};
+use crate::chat::options::{Effort, ResponseFormat, ToolChoice};
+
+fn parse_json(v: Value) -> Result<ResponsesRequest, ApiError> {
+    parse(v.to_string().as_bytes())
+}
+
+const FIXTURE: &str = include_str!("../../../fixtures/openai/responses.request.json");
+
+#[test]
+fn what_codex_sends_is_accepted_and_forwarded_to_openai_without_storing() {
+    let r = parse(FIXTURE.as_bytes()).unwrap();
+    assert_eq!((r.provider(), r.chat.model.as_str(), r.stream()), (Provider::OpenAi, "gpt-5.6-luna", true));
+    let body = r.openai_body(4096);
+    assert_eq!((body["store"].clone(), body["stream"].clone(), body["max_output_tokens"].clone()), (json!(false), json!(true), json!(4096)));
+    assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+    assert_eq!(body["prompt_cache_key"], "0199e1a2-7c4d-7b1e-9f3a-5d6c7b8a9e0f");
+    assert_eq!(body["input"].as_array().unwrap().len(), 5, "items go to OpenAI as they came");
+    // An absent `store` is sent as false too (OpenAI's default would store).
+    let r = parse_json(json!({"model": "gpt-5.6-luna", "input": "hi"})).unwrap();
+    assert_eq!(r.openai_body(16)["store"], false);
+}
+
+#[test]
+fn a_tool_loop_is_translated_into_chat_turns() {
+    let mut v: Value = serde_json::from_str(FIXTURE).unwrap();
+    v["model"] = json!("anthropic/claude-haiku-4-5");
+    let r = parse_json(v).unwrap();
+    assert_eq!(r.chat.system.as_deref(), Some("You are a coding agent running in a terminal.\n\n<permissions instructions>sandbox: read-only</permissions instructions>"));
+    let m = &r.chat.messages;
+    assert_eq!(m.iter().map(|x| x.role).collect::<Vec<_>>(), [Role::User, Role::Assistant, Role::User], "the reasoning item is dropped");
+    let Part::ToolCall(call) = &m[1].parts[0] else { panic!("{:?}", m[1]) };
+    assert_eq!((call.id.as_str(), call.name.as_str(), call.arguments.clone()), ("call_Kp3x9QmZ2vLw8RtY7nHc4JdB", "get_weather", json!({"city": "Paris"})));
+    let Part::ToolResult(res) = &m[2].parts[0] else { panic!() };
+    assert_eq!((res.name.as_str(), res.text()), ("get_weather", "18C, light rain".to_string()));
+    let a = &r.chat.agent;
+    assert_eq!(a.tools[0].name, "get_weather");
+    assert_eq!((a.tool_choice.clone(), a.parallel_tool_calls), (Some(ToolChoice::Auto), Some(false)));
+    assert_eq!(a.effort, None, "thinking stays off for Claude (its signed thinking cannot come back in these items)");
+    let g = parse_json(json!({"model": "google/gemini-3.8-flash", "input": "hi", "reasoning": {"effort": "low"},
+        "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": true}}, "tool_choice": {"type": "function", "name": "f"},
+        "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]}))
+    .unwrap();
+    assert_eq!(g.chat.agent.effort, Some(Effort::Low));
+    assert_eq!(g.chat.agent.response_format, Some(ResponseFormat::JsonSchema { name: "w".into(), schema: json!({"type": "object"}) }));
+    assert_eq!(g.chat.agent.tool_choice, Some(ToolChoice::Named("f".into())));
+}
+
+#[test]
+fn the_agents_sdk_replays_output_items_as_input() {
+    let r = parse_json(json!({"model": "google/gemini-3.8-flash", "input": [
+        {"role": "user", "content": "weather?"},
+        {"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "call_a", "name": "get_weather", "arguments": "{\"city\":\"Rome\"}"},
+        {"type": "function_call_output", "call_id": "call_a", "output": [{"type": "input_text", "text": "21C"}]},
+        {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "21C in Rome.", "annotations": [], "logprobs": []}]},
+        {"role": "user", "content": [{"type": "input_text", "text": "thanks"}, {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "low"}]},
+    ]}))
+    .unwrap();
+    assert_eq!(r.chat.messages.len(), 5);
+    assert_eq!(r.chat.messages[3].text(), "21C in Rome.");
+    assert!(matches!(r.chat.messages[4].parts[1], Part::Image(_)));
+}
+
+#[test]
+fn state_priced_tools_and_unknown_fields_are_400s_naming_them() {
+    for (extra, needle) in [
+        (json!({"store": true}), "`store: true` is not supported"),
+        (json!({"previous_response_id": "resp_1"}), "`previous_response_id` is not supported"),
+        (json!({"conversation": "conv_1"}), "`conversation` is not supported"),
+        (json!({"background": true}), "`background` is not supported"),
+        (json!({"prompt": {"id": "pmpt_1"}}), "`prompt` is not supported"),
+        (json!({"tools": [{"type": "web_search"}]}), "`web_search` is not supported"),
+        (json!({"tools": [{"type": "file_search", "vector_store_ids": ["vs"]}]}), "`file_search`"),
+        (json!({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}), "`code_interpreter`"),
+        (json!({"tools": [{"type": "computer_use_preview"}]}), "`computer_use_preview`"),
+        (json!({"tools": [{"type": "image_generation"}]}), "`image_generation`"),
+        (json!({"tools": [{"type": "mcp", "server_url": "https://x"}]}), "`mcp`"),
+        (json!({"tool_choice": {"type": "web_search_preview"}}), "`web_search_preview`"),
+        (json!({"include": ["file_search_call.results"]}), "`file_search_call.results`"),
+        (json!({"service_tier": "priority"}), "`service_tier`"),
+        (json!({"frobnicate": 1}), "`frobnicate` is not supported on /v1/responses"),
+        (json!({"reasoning": {"effort": "low", "depth": 3}}), "`depth` is not supported on `reasoning`"),
+        (json!({"text": {"format": {"type": "yaml"}}}), "`text.format.type`"),
+    ] {
+        let mut body = json!({"model": "gpt-5.6-luna", "input": "hi"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let e = parse_json(body.clone()).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.message.contains(needle), "{body}: {}", e.message);
+    }
+}
+
+#[test]
+fn what_another_provider_cannot_honour_is_refused() {
+    for (body, needle) in [
+        (json!({"model": "anthropic/claude-haiku-4-5", "input": "hi", "tools": [{"type": "custom", "name": "apply_patch"}]}), "tool type `custom`"),
+        (json!({"model": "anthropic/claude-haiku-4-5", "input": "hi", "top_logprobs": 2}), "`top_logprobs`"),
+        (json!({"model": "anthropic/claude-haiku-4-5", "input": "hi", "text": {"format": {"type": "json_object"}}}), "json_object"),
+        (json!({"model": "google/gemini-3.8-flash", "input": "hi", "parallel_tool_calls": false}), "parallel_tool_calls"),
+        (json!({"model": "google/gemini-3.8-flash", "input": [{"type": "function_call_output", "call_id": "x", "output": "r"}, {"role": "user", "content": "x"}]}), "answers no function_call"),
+        (json!({"model": "google/gemini-3.8-flash", "input": [{"role": "user", "content": "x"}, {"type": "function_call", "call_id": "c", "name": "f", "arguments": "not json"}]}), "JSON object"),
+        (json!({"model": "google/gemini-3.8-flash", "input": [{"type": "item_reference", "id": "msg_1"}]}), "`item_reference`"),
+        (json!({"model": "google/gemini-3.8-flash", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}), "file inputs"),
+        (json!({"model": "google/gemini-3.8-flash", "input": [{"role": "user", "content": "x", "phase": "final"}]}), "`phase` is not supported"),
+        (json!({"model": "gpt-5.6-luna", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]}), "`file_id`"),
+        (json!({"model": "gpt-5.6-luna", "input": []}), "`input` is required"),
+        (json!({"model": "gpt-5.6-luna", "input": [{"role": "developer", "content": "only instructions"}]}), "at least one user message"),
+    ] {
+        let e = parse_json(body.clone()).unwrap_err();
+        assert!(e.message.contains(needle), "{body}: {}", e.message);
+    }
+    // OpenAI's own client-run tools and their items go to OpenAI untouched.
+    assert!(parse_json(json!({"model": "gpt-5.6-luna", "input": [{"role": "user", "content": "x"}, {"type": "custom_tool_call", "call_id": "c", "name": "apply_patch", "input": "*** Begin Patch"}],
+        "tools": [{"type": "custom", "name": "apply_patch"}, {"type": "local_shell"}]}))
+    .is_ok());
+}
