@@ -1,0 +1,223 @@
+// The real clients of the Responses API against the local stack, each installed by
+// scripts/setup-clients (pinned, outside the checkout) and pointed at the worker by its base URL
+// and key only: Codex CLI (`codex exec`, a custom provider with wire_api = "responses"), the
+// OpenAI Agents SDK (Python), the Vercel AI SDK's default provider (`openai(model)` is the
+// Responses API) and LangChain's `ChatOpenAI(use_responses_api=True)`. Each runs a tool loop on
+// an OpenAI, an Anthropic and a Gemini model; the answer comes from the mocks, and the key is
+// charged exactly the mocks' scripted usage at list price, once per provider call.
+import { test, before, after, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+
+const CLIENTS = process.env.BROKER_CLIENTS ?? path.join(os.homedir(), ".cache", "broker-clients");
+const dir = (name) => path.join(CLIENTS, name);
+const CODEX = dir("codex-0.171.0");
+const AI_SDK = dir("ai-sdk-7.0.173");
+const AGENTS = dir("openai-agents-0.24.0");
+const LANGCHAIN = dir("langchain-openai-1.8.1");
+
+let stack, c;
+before(async () => {
+  stack = await getStack();
+  c = client(stack);
+});
+after(releaseStack);
+beforeEach(async () => {
+  await c.mockReset();
+  await c.resetIpLimits();
+});
+
+// List prices (micro-USD per 1M tokens, shared/prices/REFERENCE.md). Gemini 3.8 Flash doubles on 2027-01-01.
+const G38 = new Date().toISOString().slice(0, 10) >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
+const PRICES = { "gpt-4o-mini": [150_000n, 600_000n], "claude-haiku-4-5": [1_000_000n, 5_000_000n], "gemini-3.8-flash": G38 };
+const PROVIDER = { "gpt-4o-mini": "openai", "anthropic/claude-haiku-4-5": "anthropic", "google/gemini-3.8-flash": "gemini" };
+const MODELS = Object.keys(PROVIDER);
+const bare = (model) => model.split("/").at(-1);
+/** credits = usd × 1.8 / 0.01, in millicredits, rounded up once per call: pico-USD × 18 / 1e8. */
+const expectedMc = (model, inTok, outTok) => {
+  const [pin, pout] = PRICES[bare(model)];
+  return Number(((BigInt(inTok) * pin + BigInt(outTok) * pout) * 18n + 99_999_999n) / 100_000_000n);
+};
+const REPLY = "Mock reply from the deterministic provider simulator";
+
+// Every provider call of a test reports this usage (the mocks' scripted override), so the charge
+// of each call is known here without reading anything back from the gateway.
+const IN = 1000, OUT = 100;
+async function scriptUsage() {
+  for (const provider of ["openai", "anthropic", "gemini"]) {
+    await c.mockScript({ provider, times: 100, usage: { input_tokens: IN, output_tokens: OUT, promptTokenCount: IN, candidatesTokenCount: OUT, thoughtsTokenCount: 0, reasoning_tokens: 0 } });
+  }
+}
+
+/** Waits until every provider call of the test is settled, then checks the key paid exactly
+ *  (provider calls × the scripted usage at list price); returns how many calls there were. */
+async function assertChargedPerCall(key, model) {
+  const calls = (await c.mockRequests(PROVIDER[model])).length;
+  assert.ok(calls >= 2, `${model}: a tool loop is at least two calls (${calls})`);
+  const deadline = Date.now() + 15000;
+  let entries = [];
+  while (Date.now() < deadline) {
+    entries = (await c.ledger(key.id)).filter((e) => e.type === "call");
+    if (entries.length >= calls) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(entries.length, calls, `${model}: one ledger entry per provider call`);
+  const paid = -entries.reduce((n, e) => n + e.amount_mc, 0);
+  assert.equal(paid, calls * expectedMc(model, IN, OUT), model);
+  assert.equal(await c.balanceMc(key.api_key), 20_000 - paid, "the balance is what was paid");
+  return calls;
+}
+
+function run(cmd, args, { env = {}, cwd, input, timeout = 120_000 } = {}) {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { cwd, env: { ...process.env, ...env }, timeout, maxBuffer: 32 * 1024 * 1024 }, (error, stdout, stderr) => resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr }));
+    if (input !== undefined) child.stdin.end(input);
+  });
+}
+const installed = (d) => fs.existsSync(path.join(d, ".ok"));
+const skipUnless = (d) => (installed(d) ? false : `not installed: run scripts/setup-clients (${d})`);
+
+test("Codex CLI: `codex exec` runs its tool loop through /v1/responses on each provider, charged exactly", { skip: skipUnless(CODEX) }, async () => {
+  const bin = path.join(CODEX, "node_modules", ".bin", "codex");
+  for (const model of MODELS) {
+    await c.mockReset();
+    await scriptUsage();
+    const key = await c.createKey({ credits: 20 });
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "codex-home-"));
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "codex-work-"));
+    fs.writeFileSync(path.join(home, "config.toml"), [
+      `model = "${model}"`,
+      `model_provider = "broker"`,
+      `[model_providers.broker]`,
+      `name = "AI API Broker"`,
+      `base_url = "${stack.workerUrl}/v1"`,
+      `env_key = "BROKER_API_KEY"`,
+      `wire_api = "responses"`,
+      "",
+    ].join("\n"));
+    const r = await run(bin, ["exec", "--skip-git-repo-check", "--json", "-s", "read-only", "What is in this directory?"], { cwd: work, env: { CODEX_HOME: home, BROKER_API_KEY: key.api_key, RUST_LOG: "error" } });
+    fs.rmSync(home, { recursive: true, force: true });
+    fs.rmSync(work, { recursive: true, force: true });
+    const events = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    const answer = events.filter((e) => e.item?.type === "agent_message").map((e) => e.item.text).join("");
+    assert.ok(answer.startsWith(REPLY), `${model}: code ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
+    assert.ok(events.some((e) => e.type === "item.completed" && e.item?.type !== "agent_message" && e.item?.type !== "reasoning"), `${model}: a tool was called`);
+    const sent = await c.mockRequests(PROVIDER[model]);
+    if (PROVIDER[model] === "openai") {
+      assert.equal(sent[0].path, "/openai/v1/responses");
+      assert.equal(sent[0].body.store, false);
+      assert.ok(sent.at(-1).body.input.some((i) => i.type === "function_call_output"), "the tool's output went back");
+    }
+    await assertChargedPerCall(key, model);
+  }
+});
+
+test("OpenAI Agents SDK (Python): Runner runs a function tool loop on the Responses model of each provider, charged exactly", { skip: skipUnless(AGENTS) }, async () => {
+  const script = `
+import json, os, sys
+from openai import AsyncOpenAI
+from agents import Agent, Runner, function_tool, set_tracing_disabled, OpenAIResponsesModel
+set_tracing_disabled(True)
+
+@function_tool
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    return json.dumps({"city": city, "temp_c": 18})
+
+client = AsyncOpenAI(base_url=os.environ["BASE_URL"], api_key=os.environ["API_KEY"], max_retries=0)
+agent = Agent(name="weather", instructions="Use the tools.", tools=[get_weather], model=OpenAIResponsesModel(model=sys.argv[1], openai_client=client))
+result = Runner.run_sync(agent, "What is the weather in Paris?")
+print(json.dumps({"final": result.final_output, "responses": len(result.raw_responses),
+  "tool_outputs": [i.output for i in result.new_items if i.type == "tool_call_output_item"]}))
+`;
+  for (const model of MODELS) {
+    await c.mockReset();
+    await scriptUsage();
+    const key = await c.createKey({ credits: 20 });
+    const r = await run(path.join(AGENTS, "bin", "python"), ["-c", script, model], { env: { BASE_URL: `${stack.workerUrl}/v1`, API_KEY: key.api_key } });
+    assert.equal(r.code, 0, `${model}: ${r.stderr.slice(-3000)}`);
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1));
+    assert.ok(out.final.startsWith(REPLY), model);
+    assert.deepEqual(out.tool_outputs.map((o) => JSON.parse(o)), [{ city: "mock", temp_c: 18 }], model);
+    assert.equal(await assertChargedPerCall(key, model), out.responses);
+  }
+});
+
+test("Vercel AI SDK: the default provider's openai(model) (Responses API) runs a tool loop, plain and streamed, charged exactly", { skip: skipUnless(AI_SDK) }, async () => {
+  const require = createRequire(path.join(AI_SDK, "package.json"));
+  const { generateText, streamText, tool, jsonSchema, stepCountIs } = require("ai");
+  const { createOpenAI } = require("@ai-sdk/openai");
+  for (const model of MODELS) {
+    for (const stream of [false, true]) {
+      await c.mockReset();
+      await scriptUsage();
+      const key = await c.createKey({ credits: 20 });
+      const openai = createOpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key });
+      const tools = {
+        get_weather: tool({
+          description: "Current weather in a city",
+          inputSchema: jsonSchema({ type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false }),
+          execute: async ({ city }) => ({ city, temp_c: 18 }),
+        }),
+      };
+      const args = { model: openai(model), tools, stopWhen: stepCountIs(4), prompt: "What is the weather in Paris?", maxRetries: 0 };
+      let text, steps;
+      if (stream) {
+        const s = streamText(args);
+        text = await s.text;
+        steps = await s.steps;
+      } else {
+        ({ text, steps } = await generateText(args));
+      }
+      assert.ok(text.startsWith(REPLY), `${model}: ${text}`);
+      assert.deepEqual(steps[0].toolCalls.map((t) => [t.toolName, t.input]), [["get_weather", { city: "mock" }]], model);
+      assert.equal(await assertChargedPerCall(key, model), steps.length);
+      const [first] = await c.mockRequests(PROVIDER[model]);
+      assert.ok(first.path.endsWith("/v1/responses") || PROVIDER[model] !== "openai", "the default provider speaks the Responses API");
+    }
+  }
+});
+
+test("LangChain ChatOpenAI(use_responses_api=True): bind_tools → ToolMessage → answer on each provider, charged exactly", { skip: skipUnless(LANGCHAIN) }, async () => {
+  const script = `
+import json, os, sys
+from langchain_openai import ChatOpenAI
+from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.tools import tool
+
+@tool
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    return json.dumps({"city": city, "temp_c": 18})
+
+llm = ChatOpenAI(model=sys.argv[1], base_url=os.environ["BASE_URL"], api_key=os.environ["API_KEY"], use_responses_api=True, max_retries=0, streaming=sys.argv[2] == "stream")
+bound = llm.bind_tools([get_weather])
+messages = [HumanMessage("What is the weather in Paris?")]
+first = bound.invoke(messages)
+messages.append(first)
+for call in first.tool_calls:
+    messages.append(ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"]))
+second = bound.invoke(messages)
+print(json.dumps({"calls": [[c["name"], c["args"]] for c in first.tool_calls], "text": second.text if isinstance(second.text, str) else second.text(),
+  "usage": [first.usage_metadata, second.usage_metadata]}))
+`;
+  for (const model of MODELS) {
+    for (const mode of ["invoke", "stream"]) {
+      await c.mockReset();
+      await scriptUsage();
+      const key = await c.createKey({ credits: 20 });
+      const r = await run(path.join(LANGCHAIN, "bin", "python"), ["-c", script, model, mode], { env: { BASE_URL: `${stack.workerUrl}/v1`, API_KEY: key.api_key } });
+      assert.equal(r.code, 0, `${model} ${mode}: ${r.stderr.slice(-3000)}`);
+      const out = JSON.parse(r.stdout.trim().split("\n").at(-1));
+      assert.deepEqual(out.calls, [["get_weather", { city: "mock" }]], model);
+      assert.ok(out.text.startsWith(REPLY), `${model}: ${out.text}`);
+      assert.deepEqual(out.usage.map((u) => [u.input_tokens, u.output_tokens]), [[IN, OUT], [IN, OUT]], "the mock's usage reached the client");
+      assert.equal(await assertChargedPerCall(key, model), 2);
+    }
+  }
+});
