@@ -93,6 +93,8 @@ test("Codex CLI: `codex exec` runs its tool loop through /v1/responses on each p
     fs.writeFileSync(path.join(home, "config.toml"), [
       `model = "${model}"`,
       `model_provider = "broker"`,
+      // The gateway does not serve OpenAI's per-call-priced built-in tools (docs/responses.md).
+      `web_search = "disabled"`,
       `[model_providers.broker]`,
       `name = "AI API Broker"`,
       `base_url = "${stack.workerUrl}/v1"`,
@@ -100,7 +102,7 @@ test("Codex CLI: `codex exec` runs its tool loop through /v1/responses on each p
       `wire_api = "responses"`,
       "",
     ].join("\n"));
-    const r = await run(bin, ["exec", "--skip-git-repo-check", "--json", "-s", "read-only", "What is in this directory?"], { cwd: work, env: { CODEX_HOME: home, BROKER_API_KEY: key.api_key, RUST_LOG: "error" } });
+    const r = await run(bin, ["exec", "--skip-git-repo-check", "--json", "-s", "read-only", "What is in this directory?"], { cwd: work, input: "", env: { CODEX_HOME: home, BROKER_API_KEY: key.api_key, RUST_LOG: "error" } });
     fs.rmSync(home, { recursive: true, force: true });
     fs.rmSync(work, { recursive: true, force: true });
     const events = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));

@@ -50,7 +50,7 @@ const PRICED_TOOLS: &[&str] = &[
 ];
 
 /// Tools the client runs itself, billed as tokens only: OpenAI takes them as they are.
-const CLIENT_TOOLS_OPENAI: &[&str] = &["function", "custom", "local_shell", "shell", "apply_patch"];
+const CLIENT_TOOLS_OPENAI: &[&str] = &["function", "custom", "local_shell", "shell", "apply_patch", "namespace"];
 
 /// `include` values the gateway accepts (the others return built-in tools' outputs).
 const INCLUDES: &[&str] = &["reasoning.encrypted_content", "message.output_text.logprobs"];
@@ -137,7 +137,8 @@ fn check_tools(m: &Map<String, Value>, translated: bool) -> Result<Vec<Value>, A
         let ty = o.get("type").and_then(Value::as_str).unwrap_or("");
         if PRICED_TOOLS.contains(&ty) {
             return Err(ApiError::invalid(format!(
-                "{ctx}: the built-in tool `{ty}` is not supported: the provider charges it per call and the gateway's price table has no such price"
+                "{ctx}: the built-in tool `{ty}` is not supported: the provider charges it per call and the gateway's price table has no such price{}",
+                if ty.starts_with("web_search") { " (Codex: set `web_search = \"disabled\"` in config.toml)" } else { "" }
             )));
         }
         match ty {
@@ -151,6 +152,9 @@ fn check_tools(m: &Map<String, Value>, translated: bool) -> Result<Vec<Value>, A
                 }
                 functions.push(json!({"type": "function", "function": f}));
             }
+            // A group of function tools (Codex's sub-agent tools): OpenAI's own construct, with
+            // no translation; dropped for the other providers (the model cannot call them there).
+            "namespace" if translated => {}
             "mcp" => return Err(ApiError::invalid(format!("{ctx}: the `mcp` tool is not supported: the gateway does not let the provider call remote servers on its account"))),
             t if !translated && CLIENT_TOOLS_OPENAI.contains(&t) => {}
             t => return Err(ApiError::invalid(format!("{ctx}: tool type `{t}` is not supported for this model (function tools are)"))),
