@@ -268,7 +268,7 @@ const RESPONSES_FIELDS = `| field | OpenAI models | Anthropic and Gemini models 
 | \`model\` | bare or \`openai/…\` | \`anthropic/…\`, \`google/…\` |
 | \`input\` (string or items), \`instructions\` | forwarded | translated: \`message\` (\`input_text\`, \`input_image\`, \`output_text\`), \`function_call\`, \`function_call_output\`; \`reasoning\` items dropped |
 | \`stream\` | OpenAI's events passed through | translated events |
-| \`tools\` (\`function\`), \`tool_choice\`, \`parallel_tool_calls\` | forwarded (also \`custom\`, \`local_shell\`, \`shell\`, \`apply_patch\`) | translated (function tools only; Gemini cannot honour \`parallel_tool_calls: false\`) |
+| \`tools\` (\`function\`), \`tool_choice\`, \`parallel_tool_calls\` | forwarded (also \`custom\`, \`local_shell\`, \`shell\`, \`apply_patch\`, \`namespace\`) | translated (function tools; \`namespace\` groups dropped; Gemini cannot honour \`parallel_tool_calls: false\`) |
 | \`max_output_tokens\`, \`temperature\`, \`top_p\` | forwarded | translated |
 | \`text.format\` | forwarded | translated (Anthropic: \`json_schema\` only) |
 | \`reasoning.effort\` | forwarded | Gemini: thinking level/budget; Anthropic: dropped (signed thinking cannot round-trip) |
@@ -278,7 +278,7 @@ const RESPONSES_FIELDS = `| field | OpenAI models | Anthropic and Gemini models 
 | \`service_tier\` | \`auto\`/\`default\` only | same |
 | \`top_logprobs\` | forwarded | 400 |
 | \`previous_response_id\`, \`conversation\`, \`background: true\`, \`prompt\` | 400 (no stored state) | 400 |
-| built-in tools \`web_search*\`, \`file_search\`, \`code_interpreter\`, \`computer_use*\`, \`image_generation\`, \`mcp\` | 400 naming the tool (priced per call; not in the price table) | 400 |
+| built-in tools \`web_search*\`, \`file_search\`, \`code_interpreter\`, \`computer_use*\`, \`image_generation\`, \`mcp\` | 400 naming the tool (priced per call; not in the price table; Codex: \`web_search = "disabled"\`) | 400 |
 | any other field | 400 naming it | 400 |`;
 Object.assign(schemas, {
   ResponsesRequest: obj({

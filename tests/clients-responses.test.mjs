@@ -54,19 +54,25 @@ async function scriptUsage() {
   }
 }
 
+/** The key's `call` ledger entries, once `n` are there. */
+async function settledCalls(key, n) {
+  const deadline = Date.now() + 15000;
+  let entries = [];
+  while (Date.now() < deadline) {
+    entries = (await c.ledger(key.id)).filter((e) => e.type === "call");
+    if (entries.length >= n) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(entries.length, n, "one ledger entry per provider call");
+  return entries;
+}
+
 /** Waits until every provider call of the test is settled, then checks the key paid exactly
  *  (provider calls × the scripted usage at list price); returns how many calls there were. */
 async function assertChargedPerCall(key, model) {
   const calls = (await c.mockRequests(PROVIDER[model])).length;
   assert.ok(calls >= 2, `${model}: a tool loop is at least two calls (${calls})`);
-  const deadline = Date.now() + 15000;
-  let entries = [];
-  while (Date.now() < deadline) {
-    entries = (await c.ledger(key.id)).filter((e) => e.type === "call");
-    if (entries.length >= calls) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.equal(entries.length, calls, `${model}: one ledger entry per provider call`);
+  const entries = await settledCalls(key, calls);
   const paid = -entries.reduce((n, e) => n + e.amount_mc, 0);
   assert.equal(paid, calls * expectedMc(model, IN, OUT), model);
   assert.equal(await c.balanceMc(key.api_key), 20_000 - paid, "the balance is what was paid");
@@ -185,7 +191,8 @@ test("Vercel AI SDK: the default provider's openai(model) (Responses API) runs a
   }
 });
 
-test("LangChain ChatOpenAI(use_responses_api=True): bind_tools → ToolMessage → answer on each provider, charged exactly", { skip: skipUnless(LANGCHAIN) }, async () => {
+test("LangChain ChatOpenAI(use_responses_api=True): bind_tools → ToolMessage → answer on each provider, invoked and streamed, charged exactly", { skip: skipUnless(LANGCHAIN) }, async () => {
+  // One Python process for every run (its imports take seconds): one key per model and mode.
   const script = `
 import json, os, sys
 from langchain_openai import ChatOpenAI
@@ -197,29 +204,36 @@ def get_weather(city: str) -> str:
     """Current weather in a city."""
     return json.dumps({"city": city, "temp_c": 18})
 
-llm = ChatOpenAI(model=sys.argv[1], base_url=os.environ["BASE_URL"], api_key=os.environ["API_KEY"], use_responses_api=True, max_retries=0, streaming=sys.argv[2] == "stream")
-bound = llm.bind_tools([get_weather])
-messages = [HumanMessage("What is the weather in Paris?")]
-first = bound.invoke(messages)
-messages.append(first)
-for call in first.tool_calls:
-    messages.append(ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"]))
-second = bound.invoke(messages)
-print(json.dumps({"calls": [[c["name"], c["args"]] for c in first.tool_calls], "text": second.text if isinstance(second.text, str) else second.text(),
-  "usage": [first.usage_metadata, second.usage_metadata]}))
+for run in json.loads(os.environ["RUNS"]):
+    llm = ChatOpenAI(model=run["model"], base_url=os.environ["BASE_URL"], api_key=run["key"], use_responses_api=True, max_retries=0, streaming=run["stream"])
+    bound = llm.bind_tools([get_weather])
+    messages = [HumanMessage("What is the weather in Paris?")]
+    first = bound.invoke(messages)
+    messages.append(first)
+    for call in first.tool_calls:
+        messages.append(ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"]))
+    second = bound.invoke(messages)
+    text = second.text if isinstance(second.text, str) else second.text()
+    print(json.dumps({"calls": [[c["name"], c["args"]] for c in first.tool_calls], "text": text, "usage": [first.usage_metadata, second.usage_metadata]}))
 `;
+  await scriptUsage();
+  const runs = [];
   for (const model of MODELS) {
-    for (const mode of ["invoke", "stream"]) {
-      await c.mockReset();
-      await scriptUsage();
-      const key = await c.createKey({ credits: 20 });
-      const r = await run(path.join(LANGCHAIN, "bin", "python"), ["-c", script, model, mode], { env: { BASE_URL: `${stack.workerUrl}/v1`, API_KEY: key.api_key } });
-      assert.equal(r.code, 0, `${model} ${mode}: ${r.stderr.slice(-3000)}`);
-      const out = JSON.parse(r.stdout.trim().split("\n").at(-1));
-      assert.deepEqual(out.calls, [["get_weather", { city: "mock" }]], model);
-      assert.ok(out.text.startsWith(REPLY), `${model}: ${out.text}`);
-      assert.deepEqual(out.usage.map((u) => [u.input_tokens, u.output_tokens]), [[IN, OUT], [IN, OUT]], "the mock's usage reached the client");
-      assert.equal(await assertChargedPerCall(key, model), 2);
-    }
+    for (const stream of [false, true]) runs.push({ model, stream, key: await c.createKey({ credits: 20 }) });
   }
+  const env = { BASE_URL: `${stack.workerUrl}/v1`, RUNS: JSON.stringify(runs.map((r) => ({ model: r.model, stream: r.stream, key: r.key.api_key }))) };
+  const r = await run(path.join(LANGCHAIN, "bin", "python"), ["-c", script], { env, timeout: 300_000 });
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  const outs = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  assert.equal(outs.length, runs.length);
+  for (const [i, out] of outs.entries()) {
+    const { model, key } = runs[i];
+    assert.deepEqual(out.calls, [["get_weather", { city: "mock" }]], model);
+    assert.ok(out.text.startsWith(REPLY), `${model}: ${out.text}`);
+    assert.deepEqual(out.usage.map((u) => [u.input_tokens, u.output_tokens]), [[IN, OUT], [IN, OUT]], "the mock's usage reached the client");
+    // Two provider calls per run (invoke, then invoke with the tool's answer).
+    const entries = await settledCalls(key, 2);
+    assert.equal(-entries.reduce((n, e) => n + e.amount_mc, 0), 2 * expectedMc(model, IN, OUT), model);
+  }
+  for (const model of MODELS) assert.equal((await c.mockRequests(PROVIDER[model])).length, 4, `${model}: 2 runs × 2 calls`);
 });

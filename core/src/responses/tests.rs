@@ -114,6 +114,13 @@ fn what_another_provider_cannot_honour_is_refused() {
         let e = parse_json(body.clone()).unwrap_err();
         assert!(e.message.contains(needle), "{body}: {}", e.message);
     }
+    // Codex's tool group: forwarded to OpenAI, dropped for the others (no translation).
+    let ns = json!({"type": "namespace", "name": "multi_agent_v1", "tools": [{"type": "function", "name": "close_agent", "parameters": {"type": "object"}}]});
+    let r = parse_json(json!({"model": "anthropic/claude-haiku-4-5", "input": "hi", "tools": [ns.clone(), {"type": "function", "name": "exec_command"}]})).unwrap();
+    assert_eq!(r.chat.agent.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["exec_command"]);
+    assert_eq!(parse_json(json!({"model": "gpt-5.6-luna", "input": "hi", "tools": [ns]})).unwrap().openai_body(16)["tools"][0]["type"], "namespace");
+    let e = parse_json(json!({"model": "gpt-5.6-luna", "input": "hi", "tools": [{"type": "web_search", "external_web_access": false}]})).unwrap_err();
+    assert!(e.message.contains("web_search = \"disabled\""), "{}", e.message);
     // OpenAI's own client-run tools and their items go to OpenAI untouched.
     assert!(parse_json(json!({"model": "gpt-5.6-luna", "input": [{"role": "user", "content": "x"}, {"type": "custom_tool_call", "call_id": "c", "name": "apply_patch", "input": "*** Begin Patch"}],
         "tools": [{"type": "custom", "name": "apply_patch"}, {"type": "local_shell"}]}))
