@@ -14,7 +14,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
 
-const CLIENTS = process.env.BROKER_CLIENTS ?? path.join(os.homedir(), ".cache", "broker-clients");
+const CLIENTS = process.env.BROKER_CLIENTS_DIR || path.join(os.homedir(), ".cache", "broker-clients");
 const dir = (name) => path.join(CLIENTS, name);
 const CODEX = dir("codex-0.171.0");
 const AI_SDK = dir("ai-sdk-7.0.173");
@@ -85,7 +85,7 @@ function run(cmd, args, { env = {}, cwd, input, timeout = 120_000 } = {}) {
     if (input !== undefined) child.stdin.end(input);
   });
 }
-const installed = (d) => fs.existsSync(path.join(d, ".ok"));
+const installed = (d) => fs.existsSync(path.join(d, ".installed"));
 const skipUnless = (d) => (installed(d) ? false : `not installed: run scripts/setup-clients (${d})`);
 
 test("Codex CLI: `codex exec` runs its tool loop through /v1/responses on each provider, charged exactly", { skip: skipUnless(CODEX) }, async () => {
