@@ -198,3 +198,31 @@ test("refusals are 400s naming the field or tool, an oversized body is a 413, an
   assert.equal(await c.balanceMc(key.api_key), before, "nothing held or charged");
   assert.equal((await c.mockRequests()).length, 0, "no provider was called");
 });
+
+test("Claude's thinking comes back as a reasoning item carrying its signature, and goes back to Claude in the tool loop", async () => {
+  const key = await c.createKey({ credits: 20 });
+  const openai = openaiClient(key);
+  const model = "anthropic/claude-haiku-4-5";
+  for (const stream of [false, true]) {
+    const input = [{ role: "user", content: `Weather in Paris? ${stream}` }];
+    const body = { model, input, tools: [WEATHER], reasoning: { effort: "low" }, max_output_tokens: 4000 };
+    const first = await ask(openai, body, stream);
+    const [reasoning, call] = first.response.output;
+    assert.equal(reasoning.type, "reasoning");
+    assert.match(reasoning.summary[0].text, /^Thinking step1/);
+    assert.match(reasoning.encrypted_content, /^claude-thinking\.v1:./);
+    assert.equal(call.type, "function_call");
+    await assertCharged(key, first.broker.request_id, expectedMc(model, first.response.usage.input_tokens, first.response.usage.output_tokens));
+    input.push(...first.response.output, { type: "function_call_output", call_id: call.call_id, output: "18C" });
+    const second = await ask(openai, { ...body, input }, stream);
+    assert.equal(second.response.output.at(-1).content[0].text, REPLY);
+    const [sent] = (await c.mockRequests("anthropic")).slice(-1);
+    assert.deepEqual(sent.body.thinking, { type: "enabled", budget_tokens: 1024 });
+    const turn = sent.body.messages[1].content;
+    assert.equal(turn[0].type, "thinking", "the signed thinking comes first in Claude's turn");
+    assert.equal(turn[0].signature, reasoning.encrypted_content.slice("claude-thinking.v1:".length));
+    assert.equal(turn[0].thinking, reasoning.summary[0].text);
+    assert.equal(turn[1].type, "tool_use");
+    await assertCharged(key, second.broker.request_id, expectedMc(model, second.response.usage.input_tokens, second.response.usage.output_tokens));
+  }
+});

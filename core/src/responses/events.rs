@@ -4,7 +4,9 @@
 //! Events, in OpenAI's order: `response.created`, `response.in_progress`; per output item
 //! `response.output_item.added`, for a message `response.content_part.added`, its
 //! `response.output_text.delta`s, `response.output_text.done`, `response.content_part.done`, for a
-//! function call its `response.function_call_arguments.delta`s and `.done`; then
+//! function call its `response.function_call_arguments.delta`s and `.done`, for Claude's thinking
+//! (a `reasoning` item) `response.reasoning_summary_part.added`, its
+//! `response.reasoning_summary_text.delta`s and their `.done`s; then
 //! `response.output_item.done`; last `response.completed` (or `response.incomplete` when the
 //! output cap cut the answer, `response.failed` when the provider failed), with the usage and the
 //! gateway's `x_broker` credit figures. A provider error mid-stream is an `error` event first.
@@ -19,16 +21,24 @@ use crate::usage::Usage;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+/// Marks a reasoning item's `encrypted_content` as Claude's signed thinking (then the signature)
+/// or its redacted thinking (then the data), so it goes back to Claude as the block it came from
+/// and an item of another origin (OpenAI's own encrypted reasoning) is never mistaken for one.
+pub const CLAUDE_THINKING: &str = "claude-thinking.v1:";
+pub const CLAUDE_REDACTED: &str = "claude-redacted.v1:";
+
 #[derive(Debug)]
 enum Item {
     Message { id: String, text: String },
     Call { id: String, call_id: String, name: String, arguments: String },
+    /// Claude's thinking: its text (or, redacted, its data) and signature.
+    Reasoning { id: String, text: String, signature: String, redacted: bool },
 }
 
 impl Item {
     fn id(&self) -> &str {
         match self {
-            Item::Message { id, .. } | Item::Call { id, .. } => id,
+            Item::Message { id, .. } | Item::Call { id, .. } | Item::Reasoning { id, .. } => id,
         }
     }
 
@@ -41,8 +51,19 @@ impl Item {
             Item::Call { id, call_id, name, arguments } => json!({
                 "id": id, "type": "function_call", "status": status, "arguments": if status == "in_progress" { "" } else { arguments }, "call_id": call_id, "name": name,
             }),
+            Item::Reasoning { id, .. } if status == "in_progress" => json!({"id": id, "type": "reasoning", "summary": []}),
+            // The signed block travels back in `encrypted_content` (always sent: without it no
+            // client could continue a tool loop with Claude thinking).
+            Item::Reasoning { id, text, redacted: true, .. } => json!({"id": id, "type": "reasoning", "summary": [], "encrypted_content": format!("{CLAUDE_REDACTED}{text}")}),
+            Item::Reasoning { id, text, signature, .. } => json!({
+                "id": id, "type": "reasoning", "summary": [summary_part(text)], "encrypted_content": format!("{CLAUDE_THINKING}{signature}"),
+            }),
         }
     }
+}
+
+fn summary_part(text: &str) -> Value {
+    json!({"type": "summary_text", "text": text})
 }
 
 fn text_part(text: &str) -> Value {
@@ -59,6 +80,17 @@ struct TextDelta<'a> {
     content_index: u32,
     delta: &'a str,
     logprobs: [u8; 0],
+}
+
+#[derive(Serialize)]
+struct SummaryDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sequence_number: u64,
+    item_id: &'a str,
+    output_index: usize,
+    summary_index: u32,
+    delta: &'a str,
 }
 
 #[derive(Serialize)]
@@ -185,6 +217,12 @@ impl ResponsesWriter {
                 let arguments = arguments.clone();
                 self.send(out, "response.function_call_arguments.done", json!({"item_id": id, "output_index": index, "arguments": arguments}));
             }
+            Item::Reasoning { redacted: true, .. } => {}
+            Item::Reasoning { text, .. } => {
+                let text = text.clone();
+                self.send(out, "response.reasoning_summary_text.done", json!({"item_id": id, "output_index": index, "summary_index": 0, "text": text}));
+                self.send(out, "response.reasoning_summary_part.done", json!({"item_id": id, "output_index": index, "summary_index": 0, "part": summary_part(&text)}));
+            }
         }
         self.send(out, "response.output_item.done", json!({"output_index": index, "item": done}));
     }
@@ -199,8 +237,12 @@ impl ResponsesWriter {
             let added = self.items[index].to_json("in_progress");
             let id = self.items[index].id().to_string();
             self.send(out, "response.output_item.added", json!({"output_index": index, "item": added}));
-            if matches!(self.items[index], Item::Message { .. }) {
-                self.send(out, "response.content_part.added", json!({"item_id": id, "output_index": index, "content_index": 0, "part": text_part("")}));
+            match self.items[index] {
+                Item::Message { .. } => self.send(out, "response.content_part.added", json!({"item_id": id, "output_index": index, "content_index": 0, "part": text_part("")})),
+                Item::Reasoning { redacted: false, .. } => {
+                    self.send(out, "response.reasoning_summary_part.added", json!({"item_id": id, "output_index": index, "summary_index": 0, "part": summary_part("")}));
+                }
+                _ => {}
             }
         }
         index
@@ -218,6 +260,24 @@ impl ResponsesWriter {
             text.push_str(t);
             if self.stream {
                 let ev = TextDelta { kind: "response.output_text.delta", sequence_number: self.seq, item_id: id, output_index: index, content_index: 0, delta: t, logprobs: [] };
+                write_event(out, ev.kind, &ev);
+                self.seq += 1;
+            }
+        }
+    }
+
+    fn reasoning(&mut self, t: &str, out: &mut Vec<u8>) {
+        let index = match self.open {
+            Some(i) if matches!(self.items[i], Item::Reasoning { redacted: false, .. }) => i,
+            _ => {
+                let id = format!("rs_{}_{}", self.billing.request_id, self.items.len());
+                self.open_item(Item::Reasoning { id, text: String::new(), signature: String::new(), redacted: false }, out)
+            }
+        };
+        if let Item::Reasoning { id, text, .. } = &mut self.items[index] {
+            text.push_str(t);
+            if self.stream {
+                let ev = SummaryDelta { kind: "response.reasoning_summary_text.delta", sequence_number: self.seq, item_id: id, output_index: index, summary_index: 0, delta: t };
                 write_event(out, ev.kind, &ev);
                 self.seq += 1;
             }
@@ -258,6 +318,20 @@ impl ResponsesWriter {
                     let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("provider error");
                     self.send(out, "error", json!({"code": "upstream_error", "message": format!("provider error: {msg}"), "param": null}));
                 }
+            }
+            Decoded::Reasoning(t) => {
+                self.start(out);
+                self.reasoning(t, out);
+            }
+            Decoded::ReasoningSignature(s) => {
+                if let Some(Item::Reasoning { signature, .. }) = self.open.and_then(|i| self.items.get_mut(i)) {
+                    signature.push_str(s);
+                }
+            }
+            Decoded::RedactedReasoning(data) => {
+                self.start(out);
+                let id = format!("rs_{}_{}", self.billing.request_id, self.items.len());
+                self.open_item(Item::Reasoning { id, text: data.clone(), signature: String::new(), redacted: true }, out);
             }
             Decoded::Finish(_) | Decoded::FinalUsage | Decoded::Done => {}
         }

@@ -9,7 +9,7 @@
 //! | `message` assistant (`output_text`, `refusal`) | an assistant turn of text |
 //! | `function_call` | a tool call of the assistant turn it follows |
 //! | `function_call_output` | a tool result of a user turn (its call must come earlier) |
-//! | `reasoning` | dropped for Anthropic and Gemini (another model's reasoning), forwarded to OpenAI |
+//! | `reasoning` | Claude's own (its signature in `encrypted_content`): a thinking block back to Claude; others dropped for Anthropic and Gemini; forwarded to OpenAI |
 //!
 //! For OpenAI the items are forwarded as they are; they are read here only for the prompt's
 //! bound (images counted at their token cost) and to refuse what the gateway does not serve.
@@ -17,6 +17,7 @@
 use crate::chat::fields::allow_only;
 use crate::chat::images::{self, Detail, MAX_IMAGES};
 use crate::chat::messages::{self, Message, Part, Role, ToolCall, ToolResult};
+use super::events::{CLAUDE_REDACTED, CLAUDE_THINKING};
 use crate::error::ApiError;
 use serde_json::{Map, Value};
 
@@ -170,6 +171,27 @@ fn function_call_output(o: &Map<String, Value>, p: &mut Parsed, translated: bool
     Ok(())
 }
 
+/// A `reasoning` item: Claude's own signed thinking (marked in `encrypted_content` by the gateway)
+/// goes back to Claude as its thinking block; any other reasoning (OpenAI's) means nothing to
+/// Anthropic or Gemini and is dropped. (Gemini drops Claude's too.)
+fn reasoning(o: &Map<String, Value>, p: &mut Parsed, translated: bool, ctx: &str) -> Result<(), ApiError> {
+    if !translated {
+        return Ok(());
+    }
+    allow_only(o, &["type", "id", "summary", "content", "encrypted_content", "status"], ctx)?;
+    let encrypted = o.get("encrypted_content").and_then(Value::as_str).unwrap_or("");
+    let part = if let Some(signature) = encrypted.strip_prefix(CLAUDE_THINKING) {
+        let text: String = o.get("summary").and_then(Value::as_array).into_iter().flatten().filter_map(|s| s.get("text").and_then(Value::as_str)).collect();
+        Part::Thinking { text, signature: signature.to_string(), redacted: false }
+    } else if let Some(data) = encrypted.strip_prefix(CLAUDE_REDACTED) {
+        Part::Thinking { text: data.to_string(), signature: String::new(), redacted: true }
+    } else {
+        return Ok(());
+    };
+    push(&mut p.messages, Role::Assistant, part, |_| true);
+    Ok(())
+}
+
 /// `input` and `instructions`: the system prompt and the turns. `translated`: for a provider
 /// other than OpenAI (every item must then have a faithful translation).
 pub fn parse(m: &Map<String, Value>, translated: bool) -> Result<(Option<String>, Vec<Message>), ApiError> {
@@ -195,9 +217,7 @@ pub fn parse(m: &Map<String, Value>, translated: bool) -> Result<(Option<String>
             "message" => message(o, &mut p, translated, &ctx)?,
             "function_call" => function_call(o, &mut p, translated, &ctx)?,
             "function_call_output" => function_call_output(o, &mut p, translated, &ctx)?,
-            // Another model's reasoning means nothing to Anthropic or Gemini (and Claude's own
-            // thinking must come back signed, which these items do not carry here).
-            "reasoning" => {}
+            "reasoning" => reasoning(o, &mut p, translated, &ctx)?,
             t if !translated && OPENAI_TOOL_ITEMS.contains(&t) => {}
             "item_reference" => return Err(invalid(&ctx, "`item_reference` items are not supported: the gateway stores no items to refer to")),
             t => return Err(invalid(&ctx, format!("input item type `{t}` is not supported for this model"))),

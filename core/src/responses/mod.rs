@@ -256,12 +256,9 @@ fn translated_agent(m: &Map<String, Value>, tools: Vec<Value>, response_format: 
     if let Some(rf) = response_format {
         chat.insert("response_format".into(), rf);
     }
-    // Claude must get its signed thinking blocks back in a tool loop, and Responses items do not
-    // carry them here yet: thinking stays off for Anthropic rather than break the next turn.
-    if provider != Provider::Anthropic {
-        if let Some(e) = effort {
-            chat.insert("reasoning_effort".into(), e);
-        }
+    // Claude's signed thinking comes back to it through `reasoning` items (`events`, `input`).
+    if let Some(e) = effort {
+        chat.insert("reasoning_effort".into(), e);
     }
     let agent = options::parse_openai(&chat, true)?;
     if provider == Provider::Google && agent.parallel_tool_calls == Some(false) {
@@ -294,13 +291,21 @@ pub fn parse(body: &[u8]) -> Result<ResponsesRequest, ApiError> {
     }
     let (system, messages) = input::parse(&m, translated)?;
     let agent = if translated { translated_agent(&m, tools, response_format, effort, provider)? } else { Agent::default() };
+    let max_tokens = opt_u64(&m, "max_output_tokens")?;
+    let thinks = agent.effort.is_some_and(|e| e != options::Effort::None);
+    if provider == Provider::Anthropic && thinks && options::anthropic_budget_thinking(&model) && max_tokens.is_some_and(|n| n <= options::MIN_THINKING_BUDGET) {
+        return Err(ApiError::invalid(format!(
+            "`reasoning.effort` on anthropic/{model} needs `max_output_tokens` above {} (its thinking budget counts toward it)",
+            options::MIN_THINKING_BUDGET
+        )));
+    }
     let chat = ChatRequest {
         route: Route::OpenAiCompatible,
         provider,
         model,
         system,
         messages,
-        max_tokens: opt_u64(&m, "max_output_tokens")?,
+        max_tokens,
         sampling: Sampling { temperature: opt_f64(&m, "temperature")?, top_p: opt_f64(&m, "top_p")?, ..Sampling::default() },
         agent,
         thinking_budget: None,

@@ -31,7 +31,8 @@ fn a_tool_loop_is_translated_into_chat_turns() {
     let r = parse_json(v).unwrap();
     assert_eq!(r.chat.system.as_deref(), Some("You are a coding agent running in a terminal.\n\n<permissions instructions>sandbox: read-only</permissions instructions>"));
     let m = &r.chat.messages;
-    assert_eq!(m.iter().map(|x| x.role).collect::<Vec<_>>(), [Role::User, Role::Assistant, Role::User], "the reasoning item is dropped");
+    assert_eq!(m.iter().map(|x| x.role).collect::<Vec<_>>(), [Role::User, Role::Assistant, Role::User], "OpenAI's reasoning item is dropped");
+    assert_eq!(m[1].parts.len(), 1);
     let Part::ToolCall(call) = &m[1].parts[0] else { panic!("{:?}", m[1]) };
     assert_eq!((call.id.as_str(), call.name.as_str(), call.arguments.clone()), ("call_Kp3x9QmZ2vLw8RtY7nHc4JdB", "get_weather", json!({"city": "Paris"})));
     let Part::ToolResult(res) = &m[2].parts[0] else { panic!() };
@@ -39,7 +40,7 @@ fn a_tool_loop_is_translated_into_chat_turns() {
     let a = &r.chat.agent;
     assert_eq!(a.tools[0].name, "get_weather");
     assert_eq!((a.tool_choice.clone(), a.parallel_tool_calls), (Some(ToolChoice::Auto), Some(false)));
-    assert_eq!(a.effort, None, "thinking stays off for Claude (its signed thinking cannot come back in these items)");
+    assert_eq!(a.effort, Some(Effort::Medium));
     let g = parse_json(json!({"model": "google/gemini-3.8-flash", "input": "hi", "reasoning": {"effort": "low"},
         "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": true}}, "tool_choice": {"type": "function", "name": "f"},
         "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}]}))
@@ -125,4 +126,33 @@ fn what_another_provider_cannot_honour_is_refused() {
     assert!(parse_json(json!({"model": "gpt-5.6-luna", "input": [{"role": "user", "content": "x"}, {"type": "custom_tool_call", "call_id": "c", "name": "apply_patch", "input": "*** Begin Patch"}],
         "tools": [{"type": "custom", "name": "apply_patch"}, {"type": "local_shell"}]}))
     .is_ok());
+}
+
+#[test]
+fn claudes_signed_thinking_goes_back_to_claude_as_its_thinking_block() {
+    let input = json!([
+        {"role": "user", "content": "weather?"},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Thinking step1"}], "encrypted_content": "claude-thinking.v1:c2ln"},
+        {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "claude-redacted.v1:ZGF0YQ=="},
+        {"type": "reasoning", "id": "rs_3", "summary": [], "encrypted_content": "gAAAAB-openai-own"},
+        {"type": "function_call", "call_id": "toolu_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "toolu_1", "output": "18C"},
+    ]);
+    let r = parse_json(json!({"model": "anthropic/claude-haiku-4-5", "input": input, "reasoning": {"effort": "low"}, "max_output_tokens": 4000})).unwrap();
+    let up = crate::providers::wire(Provider::Anthropic).build_request(&r.chat, 4000, &crate::providers::Endpoint { base_url: "http://m".into(), api_key: crate::config::Secret::new("k") });
+    let b: Value = serde_json::from_slice(&up.body).unwrap();
+    assert_eq!(b["messages"][1]["content"], json!([
+        {"type": "thinking", "thinking": "Thinking step1", "signature": "c2ln"},
+        {"type": "redacted_thinking", "data": "ZGF0YQ=="},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}},
+    ]), "thinking first, OpenAI's reasoning dropped");
+    assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 1024}));
+    // Gemini gets none of it.
+    let g = parse_json(json!({"model": "google/gemini-3.8-flash", "input": input})).unwrap();
+    assert!(g.chat.messages[1].parts.iter().all(|p| matches!(p, Part::Thinking { .. } | Part::ToolCall(_))));
+    let gb = crate::providers::wire(Provider::Google).build_request(&g.chat, 100, &crate::providers::Endpoint { base_url: "http://m".into(), api_key: crate::config::Secret::new("k") });
+    let gb: Value = serde_json::from_slice(&gb.body).unwrap();
+    assert_eq!(gb["contents"][1]["parts"].as_array().unwrap().len(), 1, "only the call");
+    let e = parse_json(json!({"model": "anthropic/claude-haiku-4-5", "input": "hi", "reasoning": {"effort": "high"}, "max_output_tokens": 1000})).unwrap_err();
+    assert!(e.message.contains("`max_output_tokens` above 1024"), "{}", e.message);
 }
