@@ -45,6 +45,9 @@ const expectedMc = (model, inTok, outTok) => {
 };
 const REPLY = "Mock reply from the deterministic provider simulator";
 
+// Keys get 100 credits: without max_output_tokens a call holds the output the balance covers (up
+// to the model's limit, ~58 credits on Claude Haiku), and an agent's next step can start before
+// the previous call's settlement has released its hold.
 // Every provider call of a test reports this usage (the mocks' scripted override), so the charge
 // of each call is known here without reading anything back from the gateway.
 const IN = 1000, OUT = 100;
@@ -75,7 +78,7 @@ async function assertChargedPerCall(key, model) {
   const entries = await settledCalls(key, calls);
   const paid = -entries.reduce((n, e) => n + e.amount_mc, 0);
   assert.equal(paid, calls * expectedMc(model, IN, OUT), model);
-  assert.equal(await c.balanceMc(key.api_key), 20_000 - paid, "the balance is what was paid");
+  assert.equal(await c.balanceMc(key.api_key), 100_000 - paid, "the balance is what was paid");
   return calls;
 }
 
@@ -93,7 +96,7 @@ test("Codex CLI: `codex exec` runs its tool loop through /v1/responses on each p
   for (const model of MODELS) {
     await c.mockReset();
     await scriptUsage();
-    const key = await c.createKey({ credits: 20 });
+    const key = await c.createKey({ credits: 100 });
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "codex-home-"));
     const work = fs.mkdtempSync(path.join(os.tmpdir(), "codex-work-"));
     fs.writeFileSync(path.join(home, "config.toml"), [
@@ -101,6 +104,8 @@ test("Codex CLI: `codex exec` runs its tool loop through /v1/responses on each p
       `model_provider = "broker"`,
       // The gateway does not serve OpenAI's per-call-priced built-in tools (docs/responses.md).
       `web_search = "disabled"`,
+      // Thinking on: Claude's signed thinking must make the round trip through Codex's items.
+      `model_reasoning_effort = "low"`,
       `[model_providers.broker]`,
       `name = "AI API Broker"`,
       `base_url = "${stack.workerUrl}/v1"`,
@@ -120,6 +125,11 @@ test("Codex CLI: `codex exec` runs its tool loop through /v1/responses on each p
       assert.equal(sent[0].path, "/openai/v1/responses");
       assert.equal(sent[0].body.store, false);
       assert.ok(sent.at(-1).body.input.some((i) => i.type === "function_call_output"), "the tool's output went back");
+    }
+    if (PROVIDER[model] === "anthropic") {
+      const turn = sent.at(-1).body.messages.find((m) => m.role === "assistant").content;
+      assert.equal(turn[0].type, "thinking", "Codex sent Claude's signed thinking back first");
+      assert.ok(turn[0].signature);
     }
     await assertChargedPerCall(key, model);
   }
@@ -146,7 +156,7 @@ print(json.dumps({"final": result.final_output, "responses": len(result.raw_resp
   for (const model of MODELS) {
     await c.mockReset();
     await scriptUsage();
-    const key = await c.createKey({ credits: 20 });
+    const key = await c.createKey({ credits: 100 });
     const r = await run(path.join(AGENTS, "bin", "python"), ["-c", script, model], { env: { BASE_URL: `${stack.workerUrl}/v1`, API_KEY: key.api_key } });
     assert.equal(r.code, 0, `${model}: ${r.stderr.slice(-3000)}`);
     const out = JSON.parse(r.stdout.trim().split("\n").at(-1));
@@ -164,7 +174,7 @@ test("Vercel AI SDK: the default provider's openai(model) (Responses API) runs a
     for (const stream of [false, true]) {
       await c.mockReset();
       await scriptUsage();
-      const key = await c.createKey({ credits: 20 });
+      const key = await c.createKey({ credits: 100 });
       const openai = createOpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key });
       const tools = {
         get_weather: tool({
@@ -219,7 +229,7 @@ for run in json.loads(os.environ["RUNS"]):
   await scriptUsage();
   const runs = [];
   for (const model of MODELS) {
-    for (const stream of [false, true]) runs.push({ model, stream, key: await c.createKey({ credits: 20 }) });
+    for (const stream of [false, true]) runs.push({ model, stream, key: await c.createKey({ credits: 100 }) });
   }
   const env = { BASE_URL: `${stack.workerUrl}/v1`, RUNS: JSON.stringify(runs.map((r) => ({ model: r.model, stream: r.stream, key: r.key.api_key }))) };
   const r = await run(path.join(LANGCHAIN, "bin", "python"), ["-c", script], { env, timeout: 300_000 });
