@@ -1,6 +1,7 @@
 // The OpenAPI 3.1 description of every route of the worker. `node scripts/build-docs.mjs` writes it
 // to public/openapi.json (committed; a test fails when it is stale). The route table it must match
 // is core/src/routes.rs (checked both ways by `cargo test -p broker-core` and tests/openapi.test.mjs).
+import { addClientRoutes } from "./openapi-clients.mjs";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
 const obj = (properties, required = [], extra = {}) => ({ type: "object", properties, required, ...extra });
@@ -100,7 +101,7 @@ const schemas = {
     key_id: str(""), plan: str(""), usd_per_credit: str(""), debt_credits: credits("The debt, when credits < 0"), note: str(""),
   }, ["credits", "millicredits", "held_credits", "held_millicredits", "key_id", "plan", "usd_per_credit"]),
   LedgerEntry: obj({
-    type: str("", { examples: ["call", "correction", "grant", "adjustment", "topup", "refund", "import"] }), credits: num(""), amount_mc: int("Signed amount, millicredits."),
+    type: str("", { examples: ["call", "correction", "grant", "adjustment", "topup", "refund", "dispute", "dispute_won", "dispute_lost", "import"] }), credits: num(""), amount_mc: int("Signed amount, millicredits."),
     balance_mc: int("Running total (spendable + held)."), ts: int("Unix ms."),
   }, ["type", "amount_mc"]),
   Ledger: obj({
@@ -123,7 +124,12 @@ const schemas = {
   Url: obj({ url: str("") }, ["url"]),
   RotatedOwnKey: obj({ key_id: str(""), api_key: str("The new key, shown once."), note: str("") }, ["key_id", "api_key"]),
   Health: obj({ status: str("", { enum: ["ok", "degraded"] }), services: { type: "object" }, version: str(""), price_table: str("") }, ["status"]),
-  WebhookAck: obj({ received: { const: true }, credited: { type: "boolean" } }, ["received"]),
+  WebhookAck: obj({
+    received: { const: true }, credited: { type: "boolean" }, duplicate: { type: "boolean", description: "Already handled; nothing changed." },
+    pending: { type: "boolean", description: "A refund or dispute of a payment not credited yet: remembered, applied when it is." },
+    credits_added: num(""), credits_taken_back: num("A refund's or reversal's share."), credits_after: num(""),
+    dispute: str("What a dispute step did.", { enum: ["frozen", "released", "lost"] }), credits_moved: num("Frozen or lost (negative), released (positive)."),
+  }, ["received"]),
   AddCreditsRequest: obj({ apiKey: str("A plaintext key or a key id."), credits: num(""), reason: str("") }, ["apiKey", "credits"]),
   Grant: obj({ key_id: str(""), credits_added: num(""), credits: num(""), reason: str("") }, ["key_id", "credits"]),
   ImportKeysRequest: obj({ cursor: { anyOf: [{ type: "string", pattern: "^[0-9]{1,20}$" }, { type: "integer", minimum: 0 }], description: "`next_cursor` of the previous page (default 0)." }, count: int("Page size (default 200).", { minimum: 1, maximum: 1000 }) }),
@@ -195,12 +201,15 @@ const paths = {
   "/v1/billing-portal": post("createBillingPortal", "Open Stripe's Billing Portal for the key", "Billing", "Url", { security: bearer, errs: [...accountErrors, 413, 502],
     reqSchema: "BillingPortalRequest", example: { return_url: "https://shop.example/account" } }),
   "/v1/keys/rotate": post("rotateOwnKey", "Replace the calling key (same balance and ledger)", "Account", "RotatedOwnKey", { security: [{ bearerKey: [] }], errs: accountErrors }),
-  "/webhooks/stripe": post("stripeWebhook", "Stripe events (checkout, invoices, refunds)", "Webhooks", "WebhookAck", { security: [{ stripeSignature: [] }], errs: [400, 413, 503],
+  "/webhooks/stripe": post("stripeWebhook", "Stripe events (checkout, invoices, subscriptions, refunds, disputes)", "Webhooks", "WebhookAck", { security: [{ stripeSignature: [] }], errs: [400, 413, 503],
     reqSchema: "StripeEvent", example: { id: "evt_1", type: "checkout.session.completed", data: { object: {} } },
-    description: "Signed by Stripe (`Stripe-Signature`, HMAC-SHA256, 300 s tolerance). A bad signature is 400 and changes nothing; replays are acknowledged once." }),
-  "/webhooks/paypal": post("paypalWebhook", "PayPal events (PAYMENT.CAPTURE.COMPLETED)", "Webhooks", "WebhookAck", { security: [{ paypalTransmissionSig: [], paypalTransmissionId: [], paypalTransmissionTime: [], paypalCertUrl: [], paypalAuthAlgo: [] }], errs: [400, 413, 502, 503],
+    description: "Signed by Stripe (`Stripe-Signature`, HMAC-SHA256, 300 s tolerance). A bad signature is 400 and changes nothing; replays are acknowledged once. "
+      + "Credits: `checkout.session.completed`, and `invoice.paid` when it starts or renews a period (`billing_reason` subscription_create / subscription_cycle; the plan of the price paid). "
+      + "Taken back: `charge.refunded` (the refunded share), `charge.dispute.created` / `funds_withdrawn` freeze the disputed share until `charge.dispute.closed` (won: released; lost: kept). See docs/payments.md." }),
+  "/webhooks/paypal": post("paypalWebhook", "PayPal events (PAYMENT.CAPTURE.COMPLETED, REFUNDED, REVERSED)", "Webhooks", "WebhookAck", { security: [{ paypalTransmissionSig: [], paypalTransmissionId: [], paypalTransmissionTime: [], paypalCertUrl: [], paypalAuthAlgo: [] }], errs: [400, 413, 429, 502, 503],
     reqSchema: "PaypalEvent", example: { id: "WH-1", event_type: "PAYMENT.CAPTURE.COMPLETED", resource: {} },
-    description: "Verified with PayPal's verify-webhook-signature API using the PAYPAL-* transmission headers." }),
+    description: "Verified with PayPal's verify-webhook-signature API using the PAYPAL-* transmission headers. A capture credits; a refund or reversal takes back the credits of everything refunded from the capture so far. "
+      + "Deliveries are counted per client address (`PAYPAL_WEBHOOK_LIMIT`, default 60 a minute) before any call to PayPal: past it, 429 with Retry-After." }),
   "/admin/add-credits": post("adminAddCredits", "Add credits to a key (by plaintext or id)", "Admin", "Grant", { security: admin, errs: [...adminErrors, 413],
     reqSchema: "AddCreditsRequest", example: { apiKey: KEY_ID, credits: 100, reason: "manual top-up" } }),
   "/admin/import-keys": post("adminImportKeys", "Import the original product's balances (one SCAN page)", "Admin", "ImportKeys", { security: admin, errs: [...adminErrors, 413], reqSchema: "ImportKeysRequest", example: { cursor: "0", count: 100 } }),
@@ -378,3 +387,9 @@ export const spec = {
     },
   },
 };
+
+// Claude Code, embeddings, Gemini's own API (docs/openapi-clients.mjs).
+addClientRoutes({
+  paths, schemas, tags: spec.tags, securitySchemes: spec.components.securitySchemes, SHAPE_SCHEMA,
+  h: { ref, obj, str, num, int, nullable, errors, body, json, sse, meteredHeaders, requestIdHeader, bearer, customerErrors, xBroker },
+});

@@ -45,13 +45,20 @@ function request(spec, path, method, op) {
   const headers = [];
   const scheme = Object.keys((op.security ?? [])[0] ?? {})[0];
   if (scheme === "bearerKey" || scheme === "anthropicKey") headers.push(["Authorization", "Bearer $KEY"]);
+  if (scheme === "googApiKey") headers.push(["x-goog-api-key", "$KEY"]);
   if (scheme === "adminSecret") headers.push(["X-Admin-Secret", "$ADMIN_SECRET"]);
   if (scheme === "stripeSignature") headers.push(["Stripe-Signature", "t=…,v1=… (sent by Stripe)"]);
   if (scheme?.startsWith("paypal")) headers.push(["PAYPAL-TRANSMISSION-SIG", "… (sent by PayPal)"]);
   const example = op.requestBody?.content?.["application/json"]?.example;
   if (example) headers.push(["Content-Type", "application/json"]);
   const keyId = spec.components?.parameters?.KeyId?.example ?? "key_…";
-  return { url: location.origin + path.replace("{key_id}", keyId), method: method.toUpperCase(), headers, body: example && JSON.stringify(example) };
+  // Other path parameters and required query parameters from their examples (Gemini's `{model}`, `alt=sse`).
+  const params = [...(spec.paths[path].parameters ?? []), ...(op.parameters ?? [])].filter((p) => p.example !== undefined && p.name !== "key_id");
+  let url = path.replace("{key_id}", keyId);
+  for (const p of params.filter((p) => p.in === "path")) url = url.replace(`{${p.name}}`, p.example);
+  const query = params.filter((p) => p.in === "query" && p.required).map((p) => `${p.name}=${encodeURIComponent(p.example)}`);
+  if (query.length) url += `?${query.join("&")}`;
+  return { url: location.origin + url, method: method.toUpperCase(), headers, body: example && JSON.stringify(example) };
 }
 
 const envRef = { curl: (v) => v, python: (v) => v.replace(/\$(KEY|ADMIN_SECRET)/g, '" + os.environ["$1"] + "'), node: (v) => v.replace(/\$(KEY|ADMIN_SECRET)/g, "${process.env.$1}") };

@@ -46,6 +46,7 @@ pub fn models(ctx: &Ctx) -> Response {
     let rate = &ctx.settings().rate;
     let mut data: Vec<Value> = broker_core::pricing::catalogue(&today).iter().map(|m| m.to_public_json(rate)).collect();
     data.extend(broker_core::media_prices::catalogue(&today, rate, ctx.settings().elevenlabs_pico_per_credit));
+    data.extend(broker_core::embedding_prices::catalogue(rate));
     let body = json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }).to_string().into_bytes();
     MODELS.with(|m| *m.borrow_mut() = Some((today, body.clone())));
     http::bytes(200, "application/json", body, &[])
@@ -62,8 +63,12 @@ pub async fn read_key(ctx: &Ctx, key_id: &str, offset: u64, count: u64) -> Resul
 /// The calling key's record (active keys only). Unknown and revoked keys count against the
 /// client IP, as on the metered routes.
 pub async fn caller(ctx: &Ctx, req: &Request, offset: u64, count: u64) -> Result<KeyView, ApiError> {
-    let key = crate::payer::api_key(ctx, req, false)?;
-    let who = Reader::Customer { key_hash: hash_key(&key), client_ip: ctx.client_ip(), anonymous: ctx.settings().limits.anonymous, now_ms: ctx.now_ms(), request_id: ctx.request_id() };
+    caller_key(ctx, &crate::payer::api_key(ctx, req, false)?, offset, count).await
+}
+
+/// [`caller`] for a key already read from the request (routes that take it in another header).
+pub async fn caller_key(ctx: &Ctx, key: &str, offset: u64, count: u64) -> Result<KeyView, ApiError> {
+    let who = Reader::Customer { key_hash: hash_key(key), client_ip: ctx.client_ip(), anonymous: ctx.settings().limits.anonymous, now_ms: ctx.now_ms(), request_id: ctx.request_id() };
     match ctx.store()?.read(&Read { who, offset, count }).await? {
         ReadReply::Found(k) => Ok(*k),
         ReadReply::Unknown { limited: true, reset_ms, .. } => Err(ip_limited_error(reset_ms)),

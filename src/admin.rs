@@ -18,11 +18,11 @@ use worker::Request;
 /// it (its field is private), so no dispatch path can reach them without the secret.
 pub struct AdminPass(());
 
-/// Checks `X-Admin-Secret`. A configured secret shorter than [`keys::MIN_ADMIN_SECRET_LEN`]
+/// Checks `X-Admin-Secret`. A configured secret shorter than [`broker_core::config::MIN_ADMIN_SECRET_LEN`]
 /// characters turns the admin surface off (503 naming the setting) rather than guard it weakly.
 pub async fn guard(ctx: &Ctx, req: &Request) -> Result<AdminPass, ApiError> {
     let secret = ctx.secret("ADMIN_SECRET")?;
-    keys::check_admin_secret_strength(secret.expose())?;
+    broker_core::config::check_admin_secret_strength(secret.expose())?;
     let limit = ctx.settings().admin_failure_limit;
     let store = ctx.store()?;
     // Count this attempt before comparing, in one step, so parallel guesses cannot all slip in

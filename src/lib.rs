@@ -11,6 +11,7 @@ mod chat;
 mod checkout;
 mod context;
 mod fetch;
+mod gemini;
 mod http;
 mod log;
 mod media;

@@ -1,10 +1,11 @@
-//! The media routes (images, speech, music): parse → price → run on the metering engine, which
+//! The media routes (images, speech, music) and embeddings: parse → price → run on the metering engine, which
 //! renders the answer. Everything they decide is `broker_core::products::{images, speech, music}`.
 
 use crate::context::Ctx;
 use crate::http::{read_body, HandlerResult};
 use crate::meter;
 use crate::payer::payer;
+use broker_core::products::embeddings::{self, EmbeddingsProduct};
 use broker_core::products::images::{self, ImageRoute, ImagesProduct};
 use broker_core::products::music::{self, MusicProduct};
 use broker_core::products::speech::{self, SpeechProduct, SpeechRoute};
@@ -38,5 +39,12 @@ pub async fn speech(ctx: &Ctx, mut req: Request, route: SpeechRoute) -> HandlerR
 pub async fn music(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
     let product = MusicProduct::price(music::parse(&body)?, ctx.endpoint(Provider::Stability)?)?;
+    meter::run(ctx, payer(ctx, &req, false)?, Box::new(product)).await
+}
+
+/// `POST /v1/embeddings` (OpenAI's shape).
+pub async fn embeddings(ctx: &Ctx, mut req: Request) -> HandlerResult {
+    let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let product = EmbeddingsProduct::price(embeddings::parse(&body)?, ctx.endpoint(Provider::OpenAi)?)?;
     meter::run(ctx, payer(ctx, &req, false)?, Box::new(product)).await
 }

@@ -47,3 +47,22 @@ pub fn payer(ctx: &Ctx, req: &Request, also_x_api_key: bool) -> Result<Payer, Ap
     let (subscription, rate_plan) = rapidapi::plan_of(&ctx.settings().rapidapi_plans, &subscription)?;
     Ok(Payer::RapidApi { user, subscription: subscription.to_string(), rate_plan: rate_plan.to_string() })
 }
+
+/// The payer of a call on Gemini's own API: the key as the google-genai SDKs send it
+/// (`x-goog-api-key`), or as Google's REST docs show it (`?key=`), or a bearer token. The key is
+/// kept out of the log like any other (the log's `route` field never carries the query).
+pub fn gemini_payer(ctx: &Ctx, req: &Request) -> Result<Payer, ApiError> {
+    let h = req.headers();
+    if h.get("x-rapidapi-proxy-secret").ok().flatten().is_some() {
+        return payer(ctx, req, false);
+    }
+    let from_query = || req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "key").map(|(_, v)| v.into_owned()));
+    let key = h.get("x-goog-api-key").ok().flatten().filter(|k| !k.is_empty()).or_else(from_query).filter(|k| !k.is_empty());
+    match key {
+        Some(k) => {
+            ctx.keep_secret(&k);
+            Ok(Payer::Key(k))
+        }
+        None => api_key(ctx, req, false).map(Payer::Key),
+    }
+}

@@ -4,7 +4,7 @@
 
 use crate::context::Ctx;
 use crate::http::HandlerResult;
-use crate::{account, admin, chat, checkout, media, webhooks};
+use crate::{account, admin, chat, checkout, gemini, media, webhooks};
 use broker_core::chat::Route;
 use broker_core::error::ErrorShape;
 use broker_core::products::images::ImageRoute;
@@ -33,6 +33,11 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         Endpoint::OpenAiChatCompletions => chat::handle(ctx, req, Route::OpenAiCompatible).await,
         Endpoint::OpenAiResponses => chat::responses(ctx, req).await,
         Endpoint::AnthropicMessages => chat::handle(ctx, req, Route::AnthropicCompatible).await,
+        Endpoint::AnthropicCountTokens => chat::count_tokens(ctx, req).await,
+        Endpoint::OpenAiEmbeddings => media::embeddings(ctx, req).await,
+        Endpoint::GeminiGenerateContent => gemini::generate(ctx, req, resolved.param("model"), false).await,
+        Endpoint::GeminiStreamGenerateContent => gemini::generate(ctx, req, resolved.param("model"), true).await,
+        Endpoint::GeminiCountTokens => gemini::count_tokens(ctx, req, resolved.param("model")).await,
         Endpoint::OpenAiImages => media::images(ctx, req, ImageRoute::OpenAiCompatible).await,
         Endpoint::NativeImage => media::images(ctx, req, ImageRoute::Native).await,
         Endpoint::OpenAiSpeech => media::speech(ctx, req, SpeechRoute::OpenAiCompatible).await,

@@ -6,13 +6,16 @@
 use crate::context::Ctx;
 use crate::fetch;
 use crate::http::{json, read_body, HandlerResult};
+use broker_core::disputes::{self, DisputeEvent};
+use broker_core::ratelimit;
 use broker_core::error::ApiError;
 use broker_core::keys;
 use broker_core::money::credits_json;
 use broker_core::paypal::{self, PaypalAction};
+use broker_core::paypal_credits;
 use broker_core::product::UpstreamRequest;
 use broker_core::redis_keys as rk;
-use broker_core::scripts::{ledger_fragment, ClawbackReply, CreditReply, KeyOpReply};
+use broker_core::scripts::{ledger_fragment, ClawbackReply, CreditReply, DisputeReply, DisputeState, KeyOpReply};
 use broker_core::store::{Clawback, Credit, KeyOp, Store};
 use broker_core::stripe_billing::{self, SubscriptionAction};
 use broker_core::stripe::{self, KeyRef, StripeAction};
@@ -54,47 +57,78 @@ async fn record_unmatched(ctx: &Ctx, source: &str, event_id: &str, details: Valu
     ack(json!({ "credited": false, "unmatched": true, "reason": reason }))
 }
 
-/// A refund takes back the refunded share of the credits the payment bought (the balance may
-/// become a debt); a refund of a purchase not credited yet is remembered and taken with it.
-async fn refund(ctx: &Ctx, event_id: &str, payment_intent: &str, paid_cents: u64, refunded_cents: u64) -> HandlerResult {
-    let fragment = ledger_fragment(&[
-        ("source", json!("stripe")),
-        ("ref", json!(event_id)),
-        ("payment_intent", json!(payment_intent)),
-        ("refunded_cents", json!(refunded_cents)),
-        ("paid_cents", json!(paid_cents)),
-    ]);
-    let (payment_marker, early_refund_key) = stripe_payment_markers(payment_intent);
-    let c = Clawback {
-        payment_marker,
-        early_refund_key,
-        refunded_cents,
-        paid_cents,
-        now_ms: ctx.now_ms(),
-        fragment,
-        event_marker: rk::stripe_event(event_id),
-        retention: ctx.settings().retention(),
-    };
-    match ctx.store()?.clawback(&c).await? {
+/// A refund (or reversal) takes back the refunded share of the credits the payment bought (the
+/// balance may become a debt); a refund of a purchase not credited yet is remembered and taken
+/// with it. The clawback itself is built in core (`stripe::clawback`, `paypal::clawback`).
+async fn take_back(ctx: &Ctx, source: &str, event_id: &str, c: &Clawback, payment: Value) -> HandlerResult {
+    match ctx.store()?.clawback(c).await? {
         ClawbackReply::Taken { key_id, taken_mc, balance_mc } => {
-            outcome(ctx, "stripe", event_id, "refunded", fields! {"key_id" => key_id, "credits_taken_back" => credits_json(taken_mc), "credits_after" => credits_json(balance_mc)});
+            outcome(ctx, source, event_id, "refunded", fields! {"key_id" => key_id, "credits_taken_back" => credits_json(taken_mc), "credits_after" => credits_json(balance_mc)});
             if balance_mc < 0 {
                 // The credits were spent or are held by open calls: the key owes them now.
-                let details = json!({ "payment_intent": payment_intent, "key_id": key_id, "reason": "refund larger than the spendable balance: the key is in debt",
-                    "debt_credits": credits_json(-balance_mc) });
-                note_unmatched(ctx, "stripe-refund", event_id, details).await?;
+                let mut details = json!({ "key_id": key_id, "reason": "refund larger than the spendable balance: the key is in debt", "debt_credits": credits_json(-balance_mc) });
+                if let (Some(d), Value::Object(p)) = (details.as_object_mut(), payment) {
+                    d.extend(p);
+                }
+                note_unmatched(ctx, &format!("{source}-refund"), event_id, details).await?;
             }
             ack(json!({ "credited": false, "key_id": key_id, "credits_taken_back": credits_json(taken_mc), "credits_after": credits_json(balance_mc) }))
         }
         ClawbackReply::Duplicate => {
-            outcome(ctx, "stripe", event_id, "duplicate", Map::new());
+            outcome(ctx, source, event_id, "duplicate", Map::new());
             ack(json!({ "credited": false, "duplicate": true }))
         }
         ClawbackReply::Pending => {
-            outcome(ctx, "stripe", event_id, "refund_pending", fields! {"payment_intent" => payment_intent});
+            outcome(ctx, source, event_id, "refund_pending", payment.as_object().cloned().unwrap_or_default());
             ack(json!({ "credited": false, "pending": true, "reason": "the refunded payment is not credited yet; its credits will be taken when it is" }))
         }
     }
+}
+
+/// A step of a dispute: freeze, release or lose the disputed credits (`disputes::apply`).
+async fn dispute(ctx: &Ctx, ev: &DisputeEvent<'_>) -> HandlerResult {
+    let reply = disputes::apply(&ctx.store()?, ev).await?;
+    disputed(ctx, ev.event_id, ev.dispute_id, &reply).await?;
+    Ok(json(200, &dispute_ack(&reply), &[]))
+}
+
+/// Logs what a dispute step did; a frozen or lost share that leaves the key in debt is noted for
+/// an admin, as a refund's is.
+async fn disputed(ctx: &Ctx, event_id: &str, dispute_id: &str, reply: &DisputeReply) -> Result<(), ApiError> {
+    let what = match reply {
+        DisputeReply::Applied { state: DisputeState::Frozen, .. } => "dispute_frozen",
+        DisputeReply::Applied { state: DisputeState::Released, .. } => "dispute_released",
+        DisputeReply::Applied { state: DisputeState::Lost, .. } => "dispute_lost",
+        DisputeReply::Pending => "dispute_pending",
+        DisputeReply::Duplicate { .. } | DisputeReply::Retry => "duplicate",
+    };
+    outcome(ctx, "stripe", event_id, what, fields! {"dispute" => dispute_id, "reply" => format!("{reply:?}")});
+    if let DisputeReply::Applied { key_id, moved_mc, balance_mc, .. } = reply {
+        if *balance_mc < 0 && *moved_mc < 0 {
+            let details = json!({ "dispute": dispute_id, "key_id": key_id, "reason": "disputed credits were spent: the key is in debt", "debt_credits": credits_json(-balance_mc) });
+            note_unmatched(ctx, "stripe-dispute", event_id, details).await?;
+        }
+    }
+    Ok(())
+}
+
+fn dispute_ack(reply: &DisputeReply) -> Value {
+    match reply {
+        DisputeReply::Applied { state, key_id, moved_mc, balance_mc } => json!({ "received": true, "credited": false, "dispute": format!("{state:?}").to_lowercase(), "key_id": key_id,
+            "credits_moved": credits_json(*moved_mc), "credits_after": credits_json(*balance_mc) }),
+        DisputeReply::Pending => json!({ "received": true, "credited": false, "pending": true, "reason": "the disputed payment is not credited yet; the dispute applies when it is" }),
+        DisputeReply::Duplicate { state } => json!({ "received": true, "credited": false, "duplicate": true, "dispute": state }),
+        DisputeReply::Retry => json!({ "received": true, "credited": false }),
+    }
+}
+
+/// Credits a Stripe payment, then applies the disputes that came before it.
+async fn credit_stripe(ctx: &Ctx, c: Credit, payment_intent: Option<&str>, paid_cents: u64, event_id: &str) -> Result<CreditReply, ApiError> {
+    let (reply, early) = disputes::credit_payment(&ctx.store()?, &c, payment_intent, paid_cents, event_id).await?;
+    for (dispute_id, d) in &early {
+        disputed(ctx, event_id, dispute_id, d).await?;
+    }
+    Ok(reply)
 }
 
 /// Runs the credit script; every outcome except an outage is an acknowledgement (200), so the
@@ -153,7 +187,7 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
     }
     let event: Value = serde_json::from_slice(&body).map_err(|_| ApiError::invalid("signed body is not JSON"))?;
     let (event_id, ty) = (event.get("id").and_then(Value::as_str).unwrap_or(""), event.get("type").and_then(Value::as_str).unwrap_or(""));
-    if let Some(action) = event.pointer("/data/object").and_then(|o| stripe_billing::interpret(event_id, ty, o, &ctx.settings().rate)) {
+    if let Some(action) = event.pointer("/data/object").and_then(|o| stripe_billing::interpret(event_id, ty, o, &ctx.settings().subscription_plans)) {
         return subscription(ctx, action).await;
     }
     match stripe::interpret(&event, &ctx.settings().rate) {
@@ -165,7 +199,14 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
             record_unmatched(ctx, "stripe", &event_id, json!({ "session": session_id, "amount_total_cents": amount_total_cents, "reason": reason })).await
         }
         StripeAction::UntraceableRefund { event_id, charge_id, reason } => record_unmatched(ctx, "stripe-refund", &event_id, json!({ "charge": charge_id, "reason": reason })).await,
-        StripeAction::Refund { event_id, payment_intent, paid_cents, refunded_cents } => refund(ctx, &event_id, &payment_intent, paid_cents, refunded_cents).await,
+        StripeAction::Refund { event_id, payment_intent, paid_cents, refunded_cents } => {
+            let c = stripe::clawback(&event_id, &payment_intent, paid_cents, refunded_cents, ctx.now_ms(), ctx.settings().retention());
+            take_back(ctx, "stripe", &event_id, &c, json!({ "payment_intent": payment_intent })).await
+        }
+        StripeAction::Dispute { event_id, dispute_id, payment_intent, disputed_cents, step } => {
+            let ev = DisputeEvent { event_id: &event_id, dispute_id: &dispute_id, payment_intent: &payment_intent, disputed_cents, step, now_ms: ctx.now_ms(), retention: ctx.settings().retention() };
+            dispute(ctx, &ev).await
+        }
         StripeAction::Credit { event_id, session_id, payment_intent, key, amount_mc, amount_total_cents } => {
             let Some(target) = key_target(&key) else {
                 return record_unmatched(ctx, "stripe", &event_id, json!({ "session": session_id, "amount_total_cents": amount_total_cents, "reason": "malformed key id" })).await;
@@ -182,7 +223,8 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
                 payment: payment_intent.as_deref().map(stripe_payment_markers),
                 dedupe: vec![rk::stripe_event(&event_id), rk::stripe_session(&session_id)],
             };
-            credit(ctx, c, "stripe", &event_id).await
+            let reply = credit_stripe(ctx, c.clone(), payment_intent.as_deref(), amount_total_cents, &event_id).await?;
+            credited(ctx, reply, &c, "stripe", &event_id).await
         }
     }
 }
@@ -209,13 +251,21 @@ async fn subscription(ctx: &Ctx, action: SubscriptionAction) -> HandlerResult {
             outcome(ctx, "stripe", &event_id, if ended { "subscription_ended" } else { "ignored" }, fields! {"key_id" => key_id, "plan" => plan, "reply" => format!("{reply:?}")});
             ack(json!({ "credited": false, "plan": if ended { json!(plan) } else { Value::Null } }))
         }
+        SubscriptionAction::Unmatched { event_id, invoice_id, key_id, paid_cents, reason } => {
+            record_unmatched(ctx, "stripe", &event_id, json!({ "invoice": invoice_id, "key_id": key_id, "amount_paid_cents": paid_cents, "reason": reason })).await
+        }
+        SubscriptionAction::PlanChanged { event_id, subscription_id, key_id, plan } => {
+            let reply = store.key_op(&KeyOp::Subscribe { key_id: &key_id, plan: &plan.rate_plan, subscription_id: &subscription_id, customer: "" }, ctx.now_ms()).await?;
+            outcome(ctx, "stripe", &event_id, "plan_changed", fields! {"key_id" => key_id, "plan" => plan.name, "rate_plan" => plan.rate_plan.clone(), "reply" => format!("{reply:?}")});
+            ack(json!({ "credited": false, "plan": plan.rate_plan }))
+        }
         SubscriptionAction::InvoicePaid { event_id, invoice_id, subscription_id, key_id, plan, amount_mc, paid_cents, payment_intent } => {
             let fragment = ledger_fragment(&[
                 ("source", json!("stripe")),
                 ("ref", json!(event_id)),
                 ("invoice", json!(invoice_id)),
                 ("subscription", json!(subscription_id)),
-                ("plan", json!(plan)),
+                ("plan", json!(plan.name)),
                 ("amount_paid_cents", json!(paid_cents)),
             ]);
             let c = Credit {
@@ -228,11 +278,10 @@ async fn subscription(ctx: &Ctx, action: SubscriptionAction) -> HandlerResult {
                 payment: payment_intent.as_deref().map(stripe_payment_markers),
                 dedupe: vec![rk::stripe_event(&event_id), rk::stripe_invoice(&invoice_id)],
             };
-            let reply = store.credit(&c).await?;
+            let reply = credit_stripe(ctx, c.clone(), payment_intent.as_deref(), paid_cents, &event_id).await?;
             if matches!(reply, CreditReply::Credited { .. }) {
-                // The month's allowance came: the key is on the plan's rate limits.
-                let rate_plan = plan.as_deref().and_then(|p| ctx.settings().subscription_plans.iter().find(|sp| sp.name == p)).map(|p| p.rate_plan.clone());
-                let op = KeyOp::Subscribe { key_id: &key_id, plan: rate_plan.as_deref().unwrap_or(""), subscription_id: &subscription_id, customer: "" };
+                // The period's allowance came: the key is on the rate limits of the plan paid for.
+                let op = KeyOp::Subscribe { key_id: &key_id, plan: &plan.rate_plan, subscription_id: &subscription_id, customer: "" };
                 store.key_op(&op, ctx.now_ms()).await?;
             }
             credited(ctx, reply, &c, "stripe", &event_id).await
@@ -279,11 +328,19 @@ async fn paypal_token(ctx: &Ctx, fresh: bool) -> Result<String, ApiError> {
 
 pub async fn paypal(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let webhook_id = ctx.secret("PAYPAL_WEBHOOK_ID")?;
+    // Anyone can post here and each delivery costs two calls to PayPal (token + verify): count
+    // deliveries per client address first, before anything is read or sent.
+    let limit = ctx.settings().paypal_webhook_limit;
+    let (count, reset_ms) = ctx.store()?.webhook_attempt("paypal", ctx.client_ip(), ctx.now_ms(), ctx.request_id(), limit.window_ms).await?;
+    if let Some(e) = ratelimit::over_limit(count, limit.limit, reset_ms, "PayPal webhook deliveries") {
+        outcome(ctx, "paypal", "", "rate_limited", fields! {"deliveries" => count});
+        return Err(e);
+    }
     let body = read_body(&mut req, ctx.settings().max_webhook_bytes).await?;
     let event: Value = serde_json::from_slice(&body).map_err(|_| ApiError::invalid("body is not JSON"))?;
     let raw_event = String::from_utf8(body).map_err(|_| ApiError::invalid("body is not UTF-8"))?;
     let event_type = paypal::event_type(&event);
-    if event_type != paypal::CAPTURE_COMPLETED {
+    if !paypal::is_handled(event_type) {
         // Nothing would change whoever sent it: acknowledge without spending two PayPal calls.
         outcome(ctx, "paypal", "", "ignored", fields! {"reason" => format!("event type `{event_type}` is not handled")});
         return ack(json!({ "credited": false, "reason": format!("event type `{event_type}` is not handled") }));
@@ -323,13 +380,13 @@ pub async fn paypal(ctx: &Ctx, mut req: Request) -> HandlerResult {
             ack(json!({ "credited": false, "reason": reason }))
         }
         PaypalAction::Unmatched { event_id, details, .. } => record_unmatched(ctx, "paypal", &event_id, details).await,
+        PaypalAction::UntraceableRefund { event_id, details } => record_unmatched(ctx, "paypal-refund", &event_id, details).await,
+        PaypalAction::TakeBack(refund) => {
+            let c = paypal_credits::clawback(&refund, ctx.now_ms(), ctx.settings().retention());
+            take_back(ctx, "paypal", &refund.event_id, &c, json!({ "capture": refund.capture_id, "refund": refund.refund_id })).await
+        }
         PaypalAction::Credit { event_id, capture_id, key_id, amount_mc, cents } => {
-            let fragment = ledger_fragment(&[("source", json!("paypal")), ("ref", json!(event_id)), ("capture", json!(capture_id)), ("amount_cents", json!(cents))]);
-            let mut dedupe = vec![rk::paypal_event(&event_id)];
-            if !capture_id.is_empty() {
-                dedupe.push(rk::paypal_capture(&capture_id));
-            }
-            let c = Credit { target: format!("id:{key_id}"), amount_mc, now_ms: ctx.now_ms(), kind: "topup", fragment, retention: ctx.settings().retention(), payment: None, dedupe };
+            let c = paypal_credits::credit(&event_id, &capture_id, &key_id, amount_mc, cents, ctx.now_ms(), ctx.settings().retention());
             credit(ctx, c, "paypal", &event_id).await
         }
     }

@@ -97,12 +97,15 @@ test("a subscription: each invoice credits its allowance once and moves the key 
   const sub = `sub_${Date.now()}`;
   const started = await deliver("checkout.session.completed", { id: session.id, object: "checkout.session", mode: "subscription", payment_status: "paid", amount_total: 2000, currency: "usd", customer: "cus_42", subscription: sub, client_reference_id: key.id, metadata: { key_id: key.id, plan: "pro-monthly" } });
   assert.equal(started.json.credited, false);
-  const invoice = (n) => ({ id: `in_${sub}_${n}`, object: "invoice", currency: "usd", amount_paid: 2000, total_taxes: [], parent: { type: "subscription_details", subscription_details: { subscription: sub, metadata: { key_id: key.id, plan: "pro-monthly", credits: "2000" } } } });
+  const line = { amount: 2000, quantity: 1, pricing: { type: "price_details", price_details: { price: "price_pro_monthly_2000" } }, parent: { type: "subscription_item_details", subscription_item_details: { proration: false, subscription: sub } } };
+  const invoice = (n) => ({ id: `in_${sub}_${n}`, object: "invoice", currency: "usd", amount_paid: 2000, total: 2000, total_taxes: [], billing_reason: n === 1 ? "subscription_create" : "subscription_cycle",
+    lines: { object: "list", data: [line] }, parent: { type: "subscription_details", subscription_details: { subscription: sub, metadata: { key_id: key.id, plan: "pro-monthly", credits: "2000" } } } });
   assert.equal((await deliver("invoice.paid", invoice(1))).json.credited, true);
   let k = (await c.admin(`/admin/keys/${key.id}`)).body;
   assert.deepEqual([k.plan, k.credits], ["pro", 2000]);
   // The next month, under the older payload shape; and a replay of it.
-  const second = { ...invoice(2), parent: undefined, subscription: sub, subscription_details: { metadata: { key_id: key.id, plan: "pro-monthly" } } };
+  const second = { ...invoice(2), parent: undefined, subscription: sub, subscription_details: { metadata: { key_id: key.id, plan: "pro-monthly" } },
+    lines: { object: "list", data: [{ amount: 2000, quantity: 1, price: { id: "price_pro_monthly_2000" }, proration: false, type: "subscription" }] } };
   const paid2 = await deliver("invoice.paid", second);
   assert.equal(paid2.json.credited, true, JSON.stringify(paid2.json));
   assert.equal((await deliver("invoice.paid", second)).json.duplicate, true, "one invoice credits once");

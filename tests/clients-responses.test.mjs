@@ -13,13 +13,14 @@ import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { CLIENTS_DIR, pinned } from "./lib/clients.mjs";
 
-const CLIENTS = process.env.BROKER_CLIENTS_DIR || path.join(os.homedir(), ".cache", "broker-clients");
-const dir = (name) => path.join(CLIENTS, name);
-const CODEX = dir("codex-0.171.0");
-const AI_SDK = dir("ai-sdk-7.0.173");
-const AGENTS = dir("openai-agents-0.24.0");
-const LANGCHAIN = dir("langchain-openai-1.8.1");
+// Versions are pinned once, in scripts/setup-clients.
+const dir = (name) => path.join(CLIENTS_DIR, `${name}-${pinned()[name]}`);
+const CODEX = dir("codex");
+const AI_SDK = dir("ai-sdk");
+const AGENTS = dir("openai-agents");
+const LANGCHAIN = dir("langchain-openai");
 
 let stack, c;
 before(async () => {

@@ -24,6 +24,7 @@ const OUT = path.join(ROOT, ".stack", "fuzz");
 const FUZZ_VARS = {
   ...TEST_VARS,
   ADMIN_FAILURE_LIMIT: "100000/900",
+  PAYPAL_WEBHOOK_LIMIT: "100000/60",
   RATE_LIMITS: TEST_VARS.RATE_LIMITS.replace(/anonymous=\d+\/\d+/, "anonymous=100000/900"),
 };
 let own, stack, c;
@@ -83,6 +84,7 @@ test("schemathesis finds no 5xx and no undocumented answer, and every touched le
     `[auth.openapi.bearerKey]\nbearer = "${funded.api_key}"`,
     `[auth.openapi.anthropicKey]\napi_key = "${funded.api_key}"`,
     `[auth.openapi.adminSecret]\napi_key = "${stack.adminSecret}"`,
+    `[auth.openapi.googApiKey]\napi_key = "${funded.api_key}"`,
   ].join("\n\n") + "\n");
   const har = path.join(OUT, "run.har");
   const t0 = Date.now();

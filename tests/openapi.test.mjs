@@ -51,12 +51,23 @@ function authHeaders(op, apiKey) {
   for (const scheme of first) {
     if (scheme === "bearerKey") h.authorization = `Bearer ${apiKey}`;
     if (scheme === "anthropicKey") h["x-api-key"] = apiKey;
+    if (scheme === "googApiKey") h["x-goog-api-key"] = apiKey;
     if (scheme === "adminSecret") h["x-admin-secret"] = stack.adminSecret;
     // Signatures the gateway must refuse (a valid one is the webhook tests' business).
     if (scheme === "stripeSignature") h["stripe-signature"] = `t=${Math.floor(Date.now() / 1000)},v1=${"0".repeat(64)}`;
     if (scheme.startsWith("paypal")) h[spec.components.securitySchemes[scheme].name.toLowerCase()] = "not-a-real-signature";
   }
   return h;
+}
+
+/** The template with its other path parameters and its required query parameters filled from
+ *  their documented examples (`{key_id}` is the caller's). */
+function withParams(template, op) {
+  const params = [...(spec.paths[template].parameters ?? []), ...(op.parameters ?? [])].filter((p) => p.example !== undefined);
+  let url = template;
+  for (const p of params.filter((p) => p.in === "path")) url = url.replace(`{${p.name}}`, p.example);
+  const query = params.filter((p) => p.in === "query" && p.required).map((p) => `${p.name}=${encodeURIComponent(p.example)}`);
+  return query.length ? `${url}?${query.join("&")}` : url;
 }
 
 function operations() {
@@ -69,7 +80,7 @@ test("every documented operation answers as documented, with its example request
   for (const { template, method, op } of ops) {
     // A key of its own per operation: rotations and revocations touch nothing else.
     const key = await c.createKey({ credits: 100 });
-    const url = template.replace("{key_id}", key.id);
+    const url = withParams(template, op).replace("{key_id}", key.id);
     // The examples' placeholder key id stands for this operation's key.
     const placeholder = spec.components.parameters.KeyId.example;
     const raw = op.requestBody?.content["application/json"].example;
@@ -95,7 +106,7 @@ test("every documented operation answers as documented, with its example request
 test("bad JSON gets a documented 400 in each route's error shape", async () => {
   const key = await c.createKey({ credits: 10 });
   for (const { template, method, op } of operations().filter((o) => o.op.requestBody)) {
-    const url = template.replace("{key_id}", key.id);
+    const url = withParams(template, op).replace("{key_id}", key.id);
     const headers = { ...authHeaders(op, key.api_key), "content-type": "application/json" };
     const res = await fetch(`${stack.workerUrl}${url}`, { method: "POST", headers, body: "{not json" });
     const label = `${method.toUpperCase()} ${url} with bad JSON`;

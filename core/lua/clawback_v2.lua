@@ -5,6 +5,8 @@
 -- calls hold those credits or they were spent: the balance may become a debt, which admission
 -- refuses to spend. A refund whose purchase is not known yet is remembered under the pending
 -- key ("<largest cumulative refunded cents>|<paid cents>") and taken when the purchase is credited.
+-- Paid cents 0: the refunded figure is already the credits to take back in all (PayPal, whose
+-- credits are USD_PER_CREDIT's worth of the cents: broker_core::paypal computes it).
 -- Decoded by broker_core::scripts::ClawbackReply::decode.
 --
 -- ARGV: 1 payment marker key, 2 refunded cents so far, 3 paid cents, 4 now_ms,
@@ -14,10 +16,10 @@ local marker, refunded, paid, now, frag, dedupe = ARGV[1], tonumber(ARGV[2]), to
 local keep, pending = tonumber(ARGV[7]), ARGV[8]
 local payments, ttl = 'abk:stats:' .. ARGV[9] .. ':payments', tonumber(ARGV[10])
 if redis.call('EXISTS', dedupe) == 1 then return {'duplicate'} end
-if refunded > paid then refunded = paid end
+if paid > 0 and refunded > paid then refunded = paid end
 local rec = redis.call('GET', marker)
 local bar = rec and string.find(rec, '|', 1, true)
-if not bar or paid <= 0 then
+if not bar then
   local before = redis.call('GET', pending)
   local seen = before and tonumber(string.match(before, '^(%d+)|')) or -1
   if refunded > seen then redis.call('SET', pending, string.format('%d|%d', refunded, paid)) end
@@ -26,7 +28,8 @@ if not bar or paid <= 0 then
 end
 local id, credited = string.sub(rec, 1, bar - 1), tonumber(string.sub(rec, bar + 1))
 local kkey = 'abk:key:' .. id
-local target = math.ceil(credited * refunded / paid)
+local target = math.min(refunded, credited)
+if paid > 0 then target = math.ceil(credited * refunded / paid) end
 local taken_key = marker .. ':clawed'
 local delta = target - (tonumber(redis.call('GET', taken_key)) or 0)
 redis.call('SET', dedupe, id, 'EX', 7776000)

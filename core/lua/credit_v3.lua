@@ -5,7 +5,7 @@
 -- to take back a refunded share. Event markers expire after 90 days (Stripe retries for 3);
 -- payment, session and capture markers never do (refunds and disputes come months later).
 -- A refund that arrived before this purchase (recorded by clawback_v2 under the pending key as
--- "<refunded cents>|<paid cents>") is taken back here, at once.
+-- "<refunded cents>|<paid cents>"; paid 0: the credits to take back) is taken back here, at once.
 -- Decoded by broker_core::scripts::CreditReply::decode.
 --
 -- ARGV: 1 target ("id:<key id>" or "hash:<sha256 of the key>"), 2 amount, 3 now_ms,
@@ -46,9 +46,9 @@ local early = pending ~= '' and redis.call('GET', pending)
 if early and payment ~= '' then
   local bar = string.find(early, '|', 1, true)
   local refunded, paid = tonumber(string.sub(early, 1, bar - 1)), tonumber(string.sub(early, bar + 1))
-  if paid and paid > 0 then
-    if refunded > paid then refunded = paid end
-    taken = math.ceil(amount * refunded / paid)
+  if paid == 0 then taken = math.min(refunded, amount)
+  elseif paid then taken = math.ceil(amount * math.min(refunded, paid) / paid) end
+  if taken > 0 then
     bal = redis.call('HINCRBY', kkey, 'balance', -taken)
     redis.call('SET', payment .. ':clawed', string.format('%d', taken))
     ledger_push(id, string.format('{"ts":%d,"type":"refund","amount":%d,"balance":%d,"note":"refunded before the purchase was credited"%s}',

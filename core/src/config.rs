@@ -142,6 +142,9 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub max_webhook_bytes: u64,
     pub stripe_tolerance_secs: u64,
+    /// PayPal webhook deliveries allowed per client address and window (each costs two calls
+    /// to PayPal before its signature is known good).
+    pub paypal_webhook_limit: RateLimit,
     /// Wrong admin secrets allowed per client address and window.
     pub admin_failure_limit: RateLimit,
     /// Holds still open after this long are charged by the sweeper.
@@ -192,6 +195,22 @@ pub fn misconfigured(name: &str, problem: impl fmt::Display) -> ApiError {
     ApiError::unavailable(format!("gateway misconfigured: {name}: {problem}")).public()
 }
 
+/// The shortest `ADMIN_SECRET` the admin routes accept: 32 characters (~190 bits from a random
+/// base64 string), out of reach of guessing even without the per-network lockout.
+pub const MIN_ADMIN_SECRET_LEN: usize = 32;
+
+/// A configured admin secret too short to guard money is a 503 naming the setting: the admin
+/// surface stays off until it is fixed, it is never served behind a weak secret.
+pub fn check_admin_secret_strength(secret: &str) -> Result<(), ApiError> {
+    if secret.chars().count() < MIN_ADMIN_SECRET_LEN {
+        return Err(misconfigured(
+            "ADMIN_SECRET",
+            format!("is shorter than {MIN_ADMIN_SECRET_LEN} characters; set a long random one (e.g. `openssl rand -base64 32`)"),
+        ));
+    }
+    Ok(())
+}
+
 /// `"0.50"` USD → 500000 micro-USD.
 fn usd_micro(s: &str) -> Result<u64, String> {
     let d = Decimal::parse(s)?;
@@ -228,7 +247,7 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
     if let Some(p) = subscription_plans.iter().find(|p| !limits.has_plan(&p.rate_plan)) {
         return Err(misconfigured("SUBSCRIPTION_PLANS", format!("plan `{}` gives keys the rate plan `{}`, which RATE_LIMITS does not have", p.name, p.rate_plan)));
     }
-    let cents = |name: &str, default: &str| crate::paypal::usd_cents(&var_or(get, name, default)).ok_or_else(|| misconfigured(name, "must be a USD amount"));
+    let cents = |name: &str, default: &str| crate::money::usd_cents(&var_or(get, name, default)).ok_or_else(|| misconfigured(name, "must be a USD amount"));
     let rapidapi_plans = crate::rapidapi::parse_plans(&var_or(get, "RAPIDAPI_PLANS", ""), &limits).map_err(|e| misconfigured("RAPIDAPI_PLANS", e))?;
     let pack_bounds = crate::stripe_billing::PackBounds { min_cents: cents("CHECKOUT_MIN_USD", "1")?, max_cents: cents("CHECKOUT_MAX_USD", "1000")? };
     let mut base_urls = Vec::new();
@@ -246,6 +265,7 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         max_webhook_bytes: positive("MAX_WEBHOOK_BYTES", "262144")?,
         stripe_tolerance_secs: positive("STRIPE_TOLERANCE_SECS", "300")?,
         admin_failure_limit,
+        paypal_webhook_limit: RateLimit::parse(&var_or(get, "PAYPAL_WEBHOOK_LIMIT", "60/60")).map_err(|e| misconfigured("PAYPAL_WEBHOOK_LIMIT", e))?,
         hold_sweep_after_secs: positive("HOLD_SWEEP_AFTER_SECS", "7200")?,
         ledger_keep: positive("LEDGER_KEEP", "10000")?,
         stats_keep_days: positive("STATS_KEEP_DAYS", "400")?,
@@ -266,6 +286,16 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_secrets_shorter_than_32_characters_turn_the_admin_surface_off() {
+        let short = "a".repeat(31);
+        let err = check_admin_secret_strength(&short).err().map(|e| (e.status(), e.message));
+        assert_eq!(err.as_ref().map(|(s, _)| *s), Some(503));
+        assert!(err.is_some_and(|(_, m)| m.contains("ADMIN_SECRET")));
+        assert!(check_admin_secret_strength(&"a".repeat(32)).is_ok());
+    }
+
 
     #[test]
     fn default_limits_are_those_of_the_seed_guide() {
@@ -292,6 +322,7 @@ mod tests {
             ("MARGIN_MULTIPLIER", "lots"),
             ("HOLD_SWEEP_AFTER_SECS", "soon"),
             ("ADMIN_FAILURE_LIMIT", "ten"),
+            ("PAYPAL_WEBHOOK_LIMIT", "60"),
             ("DEFAULT_PLAN", "gold"),
             ("LEDGER_KEEP", "0"),
             ("OPENAI_BASE_URL", "api.openai.com"),

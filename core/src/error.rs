@@ -96,6 +96,8 @@ pub enum ErrorShape {
     OpenAi,
     /// Anthropic: `{"type":"error","error":{"type","message"},"request_id"}`
     Anthropic,
+    /// Google (Gemini's own API): `{"error":{"code","message","status","details":[ErrorInfo]}}`
+    Gemini,
 }
 
 impl ApiError {
@@ -185,6 +187,21 @@ impl ApiError {
                 "error": { "type": anthropic_type(&self.kind), "message": message },
                 "request_id": request_id,
             }),
+            // google.rpc.Status, as the google-genai SDKs read it; the gateway's own type and the
+            // request id ride in a google.rpc.ErrorInfo, where Google puts its reasons.
+            ErrorShape::Gemini => json!({
+                "error": {
+                    "code": self.status(),
+                    "message": message,
+                    "status": google_status(&self.kind),
+                    "details": [{
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": self.kind.type_name().to_ascii_uppercase(),
+                        "domain": "ai-api-broker",
+                        "metadata": { "request_id": request_id },
+                    }],
+                }
+            }),
         }
     }
 }
@@ -209,6 +226,21 @@ fn openai_type(kind: &ErrorKind) -> &'static str {
         ErrorKind::InsufficientCredits => "insufficient_quota",
         ErrorKind::RateLimited { .. } => "rate_limit_error",
         _ => "api_error",
+    }
+}
+
+/// The canonical gRPC code name Google's APIs put in `error.status`.
+fn google_status(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidRequest | ErrorKind::UnknownModel | ErrorKind::MethodNotAllowed | ErrorKind::PayloadTooLarge => "INVALID_ARGUMENT",
+        ErrorKind::Unauthorized => "UNAUTHENTICATED",
+        ErrorKind::Forbidden => "PERMISSION_DENIED",
+        ErrorKind::InsufficientCredits => "FAILED_PRECONDITION",
+        ErrorKind::NotFound => "NOT_FOUND",
+        ErrorKind::RateLimited { .. } => "RESOURCE_EXHAUSTED",
+        ErrorKind::Unavailable | ErrorKind::UpstreamError => "UNAVAILABLE",
+        ErrorKind::UpstreamTimeout => "DEADLINE_EXCEEDED",
+        ErrorKind::Internal => "INTERNAL",
     }
 }
 
@@ -280,6 +312,16 @@ mod tests {
         assert!(h.contains(&("retry-after".into(), "42".into())));
         assert!(h.contains(&("x-ratelimit-limit".into(), "10".into())));
         assert!(ApiError::invalid("x").response_headers().is_empty());
+    }
+
+    #[test]
+    fn gemini_shape_is_a_google_rpc_status() {
+        let v = ApiError::invalid("`generationConfig.speechConfig` is not supported").to_json(ErrorShape::Gemini, "req_9");
+        assert_eq!(v["error"]["code"], 400);
+        assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+        assert!(v["error"]["message"].as_str().unwrap().contains("speechConfig"));
+        assert_eq!(v["error"]["details"][0]["metadata"]["request_id"], "req_9");
+        assert_eq!(ApiError::unauthorized("x").to_json(ErrorShape::Gemini, "r")["error"]["status"], "UNAUTHENTICATED");
     }
 
     #[test]

@@ -29,22 +29,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     da.iter().zip(db.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The shortest `ADMIN_SECRET` the admin routes accept: 32 characters (~190 bits from a random
-/// base64 string), out of reach of guessing even without the per-network lockout.
-pub const MIN_ADMIN_SECRET_LEN: usize = 32;
-
-/// A configured admin secret too short to guard money is a 503 naming the setting: the admin
-/// surface stays off until it is fixed, it is never served behind a weak secret.
-pub fn check_admin_secret_strength(secret: &str) -> Result<(), crate::error::ApiError> {
-    if secret.chars().count() < MIN_ADMIN_SECRET_LEN {
-        return Err(crate::config::misconfigured(
-            "ADMIN_SECRET",
-            format!("is shorter than {MIN_ADMIN_SECRET_LEN} characters; set a long random one (e.g. `openssl rand -base64 32`)"),
-        ));
-    }
-    Ok(())
-}
-
 /// Key ids are checked before they reach Redis key names.
 /// The page of `POST /admin/import-keys`: a Redis SCAN cursor (digits, as a string or a
 /// non-negative integer; default "0") and a page size (1..=1000, default 200). Anything else is
@@ -71,15 +55,6 @@ pub fn is_key_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn admin_secrets_shorter_than_32_characters_turn_the_admin_surface_off() {
-        let short = "a".repeat(31);
-        let err = check_admin_secret_strength(&short).err().map(|e| (e.status(), e.message));
-        assert_eq!(err.as_ref().map(|(s, _)| *s), Some(503));
-        assert!(err.is_some_and(|(_, m)| m.contains("ADMIN_SECRET")));
-        assert!(check_admin_secret_strength(&"a".repeat(32)).is_ok());
-    }
 
     #[test]
     fn keys_are_long_random_and_hashed() {

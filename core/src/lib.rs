@@ -16,6 +16,8 @@
 pub mod chat;
 pub mod config;
 pub mod cors;
+pub mod disputes;
+pub mod embedding_prices;
 pub mod error;
 pub mod keys;
 pub mod ledger;
@@ -23,6 +25,7 @@ pub mod media_prices;
 pub mod metering;
 pub mod money;
 pub mod paypal;
+pub mod paypal_credits;
 pub mod price_table;
 pub mod pricing;
 pub mod product;

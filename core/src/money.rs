@@ -92,6 +92,13 @@ impl CreditRate {
     }
 }
 
+/// `"20.00"` USD → 2000 cents, exactly (more than two decimals is not an amount).
+pub fn usd_cents(value: &str) -> Option<u64> {
+    let d = Decimal::parse(value).ok()?;
+    let cents = d.num.checked_mul(100)?;
+    (cents % d.den == 0).then(|| u64::try_from(cents / d.den).ok()).flatten()
+}
+
 /// Renders millicredits as a credit number for JSON (`27` → `0.027`).
 pub fn credits_json(mc: i64) -> serde_json::Value {
     if mc % MILLI_PER_CREDIT == 0 {

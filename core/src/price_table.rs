@@ -15,8 +15,9 @@
 
 use crate::provider::Provider;
 
-/// Covers this table and the media one (`media_prices.rs`): one version names every price.
-pub const PRICE_TABLE_VERSION: &str = "2026-11-23.2";
+/// Covers this table, the media one (`media_prices.rs`) and the embedding one
+/// (`embedding_prices.rs`): one version names every price.
+pub const PRICE_TABLE_VERSION: &str = "2026-11-23.3";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rates {

@@ -63,6 +63,13 @@ pub fn ip_limited_error(reset_ms: i64) -> ApiError {
     )
 }
 
+/// 429 once an address has made more than `limit` attempts in the window (`reset_ms`: until the
+/// oldest leaves it). For routes anyone can post to whose every request costs the gateway
+/// something (a PayPal webhook delivery costs two calls to PayPal).
+pub fn over_limit(count: u64, limit: u64, reset_ms: u64, what: &str) -> Option<ApiError> {
+    (count > limit).then(|| ApiError::new(ErrorKind::RateLimited { retry_after_secs: reset_ms.div_ceil(1000).max(1) }, format!("too many {what} from this address; slow down")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +91,14 @@ mod tests {
         assert!(h.contains(&("ratelimit".into(), "\"ai\";r=0;t=2".into())));
         assert!(h.contains(&("ratelimit-policy".into(), "\"ai\";q=10".into())));
         assert!(h.contains(&("x-ratelimit-remaining".into(), "0".into())));
+    }
+
+    #[test]
+    fn an_address_over_its_limit_waits_until_its_oldest_attempt_leaves_the_window() {
+        assert!(over_limit(60, 60, 1, "posts").is_none());
+        let e = over_limit(61, 60, 30_001, "posts").unwrap();
+        assert_eq!((e.status(), e.kind.clone()), (429, ErrorKind::RateLimited { retry_after_secs: 31 }));
+        assert!(e.response_headers().contains(&("retry-after".into(), "31".into())));
     }
 
     #[test]

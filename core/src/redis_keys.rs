@@ -16,7 +16,12 @@
 //! | `abk:dedupe:stripe:invoice:<id>` | string | a subscription invoice already credited |
 //! | `abk:dedupe:stripe:pi:<id>` | string | a payment intent credited: `<key id>|<mc>`; `…:clawed` the share refunded |
 //! | `abk:refund:stripe:pi:<id>` | string | a refund that came before its purchase: `<refunded cents>|<paid cents>` |
-//! | `abk:dedupe:paypal:event:<id>`, `…:capture:<id>` | string | PayPal events and captures credited |
+//! | `abk:paid:stripe:pi:<id>` | string | the cents a credited payment intent paid (a dispute's share is of these) |
+//! | `abk:dispute:stripe:dp:<id>` | string | a dispute's state: `frozen`, `released` or `lost` `|<key id>|<mc>`; `pending|<step>|<cents>` before its purchase |
+//! | `abk:dispute:stripe:pi:<id>` | set | disputes of a payment intent not credited yet |
+//! | `abk:dedupe:paypal:event:<id>`, `…:capture:<id>` | string | PayPal events and captures credited (`<key id>|<mc>`; `…:clawed` the share refunded) |
+//! | `abk:refund:paypal:capture:<id>` | string | a PayPal refund that came before its capture: `<credits to take back>|0` |
+//! | `abk:rl:webhook:paypal:<ip>` | zset | PayPal webhook deliveries from an address (before any call to PayPal) |
 //! | `abk:dedupe:import:<sha256>` | string | a key of the original product already imported |
 //! | `user:<key>:credits` | string | the original product's balances (read by the import, never written) |
 //! | `abk:unmatched_payments` | hash | payments no key could be credited with, for admins |
@@ -61,6 +66,22 @@ pub fn paypal_event(event_id: &str) -> String {
 pub fn paypal_capture(capture_id: &str) -> String {
     format!("abk:dedupe:paypal:capture:{capture_id}")
 }
+pub fn paypal_early_refund(capture_id: &str) -> String {
+    format!("abk:refund:paypal:capture:{capture_id}")
+}
+pub fn stripe_paid(payment_intent: &str) -> String {
+    format!("abk:paid:stripe:pi:{payment_intent}")
+}
+pub fn stripe_dispute(dispute_id: &str) -> String {
+    format!("abk:dispute:stripe:dp:{dispute_id}")
+}
+pub fn stripe_pending_disputes(payment_intent: &str) -> String {
+    format!("abk:dispute:stripe:pi:{payment_intent}")
+}
+/// Webhook deliveries of `source` from a client address (its `ratelimit::address_bucket`).
+pub fn webhook_attempts(source: &str, ip: &str) -> String {
+    format!("abk:rl:webhook:{source}:{ip}")
+}
 /// A key of the original product (`user:<key>:credits`) already imported.
 pub fn legacy_import(key_hash: &str) -> String {
     format!("abk:dedupe:import:{key_hash}")
@@ -90,6 +111,8 @@ pub const FAMILIES: &[&str] = &[
     "abk:swept:",
     "abk:dedupe:",
     "abk:refund:",
+    "abk:paid:",
+    "abk:dispute:",
     "abk:unmatched_payments",
     "abk:paypal:token",
     "abk:adminfail:",
@@ -116,7 +139,7 @@ mod tests {
 
     #[test]
     fn rust_built_names_are_in_their_families() {
-        for k in [key_record("key_1"), ledger("key_1"), stripe_event("e"), stripe_payment("pi"), stripe_early_refund("pi"), paypal_capture("c"), admin_failures("1.2.3.4"), stats_calls("2026-11-27", Some("key_1")), stats_payments("2026-11-27")] {
+        for k in [key_record("key_1"), ledger("key_1"), stripe_event("e"), stripe_payment("pi"), stripe_early_refund("pi"), paypal_capture("c"), paypal_early_refund("c"), stripe_paid("pi"), stripe_dispute("dp"), stripe_pending_disputes("pi"), webhook_attempts("paypal", "1.2.3.4"), admin_failures("1.2.3.4"), stats_calls("2026-11-27", Some("key_1")), stats_payments("2026-11-27")] {
             assert!(FAMILIES.iter().any(|f| k.starts_with(f)), "{k}");
         }
     }

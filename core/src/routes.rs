@@ -14,6 +14,11 @@ pub enum Endpoint {
     OpenAiChatCompletions,
     OpenAiResponses,
     AnthropicMessages,
+    AnthropicCountTokens,
+    OpenAiEmbeddings,
+    GeminiGenerateContent,
+    GeminiStreamGenerateContent,
+    GeminiCountTokens,
     OpenAiImages,
     NativeImage,
     OpenAiSpeech,
@@ -60,7 +65,7 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             Health | Models | Plans => Access::Public,
-            NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
+            NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | GeminiCountTokens | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
             | UsageDaily | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
             StripeWebhook | PaypalWebhook => Access::Webhook,
             AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
@@ -89,6 +94,15 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/chat/completions", Endpoint::OpenAiChatCompletions),
     route("POST", "/v1/responses", Endpoint::OpenAiResponses),
     route("POST", "/v1/messages", Endpoint::AnthropicMessages),
+    route("POST", "/v1/messages/count_tokens", Endpoint::AnthropicCountTokens),
+    route("POST", "/v1/embeddings", Endpoint::OpenAiEmbeddings),
+    route("POST", "/v1beta/models/{model}:generateContent", Endpoint::GeminiGenerateContent),
+    route("POST", "/v1beta/models/{model}:streamGenerateContent", Endpoint::GeminiStreamGenerateContent),
+    // The google-genai SDKs 3.x default to Gemini's `v1` (the same format).
+    route("POST", "/v1/models/{model}:generateContent", Endpoint::GeminiGenerateContent),
+    route("POST", "/v1/models/{model}:streamGenerateContent", Endpoint::GeminiStreamGenerateContent),
+    route("POST", "/v1beta/models/{model}:countTokens", Endpoint::GeminiCountTokens),
+    route("POST", "/v1/models/{model}:countTokens", Endpoint::GeminiCountTokens),
     route("POST", "/v1/images/generations", Endpoint::OpenAiImages),
     route("POST", "/v1/image", Endpoint::NativeImage),
     route("POST", "/v1/audio/speech", Endpoint::OpenAiSpeech),
@@ -158,7 +172,15 @@ fn fit(template: &'static str, got: &[&str]) -> Option<Vec<(&'static str, String
         match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
             Some(name) => params.push((name, g.to_string())),
             None if w == g => {}
-            None => return None,
+            // `{name}:method` (Google's custom methods): the segment ends with `:method` after a
+            // non-empty value.
+            None => match w.strip_prefix('{').and_then(|w| w.split_once("}:")) {
+                Some((name, method)) => match g.strip_suffix(method).and_then(|v| v.strip_suffix(':')) {
+                    Some(value) if !value.is_empty() => params.push((name, value.to_string())),
+                    _ => return None,
+                },
+                None => return None,
+            },
         }
     }
     Some(params)
@@ -189,8 +211,9 @@ pub fn resolve(method: &str, path: &str) -> Result<Resolved, ApiError> {
 /// The error shape the clients of a path expect (the official SDKs parse their own).
 pub fn error_shape(path: &str) -> ErrorShape {
     match path {
-        "/v1/chat/completions" | "/v1/responses" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" => ErrorShape::OpenAi,
-        "/v1/messages" => ErrorShape::Anthropic,
+        "/v1/chat/completions" | "/v1/responses" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" | "/v1/embeddings" => ErrorShape::OpenAi,
+        "/v1/messages" | "/v1/messages/count_tokens" => ErrorShape::Anthropic,
+        p if p.starts_with("/v1beta/") || (p.starts_with("/v1/models/") && p.contains(':')) => ErrorShape::Gemini,
         _ => ErrorShape::Native,
     }
 }

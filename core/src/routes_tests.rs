@@ -12,6 +12,25 @@ fn resolves_static_and_templated_paths() {
 }
 
 #[test]
+fn googles_custom_methods_match_after_a_colon_in_the_segment() {
+    let r = resolve("POST", "/v1beta/models/gemini-3.8-flash:streamGenerateContent").unwrap();
+    assert_eq!((r.endpoint, r.param("model")), (Endpoint::GeminiStreamGenerateContent, "gemini-3.8-flash"));
+    let r = resolve("POST", "/v1beta/models/gemini-3.8-flash:generateContent").unwrap();
+    assert_eq!((r.endpoint, r.param("model")), (Endpoint::GeminiGenerateContent, "gemini-3.8-flash"));
+    for bad in ["/v1beta/models/:generateContent", "/v1beta/models/gemini-3.8-flash:embedContent", "/v1beta/models/gemini-3.8-flash", "/v1beta/models/x:generateContentx"] {
+        assert_eq!(resolve("POST", bad).map_err(|e| e.status()), Err(404), "{bad}");
+    }
+    assert_eq!(resolve("GET", "/v1beta/models/g:generateContent").map_err(|e| e.status()), Err(405));
+    assert_eq!(error_shape("/v1beta/models/g:generateContent"), ErrorShape::Gemini);
+    let r = resolve("POST", "/v1/models/gemini-3.5-flash:generateContent").unwrap();
+    assert_eq!((r.endpoint, r.param("model")), (Endpoint::GeminiGenerateContent, "gemini-3.5-flash"));
+    assert_eq!(error_shape("/v1/models/g:streamGenerateContent"), ErrorShape::Gemini);
+    assert_eq!(error_shape("/v1/models"), ErrorShape::OpenAi);
+    assert_eq!(error_shape("/v1/messages/count_tokens"), ErrorShape::Anthropic);
+    assert_eq!(error_shape("/v1/embeddings"), ErrorShape::OpenAi);
+}
+
+#[test]
 fn unknown_paths_are_404_and_wrong_methods_405() {
     assert_eq!(resolve("GET", "/v1/nothing").map_err(|e| e.status()), Err(404));
     assert_eq!(resolve("GET", "/v1/chat").map_err(|e| e.status()), Err(405));

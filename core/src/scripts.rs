@@ -37,7 +37,8 @@ pub static CLAWBACK: Script = script!("clawback_v2");
 pub static KEYS: Script = script!("keys_v3");
 pub static READ: Script = script!("read_v2");
 pub static RAPID: Script = script!("rapid_v1");
-pub static ALL: [&Script; 7] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID];
+pub static DISPUTE: Script = script!("dispute_v1");
+pub static ALL: [&Script; 8] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE];
 
 pub(crate) fn bad_reply(script: &str, v: &Value) -> ApiError {
     ApiError::unavailable(format!("unexpected reply from {script}: {v}"))
@@ -160,6 +161,45 @@ impl ClawbackReply {
             _ => None,
         };
         r.ok_or_else(|| bad_reply(CLAWBACK.name, v))
+    }
+}
+
+/// Where a dispute step left the disputed credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeState {
+    /// Out of the spendable balance until the dispute closes.
+    Frozen,
+    /// Back (a won dispute), or never frozen.
+    Released,
+    /// Gone for good.
+    Lost,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisputeReply {
+    /// `moved_mc` changed the balance (negative: frozen or taken; positive: released).
+    Applied { state: DisputeState, key_id: String, moved_mc: i64, balance_mc: i64 },
+    /// The purchase is not credited yet: the step is remembered and applied with it.
+    Pending,
+    /// The payment was credited between the caller's read and the script: read again.
+    Retry,
+    /// This step changes nothing (a replay, or the dispute is already closed).
+    Duplicate { state: String },
+}
+
+impl DisputeReply {
+    pub fn decode(v: &Value) -> Result<DisputeReply, ApiError> {
+        let applied = |state| Some(DisputeReply::Applied { state, key_id: text(v, 1)?, moved_mc: int(v, 2)?, balance_mc: int(v, 3)? });
+        let r = match text(v, 0).as_deref() {
+            Some("frozen") => applied(DisputeState::Frozen),
+            Some("released") => applied(DisputeState::Released),
+            Some("lost") => applied(DisputeState::Lost),
+            Some("pending") => Some(DisputeReply::Pending),
+            Some("retry") => Some(DisputeReply::Retry),
+            Some("duplicate") => Some(DisputeReply::Duplicate { state: text(v, 1).unwrap_or_default() }),
+            _ => None,
+        };
+        r.ok_or_else(|| bad_reply(DISPUTE.name, v))
     }
 }
 
@@ -315,6 +355,12 @@ mod tests {
         assert_eq!(ClawbackReply::decode(&json!(["pending"])).unwrap(), ClawbackReply::Pending);
         assert_eq!(ClawbackReply::decode(&json!(["ok", "key_1", 500, -200])).unwrap(), ClawbackReply::Taken { key_id: "key_1".into(), taken_mc: 500, balance_mc: -200 });
         assert_eq!(CreditReply::decode(&json!(["ok", "key_1", 100, 0])).unwrap(), CreditReply::Credited { key_id: "key_1".into(), balance_mc: 100, early_refund_mc: 0 });
+        assert_eq!(
+            DisputeReply::decode(&json!(["frozen", "key_1", -500, 1500])).unwrap(),
+            DisputeReply::Applied { state: DisputeState::Frozen, key_id: "key_1".into(), moved_mc: -500, balance_mc: 1500 }
+        );
+        assert_eq!(DisputeReply::decode(&json!(["retry"])).unwrap(), DisputeReply::Retry);
+        assert!(DisputeReply::decode(&json!(["lost", "key_1"])).is_err());
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub fn report(days: &[String], calls: &[Value], payments: &[Value], usd_per_cred
         total.plus(&day_total);
         let pay = fields(payments.get(i).unwrap_or(&Value::Null));
         let mut money = Map::new();
-        for kind in ["topup", "grant", "adjustment", "import", "refund"] {
+        for kind in ["topup", "grant", "adjustment", "import", "refund", "dispute", "dispute_won", "dispute_lost"] {
             let mc = pay.get(&format!("{kind}:mc")).copied().unwrap_or(0);
             let count = pay.get(&format!("{kind}:count")).copied().unwrap_or(0);
             if count != 0 {

@@ -9,7 +9,7 @@ use crate::metering::{Admission, Admitted, Retention, Settlement};
 use crate::rapidapi::{RapidAdmission, RapidSettlement};
 use crate::ratelimit::RateState;
 use crate::redis_keys as rk;
-use crate::scripts::{self, ClawbackReply, CreditReply, KeyOpReply, ReadReply, Script, SettleReply};
+use crate::scripts::{self, ClawbackReply, CreditReply, DisputeReply, KeyOpReply, ReadReply, Script, SettleReply};
 use serde_json::{json, Value};
 
 /// A top-up, grant, adjustment or import: `credit_v3`'s arguments.
@@ -64,6 +64,68 @@ impl Clawback {
             self.event_marker.clone(),
             keep,
             self.early_refund_key.clone(),
+            day,
+            ttl,
+        ]
+    }
+}
+
+/// A step of a Stripe dispute (what the event means; `crate::stripe::interpret` decides it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeStep {
+    /// `charge.dispute.created` / `funds_withdrawn`: the disputed credits cannot be spent.
+    Freeze,
+    /// Closed `won` (or an inquiry closed, or the funds reinstated): they come back.
+    Release,
+    /// Closed `lost`: they are gone for good.
+    Lose,
+}
+
+impl DisputeStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisputeStep::Freeze => "freeze",
+            DisputeStep::Release => "release",
+            DisputeStep::Lose => "lose",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DisputeStep> {
+        [DisputeStep::Freeze, DisputeStep::Release, DisputeStep::Lose].into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// A dispute step: `dispute_v1`'s arguments. `amount_mc` (the disputed share of what the payment
+/// bought) is computed by `crate::disputes` from the marker it read, `expected_marker`.
+#[derive(Debug, Clone)]
+pub struct Dispute {
+    pub dispute_id: String,
+    pub payment_intent: String,
+    /// The payment marker as read before this step (`""`: not credited yet).
+    pub expected_marker: String,
+    pub step: DisputeStep,
+    pub amount_mc: i64,
+    pub disputed_cents: u64,
+    pub now_ms: u64,
+    pub fragment: String,
+    pub retention: Retention,
+}
+
+impl Dispute {
+    pub fn argv(&self) -> Vec<String> {
+        let [day, keep, ttl] = self.retention.argv(self.now_ms);
+        vec![
+            rk::stripe_dispute(&self.dispute_id),
+            rk::stripe_payment(&self.payment_intent),
+            self.expected_marker.clone(),
+            self.step.as_str().to_string(),
+            self.amount_mc.to_string(),
+            rk::stripe_pending_disputes(&self.payment_intent),
+            self.dispute_id.clone(),
+            self.disputed_cents.to_string(),
+            self.now_ms.to_string(),
+            self.fragment.clone(),
+            keep,
             day,
             ttl,
         ]
@@ -182,6 +244,56 @@ pub trait Store {
 
     async fn clawback(&self, c: &Clawback) -> Result<ClawbackReply, ApiError> {
         ClawbackReply::decode(&self.eval(&scripts::CLAWBACK, c.argv()).await?)
+    }
+
+    async fn dispute(&self, d: &Dispute) -> Result<DisputeReply, ApiError> {
+        DisputeReply::decode(&self.eval(&scripts::DISPUTE, d.argv()).await?)
+    }
+
+    /// A Stripe payment's marker (`<key id>|<credited mc>`, once credited) and the cents it paid.
+    async fn stripe_payment(&self, payment_intent: &str) -> Result<(Option<String>, Option<u64>), ApiError> {
+        let v = self.pipeline(vec![vec![json!("GET"), json!(rk::stripe_payment(payment_intent))], vec![json!("GET"), json!(rk::stripe_paid(payment_intent))]]).await?;
+        let marker = v.first().and_then(Value::as_str).map(str::to_string);
+        let paid = v.get(1).and_then(Value::as_str).and_then(|s| s.parse().ok());
+        Ok((marker, paid))
+    }
+
+    /// What a Stripe payment paid, kept for its disputes (a fact of the payment: set before it is
+    /// credited, harmless if the credit then turns out a duplicate).
+    async fn remember_stripe_paid(&self, payment_intent: &str, cents: u64) -> Result<(), ApiError> {
+        self.command(vec![json!("SET"), json!(rk::stripe_paid(payment_intent)), json!(cents)]).await.map(|_| ())
+    }
+
+    /// Disputes remembered before their payment was credited: (dispute id, its record).
+    async fn pending_disputes(&self, payment_intent: &str) -> Result<Vec<(String, String)>, ApiError> {
+        let ids: Vec<String> = match self.command(vec![json!("SMEMBERS"), json!(rk::stripe_pending_disputes(payment_intent))]).await? {
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records = self.pipeline(ids.iter().map(|id| vec![json!("GET"), json!(rk::stripe_dispute(id))]).collect()).await?;
+        Ok(ids.into_iter().zip(records).filter_map(|(id, r)| r.as_str().map(|r| (id, r.to_string()))).collect())
+    }
+
+    /// Counts a webhook delivery of `source` from `ip` in a sliding window (before anything else
+    /// is done for it); returns the deliveries in the window, this one included, and the ms until
+    /// the oldest leaves it.
+    async fn webhook_attempt(&self, source: &str, ip: &str, now_ms: u64, request_id: &str, window_ms: u64) -> Result<(u64, u64), ApiError> {
+        let zkey = rk::webhook_attempts(source, ip);
+        let r = self
+            .pipeline(vec![
+                vec![json!("ZREMRANGEBYSCORE"), json!(zkey), json!("-inf"), json!(now_ms.saturating_sub(window_ms))],
+                vec![json!("ZADD"), json!(zkey), json!(now_ms), json!(request_id)],
+                vec![json!("PEXPIRE"), json!(zkey), json!(window_ms)],
+                vec![json!("ZCARD"), json!(zkey)],
+                vec![json!("ZRANGE"), json!(zkey), json!(0), json!(0), json!("WITHSCORES")],
+            ])
+            .await?;
+        let count = r.get(3).and_then(Value::as_u64).unwrap_or(u64::MAX);
+        let oldest = r.get(4).and_then(|v| v.get(1)).and_then(|s| s.as_str().and_then(|s| s.parse::<u64>().ok()).or_else(|| s.as_u64())).unwrap_or(now_ms);
+        Ok((count, (oldest + window_ms).saturating_sub(now_ms)))
     }
 
     async fn read(&self, r: &Read<'_>) -> Result<ReadReply, ApiError> {

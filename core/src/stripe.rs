@@ -6,8 +6,12 @@
 //! match; compared in constant time; `t` older than the tolerance is refused.
 
 use crate::money::CreditRate;
+use crate::metering::Retention;
+use crate::redis_keys as rk;
+use crate::scripts::ledger_fragment;
+use crate::store::{Clawback, DisputeStep};
 use hmac::{Hmac, Mac};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::Sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +110,58 @@ pub enum StripeAction {
     /// A refund that names no payment intent (or no amounts): it cannot be matched to credits,
     /// so it is recorded for an admin instead of dropped.
     UntraceableRefund { event_id: String, charge_id: String, reason: String },
+    /// `charge.dispute.*`: a step of a dispute of the charge behind `payment_intent`.
+    Dispute { event_id: String, dispute_id: String, payment_intent: String, disputed_cents: u64, step: DisputeStep },
     /// Acknowledge with 200 and log; nothing changes.
     Ignore { event_id: String, reason: String },
     /// Money was received but the session names no usable key or amount: acknowledge (Stripe
     /// cannot fix it by retrying) and record it for an admin, so the payment is not lost.
     Unmatched { event_id: String, session_id: String, amount_total_cents: u64, reason: String },
+}
+
+/// The clawback of `charge.refunded`: the refunded share (cumulative `amount_refunded` of
+/// `amount_captured`) of what the payment bought, once per event.
+pub fn clawback(event_id: &str, payment_intent: &str, paid_cents: u64, refunded_cents: u64, now_ms: u64, retention: Retention) -> Clawback {
+    let fragment = ledger_fragment(&[
+        ("source", json!("stripe")),
+        ("ref", json!(event_id)),
+        ("payment_intent", json!(payment_intent)),
+        ("refunded_cents", json!(refunded_cents)),
+        ("paid_cents", json!(paid_cents)),
+    ]);
+    Clawback {
+        payment_marker: rk::stripe_payment(payment_intent),
+        early_refund_key: rk::stripe_early_refund(payment_intent),
+        refunded_cents,
+        paid_cents,
+        now_ms,
+        fragment,
+        event_marker: rk::stripe_event(event_id),
+        retention,
+    }
+}
+
+/// A dispute event (`charge.dispute.<kind>`, its object a Dispute: `id`, `amount`, `charge`,
+/// `payment_intent`, `status`). Created or funds withdrawn: freeze; closed won (or an inquiry
+/// closed, a prevented or refunded charge) or funds reinstated: release; closed lost: lose.
+/// `updated` changes nothing.
+fn dispute(event_id: String, kind: &str, d: &Value) -> StripeAction {
+    let status = d.get("status").and_then(Value::as_str).unwrap_or("");
+    let step = match (kind, status) {
+        ("created" | "funds_withdrawn", _) => DisputeStep::Freeze,
+        ("funds_reinstated", _) | ("closed", "won" | "warning_closed" | "prevented" | "charge_refunded") => DisputeStep::Release,
+        ("closed", "lost") => DisputeStep::Lose,
+        _ => return StripeAction::Ignore { event_id, reason: format!("charge.dispute.{kind} (status `{status}`) changes no credits") },
+    };
+    let dispute_id = d.get("id").and_then(Value::as_str).filter(|x| !x.is_empty());
+    let pi = d.get("payment_intent").and_then(Value::as_str).filter(|x| !x.is_empty());
+    match (dispute_id, pi, d.get("amount").and_then(Value::as_u64)) {
+        (Some(id), Some(pi), Some(cents)) => StripeAction::Dispute { event_id, dispute_id: id.into(), payment_intent: pi.into(), disputed_cents: cents, step },
+        _ => {
+            let charge_id = d.get("charge").and_then(Value::as_str).unwrap_or("").to_string();
+            StripeAction::UntraceableRefund { event_id, charge_id, reason: format!("charge.dispute.{kind} without an id, payment_intent or amount") }
+        }
+    }
 }
 
 pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
@@ -121,10 +172,13 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
         return ignore("event has no id".into());
     }
     let Some(s) = event.pointer("/data/object") else { return ignore("event has no data.object".into()) };
+    if let Some(kind) = ty.strip_prefix("charge.dispute.") {
+        return dispute(event_id, kind, s);
+    }
     if ty == "charge.refunded" {
         let (Some(pi), Some(paid), Some(refunded)) = (
             s.get("payment_intent").and_then(Value::as_str).filter(|p| !p.is_empty()),
-            s.get("amount_captured").or_else(|| s.get("amount")).and_then(Value::as_u64),
+            s.get("amount_captured").or_else(|| s.get("amount")).and_then(Value::as_u64).filter(|c| *c > 0),
             s.get("amount_refunded").and_then(Value::as_u64),
         ) else {
             let charge_id = s.get("id").and_then(Value::as_str).unwrap_or("").to_string();
@@ -191,7 +245,6 @@ pub fn interpret(event: &Value, rate: &CreditRate) -> StripeAction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     const SECRET: &str = "whsec_test_5f3c9a1e7b2d4c6e8a0f1b3d5c7e9a2b";
     const PAYLOAD: &[u8] = br#"{"id":"evt_test_webhook","object":"event","type":"checkout.session.completed"}"#;
@@ -273,7 +326,45 @@ mod tests {
             interpret(&refund, &CreditRate::default_rate()),
             StripeAction::Refund { event_id: "evt_7".into(), payment_intent: "pi_1".into(), paid_cents: 2000, refunded_cents: 500 }
         );
+        let uncaptured = json!({"id":"evt_8","type":"charge.refunded","data":{"object":{"id":"ch_2","payment_intent":"pi_2","amount":0,"amount_captured":0,"amount_refunded":0}}});
+        assert!(matches!(interpret(&uncaptured, &CreditRate::default_rate()), StripeAction::UntraceableRefund { .. }));
         let other = json!({"id":"evt_4","type":"invoice.paid","data":{"object":{}}});
         assert!(matches!(interpret(&other, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
+    }
+
+    #[test]
+    fn dispute_events_freeze_then_release_or_lose() {
+        let created: Value = serde_json::from_slice(include_bytes!("../../fixtures/stripe/charge.dispute.created.json")).unwrap();
+        assert_eq!(
+            interpret(&created, &CreditRate::default_rate()),
+            StripeAction::Dispute {
+                event_id: "evt_1S3kQ2LmN8pRtUvWYd0vE9rT".into(),
+                dispute_id: "dp_1S3kQ1LmN8pRtUvW4yF2cXwA".into(),
+                payment_intent: "pi_3S0kPzLmN8pRtUvW0a1B2c3D".into(),
+                disputed_cents: 2000,
+                step: DisputeStep::Freeze
+            }
+        );
+        let mut closed: Value = serde_json::from_slice(include_bytes!("../../fixtures/stripe/charge.dispute.closed.json")).unwrap();
+        assert!(matches!(interpret(&closed, &CreditRate::default_rate()), StripeAction::Dispute { step: DisputeStep::Lose, .. }));
+        for (status, step) in [("won", Some(DisputeStep::Release)), ("warning_closed", Some(DisputeStep::Release)), ("needs_response", None)] {
+            closed["data"]["object"]["status"] = json!(status);
+            let got = match interpret(&closed, &CreditRate::default_rate()) {
+                StripeAction::Dispute { step, .. } => Some(step),
+                _ => None,
+            };
+            assert_eq!(got, step, "{status}");
+        }
+        for (kind, step) in [("funds_withdrawn", DisputeStep::Freeze), ("funds_reinstated", DisputeStep::Release)] {
+            let mut e = created.clone();
+            e["type"] = json!(format!("charge.dispute.{kind}"));
+            assert!(matches!(interpret(&e, &CreditRate::default_rate()), StripeAction::Dispute { step: s, .. } if s == step), "{kind}");
+        }
+        let mut updated = created.clone();
+        updated["type"] = json!("charge.dispute.updated");
+        assert!(matches!(interpret(&updated, &CreditRate::default_rate()), StripeAction::Ignore { .. }));
+        let mut legacy = created;
+        legacy["data"]["object"]["payment_intent"] = Value::Null;
+        assert!(matches!(interpret(&legacy, &CreditRate::default_rate()), StripeAction::UntraceableRefund { .. }), "kept for an admin");
     }
 }

@@ -4,9 +4,13 @@
 //! - A **credit pack** is a Checkout Session in `payment` mode whose `metadata.credits` says what
 //!   it buys; the existing `checkout.session.completed` handling credits it.
 //! - A **subscription** is a Checkout Session in `subscription` mode for a configured plan
-//!   (`SUBSCRIPTION_PLANS`), the key named in the subscription's metadata. Each `invoice.paid`
-//!   credits the month's allowance once per invoice and moves the key to the plan's rate limits;
-//!   `customer.subscription.deleted` returns it to `DEFAULT_PLAN`.
+//!   (`SUBSCRIPTION_PLANS`), the key named in the subscription's metadata. An `invoice.paid` that
+//!   starts or renews a period (`billing_reason` `subscription_create` / `subscription_cycle`)
+//!   credits, once per invoice, the allowance of the plan whose price its lines bill (never the
+//!   checkout's metadata, which a switch in the Billing Portal leaves stale), and moves the key to
+//!   that plan's rate limits; a switch's proration invoice credits nothing; `customer.subscription.
+//!   updated` moves the key to the new plan's limits; `customer.subscription.deleted` returns it to
+//!   `DEFAULT_PLAN`.
 //!
 //! Stripe's API is form-encoded (`a[b][c]=v`); this module builds those bodies.
 
@@ -76,7 +80,7 @@ pub fn purchase(body: &serde_json::Map<String, Value>, rate: &CreditRate, bounds
         (mc > 0).then_some(cents).ok_or_else(|| ApiError::invalid("`credits` must be positive"))?
     } else {
         let usd = body.get("amount_usd").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_f64().map(|f| f.to_string()))).unwrap_or_default();
-        crate::paypal::usd_cents(&usd).filter(|c| *c > 0).ok_or_else(|| ApiError::invalid("`amount_usd` must be a positive amount with at most 2 decimals"))?
+        crate::money::usd_cents(&usd).filter(|c| *c > 0).ok_or_else(|| ApiError::invalid("`amount_usd` must be a positive amount with at most 2 decimals"))?
     };
     if cents < bounds.min_cents || cents > bounds.max_cents {
         return Err(ApiError::invalid(format!(
@@ -155,12 +159,18 @@ pub fn form_encode(pairs: &[(String, String)]) -> String {
 /// What a subscription event means for a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscriptionAction {
-    /// A paid invoice: its allowance credits once per invoice; the key moves to the plan.
-    InvoicePaid { event_id: String, invoice_id: String, subscription_id: String, key_id: String, plan: Option<String>, amount_mc: i64, paid_cents: u64, payment_intent: Option<String> },
+    /// An invoice that starts or renews a period: the allowance of the plan whose price it paid,
+    /// once per invoice; the key moves to that plan's rate limits.
+    InvoicePaid { event_id: String, invoice_id: String, subscription_id: String, key_id: String, plan: Plan, amount_mc: i64, paid_cents: u64, payment_intent: Option<String> },
+    /// The subscription now bills `plan`'s price (a switch in the Billing Portal): the key moves
+    /// to its rate limits at once; its credits come with the next period's invoice.
+    PlanChanged { event_id: String, subscription_id: String, key_id: String, plan: Plan },
     /// The subscription ended: the key returns to the default plan (if it is still this one's).
     Ended { event_id: String, subscription_id: String, key_id: String },
     /// Checkout in subscription mode finished: the key's Stripe customer, for the Billing Portal.
     Started { event_id: String, key_id: String, customer: String, subscription_id: String },
+    /// Money was received for a period whose price is in no configured plan: kept for an admin.
+    Unmatched { event_id: String, invoice_id: String, key_id: String, paid_cents: u64, reason: String },
     Ignore { event_id: String, reason: String },
 }
 
@@ -172,8 +182,42 @@ fn key_of(m: Option<&Value>) -> Option<String> {
     m.and_then(|m| m.get("key_id")).and_then(Value::as_str).filter(|k| crate::keys::is_key_id(k)).map(str::to_string)
 }
 
+/// Billing reasons of an invoice that opens a period of the subscription (its first, or a
+/// renewal). A plan switch's proration (`subscription_update`), a threshold or a manual invoice
+/// buys no month of credits.
+pub const PERIOD_REASONS: [&str; 2] = ["subscription_create", "subscription_cycle"];
+
+/// The price of an invoice line: `pricing.price_details.price` (API 2025-03-31 and later) or
+/// `price.id` (earlier); and whether the line is a proration (`parent.subscription_item_details.
+/// proration`, or the earlier top-level `proration`).
+fn line_price(line: &Value) -> (Option<&str>, bool) {
+    let price = line.pointer("/pricing/price_details/price").or_else(|| line.pointer("/price/id")).and_then(Value::as_str);
+    let proration = ["/parent/subscription_item_details/proration", "/parent/invoice_item_details/proration", "/proration"]
+        .iter()
+        .find_map(|p| line.pointer(p).and_then(Value::as_bool))
+        .unwrap_or(false);
+    (price, proration)
+}
+
+/// The plans an invoice's period lines bill (prorations left out), with their quantities, and
+/// the price ids no plan has.
+fn period_plans<'p>(invoice: &Value, plans: &'p [Plan]) -> (Vec<(&'p Plan, i64)>, Vec<String>) {
+    let lines = invoice.pointer("/lines/data").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let (mut found, mut unknown) = (Vec::new(), Vec::new());
+    for line in lines {
+        let (price, proration) = line_price(line);
+        let Some(price) = price.filter(|_| !proration) else { continue };
+        let qty = line.get("quantity").and_then(Value::as_i64).unwrap_or(1).max(0);
+        match plans.iter().find(|p| p.price_id == price) {
+            Some(plan) => found.push((plan, qty)),
+            None => unknown.push(price.to_string()),
+        }
+    }
+    (found, unknown)
+}
+
 /// The subscription events; `None` for any other event type.
-pub fn interpret(event_id: &str, ty: &str, o: &Value, rate: &CreditRate) -> Option<SubscriptionAction> {
+pub fn interpret(event_id: &str, ty: &str, o: &Value, plans: &[Plan]) -> Option<SubscriptionAction> {
     let ignore = |reason: &str| Some(SubscriptionAction::Ignore { event_id: event_id.into(), reason: reason.into() });
     let id = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     match ty {
@@ -183,32 +227,39 @@ pub fn interpret(event_id: &str, ty: &str, o: &Value, rate: &CreditRate) -> Opti
             let m = meta(o, &["/parent/subscription_details/metadata", "/subscription_details/metadata"]);
             let subscription_id = o.pointer("/parent/subscription_details/subscription").or_else(|| o.get("subscription")).and_then(Value::as_str).unwrap_or("").to_string();
             let Some(key_id) = key_of(m) else { return ignore("invoice of a subscription that names no key_id in its metadata") };
-            let paid_cents = o.get("amount_paid").and_then(Value::as_u64).unwrap_or(0);
-            let tax: u64 = o.get("tax").and_then(Value::as_u64).unwrap_or(0)
-                + o.get("total_taxes").and_then(Value::as_array).map(|t| t.iter().filter_map(|x| x.get("amount").and_then(Value::as_u64)).sum()).unwrap_or(0);
-            let amount_mc = match m.and_then(|m| m.get("credits")).filter(|c| !c.is_null()) {
-                Some(c) => parse_credits(c).unwrap_or(0),
-                None if id("currency") == "usd" => rate.millicredits_for_usd_cents(paid_cents.saturating_sub(tax)),
-                None => 0,
-            };
-            if paid_cents == 0 || amount_mc <= 0 {
-                return ignore("invoice paid nothing, or its subscription names no credits and is not in usd");
+            let reason = id("billing_reason");
+            if !PERIOD_REASONS.contains(&reason.as_str()) {
+                return ignore(&format!("billing_reason `{reason}` starts or renews no period: no credits (a plan switch's credits come with the next period)"));
             }
+            let paid_cents = o.get("amount_paid").and_then(Value::as_u64).unwrap_or(0);
+            // Paid by card or from the customer's Stripe balance (a downgrade's proration credit):
+            // either way money was received for the period; a trial or a 100 % coupon bills nothing.
+            let billed = o.get("total").and_then(Value::as_i64).unwrap_or(0);
+            if paid_cents == 0 && billed <= 0 {
+                return ignore("invoice billed nothing (a trial or a free period)");
+            }
+            let (bought, unknown) = period_plans(o, plans);
+            let amount_mc: i64 = bought.iter().map(|(p, qty)| p.monthly_mc.saturating_mul(*qty)).sum();
+            let Some((plan, _)) = bought.first().filter(|_| amount_mc > 0) else {
+                let reason = format!("the invoice bills no price of SUBSCRIPTION_PLANS (prices: {})", if unknown.is_empty() { "none".into() } else { unknown.join(", ") });
+                return Some(SubscriptionAction::Unmatched { event_id: event_id.into(), invoice_id: id("id"), key_id, paid_cents, reason });
+            };
             let payment_intent = o
                 .get("payment_intent")
                 .and_then(Value::as_str)
                 .or_else(|| o.pointer("/payments/data/0/payment/payment_intent").and_then(Value::as_str))
                 .map(str::to_string);
-            Some(SubscriptionAction::InvoicePaid {
-                event_id: event_id.into(),
-                invoice_id: id("id"),
-                subscription_id,
-                key_id,
-                plan: m.and_then(|m| m.get("plan")).and_then(Value::as_str).map(str::to_string),
-                amount_mc,
-                paid_cents,
-                payment_intent,
-            })
+            Some(SubscriptionAction::InvoicePaid { event_id: event_id.into(), invoice_id: id("id"), subscription_id, key_id, plan: (*plan).clone(), amount_mc, paid_cents, payment_intent })
+        }
+        "customer.subscription.updated" => {
+            let Some(key_id) = key_of(o.get("metadata")) else { return ignore("subscription names no key_id in its metadata") };
+            let items = o.pointer("/items/data").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let plan = items.iter().filter_map(|i| i.pointer("/price/id").and_then(Value::as_str)).find_map(|price| plans.iter().find(|p| p.price_id == price));
+            let active = ["active", "trialing"].contains(&id("status").as_str());
+            match plan {
+                Some(plan) if active => Some(SubscriptionAction::PlanChanged { event_id: event_id.into(), subscription_id: id("id"), key_id, plan: plan.clone() }),
+                _ => ignore("the subscription is not active on a price of SUBSCRIPTION_PLANS"),
+            }
         }
         "customer.subscription.deleted" => match key_of(o.get("metadata")) {
             Some(key_id) => Some(SubscriptionAction::Ended { event_id: event_id.into(), subscription_id: id("id"), key_id }),

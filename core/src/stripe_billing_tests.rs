@@ -60,31 +60,80 @@ fn checkout_forms_name_the_key_everywhere_stripe_copies_it() {
     assert_eq!(form_encode(&[("a b".into(), "é&=".into())]), "a+b=%C3%A9%26%3D");
 }
 
+fn two_plans() -> Vec<Plan> {
+    parse_plans("pro-monthly:price_pro_monthly_2000:2000:pro, max-monthly:price_max_monthly_5000:5000:bulk").unwrap()
+}
+
+const CYCLE: &str = include_str!("../../fixtures/stripe/invoice.paid.subscription_cycle.json");
+
+fn invoice(reason: &str, lines: Value) -> Value {
+    json!({"id": "in_1", "currency": "usd", "amount_paid": 1500, "total": 1500, "billing_reason": reason, "lines": {"data": lines},
+        "parent": {"subscription_details": {"subscription": "sub_1", "metadata": {"key_id": "key_0123456789abcdef", "plan": "pro-monthly", "credits": "2000"}}},
+        "payments": {"data": [{"payment": {"payment_intent": "pi_1"}}]}})
+}
+
 #[test]
-fn a_paid_invoice_credits_its_allowance_for_the_key_in_either_metadata_place() {
-    let current = json!({"id": "in_1", "currency": "usd", "amount_paid": 2400, "total_taxes": [{"amount": 400}],
-        "parent": {"subscription_details": {"subscription": "sub_1", "metadata": {"key_id": "key_0123456789abcdef", "plan": "pro-monthly"}}},
-        "payments": {"data": [{"payment": {"payment_intent": "pi_1"}}]}});
-    let Some(SubscriptionAction::InvoicePaid { amount_mc, key_id, subscription_id, plan, payment_intent, .. }) = interpret("evt_1", "invoice.paid", &current, &rate()) else { panic!() };
-    assert_eq!((amount_mc, key_id.as_str(), subscription_id.as_str()), (2_000_000, "key_0123456789abcdef", "sub_1"), "amount_paid less tax");
-    assert_eq!((plan.as_deref(), payment_intent.as_deref()), (Some("pro-monthly"), Some("pi_1")));
-    let older = json!({"id": "in_2", "currency": "eur", "amount_paid": 999, "subscription": "sub_2", "payment_intent": "pi_2",
-        "subscription_details": {"metadata": {"key_id": "key_0123456789abcdef", "credits": "1500"}}});
-    let Some(SubscriptionAction::InvoicePaid { amount_mc, .. }) = interpret("evt_2", "invoice.paid", &older, &rate()) else { panic!() };
-    assert_eq!(amount_mc, 1_500_000, "metadata.credits, whatever the currency");
-    let nameless = json!({"id": "in_3", "currency": "usd", "amount_paid": 100, "parent": {"subscription_details": {"metadata": {}}}});
-    assert!(matches!(interpret("evt_3", "invoice.paid", &nameless, &rate()), Some(SubscriptionAction::Ignore { .. })));
+fn a_renewal_credits_the_plan_of_the_price_it_paid_not_the_checkouts_metadata() {
+    let ev: Value = serde_json::from_str(CYCLE).unwrap();
+    let action = interpret(ev["id"].as_str().unwrap(), "invoice.paid", &ev["data"]["object"], &two_plans());
+    // The subscription was bought as pro-monthly (its metadata still says so); it now bills max.
+    let Some(SubscriptionAction::InvoicePaid { amount_mc, key_id, subscription_id, plan, payment_intent, paid_cents, .. }) = action else { panic!("{action:?}") };
+    assert_eq!((amount_mc, plan.name.as_str(), plan.rate_plan.as_str(), paid_cents), (5_000_000, "max-monthly", "bulk", 5000));
+    assert_eq!((key_id.as_str(), subscription_id.as_str(), payment_intent.as_deref()), ("key_0123456789abcdef", "sub_1S0kQ3LmN8pRtUvWc5Dd6EeF", Some("pi_3SAb2DLmN8pRtUvW1q2W3e4R")));
+}
+
+#[test]
+fn only_invoices_that_start_or_renew_a_period_credit() {
+    let pro = json!([{"amount": 2000, "quantity": 1, "pricing": {"price_details": {"price": "price_pro_monthly_2000"}}, "parent": {"subscription_item_details": {"proration": false}}}]);
+    for reason in ["subscription_create", "subscription_cycle"] {
+        assert!(matches!(interpret("e", "invoice.paid", &invoice(reason, pro.clone()), &two_plans()), Some(SubscriptionAction::InvoicePaid { amount_mc: 2_000_000, .. })), "{reason}");
+    }
+    // An upgrade's proration: the unused pro time back, the rest of the period at max.
+    let proration = json!([
+        {"amount": -1000, "quantity": 1, "pricing": {"price_details": {"price": "price_pro_monthly_2000"}}, "parent": {"subscription_item_details": {"proration": true}}},
+        {"amount": 2500, "quantity": 1, "pricing": {"price_details": {"price": "price_max_monthly_5000"}}, "parent": {"subscription_item_details": {"proration": true}}}
+    ]);
+    for reason in ["subscription_update", "manual", "subscription_threshold", ""] {
+        assert!(matches!(interpret("e", "invoice.paid", &invoice(reason, proration.clone()), &two_plans()), Some(SubscriptionAction::Ignore { .. })), "{reason}");
+    }
+    // Proration lines on a renewal (billed in arrears) buy nothing; the period line does.
+    let mut mixed = proration.as_array().unwrap().clone();
+    mixed.push(json!({"amount": 5000, "quantity": 1, "price": {"id": "price_max_monthly_5000"}, "proration": false}));
+    let got = interpret("e", "invoice.paid", &invoice("subscription_cycle", json!(mixed)), &two_plans());
+    assert!(matches!(got, Some(SubscriptionAction::InvoicePaid { amount_mc: 5_000_000, .. })), "older line shape, {got:?}");
+    // A renewal paid from the customer's Stripe balance (a downgrade's credit) still renews.
+    let mut from_balance = invoice("subscription_cycle", pro.clone());
+    from_balance["amount_paid"] = json!(0);
+    assert!(matches!(interpret("e", "invoice.paid", &from_balance, &two_plans()), Some(SubscriptionAction::InvoicePaid { amount_mc: 2_000_000, .. })));
+    let mut trial = from_balance;
+    trial["total"] = json!(0);
+    assert!(matches!(interpret("e", "invoice.paid", &trial, &two_plans()), Some(SubscriptionAction::Ignore { .. })), "a trial buys nothing");
+    let gold = json!([{"amount": 9900, "quantity": 1, "pricing": {"price_details": {"price": "price_gold_9900"}}}]);
+    let Some(SubscriptionAction::Unmatched { reason, paid_cents, .. }) = interpret("e", "invoice.paid", &invoice("subscription_cycle", gold), &two_plans()) else { panic!() };
+    assert!(reason.contains("price_gold_9900") && paid_cents == 1500, "{reason}");
+    let nameless = json!({"id": "in_3", "currency": "usd", "amount_paid": 100, "billing_reason": "subscription_cycle", "parent": {"subscription_details": {"metadata": {}}}});
+    assert!(matches!(interpret("evt_3", "invoice.paid", &nameless, &two_plans()), Some(SubscriptionAction::Ignore { .. })));
+}
+
+#[test]
+fn a_switch_moves_the_key_to_the_new_plans_limits() {
+    let sub = json!({"id": "sub_1", "status": "active", "metadata": {"key_id": "key_0123456789abcdef"}, "items": {"data": [{"price": {"id": "price_max_monthly_5000"}}]}});
+    let Some(SubscriptionAction::PlanChanged { plan, .. }) = interpret("e", "customer.subscription.updated", &sub, &two_plans()) else { panic!() };
+    assert_eq!(plan.rate_plan, "bulk");
+    let mut past_due = sub.clone();
+    past_due["status"] = json!("past_due");
+    assert!(matches!(interpret("e", "customer.subscription.updated", &past_due, &two_plans()), Some(SubscriptionAction::Ignore { .. })));
 }
 
 #[test]
 fn other_subscription_events() {
     let deleted = json!({"id": "sub_1", "metadata": {"key_id": "key_0123456789abcdef"}});
-    assert!(matches!(interpret("e", "customer.subscription.deleted", &deleted, &rate()), Some(SubscriptionAction::Ended { .. })));
-    assert!(matches!(interpret("e", "invoice.payment_failed", &json!({}), &rate()), Some(SubscriptionAction::Ignore { .. })));
+    assert!(matches!(interpret("e", "customer.subscription.deleted", &deleted, &plans()), Some(SubscriptionAction::Ended { .. })));
+    assert!(matches!(interpret("e", "invoice.payment_failed", &json!({}), &plans()), Some(SubscriptionAction::Ignore { .. })));
     let started = json!({"id": "cs_1", "mode": "subscription", "customer": "cus_1", "subscription": "sub_1", "client_reference_id": "key_0123456789abcdef", "metadata": {}});
     assert_eq!(
-        interpret("e", "checkout.session.completed", &started, &rate()),
+        interpret("e", "checkout.session.completed", &started, &plans()),
         Some(SubscriptionAction::Started { event_id: "e".into(), key_id: "key_0123456789abcdef".into(), customer: "cus_1".into(), subscription_id: "sub_1".into() })
     );
-    assert_eq!(interpret("e", "checkout.session.completed", &json!({"mode": "payment"}), &rate()), None, "a pack is stripe.rs's");
+    assert_eq!(interpret("e", "checkout.session.completed", &json!({"mode": "payment"}), &plans()), None, "a pack is stripe.rs's");
 }

@@ -456,3 +456,169 @@ fn the_rapidapi_channel_limits_by_plan_and_records_cost_without_credits() {
     assert_eq!(totals(Some("rapidapi-plan:BASIC"))["cost_usd_micro"], 207);
     assert_eq!(totals(None)["calls"], 3, "the all-callers rollup counts RapidAPI calls too");
 }
+
+// Payments taken back: PayPal refunds and reversals, Stripe disputes, in any order with their
+// purchase. Every expected figure is computed here from the amounts paid.
+
+use broker_core::disputes::{self, DisputeEvent};
+use broker_core::paypal::Refund;
+use broker_core::paypal_credits;
+use broker_core::scripts::{DisputeReply, DisputeState};
+use broker_core::store::DisputeStep;
+
+/// A PayPal capture of `cents` for the key, credited at $0.01 a credit.
+fn capture(r: &Redis, id: &str, capture_id: &str, event: &str, cents: u64) -> CreditReply {
+    block(r.credit(&paypal_credits::credit(event, capture_id, id, cents as i64 * 1000, cents, 5, RETAIN))).unwrap()
+}
+
+/// A PayPal refund event: `total_cents` refunded from the capture so far.
+fn paypal_refund(r: &Redis, capture_id: &str, event: &str, total_cents: u64, reversal: bool) -> ClawbackReply {
+    let refund = Refund { event_id: event.into(), capture_id: capture_id.into(), refund_id: format!("R-{event}"), refunded_cents: total_cents, target_mc: total_cents as i64 * 1000, reversal };
+    block(r.clawback(&paypal_credits::clawback(&refund, 6, RETAIN))).unwrap()
+}
+
+#[test]
+fn paypal_refunds_take_back_what_was_refunded_so_far_once_each() {
+    let r = start();
+    let (id, hash) = create_key(&r, 20, 0);
+    assert!(matches!(capture(&r, &id, "CAP20", "WH-c", 2000), CreditReply::Credited { balance_mc: 2_000_000, .. }));
+    assert!(matches!(capture(&r, &id, "CAP20", "WH-c2", 2000), CreditReply::Duplicate { .. }), "one capture credits once");
+    // $5.00 refunded: 500 credits.
+    assert_eq!(paypal_refund(&r, "CAP20", "WH-r1", 500, false), ClawbackReply::Taken { key_id: id.clone(), taken_mc: 500_000, balance_mc: 1_500_000 });
+    assert_eq!(paypal_refund(&r, "CAP20", "WH-r1", 500, false), ClawbackReply::Duplicate);
+    // A call holds 1000 credits; another $10.00 is refunded ($15.00 so far): 1000 more are taken.
+    let a = admit(&r, &hash, "req_pp", "ai", fixed(1_000_000), 1).unwrap();
+    assert_eq!(paypal_refund(&r, "CAP20", "WH-r2", 1500, false), ClawbackReply::Taken { key_id: id.clone(), taken_mc: 1_000_000, balance_mc: -500_000 });
+    // The rest is reversed ($20.00 in all): the last 500, a debt while the call holds its credits.
+    assert_eq!(paypal_refund(&r, "CAP20", "WH-v", 2000, true), ClawbackReply::Taken { key_id: id.clone(), taken_mc: 500_000, balance_mc: -1_000_000 });
+    // $0.0002 → 36 mc charged; the hold's rest comes back against the debt.
+    block(r.settle(&billing(&a, "req_pp").settle(&Metered::exact(200_000_000, tokens(1)), 7, RETAIN))).unwrap();
+    assert_eq!(view(&r, &id).balance_mc, -36, "everything bought was taken back; the call's cost is owed");
+    assert_eq!(paypal_refund(&r, "CAP20", "WH-v2", 2500, true), ClawbackReply::Taken { key_id: id.clone(), taken_mc: 0, balance_mc: -36 }, "never more than the capture credited");
+    assert_ledger_invariant(&r, &id);
+}
+
+#[test]
+fn a_paypal_refund_before_its_capture_is_taken_when_the_capture_is_credited() {
+    let r = start();
+    let (id, _) = create_key(&r, 21, 0);
+    assert_eq!(paypal_refund(&r, "CAP21", "WH-r", 700, false), ClawbackReply::Pending);
+    assert_eq!(paypal_refund(&r, "CAP21", "WH-r", 700, false), ClawbackReply::Duplicate);
+    let CreditReply::Credited { balance_mc, early_refund_mc, .. } = capture(&r, &id, "CAP21", "WH-c", 2000) else { panic!() };
+    assert_eq!((early_refund_mc, balance_mc), (700_000, 1_300_000));
+    // A later refund totalling $20.00 takes only the rest.
+    assert_eq!(paypal_refund(&r, "CAP21", "WH-r2", 2000, false), ClawbackReply::Taken { key_id: id.clone(), taken_mc: 1_300_000, balance_mc: 0 });
+    assert_ledger_invariant(&r, &id);
+}
+
+fn stripe_topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str, paid_cents: u64) -> (CreditReply, Vec<(String, DisputeReply)>) {
+    let c = Credit {
+        target: format!("id:{id}"),
+        amount_mc: mc,
+        now_ms: 5,
+        kind: "topup",
+        fragment: String::new(),
+        retention: RETAIN,
+        payment: Some((rk::stripe_payment(pi), rk::stripe_early_refund(pi))),
+        dedupe: vec![rk::stripe_event(event)],
+    };
+    block(disputes::credit_payment(r, &c, Some(pi), paid_cents, event)).unwrap()
+}
+
+fn dispute(r: &Redis, dp: &str, pi: &str, cents: u64, step: DisputeStep) -> DisputeReply {
+    let ev = DisputeEvent { event_id: "evt_d", dispute_id: dp, payment_intent: pi, disputed_cents: cents, step, now_ms: 8, retention: RETAIN };
+    block(disputes::apply(r, &ev)).unwrap()
+}
+
+fn applied(state: DisputeState, id: &str, moved_mc: i64, balance_mc: i64) -> DisputeReply {
+    DisputeReply::Applied { state, key_id: id.into(), moved_mc, balance_mc }
+}
+
+#[test]
+fn a_dispute_freezes_the_disputed_credits_until_it_is_won() {
+    let r = start();
+    let (id, hash) = create_key(&r, 22, 0);
+    stripe_topup(&r, &id, 2_000_000, "pi_22", "evt_p", 2000);
+    assert_eq!(dispute(&r, "dp_22", "pi_22", 2000, DisputeStep::Freeze), applied(DisputeState::Frozen, &id, -2_000_000, 0));
+    assert_eq!(admit(&r, &hash, "req_d", "ai", fixed(1), 1).unwrap_err().status(), 402, "frozen credits cannot be spent");
+    // Replays, and the funds_withdrawn that follows created, freeze nothing more.
+    assert_eq!(dispute(&r, "dp_22", "pi_22", 2000, DisputeStep::Freeze), DisputeReply::Duplicate { state: "frozen".into() });
+    assert_eq!(dispute(&r, "dp_22", "pi_22", 2000, DisputeStep::Release), applied(DisputeState::Released, &id, 2_000_000, 2_000_000));
+    // Won is final: funds_reinstated, a replayed close or a late "lost" change nothing.
+    assert_eq!(dispute(&r, "dp_22", "pi_22", 2000, DisputeStep::Release), DisputeReply::Duplicate { state: "released".into() });
+    assert_eq!(dispute(&r, "dp_22", "pi_22", 2000, DisputeStep::Lose), DisputeReply::Duplicate { state: "released".into() });
+    assert_eq!(view(&r, &id).balance_mc, 2_000_000);
+    let types: Vec<Value> = entries(&r, &id).iter().map(|e| e["type"].clone()).collect();
+    assert_eq!(types, vec![json!("dispute_won"), json!("dispute"), json!("topup")]);
+    assert_ledger_invariant(&r, &id);
+    // The admins' payments report counts them.
+    let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
+    let upc = broker_core::money::Decimal::parse("0.01").unwrap();
+    let (calls, payments) = block(r.stats_rollups(&days, None)).unwrap();
+    let pay = &broker_core::stats::report(&days, &calls, &payments, &upc, None, broker_core::stats::View::Admin)["days"][0]["payments"];
+    assert_eq!((pay["dispute"]["mc"].clone(), pay["dispute_won"]["mc"].clone(), pay["topup"]["mc"].clone()), (json!(-2_000_000), json!(2_000_000), json!(2_000_000)));
+}
+
+#[test]
+fn a_lost_dispute_keeps_its_share_and_spent_credits_become_a_debt() {
+    let r = start();
+    let (id, hash) = create_key(&r, 23, 0);
+    // 1500 credits bought for $24.00 (tax included); $10.00 of it disputed: 625 credits.
+    stripe_topup(&r, &id, 1_500_000, "pi_23", "evt_p", 2400);
+    let a = admit(&r, &hash, "req_l", "ai", fixed(1_200_000), 1).unwrap();
+    // $5.00 → 900 credits (5 × 1.8 / 0.01).
+    block(r.settle(&billing(&a, "req_l").settle(&Metered::exact(5_000_000_000_000, tokens(1)), 7, RETAIN))).unwrap();
+    assert_eq!(view(&r, &id).balance_mc, 600_000);
+    assert_eq!(dispute(&r, "dp_23", "pi_23", 1000, DisputeStep::Freeze), applied(DisputeState::Frozen, &id, -625_000, -25_000));
+    assert_eq!(dispute(&r, "dp_23", "pi_23", 1000, DisputeStep::Lose), applied(DisputeState::Lost, &id, 0, -25_000));
+    assert_eq!(dispute(&r, "dp_23", "pi_23", 1000, DisputeStep::Release), DisputeReply::Duplicate { state: "lost".into() }, "lost is final");
+    assert_eq!(entries(&r, &id)[0]["type"], "dispute_lost");
+    assert_ledger_invariant(&r, &id);
+}
+
+#[test]
+fn disputes_before_their_purchase_apply_when_it_is_credited_in_any_order() {
+    let r = start();
+    let (id, _) = create_key(&r, 24, 0);
+    // Created, then lost, both before the purchase; a late replay of created does not undo the loss.
+    assert_eq!(dispute(&r, "dp_24", "pi_24", 2000, DisputeStep::Freeze), DisputeReply::Pending);
+    assert_eq!(dispute(&r, "dp_24", "pi_24", 2000, DisputeStep::Lose), DisputeReply::Pending);
+    assert_eq!(dispute(&r, "dp_24", "pi_24", 2000, DisputeStep::Freeze), DisputeReply::Pending);
+    let (credit, early) = stripe_topup(&r, &id, 2_000_000, "pi_24", "evt_p", 2000);
+    assert!(matches!(credit, CreditReply::Credited { balance_mc: 2_000_000, .. }));
+    assert_eq!(early, vec![("dp_24".to_string(), applied(DisputeState::Lost, &id, -2_000_000, 0))]);
+    // Stripe retries the purchase event: nothing more.
+    let (credit, early) = stripe_topup(&r, &id, 2_000_000, "pi_24", "evt_p", 2000);
+    assert!(matches!(credit, CreditReply::Duplicate { .. }) && early.is_empty());
+    assert_eq!(view(&r, &id).balance_mc, 0);
+    // A dispute created before its purchase and won after it.
+    let (id2, _) = create_key(&r, 25, 0);
+    assert_eq!(dispute(&r, "dp_25", "pi_25", 500, DisputeStep::Freeze), DisputeReply::Pending);
+    let (_, early) = stripe_topup(&r, &id2, 2_000_000, "pi_25", "evt_p25", 2000);
+    assert_eq!(early, vec![("dp_25".to_string(), applied(DisputeState::Frozen, &id2, -500_000, 1_500_000))]);
+    assert_eq!(dispute(&r, "dp_25", "pi_25", 500, DisputeStep::Release), applied(DisputeState::Released, &id2, 500_000, 2_000_000));
+    assert_ledger_invariant(&r, &id);
+    assert_ledger_invariant(&r, &id2);
+}
+
+#[test]
+fn a_dispute_step_on_a_payment_credited_since_it_was_read_is_retried() {
+    let r = start();
+    let (id, _) = create_key(&r, 26, 0);
+    stripe_topup(&r, &id, 1_000, "pi_26", "evt_p", 100);
+    let stale = broker_core::store::Dispute {
+        dispute_id: "dp_26".into(),
+        payment_intent: "pi_26".into(),
+        expected_marker: String::new(),
+        step: DisputeStep::Freeze,
+        amount_mc: 0,
+        disputed_cents: 100,
+        now_ms: 8,
+        fragment: String::new(),
+        retention: RETAIN,
+    };
+    assert_eq!(block(r.dispute(&stale)).unwrap(), DisputeReply::Retry, "read before the credit, applied after it");
+    assert_eq!(view(&r, &id).balance_mc, 1_000);
+    assert_eq!(dispute(&r, "dp_26", "pi_26", 100, DisputeStep::Freeze), applied(DisputeState::Frozen, &id, -1_000, 0));
+    assert_ledger_invariant(&r, &id);
+}

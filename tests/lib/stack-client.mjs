@@ -13,8 +13,9 @@ export const TEST_VARS = {
   CLIENT_GONE_DEADLINE_MS: "1500",
   // As .dev.vars.example: local pages may call the customer routes.
   CORS_ORIGINS: "http://localhost:*,http://127.0.0.1:*",
-  // As .dev.vars.example: one subscription plan (the mock prices `price_…_<cents>`).
-  SUBSCRIPTION_PLANS: "pro-monthly:price_pro_monthly_2000:2000:pro",
+  // As .dev.vars.example: one subscription plan (the mock prices `price_…_<cents>`), and a dearer
+  // one to switch to in the Billing Portal.
+  SUBSCRIPTION_PLANS: "pro-monthly:price_pro_monthly_2000:2000:pro, max-monthly:price_max_monthly_5000:5000:bulk",
   // As .dev.vars.example: the RapidAPI channel on, two RapidAPI subscriptions.
   RAPIDAPI_SECRET: "local-rapidapi-proxy-secret",
   RAPIDAPI_PLANS: "BASIC:free,PRO:pro",

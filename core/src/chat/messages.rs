@@ -421,13 +421,21 @@ pub fn parse_anthropic(list: &[Value]) -> Result<Vec<Message>, ApiError> {
     let mut out = Vec::new();
     for (i, msg) in list.iter().enumerate() {
         let ctx = format!("messages[{i}]");
-        let role = match msg.get("role").and_then(Value::as_str) {
-            Some("user") => Role::User,
-            Some("assistant") => Role::Assistant,
-            _ => return Err(ApiError::invalid(format!("{ctx}: `role` must be user or assistant"))),
+        // `system` turns with their own `output_config` (Claude Code's per-turn control beta):
+        // prompt text and an effort within `max_tokens`, read here as the user's side of the
+        // conversation (this route forwards the body as sent).
+        let (role, keys): (Role, &[&str]) = match msg.get("role").and_then(Value::as_str) {
+            Some("user") => (Role::User, &["role", "content"]),
+            Some("assistant") => (Role::Assistant, &["role", "content"]),
+            Some("system") => (Role::User, &["role", "content", "output_config"]),
+            _ => return Err(ApiError::invalid(format!("{ctx}: `role` must be user, assistant or system"))),
         };
         if let Some(o) = msg.as_object() {
-            allow_only(o, &["role", "content"], &ctx)?;
+            allow_only(o, keys, &ctx)?;
+            if let Some(oc) = o.get("output_config").filter(|v| !v.is_null()) {
+                let oc = oc.as_object().ok_or_else(|| ApiError::invalid(format!("{ctx}: `output_config` must be an object")))?;
+                allow_only(oc, &["effort"], &format!("{ctx}.output_config"))?;
+            }
         }
         let parts = anthropic_blocks(msg.get("content").unwrap_or(&Value::Null), role, &mut calls, &ctx, false)?;
         out.push(Message { role, parts });
@@ -545,7 +553,9 @@ mod tests {
             (json!([{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://127.0.0.1/a.png"}}]}]), "IP address"),
             (json!([{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]), "not allowed in a user message"),
             (json!([{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f"}]}]), "`input` object"),
-            (json!([{"role": "system", "content": "x"}]), "user or assistant"),
+            (json!([{"role": "tool", "content": "x"}]), "user, assistant or system"),
+            (json!([{"role": "system", "content": "x", "output_config": {"format": {}}}]), "`format` is not supported"),
+            (json!([{"role": "user", "content": "x", "output_config": {"effort": "low"}}]), "`output_config` is not supported"),
         ] {
             let e = parse_anthropic(msgs.as_array().unwrap()).unwrap_err();
             assert!(e.message.contains(needle), "{msgs}: {}", e.message);

@@ -17,6 +17,7 @@
 //! a token of text is at least one byte, and an image costs what its provider's sizing rule says,
 //! whatever the size of its base64 text.
 
+pub mod betas;
 pub mod fields;
 pub mod image_tokens;
 pub mod images;
@@ -73,6 +74,9 @@ pub struct ChatRequest {
     pub raw: Map<String, Value>,
     /// Request body size, the basis of the prompt-token upper bound.
     pub body_bytes: u64,
+    /// Anthropic route: the `anthropic-beta` values forwarded and dropped (set by the handler
+    /// from the header; empty elsewhere).
+    pub betas: betas::Betas,
 }
 
 /// Tokens of overhead a provider may add to a prompt beyond its bytes (tool-use system prompts).
@@ -273,6 +277,7 @@ pub fn parse_native(body: &[u8]) -> Result<ChatRequest, ApiError> {
         include_usage: true,
         body_bytes: body.len() as u64,
         raw: m,
+        betas: betas::Betas::default(),
     };
     req.check_images()?;
     Ok(req)
@@ -324,6 +329,7 @@ pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
         include_usage,
         body_bytes: body.len() as u64,
         raw: m,
+        betas: betas::Betas::default(),
     };
     req.check_images()?;
     Ok(req)
@@ -333,8 +339,52 @@ pub fn parse_openai(body: &[u8]) -> Result<ChatRequest, ApiError> {
 /// and MCP servers (billed per use), `container`, `inference_geo` (priced above the list rate).
 const ANTHROPIC_FIELDS: &[&str] = &[
     "model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p", "top_k", "metadata", "tools", "tool_choice",
-    "thinking", "service_tier", "output_config",
+    "thinking", "service_tier", "output_config", "context_management",
 ];
+
+/// Anthropic's `tools`: custom tools only. Server tools (web search, code execution) are billed
+/// per use, outside token usage.
+pub fn anthropic_tools(m: &Map<String, Value>) -> Result<(), ApiError> {
+    let Some(tools) = present(m, "tools") else { return Ok(()) };
+    let Value::Array(tools) = tools else {
+        return Err(ApiError::invalid("`tools` must be an array"));
+    };
+    if tools.iter().any(|t| t.get("type").and_then(Value::as_str).is_some_and(|ty| ty != "custom")) {
+        return Err(ApiError::invalid("server tools are not supported; only custom tools are"));
+    }
+    Ok(())
+}
+
+/// Context editing strategies forwarded: they only clear earlier content from the prompt before
+/// the model reads it, so the reported usage is smaller and the byte bound still holds.
+pub const CONTEXT_EDITS: &[&str] = &["clear_thinking_20251015", "clear_tool_uses_20250919"];
+
+/// Anthropic's `context_management` (the `context-management-2025-06-27` beta): `edits` of the
+/// clearing strategies only. Compaction (`compact_*`) runs a second model call billed apart from
+/// the answer's usage, so it is refused by name.
+pub fn anthropic_context_management(m: &Map<String, Value>) -> Result<(), ApiError> {
+    let Some(cm) = present(m, "context_management") else { return Ok(()) };
+    let o = cm.as_object().ok_or_else(|| ApiError::invalid("`context_management` must be an object"))?;
+    allow_only(o, &["edits"], "`context_management`")?;
+    let edits = match present(o, "edits") {
+        None => return Ok(()),
+        Some(Value::Array(e)) => e,
+        Some(_) => return Err(ApiError::invalid("`context_management.edits` must be an array")),
+    };
+    for e in edits {
+        match e.get("type").and_then(Value::as_str) {
+            Some(t) if CONTEXT_EDITS.contains(&t) => {}
+            Some(t) => {
+                return Err(ApiError::invalid(format!(
+                    "`context_management.edits` type `{t}` is not supported; use {} (compaction is a second model call billed apart)",
+                    CONTEXT_EDITS.join(" or ")
+                )))
+            }
+            None => return Err(ApiError::invalid("each `context_management.edits` item needs a `type`")),
+        }
+    }
+    Ok(())
+}
 
 /// Anthropic's `thinking`: enabled with a budget below `max_tokens`, adaptive, or disabled.
 fn anthropic_thinking(m: &Map<String, Value>, max_tokens: u64) -> Result<Option<u64>, ApiError> {
@@ -370,15 +420,8 @@ pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
         Some(Value::String(t)) if t == "auto" || t == "standard_only" => {}
         Some(_) => return Err(ApiError::invalid("`service_tier` may only be `auto` or `standard_only`")),
     }
-    if let Some(tools) = present(&m, "tools") {
-        let Value::Array(tools) = tools else {
-            return Err(ApiError::invalid("`tools` must be an array"));
-        };
-        // Server tools (web search, code execution) are billed per use, outside token usage.
-        if tools.iter().any(|t| t.get("type").and_then(Value::as_str).is_some_and(|ty| ty != "custom")) {
-            return Err(ApiError::invalid("server tools are not supported; only custom tools are"));
-        }
-    }
+    anthropic_tools(&m)?;
+    anthropic_context_management(&m)?;
     if let Some(oc) = present(&m, "output_config") {
         let o = oc.as_object().ok_or_else(|| ApiError::invalid("`output_config` must be an object"))?;
         allow_only(o, &["effort", "format"], "`output_config`")?;
@@ -399,6 +442,7 @@ pub fn parse_anthropic(body: &[u8]) -> Result<ChatRequest, ApiError> {
         include_usage: true,
         body_bytes: body.len() as u64,
         raw: m,
+        betas: betas::Betas::default(),
     };
     req.check_images()?;
     Ok(req)

@@ -163,3 +163,28 @@ fn images_a_model_refuses_are_refused_before_anything_is_held() {
     assert!(parse_openai(body("gpt-5.6-sol").as_bytes()).unwrap_err().message.contains("30000"));
     assert!(parse_openai(body("gpt-4o").as_bytes()).is_ok());
 }
+
+#[test]
+fn claude_codes_request_is_accepted_as_sent() {
+    // Claude Code 2.1.328's `claude -p` body (captured, texts shortened): a system array with
+    // `cache_control`, custom tools with `defer_loading`, adaptive thinking with `display`,
+    // `context_management`, `metadata.user_id`, a `system` turn with its own `output_config`.
+    let body = include_bytes!("../../../fixtures/anthropic/claude-code.request.json");
+    let r = parse_anthropic(body).unwrap();
+    assert_eq!(r.model, "claude-opus-5-5");
+    assert_eq!(r.max_tokens, Some(128_000));
+    assert!(r.stream);
+    assert_eq!(r.raw["context_management"]["edits"][0]["type"], "clear_thinking_20251015");
+    assert!(r.raw["metadata"]["user_id"].is_string());
+    for (bad, says) in [
+        (r#""context_management":{"edits":[{"type":"compact_20260112"}]}"#, "compact_20260112"),
+        (r#""context_management":{"edits":[{"keep":"all"}]}"#, "needs a `type`"),
+        (r#""context_management":{"edits":{},"x":1}"#, "`x`"),
+        (r#""context_management":[]"#, "must be an object"),
+        (r#""thinking":{"type":"adaptive","display":"omitted","budget":1}"#, "`budget`"),
+    ] {
+        let b = format!(r#"{{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{{"role":"user","content":"x"}}],{bad}}}"#);
+        let e = parse_anthropic(b.as_bytes()).unwrap_err();
+        assert!(e.message.contains(says), "{bad}: {}", e.message);
+    }
+}

@@ -207,7 +207,9 @@ impl ChatMeter {
 impl Meter for ChatMeter {
     fn stream_head(&self) -> Option<StreamHead> {
         let content_type = if self.product.req.route == Route::AnthropicCompatible { "text/event-stream; charset=utf-8" } else { "text/event-stream" };
-        self.product.req.stream.then(|| StreamHead { content_type: content_type.into(), headers: vec![("cache-control".into(), "no-cache".into())] })
+        let mut headers = vec![("cache-control".to_string(), "no-cache".to_string())];
+        headers.extend(self.product.req.betas.dropped_header());
+        self.product.req.stream.then(|| StreamHead { content_type: content_type.into(), headers })
     }
 
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
@@ -258,7 +260,7 @@ impl Meter for ChatMeter {
         let answer = answer.map(|body| WholeAnswer {
             status: 200,
             content_type: "application/json".into(),
-            headers: self.billing.credit_headers(&tally.charge),
+            headers: self.billing.credit_headers(&tally.charge).into_iter().chain(self.product.req.betas.dropped_header()).collect(),
             body: body.to_string().into_bytes(),
         });
         Finish { tail, answer, metered: Some(metered) }

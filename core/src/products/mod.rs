@@ -5,6 +5,10 @@
 pub mod audio_meter;
 pub mod chat;
 pub mod chat_render;
+pub mod count_tokens;
+pub mod embeddings;
+pub mod gemini_count;
+pub mod gemini_native;
 pub mod images;
 pub mod media;
 pub mod music;

@@ -24,7 +24,9 @@ impl ChatWire for Anthropic {
         body.insert("model".into(), json!(req.model));
         body.insert("max_tokens".into(), json!(max_tokens));
         body.insert("stream".into(), json!(true));
-        let headers = vec![("x-api-key".into(), ep.api_key.expose().to_string()), ("anthropic-version".into(), API_VERSION.into())];
+        let mut headers = vec![("x-api-key".into(), ep.api_key.expose().to_string()), ("anthropic-version".into(), API_VERSION.into())];
+        // Only the allowlisted betas (`chat::betas`); none on translated routes.
+        headers.extend(req.betas.header());
         UpstreamRequest::json(join(&ep.base_url, "/v1/messages"), headers, &Value::Object(body))
     }
 

@@ -313,6 +313,8 @@ pub fn parse(body: &[u8]) -> Result<ResponsesRequest, ApiError> {
         include_usage: true,
         raw: Map::new(),
         body_bytes: body.len() as u64,
+        // Anthropic betas come as a header of /v1/messages; this route forwards none.
+        betas: crate::chat::betas::Betas::default(),
     };
     chat.check_images()?;
     Ok(ResponsesRequest { chat, model_label, raw: m })

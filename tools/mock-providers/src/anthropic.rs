@@ -33,7 +33,7 @@ struct ErrorBody<'a> {
     request_id: &'a str,
 }
 
-fn request_id(seq: u64) -> String {
+pub(crate) fn request_id(seq: u64) -> String {
     format!("req_011Mock{}", common::alnum(seq, 16))
 }
 
@@ -161,11 +161,11 @@ fn usage(input: u64, output: u64, script: Option<&Script>) -> Usage {
     }
 }
 
-struct Parsed {
+pub(crate) struct Parsed {
     model: String,
-    texts: Vec<String>,
+    pub(crate) texts: Vec<String>,
     /// Input tokens of the images.
-    images: u64,
+    pub(crate) images: u64,
     max_tokens: u64,
     stream: bool,
     tools: Vec<agent::ToolDef>,
@@ -210,7 +210,7 @@ fn image_tokens(content: Option<&Value>) -> u64 {
     n
 }
 
-fn parse(body: &[u8]) -> Result<Parsed, (&'static str, String)> {
+pub(crate) fn parse(body: &[u8]) -> Result<Parsed, (&'static str, String)> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ("invalid_request_error", format!("Invalid JSON: {e}")))?;
     let model = match v.get("model").and_then(Value::as_str) {
@@ -518,6 +518,9 @@ pub fn handle(state: &State, req: &Request) -> Response {
             r.add_header("request-id", request_id(seq));
         }
         return r;
+    }
+    if let Some(msg) = crate::anthropic_beta::missing_beta(req) {
+        return error(400, "invalid_request_error", &msg, seq);
     }
     let p = match parse(&req.body) {
         Ok(p) => p,

@@ -38,6 +38,8 @@
 //!   entries go first); a body cut short is reported as the text of its first bytes with
 //!   `"truncated": true` (`raw_len` is always the full length).
 //! * `POST /__control/reset` clears scripts and the log. `GET /__control/health` → 200.
+//! * `POST /__control/stripe/<action>`, `POST /__control/paypal/<action>`: the payment services'
+//!   webhook events, made and delivered ([`crate::stripe_events`], [`crate::paypal_events`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,7 @@
 //! Gemini Developer API: `POST /gemini/v1beta/models/{model}:generateContent` and
 //! `:streamGenerateContent` (`v1` is accepted too).
 //!
+//! Also `:countTokens` (free; the prompt tokens of the same request).
 //! Auth `x-goog-api-key` header or `?key=`; a wrong key → 400 INVALID_ARGUMENT / API_KEY_INVALID
 //! (url.http body), no key at all → 403 PERMISSION_DENIED. generateContent → 2-space pretty JSON +
 //! `\n` (`content-type: application/json; charset=UTF-8`). streamGenerateContent with `alt=sse` →
@@ -407,7 +408,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
             ),
         );
     };
-    if method != "generateContent" && method != "streamGenerateContent" {
+    if !["generateContent", "streamGenerateContent", "countTokens"].contains(&method) {
         return error(404, "NOT_FOUND", &format!("models/{model} is not found for API version v1beta, or is not supported for {method}."));
     }
     if req.method != "POST" {
@@ -425,6 +426,9 @@ pub fn handle(state: &State, req: &Request) -> Response {
         None | Some("") => return error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."),
         Some(k) if k != state.config.google_key => return Response::new(400, JSON_CT, API_KEY_INVALID.as_bytes().to_vec()),
         Some(_) => {}
+    }
+    if method == "countTokens" {
+        return count_tokens(state, req, model);
     }
     let script = state.take_script("gemini");
     if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
@@ -462,6 +466,38 @@ pub fn handle(state: &State, req: &Request) -> Response {
             req.query_param("alt").as_deref() == Some("sse"),
         )
     };
+    if let Some(s) = &script {
+        s.apply_timing(&mut resp);
+    }
+    resp
+}
+
+/// `:countTokens`: `{contents}` or `{generateContentRequest: {model, contents, …}}`; answers
+/// `{"totalTokens", "promptTokensDetails"}`, N the prompt tokens the same request costs on
+/// `:generateContent`. Free at Google; errors in Google's shape.
+fn count_tokens(state: &State, req: &Request, model: &str) -> Response {
+    let script = state.take_script("gemini-count");
+    if let Some(s) = script.as_ref().filter(|s| s.is_override()) {
+        return s.override_response(error_for_status);
+    }
+    let v: Value = match serde_json::from_slice(&req.body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error(400, "INVALID_ARGUMENT", "Invalid JSON payload received."),
+    };
+    let inner = match (v.get("contents"), v.get("generateContentRequest")) {
+        (Some(c), None) => serde_json::json!({ "contents": c }),
+        (None, Some(g)) => g.clone(),
+        _ => return error(400, "INVALID_ARGUMENT", "Either contents or generateContentRequest must be set."),
+    };
+    let p = match parse(model, inner.to_string().as_bytes()) {
+        Ok(p) => p,
+        Err(msg) => return error(400, "INVALID_ARGUMENT", &msg),
+    };
+    let total = common::input_tokens(&p.texts) + p.images;
+    let body = serde_json::json!({ "totalTokens": total, "promptTokensDetails": [{ "modality": "TEXT", "tokenCount": total }] });
+    let mut out = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    out.push(b'\n');
+    let mut resp = Response::new(200, "application/json; charset=UTF-8", out);
     if let Some(s) = &script {
         s.apply_timing(&mut resp);
     }

@@ -18,19 +18,25 @@
 
 mod agent;
 mod anthropic;
+mod anthropic_beta;
+mod anthropic_count;
 mod common;
 mod control;
+mod deliver;
 mod elevenlabs;
 mod gemini;
 mod http;
 mod openai;
+mod openai_embeddings;
 mod openai_images;
 mod openai_responses;
 mod openai_speech;
 mod paypal;
+mod paypal_events;
 mod request_log;
 mod stability;
 mod stripe;
+mod stripe_events;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -51,6 +57,10 @@ fn provider_of(path: &str) -> &'static str {
         "openai-images"
     } else if seg("/openai/v1/audio/speech") {
         "openai-speech"
+    } else if seg("/openai/v1/embeddings") {
+        "openai-embeddings"
+    } else if seg("/anthropic/v1/messages/count_tokens") {
+        "anthropic-count"
     } else if seg("/openai") {
         "openai"
     } else if seg("/anthropic") {
@@ -75,6 +85,16 @@ fn provider_of(path: &str) -> &'static str {
 }
 
 fn route(state: &State, req: &Request) -> Response {
+    // The payment services' webhook events (made and delivered on a test's request).
+    if req.method == "POST" {
+        let body = || serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
+        if let Some(action) = req.path.strip_prefix("/__control/stripe/") {
+            return stripe_events::control(action, &body());
+        }
+        if let Some(action) = req.path.strip_prefix("/__control/paypal/") {
+            return paypal_events::control(state, action, &body());
+        }
+    }
     if req.path == "/__control" || req.path.starts_with("/__control/") {
         return control::handle(state, req);
     }
@@ -85,6 +105,8 @@ fn route(state: &State, req: &Request) -> Response {
         "openai" => openai::handle(state, req),
         "openai-images" => openai_images::handle(state, req),
         "openai-speech" => openai_speech::handle(state, req),
+        "openai-embeddings" => openai_embeddings::handle(state, req),
+        "anthropic-count" => anthropic_count::handle(state, req),
         "anthropic" => anthropic::handle(state, req),
         "gemini" => gemini::handle(state, req),
         "elevenlabs" => elevenlabs::handle(state, req),
@@ -178,6 +200,8 @@ mod tests {
             "openai-images"
         );
         assert_eq!(provider_of("/openai/v1/audio/speech"), "openai-speech");
+        assert_eq!(provider_of("/openai/v1/embeddings"), "openai-embeddings");
+        assert_eq!(provider_of("/anthropic/v1/messages/count_tokens"), "anthropic-count");
         assert_eq!(provider_of("/openaix/v1"), "unknown");
         assert_eq!(
             provider_of("/gemini/v1beta/models/g:generateContent"),

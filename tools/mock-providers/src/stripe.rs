@@ -15,6 +15,8 @@
 //! - Billing Portal: `customer` required; answers a `bps_…` session with a `url`.
 //! - `GET /stripe/checkout/<id>`, `/stripe/billing/<id>`: the hosted pages those `url`s name.
 //! - Scripts (provider `stripe`): `status`/`body` override as for the other providers.
+//! - What happens next (the buyer pays, refunds, disputes, plan switches in the portal, renewals)
+//!   is sent as webhook events by [`crate::stripe_events`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
@@ -142,6 +144,7 @@ fn checkout(state: &State, f: &Map<String, Value>, seq: u64) -> Response {
         "success_url": success_url,
         "url": format!("http://127.0.0.1:{}/stripe/checkout/{session_id}", state.config.port),
     });
+    crate::stripe_events::remember_session(&body, f);
     Response::json(200, &body)
 }
 
@@ -150,6 +153,7 @@ fn portal(state: &State, f: &Map<String, Value>, seq: u64) -> Response {
         return error(400, "invalid_request_error", "Missing required param: customer.", Some("customer"), Some("parameter_missing"));
     };
     let sid = id("bps", seq);
+    crate::stripe_events::remember_portal(&sid, customer);
     Response::json(
         200,
         &json!({

@@ -1,0 +1,39 @@
+//! Gemini's own API (`/v1beta/models/{model}:generateContent` and `:streamGenerateContent`):
+//! parse → price → run on the metering engine, which renders the answer; and `:countTokens`,
+//! answered by Google and never charged. Everything they decide is
+//! `broker_core::products::{gemini_native, gemini_count}`.
+
+use crate::account::caller_key;
+use crate::context::Ctx;
+use crate::fetch;
+use crate::http::{self, read_body, HandlerResult};
+use crate::meter;
+use crate::payer::{gemini_payer, Payer};
+use broker_core::error::ApiError;
+use broker_core::products::gemini_count;
+use broker_core::products::gemini_native::{self, GeminiProduct};
+use broker_core::provider::Provider;
+use worker::Request;
+
+pub async fn generate(ctx: &Ctx, mut req: Request, model: &str, stream: bool) -> HandlerResult {
+    let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let alt = req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "alt").map(|(_, v)| v.into_owned()));
+    let parsed = gemini_native::parse(model, stream, alt.as_deref(), &body)?;
+    let product = GeminiProduct::price(parsed, &ctx.today(), ctx.endpoint(Provider::Google)?)?;
+    meter::run(ctx, gemini_payer(ctx, &req)?, Box::new(product)).await
+}
+
+/// `:countTokens`: an active key (checked like the account reads), a prompt `:generateContent`
+/// would accept, Google's count passed on. Nothing is held or charged.
+pub async fn count_tokens(ctx: &Ctx, mut req: Request, model: &str) -> HandlerResult {
+    let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let count = gemini_count::parse(model, &body, &ctx.today())?;
+    match gemini_payer(ctx, &req)? {
+        Payer::Key(key) => caller_key(ctx, &key, 0, 0).await?,
+        Payer::RapidApi { .. } => return Err(ApiError::unauthorized("send your API key in x-goog-api-key")),
+    };
+    let mut sent = fetch::send(&count.upstream(&ctx.endpoint(Provider::Google)?), ctx.settings().upstream_timeout_ms).await?;
+    let status = sent.response.status_code();
+    let answer = sent.body().await.map_err(|e| ApiError::upstream(format!("google's countTokens answer broke off: {e}")))?;
+    Ok(http::bytes(200, "application/json; charset=UTF-8", count.answer(status, &answer)?, &[]))
+}
