@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 /// Items of OpenAI's own client-run tools, forwarded to OpenAI and refused for the others.
 const OPENAI_TOOL_ITEMS: &[&str] = &[
     "custom_tool_call", "custom_tool_call_output", "local_shell_call", "local_shell_call_output", "shell_call", "shell_call_output", "apply_patch_call",
-    "apply_patch_call_output",
+    "apply_patch_call_output", "tool_search_call", "tool_search_output",
 ];
 
 fn invalid(ctx: &str, what: impl std::fmt::Display) -> ApiError {
@@ -219,6 +219,11 @@ pub fn parse(m: &Map<String, Value>, translated: bool) -> Result<(Option<String>
             "function_call_output" => function_call_output(o, &mut p, translated, &ctx)?,
             "reasoning" => reasoning(o, &mut p, translated, &ctx)?,
             t if !translated && OPENAI_TOOL_ITEMS.contains(&t) => {}
+            // Tools declared inside the input (Codex on newer OpenAI models): checked like `tools`.
+            "additional_tools" if !translated => {
+                let tools = o.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                super::tools::check_tool_list(tools, &format!("{ctx}.tools"), false)?;
+            }
             "item_reference" => return Err(invalid(&ctx, "`item_reference` items are not supported: the gateway stores no items to refer to")),
             t => return Err(invalid(&ctx, format!("input item type `{t}` is not supported for this model"))),
         }

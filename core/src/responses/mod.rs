@@ -19,6 +19,7 @@
 
 pub mod events;
 pub mod input;
+pub mod tools;
 
 use crate::chat::fields::{allow_only, obj, opt_bool, opt_f64, opt_u64, present, req_str};
 use crate::chat::options::{self, Agent};
@@ -41,16 +42,6 @@ const FIELDS: &[&str] = &[
 
 /// Fields only OpenAI can honour: refused for the other providers.
 const OPENAI_ONLY: &[&str] = &["top_logprobs"];
-
-/// Built-in tools OpenAI bills per call or per session on top of tokens; the price table has no
-/// such prices, so they are refused rather than served unpriced.
-const PRICED_TOOLS: &[&str] = &[
-    "web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11", "file_search", "code_interpreter",
-    "computer_use_preview", "computer_use", "computer", "image_generation",
-];
-
-/// Tools the client runs itself, billed as tokens only: OpenAI takes them as they are.
-const CLIENT_TOOLS_OPENAI: &[&str] = &["function", "custom", "local_shell", "shell", "apply_patch", "namespace"];
 
 /// `include` values the gateway accepts (the others return built-in tools' outputs).
 const INCLUDES: &[&str] = &["reasoning.encrypted_content", "message.output_text.logprobs"];
@@ -130,37 +121,7 @@ fn check_include(m: &Map<String, Value>) -> Result<(), ApiError> {
 fn check_tools(m: &Map<String, Value>, translated: bool) -> Result<Vec<Value>, ApiError> {
     let Some(v) = present(m, "tools") else { return Ok(Vec::new()) };
     let list = v.as_array().ok_or_else(|| ApiError::invalid("`tools` must be an array"))?;
-    let mut functions = Vec::new();
-    for (i, t) in list.iter().enumerate() {
-        let ctx = format!("tools[{i}]");
-        let o = t.as_object().ok_or_else(|| ApiError::invalid(format!("{ctx}: a tool must be an object")))?;
-        let ty = o.get("type").and_then(Value::as_str).unwrap_or("");
-        if PRICED_TOOLS.contains(&ty) {
-            return Err(ApiError::invalid(format!(
-                "{ctx}: the built-in tool `{ty}` is not supported: the provider charges it per call and the gateway's price table has no such price{}",
-                if ty.starts_with("web_search") { " (Codex: set `web_search = \"disabled\"` in config.toml)" } else { "" }
-            )));
-        }
-        match ty {
-            "function" => {
-                allow_only(o, &["type", "name", "description", "parameters", "strict"], &ctx)?;
-                let mut f = Map::new();
-                for k in ["name", "description", "parameters", "strict"] {
-                    if let Some(x) = o.get(k) {
-                        f.insert(k.into(), x.clone());
-                    }
-                }
-                functions.push(json!({"type": "function", "function": f}));
-            }
-            // A group of function tools (Codex's sub-agent tools): OpenAI's own construct, with
-            // no translation; dropped for the other providers (the model cannot call them there).
-            "namespace" if translated => {}
-            "mcp" => return Err(ApiError::invalid(format!("{ctx}: the `mcp` tool is not supported: the gateway does not let the provider call remote servers on its account"))),
-            t if !translated && CLIENT_TOOLS_OPENAI.contains(&t) => {}
-            t => return Err(ApiError::invalid(format!("{ctx}: tool type `{t}` is not supported for this model (function tools are)"))),
-        }
-    }
-    Ok(functions)
+    tools::check_tool_list(list, "tools", translated)
 }
 
 /// `tool_choice` in the chat shape (for the translation).
@@ -178,7 +139,7 @@ fn tool_choice_chat(v: &Value) -> Result<Value, ApiError> {
 /// `tool_choice` naming a built-in tool (priced per call) is refused like the tool itself.
 fn check_tool_choice(m: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(ty) = present(m, "tool_choice").and_then(|v| v.get("type")).and_then(Value::as_str) {
-        if PRICED_TOOLS.contains(&ty) || ty == "mcp" {
+        if tools::PRICED_TOOLS.contains(&ty) || ty == "mcp" {
             return Err(ApiError::invalid(format!("`tool_choice` names the built-in tool `{ty}`, which is not supported")));
         }
     }
@@ -221,7 +182,9 @@ fn text_format(m: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
 fn reasoning_effort(m: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
     let Some(r) = present(m, "reasoning") else { return Ok(None) };
     let o = r.as_object().ok_or_else(|| ApiError::invalid("`reasoning` must be an object"))?;
-    allow_only(o, &["effort", "summary", "generate_summary"], "`reasoning`")?;
+    // `context` (which turns' reasoning the model keeps, Codex's `all_turns`): forwarded to
+    // OpenAI, billed as the usage it reports; nothing to translate for the others.
+    allow_only(o, &["effort", "summary", "generate_summary", "context"], "`reasoning`")?;
     for k in ["summary", "generate_summary"] {
         if let Some(v) = o.get(k).filter(|v| !v.is_null()) {
             if !matches!(v.as_str(), Some("auto" | "concise" | "detailed")) {

@@ -156,3 +156,21 @@ fn claudes_signed_thinking_goes_back_to_claude_as_its_thinking_block() {
     let e = parse_json(json!({"model": "anthropic/claude-haiku-4-5", "input": "hi", "reasoning": {"effort": "high"}, "max_output_tokens": 1000})).unwrap_err();
     assert!(e.message.contains("`max_output_tokens` above 1024"), "{}", e.message);
 }
+
+#[test]
+fn what_codex_sends_on_newer_openai_models_is_accepted_and_checked() {
+    // gpt-5.5: a client-run tool search; gpt-5.6-luna: tools inside the input, `reasoning.context`.
+    let search = json!({"type": "tool_search", "execution": "client", "description": "d", "parameters": {"type": "object"}});
+    assert!(parse_json(json!({"model": "gpt-5.6-luna", "input": "hi", "tools": [search]})).is_ok());
+    let e = parse_json(json!({"model": "gpt-5.6-luna", "input": "hi", "tools": [{"type": "tool_search", "execution": "server"}]})).unwrap_err();
+    assert!(e.message.contains("`tool_search`"), "{}", e.message);
+    let ns = |inner: Value| json!({"type": "additional_tools", "role": "developer", "id": "at_1", "tools": [{"type": "namespace", "name": "functions", "tools": [inner]}]});
+    let r = parse_json(json!({"model": "gpt-5.6-luna", "reasoning": {"effort": "medium", "context": "all_turns"},
+        "input": [ns(json!({"type": "function", "name": "exec", "parameters": {"type": "object"}})), {"role": "user", "content": "hi"}]}))
+    .unwrap();
+    assert_eq!(r.openai_body(16)["reasoning"]["context"], "all_turns");
+    let e = parse_json(json!({"model": "gpt-5.6-luna", "input": [ns(json!({"type": "web_search"})), {"role": "user", "content": "hi"}]})).unwrap_err();
+    assert!(e.message.contains("input[0].tools[0].tools[0]: the built-in tool `web_search`"), "{}", e.message);
+    let e = parse_json(json!({"model": "anthropic/claude-haiku-4-5", "input": [ns(json!({"type": "function", "name": "f"})), {"role": "user", "content": "hi"}]})).unwrap_err();
+    assert!(e.message.contains("`additional_tools` is not supported"), "{}", e.message);
+}
