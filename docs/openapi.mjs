@@ -277,13 +277,13 @@ const RESPONSES_FIELDS = `| field | OpenAI models | Anthropic and Gemini models 
 | \`model\` | bare or \`openai/…\` | \`anthropic/…\`, \`google/…\` |
 | \`input\` (string or items), \`instructions\` | forwarded | translated: \`message\` (\`input_text\`, \`input_image\`, \`output_text\`), \`function_call\`, \`function_call_output\`; Claude's own \`reasoning\` items back to Claude, others dropped |
 | \`stream\` | OpenAI's events passed through | translated events |
-| \`tools\` (\`function\`), \`tool_choice\`, \`parallel_tool_calls\` | forwarded (also \`custom\`, \`local_shell\`, \`shell\`, \`apply_patch\`, \`namespace\`) | translated (function tools; \`namespace\` groups dropped; Gemini cannot honour \`parallel_tool_calls: false\`) |
+| \`tools\` (\`function\`), \`tool_choice\`, \`parallel_tool_calls\` | forwarded (also \`custom\`, \`local_shell\`, \`shell\`, \`apply_patch\`, \`namespace\`, \`tool_search\` run by the client; \`additional_tools\` input items) | translated (function tools; \`namespace\` groups dropped; Gemini cannot honour \`parallel_tool_calls: false\`) |
 | \`max_output_tokens\`, \`temperature\`, \`top_p\` | forwarded | translated |
 | \`text.format\` | forwarded | translated (Anthropic: \`json_schema\` only) |
 | \`reasoning.effort\` | forwarded | thinking (Claude's signed thinking comes back as a \`reasoning\` item and goes back to Claude); Gemini's thinking level/budget |
 | \`store\` | absent or \`false\`: sent as \`false\`; \`true\`: 400 | same |
 | \`include\` | \`reasoning.encrypted_content\`, \`message.output_text.logprobs\`; others 400 | accepted, nothing to include |
-| \`reasoning.summary\`, \`text.verbosity\`, \`metadata\`, \`user\`, \`safety_identifier\`, \`prompt_cache_key\`, \`client_metadata\`, \`truncation\`, \`stream_options\`, \`max_tool_calls\` | forwarded | dropped (no equivalent; change neither answer nor price) |
+| \`reasoning.summary\`, \`reasoning.context\`, \`text.verbosity\`, \`metadata\`, \`user\`, \`safety_identifier\`, \`prompt_cache_key\`, \`client_metadata\`, \`truncation\`, \`stream_options\`, \`max_tool_calls\` | forwarded | dropped (no equivalent; change neither answer nor price) |
 | \`service_tier\` | \`auto\`/\`default\` only | same |
 | \`top_logprobs\` | forwarded | 400 |
 | \`previous_response_id\`, \`conversation\`, \`background: true\`, \`prompt\` | 400 (no stored state) | 400 |
