@@ -13,7 +13,7 @@ const credits = (description) => num(`${description} (credits; 1 credit = USD_PE
 
 const KEY_ID = "key_0123456789abcdef";
 
-// Headers on every answer, and on metered answers (see README "Customer API").
+// Headers on every answer, and on metered answers (docs/api.md, "Headers").
 const requestIdHeader = { "X-Request-Id": { $ref: "#/components/headers/X-Request-Id" } };
 const meteredHeaders = {
   ...requestIdHeader,
@@ -81,7 +81,7 @@ const schemas = {
     model: str("`openai/…`, `anthropic/…`, `google/…` or a bare OpenAI model."), messages: { type: "array", items: { type: "object" }, minItems: 1 },
     max_tokens: int("", { minimum: 1 }), max_completion_tokens: int("", { minimum: 1 }), temperature: num(""), top_p: num(""), stream: { type: "boolean" },
     stream_options: obj({ include_usage: { type: "boolean" } }), n: { const: 1 },
-  }, ["model", "messages"], { description: "OpenAI's Chat Completions request; the fields accepted per provider are listed in the README (others: 400)." }),
+  }, ["model", "messages"], { description: "OpenAI's Chat Completions request; each provider accepts a fixed list of fields (docs/api.md in the repository); any other is a 400 naming it, before anything is held." }),
   OpenAiChatResponse: obj({
     id: str(""), object: { const: "chat.completion" }, created: int(""), model: str(""),
     choices: { type: "array", items: obj({ index: int(""), message: obj({ role: str(""), content: nullable(str("")) }, ["role"]), finish_reason: nullable(str("")) }, ["index", "message"]) },
@@ -91,7 +91,7 @@ const schemas = {
     model: str("An Anthropic model of /v1/models, without the prefix."), max_tokens: int("", { minimum: 1 }), messages: { type: "array", items: { type: "object" }, minItems: 1 },
     system: { anyOf: [{ type: "string" }, { type: "array" }] }, stream: { type: "boolean" }, temperature: num(""), top_p: num(""), top_k: int(""),
     stop_sequences: { type: "array", items: { type: "string" } }, metadata: { type: "object" },
-  }, ["model", "max_tokens", "messages"], { description: "Anthropic's Messages request (fields accepted: see the README)." }),
+  }, ["model", "max_tokens", "messages"], { description: "Anthropic's Messages request (a fixed list of fields, docs/api.md in the repository; any other is a 400 naming it)." }),
   AnthropicMessagesResponse: obj({
     id: str(""), type: { const: "message" }, role: { const: "assistant" }, model: str(""), content: { type: "array", items: { type: "object" } },
     stop_reason: nullable(str("")), usage: obj({ input_tokens: int(""), output_tokens: int("") }, ["input_tokens", "output_tokens"]), x_broker: xBroker,
@@ -158,7 +158,7 @@ const chatOp = ({ id, summary, description, req, res, shape, example, security }
     requestBody: body(ref(req), example),
     responses: {
       200: { description: "The answer; with `stream: true`, server-sent events.", headers: meteredHeaders,
-        content: { "application/json": { schema: ref(res) }, ...sse("SSE events, then `data: [DONE]` (see the README).") } },
+        content: { "application/json": { schema: ref(res) }, ...sse("SSE events in the route's own format (docs/api.md in the repository).") } },
       ...errors(shape, customerErrors),
     },
   },
@@ -342,7 +342,7 @@ export const spec = {
     title: "AI API Broker",
     version: "0.1.0",
     summary: "OpenAI, Anthropic and Gemini calls for prepaid credits",
-    description: "Calls are admitted against a hold (the worst case), charged at the provider's reported usage × margin, and the rest is released. See /docs for the guide.",
+    description: "Calls are admitted against a hold (the worst case), charged at the provider's reported usage × margin, and the rest is released. The guide, with live prices and an example for every operation, is at `/`.",
     license: { name: "Proprietary", identifier: "LicenseRef-Proprietary" },
   },
   servers: [{ url: "/", description: "This deployment" }],

@@ -28,6 +28,7 @@ pub async fn handle(ctx: &Ctx, mut req: Request, route: Route) -> HandlerResult 
     }?;
     if route == Route::AnthropicCompatible {
         parsed.betas = anthropic_betas(&req)?;
+        parsed.betas.check_fields(&parsed.raw)?;
     }
     let endpoint = ctx.endpoint(parsed.provider)?;
     let product = ChatProduct::price(parsed, &ctx.today(), endpoint, ctx.now_ms() / 1000)?;

@@ -109,7 +109,8 @@ test("only priced fields are forwarded: store, inference_geo and unknown fields 
     ["/v1/chat/completions", { model: "gpt-4o-mini", store: true, messages: msg }, "store"],
     ["/v1/chat/completions", { model: "gpt-4o-mini", not_a_field: 1, messages: msg }, "not_a_field"],
     ["/v1/messages", { model: "claude-haiku-4-5", max_tokens: 5, inference_geo: "us", messages: msg }, "inference_geo"],
-    ["/v1/messages", { model: "claude-haiku-4-5", max_tokens: 5, context_management: {}, messages: msg }, "context_management"],
+    // A beta field without its `anthropic-beta` header (Claude Code sends both; see clients.test.mjs).
+    ["/v1/messages", { model: "claude-haiku-4-5", max_tokens: 5, context_management: { edits: [] }, messages: msg }, "context_management"],
     ["/v1/chat", { provider: "openai", model: "gpt-4o-mini", logprobs: true, messages: msg }, "logprobs"],
     ["/v1/chat/completions", { model: "anthropic/claude-haiku-4-5", logit_bias: { 1: 1 }, messages: msg }, "logit_bias"],
   ]) {

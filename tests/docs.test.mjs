@@ -1,17 +1,21 @@
 // The docs site in headless Chromium: the guide (/) fills its price table from the live
 // /v1/models and shows an example for every documented operation; the reference (/docs/)
-// renders /openapi.json with the vendored renderer; nothing is fetched from anywhere but
-// 127.0.0.1; the portal's strict CSP is untouched.
+// renders /openapi.json with the vendored renderer; at 1280×900 (and the reference at
+// 1920×1000) no heading or paragraph is squeezed narrower than a few words; nothing is fetched
+// from anywhere but 127.0.0.1; the portal's strict CSP is untouched. Screenshots of both pages
+// are saved under .stack/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
 import { openBrowser } from "./lib/browser.mjs";
+import { FEW_WORDS_PX, screenshot, textBoxes } from "./lib/layout.mjs";
 
 let stack, c, b;
 before(async () => {
   stack = await getStack();
   c = client(stack);
   b = await openBrowser();
+  await b.page.setViewportSize({ width: 1280, height: 900 });
   // Every request is recorded; anything for another host is refused, so a leak cannot succeed
   // and still shows up in the list.
   await b.context.route("**/*", (route) => (new URL(route.request().url()).hostname === "127.0.0.1" ? route.continue() : route.abort()));
@@ -21,7 +25,7 @@ after(async () => {
   await releaseStack();
 });
 
-test("the guide shows the live prices of /v1/models and an example for every operation", async () => {
+test("the guide shows the live prices of /v1/models and an example for every operation", async (t) => {
   const { page } = b;
   const res = await page.goto(`${stack.workerUrl}/`);
   assert.equal(res.status(), 200);
@@ -46,10 +50,16 @@ test("the guide shows the live prices of /v1/models and an example for every ope
   await page.click('[data-operation="GET /v1/balance"] button:text("Python")');
   assert.match(await page.textContent('[data-operation="GET /v1/balance"] pre'), /import os, requests/);
   assert.equal((await page.$$("#error-table tbody tr")).length >= 9, true);
+  // What a person sees at 1280×900: every heading and paragraph wider than a few words.
+  const boxes = await textBoxes(page);
+  assert.ok(boxes.checked >= 10, `only ${boxes.checked} headings and paragraphs were measured`);
+  assert.deepEqual(boxes.squeezed, [], `narrower than ${FEW_WORDS_PX} px`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  t.diagnostic(`screenshot: ${await screenshot(page, "guide")}`);
   assert.deepEqual(b.errors, []);
 });
 
-test("the reference renders /openapi.json with the vendored renderer, and nothing leaves 127.0.0.1", async () => {
+test("the reference renders /openapi.json with the vendored renderer, laid out for a reader, and nothing leaves 127.0.0.1", async (t) => {
   const { page } = b;
   const res = await page.goto(`${stack.workerUrl}/docs/`);
   assert.equal(res.status(), 200);
@@ -62,6 +72,23 @@ test("the reference renders /openapi.json with the vendored renderer, and nothin
   for (const s of [spec.info.title, ...spec.tags.map((t) => t.name), "Anthropic-compatible Messages", "Chat in the gateway's own shape"]) {
     assert.ok(text.includes(s), s);
   }
+  // Laid out for a reader, at 1280×900 and at 1920×1000: the title, the introduction and every
+  // tag's heading and description are wider than a few words (they were once one letter wide),
+  // and the title sits on one line.
+  for (const [width, height, name] of [[1280, 900, "docs"], [1920, 1000, "docs-1920"]]) {
+    await page.setViewportSize({ width, height });
+    const boxes = await textBoxes(page);
+    assert.ok(boxes.checked >= spec.tags.length + 2, `${width}×${height}: only ${boxes.checked} headings and paragraphs were measured`);
+    assert.deepEqual(boxes.squeezed, [], `${width}×${height}: narrower than ${FEW_WORDS_PX} px`);
+    const title = await page.$$eval("#reference h1", (hs, t) => hs.filter((h) => h.textContent.trim() === t).map((h) => {
+      const r = h.getBoundingClientRect();
+      return { width: r.width, height: r.height, line: parseFloat(getComputedStyle(h).lineHeight) || parseFloat(getComputedStyle(h).fontSize) * 1.5 };
+    }), spec.info.title);
+    assert.equal(title.length, 1, `${width}×${height}: the reference shows its title once`);
+    assert.ok(title[0].height < 2 * title[0].line, `${width}×${height}: the title takes ${title[0].height} px, more than one line`);
+    t.diagnostic(`screenshot: ${await screenshot(page, name)}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
   // No CSP violation or script error while rendering.
   assert.deepEqual(b.errors, []);
   // The portal keeps its strict policy.

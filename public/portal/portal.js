@@ -6,7 +6,6 @@
   let offset = 0;
   const PAGE = 20;
   const $ = (id) => document.getElementById(id);
-  const COLORS = ["#2f6fed", "#e0892f", "#2fa36b", "#9b4de0", "#d64545", "#2aa6b8", "#8a8f2f", "#7a5c3c"];
 
   async function api(path, { method = "GET", body } = {}) {
     const res = await fetch(path, {
@@ -55,40 +54,7 @@
   }
 
   async function showChart() {
-    const daily = await api("/v1/usage/daily");
-    const models = [...new Set(daily.days.flatMap((d) => d.models.map((m) => m.model)))];
-    const max = Math.max(1, ...daily.days.map((d) => d.totals.charged_mc));
-    const w = 600, h = 160, bar = w / Math.max(daily.days.length, 1);
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-    daily.days.forEach((d, i) => {
-      let y = h;
-      for (const m of d.models) {
-        const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-        const height = (m.charged_mc / max) * (h - 10);
-        y -= height;
-        r.setAttribute("x", String(i * bar + 2));
-        r.setAttribute("y", String(y));
-        r.setAttribute("width", String(Math.max(bar - 4, 1)));
-        r.setAttribute("height", String(height));
-        r.setAttribute("fill", COLORS[models.indexOf(m.model) % COLORS.length]);
-        r.dataset.day = d.day;
-        r.dataset.model = m.model;
-        r.dataset.charged = String(m.charged_mc);
-        const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-        title.textContent = `${d.day} ${m.model}: ${credits(m.credits_charged)} credits, ${m.calls} calls`;
-        r.append(title);
-        svg.append(r);
-      }
-    });
-    $("chart").replaceChildren(svg);
-    $("legend").replaceChildren(...models.map((m, i) => {
-      const li = document.createElement("li");
-      const swatch = document.createElement("span");
-      swatch.style.background = COLORS[i % COLORS.length];
-      li.append(swatch, m);
-      return li;
-    }));
+    window.PortalChart.render($("chart"), $("legend"), await api("/v1/usage/daily"));
   }
 
   async function showPlans() {

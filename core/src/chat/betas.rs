@@ -47,7 +47,21 @@ pub struct Betas {
     pub dropped: Vec<String>,
 }
 
+/// Body fields that Anthropic serves only under a beta: sent without it, the call is refused here,
+/// before anything is held, rather than by Anthropic after the hold.
+const FIELDS_NEEDING_A_BETA: &[(&str, &str)] = &[("context_management", "context-management-2025-06-27")];
+
 impl Betas {
+    /// A 400 naming the field and the header when the body uses a beta field without its beta.
+    pub fn check_fields(&self, body: &serde_json::Map<String, serde_json::Value>) -> Result<(), ApiError> {
+        for (field, beta) in FIELDS_NEEDING_A_BETA {
+            if body.get(*field).is_some_and(|v| !v.is_null()) && !self.forwarded.contains(beta) {
+                return Err(ApiError::invalid(format!("`{field}` needs the header `anthropic-beta: {beta}`")));
+            }
+        }
+        Ok(())
+    }
+
     /// The upstream header, when any beta is forwarded.
     pub fn header(&self) -> Option<(String, String)> {
         (!self.forwarded.is_empty()).then(|| ("anthropic-beta".to_string(), self.forwarded.join(",")))
@@ -96,6 +110,14 @@ mod tests {
         assert_eq!(b.dropped, vec!["mid-conversation-tool-changes-2026-07-01", "thinking-token-count-2026-05-13"]);
         assert_eq!(b.header().unwrap().1, "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,per-turn-control-2026-07-01,advanced-tool-use-2025-11-20,effort-2025-11-24");
         assert_eq!(b.dropped_header().unwrap().0, "x-broker-dropped-betas");
+    }
+
+    #[test]
+    fn a_beta_field_without_its_beta_is_refused_naming_both() {
+        let body: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"context_management":{"edits":[]}}"#).unwrap();
+        let e = parse(None).unwrap().check_fields(&body).unwrap_err();
+        assert!(e.message.contains("`context_management`") && e.message.contains("context-management-2025-06-27"), "{}", e.message);
+        assert!(parse(Some("context-management-2025-06-27")).unwrap().check_fields(&body).is_ok());
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub fn allow_only(m: &Map<String, Value>, allowed: &[&str], what: &str) -> Resul
     match m.keys().find(|k| !allowed.contains(&k.as_str())) {
         None => Ok(()),
         Some(k) => Err(ApiError::invalid(format!(
-            "`{k}` is not supported on {what}: the gateway forwards only the fields it can price (see the README's field table)"
+            "`{k}` is not supported on {what}: the gateway forwards only the fields it can price (the accepted fields are in the API reference, /docs/)"
         ))),
     }
 }

@@ -44,6 +44,7 @@ pub fn parse(body: &[u8], betas: Betas, today: &str) -> Result<CountTokens, ApiE
     }
     anthropic_tools(&m)?;
     anthropic_context_management(&m)?;
+    betas.check_fields(&m)?;
     m.insert("model".into(), Value::String(model.clone()));
     Ok(CountTokens { model, body: m, betas })
 }

@@ -22,7 +22,7 @@ pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 pub fn allow_only(m: &Map<String, Value>, allowed: &[&str], route: &str) -> Result<(), ApiError> {
     match m.keys().find(|k| !allowed.contains(&k.as_str())) {
         None => Ok(()),
-        Some(k) => Err(ApiError::invalid(format!("`{k}` is not supported on {route}: the gateway forwards only the fields it can price (see the README)"))),
+        Some(k) => Err(ApiError::invalid(format!("`{k}` is not supported on {route}: the gateway forwards only the fields it can price (the accepted fields are in the API reference, /docs/)"))),
     }
 }
 
