@@ -103,6 +103,8 @@ export async function startStack({ ports = {}, vars = {}, envFile, name = "test"
     };
     const file = envFile ?? path.join(ROOT, ".stack", `${name}-${p.worker}.vars`);
     if (!envFile) writeVars(file, allVars);
+    // Dev mode brings its own env file, so nothing above has made .stack/ on a fresh clone.
+    fs.mkdirSync(path.join(ROOT, ".stack"), { recursive: true });
     const workerLog = path.join(ROOT, ".stack", `${name}-${p.worker}.worker.log`);
     fs.writeFileSync(workerLog, "");
     const worker = startProcess(
@@ -138,6 +140,18 @@ export async function createKey(stack, { name = "test", plan = "pro", credits = 
   const body = await res.json();
   if (res.status !== 201) throw new Error(`create key: ${res.status} ${JSON.stringify(body)}`);
   return body;
+}
+
+/** The banner's example: a chat model the gateway serves today (models retire and prices are
+ *  dated, so it comes from /v1/models, not from this file): the cheapest OpenAI one by output
+ *  price, else the cheapest of any provider. */
+export async function exampleModel(workerUrl) {
+  const { data } = await (await fetch(`${workerUrl}/v1/models`)).json();
+  const chat = data.filter((m) => m.credits_per_million_tokens && m.provider && m.model);
+  const byPrice = (a, b) => Number(a.credits_per_million_tokens.output) - Number(b.credits_per_million_tokens.output) || a.model.localeCompare(b.model);
+  const pick = chat.filter((m) => m.provider === "openai").sort(byPrice)[0] ?? chat.sort(byPrice)[0];
+  if (!pick) throw new Error("/v1/models lists no chat model today");
+  return { provider: pick.provider, model: pick.model };
 }
 
 function readDevVars(file) {
@@ -177,6 +191,7 @@ async function dev() {
   stack.worker.stdout.on("data", (d) => process.stdout.write(d));
   stack.worker.stderr.on("data", (d) => process.stderr.write(d));
   const key = await createKey(stack, { name: "demo", plan: "pro", credits: 1000, reason: "demo key of npm run dev" });
+  const example = await exampleModel(stack.workerUrl);
   console.log(`
 AI API Broker is running at ${stack.workerUrl}   (Ctrl-C stops everything)
 
@@ -185,7 +200,7 @@ Key id: ${key.id}     Admin secret (X-Admin-Secret): ${v.ADMIN_SECRET}
 
   curl -s ${stack.workerUrl}/v1/chat \\
     -H "Authorization: Bearer ${key.api_key}" -H "Content-Type: application/json" \\
-    -d '{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi"}]}'
+    -d '{"provider":"${example.provider}","model":"${example.model}","messages":[{"role":"user","content":"Say hi"}]}'
 
   curl -s ${stack.workerUrl}/v1/balance -H "Authorization: Bearer ${key.api_key}"
 `);

@@ -39,7 +39,7 @@ thread_local! {
 }
 
 pub fn models(ctx: &Ctx) -> Response {
-    let today = ctx.today();
+    let today = ctx.price_day();
     if let Some(body) = MODELS.with(|m| m.borrow().as_ref().filter(|(day, _)| *day == today).map(|(_, b)| b.clone())) {
         return http::bytes(200, "application/json", body, &[]);
     }

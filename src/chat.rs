@@ -31,7 +31,7 @@ pub async fn handle(ctx: &Ctx, mut req: Request, route: Route) -> HandlerResult 
         parsed.betas.check_fields(&parsed.raw)?;
     }
     let endpoint = ctx.endpoint(parsed.provider)?;
-    let product = ChatProduct::price(parsed, &ctx.today(), endpoint, ctx.now_ms() / 1000)?;
+    let product = ChatProduct::price(parsed, &ctx.price_day(), endpoint, ctx.now_ms() / 1000)?;
     let payer = payer(ctx, &req, route == Route::AnthropicCompatible)?;
     meter::run(ctx, payer, Box::new(product)).await
 }
@@ -40,7 +40,7 @@ pub async fn handle(ctx: &Ctx, mut req: Request, route: Route) -> HandlerResult 
 /// `/v1/messages` would accept, Anthropic's count passed on. Nothing is held or charged.
 pub async fn count_tokens(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
-    let count = count_tokens::parse(&body, anthropic_betas(&req)?, &ctx.today())?;
+    let count = count_tokens::parse(&body, anthropic_betas(&req)?, &ctx.price_day())?;
     caller_key(ctx, &api_key(ctx, &req, true)?, 0, 0).await?;
     let mut sent = fetch::send(&count.upstream(&ctx.endpoint(Provider::Anthropic)?), ctx.settings().upstream_timeout_ms).await?;
     let status = sent.response.status_code();

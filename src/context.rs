@@ -98,9 +98,13 @@ impl Ctx {
     pub fn client_ip(&self) -> &str {
         &self.client_ip
     }
-    /// `YYYY-MM-DD` (UTC): the day prices are chosen by.
+    /// `YYYY-MM-DD` (UTC): the calendar day (analytics, report ranges).
     pub fn today(&self) -> String {
         broker_core::pricing::utc_date(self.now_ms)
+    }
+    /// `YYYY-MM-DD`: the day prices are chosen by (today, unless a local test stack pins it).
+    pub fn price_day(&self) -> String {
+        broker_core::clock::price_day(self.settings.price_date.as_deref(), self.now_ms)
     }
 
     /// A secret the route cannot work without: missing means 503, never "serve anyway".

@@ -19,7 +19,7 @@ pub async fn generate(ctx: &Ctx, mut req: Request, model: &str, stream: bool) ->
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
     let alt = req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "alt").map(|(_, v)| v.into_owned()));
     let parsed = gemini_native::parse(model, stream, alt.as_deref(), &body)?;
-    let product = GeminiProduct::price(parsed, &ctx.today(), ctx.endpoint(Provider::Google)?)?;
+    let product = GeminiProduct::price(parsed, &ctx.price_day(), ctx.endpoint(Provider::Google)?)?;
     meter::run(ctx, gemini_payer(ctx, &req)?, Box::new(product)).await
 }
 
@@ -27,7 +27,7 @@ pub async fn generate(ctx: &Ctx, mut req: Request, model: &str, stream: bool) ->
 /// would accept, Google's count passed on. Nothing is held or charged.
 pub async fn count_tokens(ctx: &Ctx, mut req: Request, model: &str) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
-    let count = gemini_count::parse(model, &body, &ctx.today())?;
+    let count = gemini_count::parse(model, &body, &ctx.price_day())?;
     match gemini_payer(ctx, &req)? {
         Payer::Key(key) => caller_key(ctx, &key, 0, 0).await?,
         Payer::RapidApi { .. } => return Err(ApiError::unauthorized("send your API key in x-goog-api-key")),

@@ -19,7 +19,7 @@ pub async fn images(ctx: &Ctx, mut req: Request, route: ImageRoute) -> HandlerRe
         ImageRoute::OpenAiCompatible => images::parse_openai(&body),
         ImageRoute::Native => images::parse_native(&body),
     }?;
-    let product = ImagesProduct::price(parsed, &ctx.today(), ctx.endpoint(Provider::OpenAi)?)?;
+    let product = ImagesProduct::price(parsed, &ctx.price_day(), ctx.endpoint(Provider::OpenAi)?)?;
     meter::run(ctx, payer(ctx, &req, false)?, Box::new(product)).await
 }
 
@@ -31,7 +31,7 @@ pub async fn speech(ctx: &Ctx, mut req: Request, route: SpeechRoute) -> HandlerR
         SpeechRoute::OpenAiCompatible => speech::parse_openai(&body),
     }?;
     let endpoint = ctx.endpoint(parsed.provider)?;
-    let product = SpeechProduct::price(parsed, &ctx.today(), endpoint, ctx.settings().elevenlabs_pico_per_credit)?;
+    let product = SpeechProduct::price(parsed, &ctx.price_day(), endpoint, ctx.settings().elevenlabs_pico_per_credit)?;
     meter::run(ctx, payer(ctx, &req, false)?, Box::new(product)).await
 }
 

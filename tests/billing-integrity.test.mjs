@@ -1,22 +1,13 @@
 // Billing integrity against the real worker, redis-server behind the Upstash front, and the
 // mocks: no served call goes unbilled, only what is priced is forwarded, memory stays bounded,
 // and the ledger has one entry per call.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import { startMiniflareWorker } from "./lib/miniflare.mjs";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack } from "./lib/stack-client.mjs";
 
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 const HAIKU = [1_000_000n, 5_000_000n]; // claude-haiku-4-5, micro-USD per 1M tokens (REFERENCE.md)
 /** credits = usd × 1.8 / 0.01, in millicredits, rounded up: pico-USD × 18 / 1e8. */

@@ -3,26 +3,17 @@
 // /v1/messages, images, structured output, thinking, each call charged exactly from the mock's
 // usage and within its hold; bad inputs are clear 400s that hold nothing; 200 concurrent calls
 // with images on a balance covering 10 serve at most 10.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack, PRICE_DATE } from "./lib/stack-client.mjs";
 
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 // List prices (micro-USD per 1M tokens, shared/prices/REFERENCE.md), restated so the test checks
-// the worker's table. Gemini 3.8 Flash doubles on 2027-01-01.
-const G38 = new Date().toISOString().slice(0, 10) >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
+// the worker's table. Gemini 3.8 Flash doubles on 2027-01-01 (the stack prices by PRICE_DATE).
+const G38 = PRICE_DATE >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
 const PRICES = {
   "gpt-4o-mini": [150_000n, 600_000n],
   "gpt-5.6-luna": [200_000n, 1_200_000n],
@@ -288,10 +279,8 @@ test("200 concurrent calls with images on a balance that covers 10 serve at most
   assert.equal(pr.status, 200);
   const hold = (await c.settled(probe.id, pr.headers.get("x-request-id"))).find((e) => e.type === "call").hold;
   const key = await c.createKey({ credits: (hold * 10 + Math.floor(hold / 2)) / 1000 });
-  await c.mockScript({ provider: "anthropic", times: 200, delay_ms: 4500 });
-  const results = await Promise.all(
-    Array.from({ length: 200 }, () => c.api("/v1/chat/completions", { key: key.api_key, body }).then(async (r) => ({ status: r.status, body: await r.json() }))),
-  );
+  // Every admitted call stays in flight while the others are admitted.
+  const results = await c.burstHeld("anthropic", 200, () => c.api("/v1/chat/completions", { key: key.api_key, body }));
   const ok = results.filter((r) => r.status === 200).length;
   const refused = results.filter((r) => r.status === 402);
   assert.ok(ok <= 10 && ok >= 1, `served ${ok}`);

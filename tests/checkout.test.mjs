@@ -1,22 +1,13 @@
 // Buying inside the product: Stripe Checkout for credit packs and subscriptions (against the
 // Stripe API mock), the signed webhooks that credit them, the Billing Portal, self-service key
 // rotation and the key's daily usage.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import Stripe from "stripe";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack } from "./lib/stack-client.mjs";
 
-let stack, c, stripe;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-  stripe = new Stripe("sk_test_unused_for_signing");
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
+const stripe = new Stripe("sk_test_unused_for_signing");
 
 const ok = "https://shop.example/done";
 const back = "https://shop.example/cancel";

@@ -107,17 +107,22 @@ test("/v1/messages?beta=true with Claude Code's captured body: betas forwarded, 
   const err = await refused.json();
   assert.equal(err.type, "error");
   assert.match(err.error.message, /context-1m-2025-08-07/);
-  // context_management without its beta: Anthropic's own 400, passed on, nothing charged.
+  // context_management without its beta: refused by the gateway naming both, before any hold and
+  // without a provider call (Anthropic would refuse it after the hold).
+  const sentBefore = (await c.mockRequests("anthropic")).length;
   const noBeta = await fetch(`${stack.workerUrl}/v1/messages`, { method: "POST", headers: { ...headers, "anthropic-beta": "" }, body: JSON.stringify(body) });
   assert.equal(noBeta.status, 400);
-  assert.match((await noBeta.json()).error.message, /context-management-2025-06-27/);
+  const noBetaMessage = (await noBeta.json()).error.message;
+  assert.match(noBetaMessage, /context-management-2025-06-27/);
+  assert.match(noBetaMessage, /`context_management`/);
+  assert.equal((await c.mockRequests("anthropic")).length, sentBefore, "nothing reached Anthropic");
   // Compaction is a second model call billed apart: refused by name.
   const compact = await fetch(`${stack.workerUrl}/v1/messages`, { method: "POST", headers, body: JSON.stringify({ ...body, context_management: { edits: [{ type: "compact_20260112" }] } }) });
   assert.equal(compact.status, 400);
   assert.match((await compact.json()).error.message, /compact_20260112/);
-  // The provider's refusal is a call entry of 0 (held, then released); the gateway's refusals hold nothing.
-  const entries = await calls(key.id, 2);
-  assert.deepEqual(entries.map((e) => e.amount !== 0).sort(), [false, true], "one charged call, one released");
+  // Only the served call is in the ledger: the gateway's refusals hold nothing.
+  const entries = await calls(key.id, 1);
+  assert.deepEqual(entries.map((e) => e.amount < 0), [true], "one charged call");
   assert.equal(await c.balanceMc(key.api_key), balance);
 });
 

@@ -1,25 +1,17 @@
 // Metered media (images, speech, music) against the real worker (workerd), redis-server behind the
 // Upstash front, and the provider mocks: exact charges per unit from list prices restated here,
 // the official openai SDK, audio byte for byte, provider failures, bad input, concurrency.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack, PRICE_DATE } from "./lib/stack-client.mjs";
 
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 // ---- List prices, restated from shared/prices/REFERENCE.md so the test checks the worker's table.
 
-const TODAY = new Date().toISOString().slice(0, 10);
+/** The day the test stack prices by (TEST_PRICE_DATE): the per-image models are sold on it. */
+const TODAY = PRICE_DATE;
 /** §2 per-image prices, micro-USD: 1024x1024 / the two other sizes, by quality. */
 const PER_IMAGE = {
   "gpt-image-1.5": { square: { low: 9_000, medium: 34_000, high: 133_000 }, other: { low: 13_000, medium: 50_000, high: 200_000 } },
@@ -464,9 +456,7 @@ test("200 concurrent image calls on a balance covering 10 serve at most 10 and n
   const hold = (await charged(probe, pr)).hold;
   const key = await c.createKey({ credits: (hold * 10 + Math.floor(hold / 2)) / 1000 });
   // Every admitted call stays in flight while the others are admitted.
-  await c.mockScript({ provider: "openai-images", times: 200, delay_ms: 4500 });
-  const results = await Promise.all(Array.from({ length: 200 }, () =>
-    c.api("/v1/images/generations", { key: key.api_key, body }).then(async (r) => ({ status: r.status, body: await r.json() }))));
+  const results = await c.burstHeld("openai-images", 200, () => c.api("/v1/images/generations", { key: key.api_key, body }));
   const ok = results.filter((r) => r.status === 200).length;
   const refused = results.filter((r) => r.status === 402);
   console.log(`# 200 concurrent image calls, balance for 10 holds: ${ok} served, ${refused.length} refused (402)`);

@@ -1,21 +1,12 @@
 // Metered chat against the real worker (workerd), real redis-server behind the Upstash front,
 // and the provider mocks: exact charges, holds, refunds, limits, streams, official SDKs.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack } from "./lib/stack-client.mjs";
 
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 // List prices (micro-USD per 1M tokens, from shared/prices/REFERENCE.md), restated here so the
 // test checks the worker's table instead of trusting it.
@@ -188,10 +179,7 @@ test("200 concurrent calls on a balance that covers 10 serve at most 10 and neve
   const credits = (hold * 10 + Math.floor(hold / 2)) / 1000;
   const key = await c.createKey({ credits });
   // Every admitted call stays in flight while the others are admitted.
-  await c.mockScript({ provider: "openai", times: 200, delay_ms: 4500 });
-  const results = await Promise.all(
-    Array.from({ length: 200 }, () => c.api("/v1/chat", { key: key.api_key, body }).then(async (r) => ({ status: r.status, body: await r.json() }))),
-  );
+  const results = await c.burstHeld("openai", 200, () => c.api("/v1/chat", { key: key.api_key, body }));
   const ok = results.filter((r) => r.status === 200).length;
   const refused = results.filter((r) => r.status === 402);
   assert.ok(ok <= 10, `served ${ok} > 10`);

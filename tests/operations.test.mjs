@@ -1,24 +1,15 @@
 // Operations: JSON logs and warnings (read from the captured `wrangler dev` output), analytics
 // that agree with the ledger, security headers, CORS, and the original setup guide as written.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import Stripe from "stripe";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack } from "./lib/stack-client.mjs";
 import { ROOT } from "./lib/procs.mjs";
 
 const run = promisify(execFile);
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 /** The log lines of one request, waiting for `wanted` messages to appear. */
 async function linesOf(requestId, wanted = ["request"]) {

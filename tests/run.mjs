@@ -1,27 +1,133 @@
-// Runs every integration test file against ONE local stack (redis-server, Upstash front, mocks,
-// the worker in workerd), started here and stopped at the end. Files that need a stack of their
-// own (they stop Redis) start it themselves.
-import { spawn } from "node:child_process";
+// Runs the integration test files. The worker is built once (scripts/build-worker; every stack's
+// `wrangler dev` then finds build/ current and serves it as is). The files are split into lanes
+// (balanced by the seconds in WEIGHT) that run side by side; within a lane, one file at a time.
+// Each lane has a stack of its own (its own Redis, Upstash front, mocks and worker), so the
+// resets, scripts and counters of its files touch no other lane; files that bring their own
+// servers (the tools' tests, Redis going down, `npm run dev`) ignore it. A long file with servers
+// of its own (the fuzzer) runs alone next to the lanes. The log check (zzz-no-secrets-in-logs)
+// runs last in every lane, on that lane's whole worker log.
+//
+//   node tests/run.mjs                    every file
+//   node tests/run.mjs tests/media.test.mjs [more files]
+//   TEST_LANES=1 node tests/run.mjs       one shared stack, files one after another
+import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { ROOT } from "./lib/procs.mjs";
 import { startStack } from "../scripts/stack.mjs";
 import { TEST_VARS, describeStack } from "./lib/stack-client.mjs";
 
-const files = process.argv.slice(2).length
-  ? process.argv.slice(2)
-  : fs.readdirSync(path.join(ROOT, "tests")).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => path.join("tests", f));
+const LAST = "zzz-no-secrets-in-logs.test.mjs";
+// Seconds each file took in a warm run (docs/testing.md): the lanes are balanced by these.
+// A file not listed counts as DEFAULT_SECS.
+const WEIGHT = {
+  fuzz: 90, metering: 21, clients: 21, "billing-integrity": 19, media: 13, "payments-admin": 8, docs: 8,
+  dev: 7, operations: 7, "mock-providers": 6, "chat-agents": 5, portal: 4, "security-paths": 4,
+  "payments-takeback": 4, openapi: 3, "zz-redis-down": 3, "upstash-front": 2, checkout: 2, rapidapi: 1,
+  "mock-agents": 1,
+};
+const DEFAULT_SECS = 6;
+// A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1 min of requests).
+const SOLO_SECS = 30;
+const args = process.argv.slice(2);
+const files = (args.length ? args : fs.readdirSync(path.join(ROOT, "tests")).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => path.join("tests", f)))
+  .map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
+const usesSuiteStack = (f) => /\b(useStack|getStack)\(/.test(fs.readFileSync(path.join(ROOT, f), "utf8"));
+const weight = (f) => WEIGHT[path.basename(f, ".test.mjs")] ?? DEFAULT_SECS;
+const last = files.filter((f) => path.basename(f) === LAST);
+const rest = files.filter((f) => path.basename(f) !== LAST);
+// Files with servers of their own that run long go alone; the rest share the lanes' time.
+const solo = rest.filter((f) => !usesSuiteStack(f) && weight(f) >= SOLO_SECS);
+const laned = rest.filter((f) => !solo.includes(f));
 
+const laneCount = Math.max(1, Math.min(Number(process.env.TEST_LANES ?? 2), laned.length || 1));
+const lanes = Array.from({ length: laneCount }, () => ({ files: [], secs: 0 }));
+for (const f of [...laned].sort((a, b) => weight(b) - weight(a) || a.localeCompare(b))) {
+  const lane = lanes.reduce((m, l) => (l.secs < m.secs ? l : m));
+  lane.files.push(f);
+  lane.secs += weight(f);
+}
+for (const l of lanes) {
+  l.files.sort();
+  // A lane starts a stack only for files that use it; the log check then covers that stack.
+  l.needsStack = l.files.some(usesSuiteStack) || (last.length > 0 && laned.length === 0 && l === lanes[0]);
+  if (l.needsStack) l.files.push(...last);
+}
+
+const secs = (t0) => (Date.now() - t0) / 1000;
+const timings = [];
 const t0 = Date.now();
-const stack = await startStack({ name: "suite", vars: TEST_VARS });
-console.log(`[test] stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s: worker ${stack.workerUrl}`);
-const stackJson = path.join(ROOT, ".stack", "suite.json");
-fs.writeFileSync(stackJson, JSON.stringify(describeStack(stack)));
-const code = await new Promise((resolve) => {
-  const child = spawn(process.execPath, ["--test", "--test-concurrency=1", ...files], {
-    cwd: ROOT, stdio: "inherit", env: { ...process.env, STACK_JSON: stackJson },
+
+// 1. One build of the worker for every stack of the run.
+{
+  const t = Date.now();
+  console.log("[test] building the worker once (scripts/build-worker)");
+  execFileSync("bash", [path.join(ROOT, "scripts", "build-worker")], { cwd: ROOT, stdio: "inherit" });
+  timings.push(["worker build", secs(t)]);
+}
+
+/** Runs one test file; prints its whole report at once when it ends (lanes run side by side). */
+function runFile(file, env, label) {
+  const t = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--test", "--test-reporter=spec", file], {
+      cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    child.on("exit", (code, sig) => {
+      const ok = code === 0;
+      const s = secs(t);
+      process.stdout.write(`\n── ${file} [${label}] ${ok ? "ok" : "FAILED"} in ${s.toFixed(1)} s\n${out}`);
+      timings.push([`${file} [${label}]`, s, ok]);
+      resolve(ok && !sig);
+    });
   });
-  child.on("exit", (c, sig) => resolve(c ?? (sig ? 1 : 0)));
-});
-await stack.stop();
-process.exit(code);
+}
+
+/** A lane: its own stack (if a file uses it), its files one after another. */
+async function runLane(lane, i) {
+  if (!lane.files.length) return true;
+  const label = `lane ${i + 1}`;
+  if (!lane.needsStack) return runOwn(lane.files, 1, label);
+  const t = Date.now();
+  let stack;
+  try {
+    stack = await startStack({ name: `suite${i + 1}`, vars: TEST_VARS });
+  } catch (e) {
+    console.error(`[test] ${label}: the stack did not start: ${e.message}`);
+    return false;
+  }
+  timings.push([`${label}: stack start`, secs(t)]);
+  const stackJson = path.join(ROOT, ".stack", `suite${i + 1}.json`);
+  fs.writeFileSync(stackJson, JSON.stringify(describeStack(stack)));
+  console.log(`[test] ${label} up in ${secs(t).toFixed(1)} s (worker ${stack.workerUrl}): ${lane.files.map((f) => path.basename(f, ".test.mjs")).join(", ")}`);
+  let ok = true;
+  for (const f of lane.files) ok = (await runFile(f, { STACK_JSON: stackJson }, label)) && ok;
+  await stack.stop();
+  return ok;
+}
+
+/** Files with servers of their own, `parallel` at a time. */
+async function runOwn(list, parallel, label) {
+  let ok = true;
+  const queue = [...list];
+  await Promise.all(Array.from({ length: Math.min(parallel, queue.length) }, async () => {
+    while (queue.length) ok = (await runFile(queue.shift(), { STACK_JSON: "" }, label)) && ok;
+  }));
+  return ok;
+}
+
+console.log(`[test] ${files.length} files: ${laneCount} lane(s) with a stack each, ${solo.length} alone (${os.cpus().length} CPUs)`);
+const results = await Promise.all([...lanes.map(runLane), runOwn(solo, solo.length, "alone")]);
+const allOk = results.every(Boolean);
+
+// 2. What took how long (a measurement for docs/testing.md, not a check).
+timings.push(["integration tests, wall clock", secs(t0)]);
+const width = Math.max(...timings.map(([n]) => n.length));
+console.log("\n[test] integration timings (s):");
+for (const [name, s, ok] of timings) console.log(`  ${name.padEnd(width)} ${s.toFixed(1).padStart(7)}${ok === false ? "  FAILED" : ""}`);
+if (process.env.TEST_TIMINGS) fs.appendFileSync(process.env.TEST_TIMINGS, timings.map(([n, s]) => `${n}\t${s.toFixed(1)}`).join("\n") + "\n");
+process.exit(allOk ? 0 : 1);

@@ -170,6 +170,9 @@ pub struct Settings {
     pub subscription_plans: Vec<crate::stripe_billing::Plan>,
     /// The smallest and largest credit pack sold through Checkout.
     pub pack_bounds: crate::stripe_billing::PackBounds,
+    /// `TEST_PRICE_DATE` (test-only, local stack only): the day prices are chosen by instead of
+    /// the calendar's (see `clock`).
+    pub price_date: Option<String>,
     /// RapidAPI subscriptions and the rate plans they get (`RAPIDAPI_PLANS`).
     pub rapidapi_plans: Vec<(String, String)>,
 }
@@ -254,7 +257,10 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
     for p in Provider::ALL {
         base_urls.push((p, url(get, p.base_url_var(), p.default_base_url())?));
     }
+    let price_date = crate::clock::pinned_price_date(get(crate::clock::TEST_PRICE_DATE).as_deref(), get("UPSTASH_REDIS_REST_URL").as_deref())
+        .map_err(|e| misconfigured(crate::clock::TEST_PRICE_DATE, e))?;
     Ok(Settings {
+        price_date,
         rate,
         usd_per_credit,
         limits,
@@ -330,6 +336,7 @@ mod tests {
             ("CHECKOUT_MAX_USD", "lots"),
             ("ELEVENLABS_USD_PER_CREDIT", "0"),
             ("ELEVENLABS_USD_PER_CREDIT", "cheap"),
+            ("TEST_PRICE_DATE", "2026-11-16"),
         ] {
             let e = settings_from(&only(name, value)).unwrap_err();
             assert!(e.message.contains(name), "{name}: {}", e.message);
@@ -349,6 +356,20 @@ mod tests {
         assert_eq!(s.elevenlabs_pico_per_credit, 300_000_000, "$0.0003 a credit");
         let local = settings_from(&|k| (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:8090/openai/".into())).unwrap();
         assert_eq!(local.base_url(Provider::OpenAi), "http://127.0.0.1:8090/openai");
+    }
+
+    #[test]
+    fn the_test_price_date_is_honoured_on_the_local_stack_only() {
+        let with = |url: &'static str| move |k: &str| match k {
+            "TEST_PRICE_DATE" => Some("2026-11-16".to_string()),
+            "UPSTASH_REDIS_REST_URL" => Some(url.to_string()),
+            _ => None,
+        };
+        assert_eq!(settings_from(&with("http://127.0.0.1:8079")).unwrap().price_date.as_deref(), Some("2026-11-16"));
+        let e = settings_from(&with("https://eu1-calm-fox.upstash.io")).unwrap_err();
+        assert_eq!(e.status(), 503);
+        assert!(e.message.contains("TEST_PRICE_DATE") && e.message.contains("test-only"), "{}", e.message);
+        assert_eq!(settings_from(&|_| None).unwrap().price_date, None);
     }
 
     #[test]

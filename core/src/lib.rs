@@ -14,6 +14,7 @@
 //! `store`. No module imports one that imports it back.
 
 pub mod chat;
+pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod disputes;

@@ -1,10 +1,19 @@
 // What a test file needs from the running stack: the suite's shared stack (STACK_JSON, written
 // by tests/run.mjs) or, when a file runs alone, a stack of its own.
 import fs from "node:fs";
+import { after, beforeEach } from "node:test";
 import { startStack } from "../../scripts/stack.mjs";
+
+/** The day the test stacks price by (the worker's test-only TEST_PRICE_DATE, see core/src/clock.rs),
+ *  so no test breaks when a model retires or a dated price starts: every model the tests name is
+ *  sold on it (the per-image GPT image models until 2026-12-01, gpt-4o-mini until 2027-01-14,
+ *  tts-1 until 2027-01-06, Gemini 3.8 Flash at its first price). Tests that expect a dated price
+ *  compute it for this day, not for the calendar's. */
+export const PRICE_DATE = "2026-11-16";
 
 /** The worker variables every test stack runs with (a `bulk` plan for load tests, a short upstream timeout). */
 export const TEST_VARS = {
+  TEST_PRICE_DATE: PRICE_DATE,
   RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, free:media=10/3600, pro:media=100/3600, bulk:media=100000/3600, anonymous=5/900",
   UPSTREAM_TIMEOUT_MS: "6000",
   // The sweeper runs only when a test calls /__scheduled; nothing else is in flight then.
@@ -32,6 +41,28 @@ export async function getStack() {
 export async function releaseStack() {
   if (own) await own.stop();
   own = null;
+}
+
+/**
+ * The set-up every integration file shares, in one line at the top of the file:
+ *
+ *   const { stack, c } = await useStack();
+ *
+ * The suite's stack (or one of the file's own when it runs alone) and a client for it; released
+ * after the file; before each test the mocks' scripts and the per-address limits are reset
+ * (`reset: false` leaves them). The old `getStack`/`releaseStack`/`client` still work.
+ */
+export async function useStack({ reset = true } = {}) {
+  const stack = await getStack();
+  const c = client(stack);
+  after(releaseStack);
+  if (reset) {
+    beforeEach(async () => {
+      await c.mockReset();
+      await c.resetIpLimits();
+    });
+  }
+  return { stack, c };
 }
 
 /** The JSON-able view of a started stack. */
@@ -120,6 +151,54 @@ export function client(stack) {
     mockScript: (obj) => mock("POST", "script", obj),
     mockRequests: (provider) => mock("GET", provider ? `requests?provider=${provider}` : "requests"),
     mockReset: () => mock("POST", "reset", {}),
+    /**
+     * `n` calls at once (`call()` returns a fetch promise) while the provider holds every call it
+     * receives (script `provider` with `gate: true`), released once every call is either answered
+     * or held: all the admitted calls are in flight together, with no fixed wait (at most until
+     * 1.5 s before the gateway's upstream timeout). Then the mock is reset (the script's unused
+     * turns). Returns [{status, body}].
+     */
+    burstHeld: async (provider, n, call) => {
+      await mock("POST", "script", { provider, times: n, gate: true });
+      let answered = 0;
+      // Every call settles to {status, body}: one odd answer fails the test's own assertions
+      // with its text instead of leaving the held calls behind. wrangler dev's proxy sometimes
+      // loses a pooled connection to the worker and answers a POST with its own 503 "Your worker
+      // restarted mid-request" (cloudflare/workers-sdk#14641; the worker never saw the request,
+      // and every gateway error is JSON): that one call is sent again, up to 3 times. A call the
+      // worker did see is never resent, so the ledger checks still count every served call.
+      const once = async () => {
+        const r = await call();
+        const text = await r.text();
+        try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
+      };
+      const proxyLost = (r) => r.status === 503 && typeof r.body === "string" && r.body.startsWith("Your worker restarted mid-request");
+      const all = Promise.all(Array.from({ length: n }, async () => {
+        try {
+          let r = await once();
+          for (let i = 0; i < 3 && proxyLost(r); i++) r = await once();
+          return r;
+        } catch (e) {
+          return { status: 0, body: String(e) };
+        } finally {
+          answered++;
+        }
+      }));
+      // The gateway gives up on a provider after UPSTREAM_TIMEOUT_MS (6 s in tests): on a machine
+      // so loaded that the refusals take longer than that, the held calls are let go 1.5 s before
+      // it (as the fixed 4.5 s delay these tests used did) rather than turned into 504s.
+      const letGoAfter = Date.now() + Number(stack.vars?.UPSTREAM_TIMEOUT_MS ?? 6000) - 1500;
+      try {
+        while (answered + (await mock("GET", "held")).held < n && Date.now() < letGoAfter) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        await mock("POST", "release", {});
+      }
+      const results = await all;
+      await mock("POST", "reset", {});
+      return results;
+    },
     /** Forgets the per-IP counters of calls with unknown keys (tests share one address). */
     resetIpLimits: async () => {
       for (const k of await redis("KEYS", "abk:rl:ip:*")) await redis("DEL", k);

@@ -30,6 +30,8 @@
 //!     mock never holds a whole big stream in memory.
 //!   - `usage`: provider-native usage numbers reported instead of the computed ones.
 //!   - `verification_status`: forced PayPal verification answer.
+//!   - `gate: true`: the response waits before its head until `POST /__control/release` (see
+//!     `gate`); `GET /__control/held` counts the waiting ones.
 //!
 //!   A script is consumed by a request that passed the provider's authentication check.
 //! * `GET /__control/requests[?provider=X]` → the last [`LOG_ENTRIES`](crate::request_log::LOG_ENTRIES) provider requests, oldest
@@ -144,6 +146,8 @@ pub struct Script {
     pub usage: Option<Value>,
     #[serde(default)]
     pub verification_status: Option<String>,
+    #[serde(default)]
+    pub gate: Option<bool>,
 }
 
 impl Script {
@@ -170,6 +174,7 @@ impl Script {
         resp.cut_after_chunks = self.cut_after_chunks;
         resp.stall_after_chunks = self.stall_after_chunks;
         resp.stall_ms = self.stall_ms.unwrap_or(0);
+        resp.gated = self.gate.unwrap_or(false);
     }
 
     /// The scripted answer of an override: the custom body if one is set, else the provider's
@@ -361,8 +366,11 @@ pub fn handle(state: &State, req: &Request) -> Response {
         .trim_end_matches('/');
     match (req.method.as_str(), route) {
         ("GET", "/health") | ("HEAD", "/health") => ok_json(serde_json::json!({ "ok": true })),
+        ("GET", "/held") => ok_json(serde_json::json!({ "held": crate::gate::held() })),
+        ("POST", "/release") => ok_json(serde_json::json!({ "released": crate::gate::release() })),
         ("POST", "/reset") => {
             state.reset();
+            crate::gate::release();
             ok_json(serde_json::json!({ "ok": true }))
         }
         ("GET", "/requests") => {

@@ -86,6 +86,8 @@ pub struct Response {
     /// Chunks: after this many chunks, pause [`Response::stall_ms`] once, then go on.
     pub stall_after_chunks: Option<u64>,
     pub stall_ms: u64,
+    /// Wait at the gate (`crate::gate`) before the head.
+    pub gated: bool,
 }
 
 impl Response {
@@ -99,6 +101,7 @@ impl Response {
             cut_after_chunks: None,
             stall_after_chunks: None,
             stall_ms: 0,
+            gated: false,
         }
     }
 
@@ -204,6 +207,9 @@ async fn sleep_ms(ms: u64) {
 
 /// Wait out `delay_ms`, then turn the response into hyper's (the body keeps its own pacing).
 pub async fn send(resp: Response) -> hyper::Response<OutBody> {
+    if resp.gated {
+        crate::gate::wait().await;
+    }
     sleep_ms(resp.delay_ms).await;
     to_hyper(resp)
 }

@@ -24,6 +24,7 @@ mod common;
 mod control;
 mod deliver;
 mod elevenlabs;
+mod gate;
 mod gemini;
 mod http;
 mod openai;
