@@ -53,7 +53,7 @@ pub async fn responses(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
     let parsed = broker_core::responses::parse(&body)?;
     let endpoint = ctx.endpoint(parsed.provider())?;
-    let product = ResponsesProduct::price(parsed, &ctx.today(), endpoint, ctx.now_ms() / 1000)?;
+    let product = ResponsesProduct::price(parsed, &ctx.price_day(), endpoint, ctx.now_ms() / 1000)?;
     let payer = payer(ctx, &req, false)?;
     meter::run(ctx, payer, Box::new(product)).await
 }

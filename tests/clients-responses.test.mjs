@@ -5,14 +5,14 @@
 // Responses API) and LangChain's `ChatOpenAI(use_responses_api=True)`. Each runs a tool loop on
 // an OpenAI, an Anthropic and a Gemini model; the answer comes from the mocks, and the key is
 // charged exactly the mocks' scripted usage at list price, once per provider call.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack, PRICE_DATE } from "./lib/stack-client.mjs";
 import { CLIENTS_DIR, pinned } from "./lib/clients.mjs";
 
 // Versions are pinned once, in scripts/setup-clients.
@@ -22,19 +22,10 @@ const AI_SDK = dir("ai-sdk");
 const AGENTS = dir("openai-agents");
 const LANGCHAIN = dir("langchain-openai");
 
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 // List prices (micro-USD per 1M tokens, shared/prices/REFERENCE.md). Gemini 3.8 Flash doubles on 2027-01-01.
-const G38 = new Date().toISOString().slice(0, 10) >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
+const G38 = PRICE_DATE >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
 const PRICES = { "gpt-4o-mini": [150_000n, 600_000n], "gpt-5.6-luna": [200_000n, 1_200_000n], "claude-haiku-4-5": [1_000_000n, 5_000_000n], "gemini-3.8-flash": G38 };
 const PROVIDER = { "gpt-4o-mini": "openai", "anthropic/claude-haiku-4-5": "anthropic", "google/gemini-3.8-flash": "gemini" };
 const MODELS = Object.keys(PROVIDER);

@@ -3,26 +3,17 @@
 // function_call_output → answer) on each, each call charged exactly list price × the mock's usage;
 // what each provider was sent; the refusals (state, per-call-priced tools, unknown fields, size,
 // unpriced models) are clear 400s/413s that hold nothing.
-import { test, before, after, beforeEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
+import { useStack, PRICE_DATE } from "./lib/stack-client.mjs";
 import { parseSSE } from "./lib/mocks.mjs";
 
-let stack, c;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-});
-after(releaseStack);
-beforeEach(async () => {
-  await c.mockReset();
-  await c.resetIpLimits();
-});
+const { stack, c } = await useStack();
 
 // List prices (micro-USD per 1M tokens, shared/prices/REFERENCE.md), restated so the test checks
-// the worker's table. Gemini 3.8 Flash doubles on 2027-01-01.
-const G38 = new Date().toISOString().slice(0, 10) >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
+// the worker's table, on the test stacks' price day. Gemini 3.8 Flash doubles on 2027-01-01.
+const G38 = PRICE_DATE >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n];
 const PRICES = {
   "gpt-4o-mini": [150_000n, 600_000n],
   "claude-haiku-4-5": [1_000_000n, 5_000_000n],
