@@ -245,9 +245,9 @@ Object.assign(schemas, {
   }, ["id", "object", "model", "data", "request_id"]),
   OpenAiSpeechRequest: obj({ model: str("`tts-1`, `tts-1-hd`, or `elevenlabs/<model>`."), input: str("The text."), voice: str("An OpenAI voice, or an ElevenLabs voice id."),
     response_format: str("", { enum: ["mp3", "opus", "aac", "flac", "wav", "pcm"] }), speed: num("") }, ["model", "input", "voice"]),
-  TtsRequest: obj({ voice_id: str("An ElevenLabs voice id."), text: str(""), model_id: str("Default `eleven_multilingual_v2`."), output_format: str("e.g. `mp3_44100_128`."), voice_settings: { type: "object" } }, ["voice_id", "text"]),
+  TtsRequest: obj({ voice_id: str("An ElevenLabs voice id. A premade voice is held at the model's rate; any other at 3× (a Voice Library voice may multiply its credits); the charge is ElevenLabs' `character-cost`."), text: str(""), model_id: str("Default `eleven_multilingual_v2`."), output_format: str("e.g. `mp3_44100_128`."), voice_settings: { type: "object" } }, ["voice_id", "text"]),
   MusicRequest: obj({ prompt: str(""), model: str("`stable-audio-2.5` or `stable-audio-2` (default)."), duration: num("Seconds, 1-190.", { minimum: 1, maximum: 190 }),
-    output_format: str("", { enum: ["mp3", "wav"] }), seed: int(""), steps: int("") }, ["prompt"]),
+    output_format: str("", { enum: ["mp3", "wav"] }), seed: int(""), steps: int("`stable-audio-2`: 30-50 (its price is known up to 50 steps; more is a 400); `stable-audio-2.5`: 4-8.") }, ["prompt"]),
 });
 const mediaOp = ({ id, summary, description, req, shape, example, ok }) => ({
   post: { operationId: id, summary, description, tags: ["Media"], security: bearer, requestBody: body(ref(req), example),

@@ -98,10 +98,6 @@ impl Ctx {
     pub fn client_ip(&self) -> &str {
         &self.client_ip
     }
-    /// `YYYY-MM-DD` (UTC): the calendar day (analytics, report ranges).
-    pub fn today(&self) -> String {
-        broker_core::pricing::utc_date(self.now_ms)
-    }
     /// `YYYY-MM-DD`: the day prices are chosen by (today, unless a local test stack pins it).
     pub fn price_day(&self) -> String {
         broker_core::clock::price_day(self.settings.price_date.as_deref(), self.now_ms)
@@ -127,8 +123,39 @@ impl Ctx {
         Ok(Endpoint { base_url: self.settings.base_url(provider).to_string(), api_key: self.secret(provider.api_key_secret())? })
     }
 
+    /// The query parameters of the request's URL, in order.
+    pub fn query(req: &worker::Request) -> Result<Vec<(String, String)>, ApiError> {
+        let url = req.url().map_err(|e| ApiError::invalid(format!("bad url: {e}")))?;
+        Ok(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+
     /// Runs `task` after the response, up to the platform's allowance.
     pub fn wait_until(&self, task: impl Future<Output = ()> + 'static) {
         self.wait.wait_until(task);
+    }
+}
+
+/// What core's flows need from the platform (`broker_core::call::Call`).
+impl broker_core::call::Call for Ctx {
+    fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+    fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    fn client_ip(&self) -> &str {
+        &self.client_ip
+    }
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    fn random_hex(&self, n: usize) -> Result<String, ApiError> {
+        random_hex(n)
+    }
+    fn keep_secret(&self, value: &str) {
+        self.redactor.add(value);
+    }
+    fn log(&self, msg: &str, fields: Map<String, Value>) {
+        Ctx::log(self, Level::Info, msg, fields);
     }
 }

@@ -20,8 +20,9 @@ fn host(url: &str) -> &str {
 }
 
 /// Sends `req` (a POST with a body, or a GET without one) and waits for the response head at most
-/// `timeout_ms`. A timeout is `UpstreamTimeout`, any other failure `UpstreamError` (the detail,
-/// host included, goes to the log only).
+/// `timeout_ms`. A timeout is `UpstreamTimeout` (the request may have reached the server: the
+/// caller decides what that costs), any other failure `UpstreamError` (nothing was answered; the
+/// detail, host included, goes to the log only).
 pub async fn send(req: &UpstreamRequest, timeout_ms: u64) -> Result<Sent, ApiError> {
     let headers = Headers::new();
     for (k, v) in &req.headers {
@@ -53,7 +54,7 @@ pub async fn send(req: &UpstreamRequest, timeout_ms: u64) -> Result<Sent, ApiErr
         Some(Err(e)) => Err(ApiError::upstream(format!("fetch {} failed: {e}", host(&req.url)))),
         None => {
             cancel.abort();
-            Err(ApiError::new(ErrorKind::UpstreamTimeout, format!("the provider did not answer within {timeout_ms} ms; nothing was charged")).public())
+            Err(ApiError::new(ErrorKind::UpstreamTimeout, format!("the provider did not answer within {timeout_ms} ms")).public())
         }
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! 1. admission (one blocking Upstash round trip; a lost answer schedules a release),
 //! 2. the provider call, entirely inside `wait_until`, so a client that hangs up cannot stop
-//!    the metering: the handler only waits for the answer the task hands back,
+//!    the metering: the handler only waits for the answer the task hands back. The response
+//!    head is awaited the product's head timeout (`HEAD_TIMEOUT_<PRODUCT>_MS`); a request sent
+//!    and not answered in time is charged its hold (the provider may have done the work), a
+//!    request that failed to send (connection refused) releases it,
 //! 3. the provider's body read chunk by chunk under an idle timeout (`UPSTREAM_TIMEOUT_MS` of
 //!    silence), and, once the client is gone, under a deadline (`CLIENT_GONE_DEADLINE_MS`) below
 //!    the platform's `waitUntil` allowance: past it the call is cancelled and settled with what
@@ -22,7 +25,7 @@ use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
 use broker_core::error::{ApiError, ErrorKind};
 use broker_core::keys::hash_key;
-use broker_core::metering::{Admission, Billing, Metered, Retention, Settlement};
+use broker_core::metering::{Admission, Billing, Channel, Metered, Retention, Settlement};
 use broker_core::rapidapi::{self, RapidAdmission, RapidSettlement};
 use crate::payer::Payer;
 use broker_core::money::credits_json;
@@ -164,6 +167,7 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerR
         billing,
         account,
         store,
+        head_ms: settings.head_timeouts.for_product(meta.product),
         idle_ms: settings.upstream_timeout_ms,
         deadline_ms: settings.client_gone_deadline_ms,
         retention: settings.retention(),
@@ -212,6 +216,7 @@ struct Call {
     billing: Billing,
     account: Account,
     store: Upstash,
+    head_ms: u64,
     idle_ms: u64,
     deadline_ms: u64,
     retention: Retention,
@@ -326,12 +331,27 @@ fn now_ms() -> u64 {
 
 impl Call {
     async fn run(self, answer: oneshot::Sender<Answer>) {
-        let Call { upstream, granted, product, billing, account, store, idle_ms, deadline_ms, retention, log } = self;
+        let Call { upstream, granted, product, billing, account, store, head_ms, idle_ms, deadline_ms, retention, log } = self;
         let rid = billing.request_id.clone();
         let released = |why: &str| Billing::release(&rid, why, now_ms(), retention);
         let started = now_ms();
-        let sent = match fetch::send(&upstream, idle_ms).await {
+        let sent = match fetch::send(&upstream, head_ms).await {
             Ok(s) => s,
+            Err(e) if e.kind == ErrorKind::UpstreamTimeout => {
+                // Sent and never answered: the provider may have done the work and billed it.
+                let why = format!("the request was sent and the provider did not answer within {head_ms} ms");
+                let settlement = billing.charge_hold(&why, now_ms(), retention);
+                let charged = settlement.charge_mc;
+                let e = match billing.channel {
+                    Channel::RapidApi => ApiError::new(ErrorKind::UpstreamTimeout, why.clone()).public(),
+                    Channel::Credits => ApiError::new(ErrorKind::UpstreamTimeout, format!("{why}; charged {} credits, the hold, since the provider may have done the work", broker_core::money::credits_string(charged)))
+                        .public()
+                        .with_details(serde_json::json!({ "credits_charged": credits_json(charged) })),
+                };
+                log.line(Level::Warn, "head_timeout", fields! {"head_timeout_ms" => head_ms, "credits_charged" => credits_json(charged)});
+                let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => now_ms() - started, "credits_charged" => credits_json(charged)}));
+                return settle(store, account, settlement, log).await;
+            }
             Err(e) => {
                 let why = e.kind.type_name();
                 let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => now_ms() - started}));
@@ -445,6 +465,14 @@ impl Call {
         let mut log = log;
         if let Some(m) = &finish.metered {
             log.fields.extend(metered_facts(&billing, m));
+            let charge = billing.charge(m.cost_pico_usd);
+            if let Some(w) = &m.warning {
+                log.line(Level::Warn, "metering_warning", fields! {"warning" => w.as_str(), "credits_charged" => credits_json(charge.charged_mc)});
+            }
+            if charge.over_hold_mc > 0 {
+                // The hold was not a bound: charged in full, and a pricing bug to fix.
+                log.line(Level::Warn, "hold_exceeded", fields! {"credits_held" => credits_json(billing.hold_mc), "credits_charged" => credits_json(charge.charged_mc), "hold_mc" => billing.hold_mc, "charged_mc" => charge.charged_mc, "over_mc" => charge.over_hold_mc});
+            }
             if broker_core::metering::micro_usd(m.cost_pico_usd) > log.high_cost_usd_micro {
                 log.line(Level::Warn, "high_cost", fields! {"cost_usd" => m.cost_pico_usd as f64 / 1e12, "threshold_usd" => log.high_cost_usd_micro as f64 / 1e6});
             }

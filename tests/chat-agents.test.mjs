@@ -38,6 +38,23 @@ const MODELS = ["gpt-4o-mini", "anthropic/claude-haiku-4-5", "google/gemini-3.8-
 
 const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0 });
 
+/** Tells the mock which usage to report for the next provider call (each provider's own field
+ *  names; `output` undefined: the mock's own rule, min(max_tokens, 24) plus 16 when thinking).
+ *  The charge is computed from these figures, never from the usage the gateway passes on, so a
+ *  bug in translating usage cannot cancel out. */
+async function mockReports(input, output) {
+  const usage = { prompt_tokens: input, input_tokens: input, promptTokenCount: input };
+  if (output !== undefined) Object.assign(usage, { completion_tokens: output, output_tokens: output, candidatesTokenCount: output, thoughtsTokenCount: 0 });
+  await c.mockScript({ provider: "*", times: 1, usage });
+  return { input, output };
+}
+
+/** The usage the client was shown is the mock's (OpenAI's or Anthropic's field names). */
+function assertPassedOn(usage, want, label) {
+  assert.equal(usage.prompt_tokens ?? usage.input_tokens, want.input, `${label}: input tokens`);
+  assert.equal(usage.completion_tokens ?? usage.output_tokens, want.output, `${label}: output tokens`);
+}
+
 /** The call's ledger entry: charged exactly `want`, never above its hold. */
 async function assertCharged(key, requestId, want) {
   const entry = (await c.settled(key.id, requestId)).find((e) => e.type === "call");
@@ -71,6 +88,7 @@ for (const stream of [false, true]) {
     const openai = openaiClient(key);
     for (const model of MODELS) {
       const messages = [{ role: "system", content: "Use the tools." }, { role: "user", content: `What's the weather in Paris? (${model})` }];
+      const u1 = await mockReports(23, 5);
       const first = await turn(openai, { model, max_tokens: 200, tools: [WEATHER_TOOL], messages }, stream);
       assert.equal(first.finish, "tool_calls", model);
       assert.equal(first.message.tool_calls.length, 1, model);
@@ -84,14 +102,17 @@ for (const stream of [false, true]) {
         assert.ok(first.argFragments.every((f) => f.index === 0));
         assert.equal(first.argFragments.map((f) => f.function.arguments ?? "").join(""), call.function.arguments);
       }
-      await assertCharged(key, first.broker.request_id, expectedMc(model, first.usage.prompt_tokens, first.usage.completion_tokens));
+      assertPassedOn(first.usage, u1, model);
+      await assertCharged(key, first.broker.request_id, expectedMc(model, u1.input, u1.output));
 
       messages.push(first.message, { role: "tool", tool_call_id: call.id, content: JSON.stringify({ temp_c: 18, sky: "clear" }) });
+      const u2 = await mockReports(41, 7);
       const second = await turn(openai, { model, max_tokens: 200, tools: [WEATHER_TOOL], messages }, stream);
       assert.equal(second.finish, "stop", model);
       assert.ok(second.message.content.startsWith("Mock reply"), model);
       assert.ok(!second.message.tool_calls?.length);
-      await assertCharged(key, second.broker.request_id, expectedMc(model, second.usage.prompt_tokens, second.usage.completion_tokens));
+      assertPassedOn(second.usage, u2, model);
+      await assertCharged(key, second.broker.request_id, expectedMc(model, u2.input, u2.output));
     }
     // What each provider was sent on the second turn: its own tool-result vocabulary.
     const [oa] = (await c.mockRequests("openai")).slice(-1);
@@ -122,16 +143,20 @@ test("anthropic SDK: a tool_use → tool_result loop on /v1/messages, plain and 
       const m = await s.finalMessage();
       return { ...m, x_broker: broker };
     };
+    const u1 = await mockReports(23, 5);
     const first = await ask();
     assert.equal(first.stop_reason, "tool_use");
     const use = first.content.find((b) => b.type === "tool_use");
     assert.deepEqual(use.input, { city: "mock" });
-    await assertCharged(key, first.x_broker.request_id, expectedMc("claude-haiku-4-5", first.usage.input_tokens, first.usage.output_tokens));
+    assertPassedOn(first.usage, u1, `stream ${stream}`);
+    await assertCharged(key, first.x_broker.request_id, expectedMc("claude-haiku-4-5", u1.input, u1.output));
     messages.push({ role: "assistant", content: first.content }, { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: "18C and clear" }] });
+    const u2 = await mockReports(41, 7);
     const second = await ask();
     assert.equal(second.stop_reason, "end_turn");
     assert.ok(second.content[0].text.startsWith("Mock reply"));
-    await assertCharged(key, second.x_broker.request_id, expectedMc("claude-haiku-4-5", second.usage.input_tokens, second.usage.output_tokens));
+    assertPassedOn(second.usage, u2, `stream ${stream}`);
+    await assertCharged(key, second.x_broker.request_id, expectedMc("claude-haiku-4-5", u2.input, u2.output));
   }
 });
 
@@ -144,12 +169,13 @@ test("an image question is answered on each provider, with a hold that covered i
     { type: "image_url", image_url: { url: `data:image/png;base64,${PNG_1X1}` } },
   ];
   for (const model of MODELS) {
+    // The images cost tokens: a prompt of a few words reported as 201 tokens must still be inside
+    // the hold (assertCharged checks it), so the hold counted the images.
+    const u = await mockReports(201, 5);
     const { data: r, response } = await openai.chat.completions.create({ model, max_tokens: 20, messages: [{ role: "user", content }] }).withResponse();
     assert.ok(r.choices[0].message.content.startsWith("Mock reply"), model);
-    const entry = await assertCharged(key, response.headers.get("x-request-id"), expectedMc(model, r.usage.prompt_tokens, r.usage.completion_tokens));
-    // The images cost tokens (the mock counts them by its provider's rule) inside the hold.
-    assert.ok(r.usage.prompt_tokens > 200, `${model}: ${r.usage.prompt_tokens}`);
-    assert.ok(entry.hold >= -entry.amount);
+    assertPassedOn(r.usage, u, model);
+    await assertCharged(key, response.headers.get("x-request-id"), expectedMc(model, u.input, u.output));
   }
   const sent = await c.mockRequests();
   const last = (p) => sent.filter((r) => r.provider === p).at(-1).body;
@@ -161,11 +187,13 @@ test("an image question is answered on each provider, with a hold that covered i
 
   // Natively on /v1/messages: a base64 block and a URL block.
   const anthropic = new Anthropic({ baseURL: stack.workerUrl, apiKey: key.api_key, maxRetries: 0 });
+  const um = await mockReports(201, 5);
   const m = await anthropic.messages.create({
     model: "claude-haiku-4-5", max_tokens: 10,
     messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: PNG_1X1 } }, { type: "image", source: { type: "url", url: content[1].image_url.url } }, { type: "text", text: "Describe." }] }],
   });
-  await assertCharged(key, m.x_broker.request_id, expectedMc("claude-haiku-4-5", m.usage.input_tokens, m.usage.output_tokens));
+  assertPassedOn(m.usage, um, "native image");
+  await assertCharged(key, m.x_broker.request_id, expectedMc("claude-haiku-4-5", um.input, um.output));
 });
 
 test("structured output returns valid JSON per provider, or a clear 400 where it cannot be honoured", async () => {
@@ -173,12 +201,14 @@ test("structured output returns valid JSON per provider, or a clear 400 where it
   const openai = openaiClient(key);
   const schema = { type: "object", properties: { city: { type: "string" }, temp_c: { type: "integer" } }, required: ["city", "temp_c"], additionalProperties: false };
   for (const model of MODELS) {
+    const u = await mockReports(23, 5);
     const r = await openai.chat.completions.create({
       model, max_tokens: 100, messages: [{ role: "user", content: "Weather in Paris as JSON" }],
       response_format: { type: "json_schema", json_schema: { name: "weather", schema, strict: true } },
     });
     assert.deepEqual(JSON.parse(r.choices[0].message.content), { city: "mock", temp_c: 1 }, model);
-    await assertCharged(key, r.x_broker.request_id, expectedMc(model, r.usage.prompt_tokens, r.usage.completion_tokens));
+    assertPassedOn(r.usage, u, model);
+    await assertCharged(key, r.x_broker.request_id, expectedMc(model, u.input, u.output));
   }
   const sent = await c.mockRequests();
   const last = (p) => sent.filter((r) => r.provider === p).at(-1).body;
@@ -203,9 +233,11 @@ test("thinking and reasoning pass where the model supports them, billed as outpu
   const openai = openaiClient(key);
   const messages = [{ role: "user", content: "Think, then answer." }];
   for (const model of ["gpt-5.6-luna", "anthropic/claude-sonnet-4-6", "google/gemini-3.8-flash"]) {
+    // The output is the mock's own rule: 24 reply tokens and 16 thinking tokens, both billed as output.
+    const u = { ...(await mockReports(23)), output: 24 + 16 };
     const r = await openai.chat.completions.create({ model, max_tokens: 2000, reasoning_effort: "high", messages });
-    assert.equal(r.usage.completion_tokens, 24 + 16, `${model}: the mock's 16 thinking tokens are output`);
-    await assertCharged(key, r.x_broker.request_id, expectedMc(model, r.usage.prompt_tokens, r.usage.completion_tokens));
+    assertPassedOn(r.usage, u, `${model}: the mock's 16 thinking tokens are output`);
+    await assertCharged(key, r.x_broker.request_id, expectedMc(model, u.input, u.output));
   }
   const sent = await c.mockRequests();
   const last = (p) => sent.filter((r) => r.provider === p).at(-1).body;

@@ -25,7 +25,9 @@ const TOKENS = {
 };
 /** §0 shutdown days of the per-image models. */
 const SHUTDOWN = { "gpt-image-1.5": "2026-12-01", "gpt-image-1-mini": "2026-12-01" };
-/** §2 image output tokens per image (the mock reports these). */
+/** gpt-image-2's output tokens per image (OpenAI's calculator; the mock reports these). */
+const OUT_TOKENS_2 = { low: { "1024x1024": 196, "1024x1536": 158, "1536x1024": 158 }, medium: { "1024x1024": 1756, "1024x1536": 1372, "1536x1024": 1372 } };
+/** §2 image output tokens per image of the other GPT image models (the mock reports these). */
 const OUT_TOKENS = { low: { "1024x1024": 272, "1024x1536": 408, "1536x1024": 400 }, medium: { "1024x1024": 1056, "1024x1536": 1584, "1536x1024": 1568 }, high: { "1024x1024": 4160, "1024x1536": 6240, "1536x1024": 6208 } };
 /** §3: ElevenLabs credits per character (thousandths), the default $0.0003 per credit, OpenAI tts. */
 const EL_MILLI_CREDITS = { eleven_multilingual_v2: 1000, eleven_flash_v2_5: 500 };
@@ -118,7 +120,7 @@ test("images: gpt-image-2 (per token) is charged its reported usage for n = 1 an
     const res = await c.api(route, { key: key.api_key, body: { model, prompt, n, size, quality } });
     assert.equal(res.status, 200, route);
     const body = await res.json();
-    const out = n * OUT_TOKENS[quality][size];
+    const out = n * OUT_TOKENS_2[quality][size];
     const want = mcOf(promptTokens(prompt) * TOKENS[model].text + BigInt(out) * TOKENS[model].out);
     assert.equal(res.headers.get("x-credits-charged"), String(want / 1000));
     if (route === "/v1/image") {
@@ -161,8 +163,8 @@ test("openai SDK: images.generate and audio.speech.create through the gateway", 
   const openai = new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0 });
   const img = await openai.images.generate({ model: "gpt-image-2", prompt: "An SDK-made lighthouse", size: "1024x1024", quality: "low" });
   assert.equal(img.data.length, 1);
-  assert.equal(img.usage.output_tokens, 272);
-  assert.equal(img.x_broker.credits_charged, mcOf(promptTokens("An SDK-made lighthouse") * 5_000_000n + 272n * 30_000_000n) / 1000);
+  assert.equal(img.usage.output_tokens, 196);
+  assert.equal(img.x_broker.credits_charged, mcOf(promptTokens("An SDK-made lighthouse") * 5_000_000n + 196n * 30_000_000n) / 1000);
   // OpenAI's own speech model, then an ElevenLabs one through the same call.
   const input = "The SDK speaks through the gateway.";
   const speech = await openai.audio.speech.create({ model: "tts-1", voice: "alloy", input, response_format: "wav" });
@@ -210,16 +212,15 @@ test("tts: a call of known length is charged characters × rate, its audio byte 
   assert.ok(!JSON.stringify(req).includes(key.api_key));
 });
 
-test("tts: ElevenLabs' character-cost is cross-checked: the larger is billed (up to the hold), a mismatch is noted", async () => {
+test("tts: ElevenLabs' character-cost is what is charged, a mismatch with the gateway's count is noted", async () => {
   const key = await c.createKey({ credits: 20 });
   const text = "Forty characters of text, give or take.";
   const chars = [...text].length;
-  const counted = mcOf(BigInt(chars) * EL_PICO_PER_CREDIT);
   await c.mockScript({ provider: "elevenlabs", usage: { character_cost: chars - 5 } });
   const low = await c.api("/v1/tts", { key: key.api_key, body: { voice_id: VOICE, text } });
   await low.arrayBuffer();
   let entry = await charged(key, low);
-  assert.equal(entry.amount, -counted, "the gateway's own count, the larger");
+  assert.equal(entry.amount, -mcOf(BigInt(chars - 5) * EL_PICO_PER_CREDIT), "ElevenLabs' bill");
   assert.match(entry.note, new RegExp(`reported ${chars - 5} credits, the gateway counted ${chars}`));
   const logged = await waitFor(() => c.logLines().find((l) => l.request_id === low.headers.get("x-request-id") && l.msg === "settlement"), "the settlement's log line");
   assert.match(logged.metering_note, /the gateway counted/, "the mismatch is in the log too");
@@ -227,8 +228,9 @@ test("tts: ElevenLabs' character-cost is cross-checked: the larger is billed (up
   const high = await c.api("/v1/tts", { key: key.api_key, body: { voice_id: VOICE, text } });
   await high.arrayBuffer();
   entry = await charged(key, high);
-  assert.equal(entry.amount, -entry.hold, "billed ElevenLabs' larger figure, capped at the hold");
-  assert.match(entry.note, /reported \d+ credits.*more than the hold; not charged/);
+  assert.equal(entry.amount, -mcOf(BigInt(chars * 2) * EL_PICO_PER_CREDIT), "billed in full, above the hold of a premade voice");
+  assert.equal(entry.hold, mcOf(BigInt(chars) * EL_PICO_PER_CREDIT));
+  assert.match(entry.note, /more than the hold .*charged in full/);
 });
 
 test("tts: the audio is streamed to the client as it arrives", async () => {

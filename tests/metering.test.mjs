@@ -243,7 +243,7 @@ test("a provider stream that breaks before usage is billed the upper bound and s
   assert.match(charge.note, /never reported: billed the upper bound/);
 });
 
-test("provider 500 and provider timeout: 502/504 and the hold is released in full", async () => {
+test("provider 500: 502, the hold released in full; no answer head in time: 504, the hold charged", async () => {
   const key = await c.createKey({ credits: 10 });
   const body = { provider: "openai", model: "gpt-4o-mini", max_tokens: 10, messages: [{ role: "user", content: "fail" }] };
   await c.mockScript({ provider: "openai", status: 500 });
@@ -251,15 +251,20 @@ test("provider 500 and provider timeout: 502/504 and the hold is released in ful
   assert.equal(r500.status, 502);
   const e500 = await r500.json();
   assert.equal(e500.error.type, "upstream_error");
+  const released = await c.settled(key.id, r500.headers.get("x-request-id"));
+  assert.deepEqual(released.map((e) => [e.type, e.amount]), [["call", 0]]);
+  assert.match(released[0].note, /not served/);
+  // The request reached the provider, which may have done the work: the hold is charged.
   await c.mockScript({ provider: "openai", delay_ms: 8000 });
   const rTimeout = await c.api("/v1/chat", { key: key.api_key, body });
   assert.equal(rTimeout.status, 504);
-  for (const r of [r500, rTimeout]) {
-    const entries = await c.settled(key.id, r.headers.get("x-request-id"));
-    assert.deepEqual(entries.map((e) => [e.type, e.amount]), [["call", 0]]);
-    assert.match(entries[0].note, /not served/);
-  }
-  assert.equal(await c.balanceMc(key.api_key), 10_000);
+  const err = (await rTimeout.json()).error;
+  const [entry] = await c.settled(key.id, rTimeout.headers.get("x-request-id"));
+  assert.ok(entry.hold > 0);
+  assert.deepEqual([entry.type, entry.amount, entry.exact], ["call", -entry.hold, false]);
+  assert.match(entry.note, /did not answer within 6000 ms: charged the hold/);
+  assert.equal(err.credits_charged * 1000, entry.hold, "the error says what was charged");
+  assert.equal(await c.balanceMc(key.api_key), 10_000 - entry.hold);
 });
 
 test("unknown and retired models are refused with 400 before any Redis call", async () => {

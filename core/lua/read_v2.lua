@@ -2,7 +2,7 @@
 -- Decoded by broker_core::scripts::ReadReply::decode.
 --
 -- A customer read (by hash) with an unknown or revoked key counts against the client IP, in
--- the same window as admit_v3's, so these routes cannot be used to guess keys either.
+-- the same window as admit_v4's, so these routes cannot be used to guess keys either.
 --
 -- ARGV: 1 "hash:<sha256>" or "id:<key id>", 2 ledger offset, 3 ledger count (0 = none),
 --       4 client ip, 5 anon limit, 6 anon window ms, 7 now ms, 8 request id (4-8: hash reads only)

@@ -1,5 +1,5 @@
 //! Checked configuration. The worker hands over a lookup of raw `[vars]`/secret strings; this
-//! module turns every setting into a validated value once per request and names the variable
+//! module turns every setting into a validated value once per isolate and names the variable
 //! when one is wrong (a 503 that says what to fix, never a silent default for a bad value).
 //! Secrets are wrapped in [`Secret`], which never prints its value.
 
@@ -134,8 +134,12 @@ pub struct Settings {
     pub limits: RateLimits,
     /// The plan of keys created without one (and of keys the original guide's routes create).
     pub default_plan: String,
-    /// Longest wait for the provider's response head, and longest silence between body chunks.
+    /// Longest silence between a provider's body chunks (and the head's timeout of products
+    /// without their own).
     pub upstream_timeout_ms: u64,
+    /// Longest wait for the provider's response head, per product: a request sent and not
+    /// answered in time is charged its hold (the provider may have done the work).
+    pub head_timeouts: HeadTimeouts,
     /// Once the client has gone, how long a call may still read the provider before it is cut
     /// and settled with what is known (below the platform's ~30 s `waitUntil` allowance).
     pub client_gone_deadline_ms: u64,
@@ -175,6 +179,29 @@ pub struct Settings {
     pub price_date: Option<String>,
     /// RapidAPI subscriptions and the rate plans they get (`RAPIDAPI_PLANS`).
     pub rapidapi_plans: Vec<(String, String)>,
+}
+
+/// How long each product waits for the provider's response head, fitting its generation time:
+/// chat streams its head at once; speech streams its audio as it is made; an image or a music
+/// clip answers only when it is done (minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadTimeouts {
+    pub chat_ms: u64,
+    pub image_ms: u64,
+    pub speech_ms: u64,
+    pub music_ms: u64,
+}
+
+impl HeadTimeouts {
+    /// The timeout of a product route (`chat`, `image`, `speech`, `music`).
+    pub fn for_product(&self, product: &str) -> u64 {
+        match product {
+            "image" => self.image_ms,
+            "speech" => self.speech_ms,
+            "music" => self.music_ms,
+            _ => self.chat_ms,
+        }
+    }
 }
 
 impl Settings {
@@ -266,6 +293,15 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         limits,
         default_plan,
         upstream_timeout_ms: positive("UPSTREAM_TIMEOUT_MS", "120000")?,
+        // Images: OpenAI's SDKs wait 10 minutes, and gpt-image-2 calls have taken minutes
+        // (~200 s, docs.apiyi.com 2026-04-29, advising 360–600 s). Music: Stable Audio renders
+        // up to 190 s of audio in one synchronous call. Speech: the audio streams as it is made.
+        head_timeouts: HeadTimeouts {
+            chat_ms: positive("HEAD_TIMEOUT_CHAT_MS", "120000")?,
+            image_ms: positive("HEAD_TIMEOUT_IMAGE_MS", "600000")?,
+            speech_ms: positive("HEAD_TIMEOUT_SPEECH_MS", "60000")?,
+            music_ms: positive("HEAD_TIMEOUT_MUSIC_MS", "300000")?,
+        },
         client_gone_deadline_ms: positive("CLIENT_GONE_DEADLINE_MS", "20000")?,
         max_body_bytes: positive("MAX_BODY_BYTES", "1048576")?,
         max_webhook_bytes: positive("MAX_WEBHOOK_BYTES", "262144")?,
@@ -352,6 +388,8 @@ mod tests {
         assert_eq!(s.admin_failure_limit, RateLimit { limit: 10, window_ms: 900_000 });
         assert_eq!((s.hold_sweep_after_secs, s.ledger_keep), (7200, 10_000));
         assert_eq!((s.slow_upstream_ms, s.high_cost_usd_micro), (1000, 500_000));
+        assert_eq!(s.head_timeouts, HeadTimeouts { chat_ms: 120_000, image_ms: 600_000, speech_ms: 60_000, music_ms: 300_000 });
+        assert_eq!(s.head_timeouts.for_product("music"), 300_000);
         assert_eq!(s.base_url(Provider::Anthropic), "https://api.anthropic.com");
         assert_eq!(s.elevenlabs_pico_per_credit, 300_000_000, "$0.0003 a credit");
         let local = settings_from(&|k| (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:8090/openai/".into())).unwrap();

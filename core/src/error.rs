@@ -263,12 +263,52 @@ fn anthropic_type(kind: &ErrorKind) -> &'static str {
 mod tests {
     use super::*;
 
+    const ALL: [ErrorKind; 13] = [
+        ErrorKind::InvalidRequest,
+        ErrorKind::UnknownModel,
+        ErrorKind::Unauthorized,
+        ErrorKind::InsufficientCredits,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::RateLimited { retry_after_secs: 1 },
+        ErrorKind::UpstreamError,
+        ErrorKind::Unavailable,
+        ErrorKind::UpstreamTimeout,
+        ErrorKind::Internal,
+    ];
+
     #[test]
-    fn statuses_are_decided_in_one_place() {
-        assert_eq!(ErrorKind::InsufficientCredits.status(), 402);
-        assert_eq!(ErrorKind::RateLimited { retry_after_secs: 3 }.status(), 429);
-        assert_eq!(ErrorKind::Unavailable.status(), 503);
-        assert_eq!(ErrorKind::UpstreamTimeout.status(), 504);
+    fn the_statuses_are_the_designs_and_agree_with_googles_code_mapping() {
+        // DESIGN.md §2: the statuses of the request path (and 500 for a bug).
+        let mut statuses: Vec<u16> = ALL.iter().map(ErrorKind::status).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        assert_eq!(statuses, [400, 401, 402, 403, 404, 405, 413, 429, 500, 502, 503, 504]);
+        // google/rpc/code.proto's "HTTP Mapping" of each code, restated: a client that retries
+        // on 5xx (or gives up on 4xx) decides the same from either field.
+        let google_http = |code: &str| match code {
+            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" => 400,
+            "UNAUTHENTICATED" => 401,
+            "PERMISSION_DENIED" => 403,
+            "NOT_FOUND" => 404,
+            "RESOURCE_EXHAUSTED" => 429,
+            "INTERNAL" => 500,
+            "UNAVAILABLE" => 503,
+            "DEADLINE_EXCEEDED" => 504,
+            other => panic!("{other} is not a google.rpc.Code this gateway should use"),
+        };
+        for kind in ALL {
+            let v = ApiError::new(kind.clone(), "x").to_json(ErrorShape::Gemini, "r");
+            let (status, mapped) = (kind.status(), google_http(v["error"]["status"].as_str().unwrap()));
+            assert_eq!(v["error"]["code"], status);
+            assert_eq!(status / 100, mapped / 100, "{kind:?}: {status} against Google's {mapped}");
+            // Where the gateway departs from Google's number, it is for a status Google has no code of.
+            if status != mapped {
+                assert!([402, 405, 413, 502].contains(&status), "{kind:?}");
+            }
+        }
     }
 
     #[test]

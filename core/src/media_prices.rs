@@ -90,15 +90,21 @@ impl ImageQuality {
 }
 
 /// Image output tokens of one image, by quality (low, medium, high) × size (1024x1024,
-/// 1024x1536, 1536x1024). From REFERENCE.md §2, gpt-image-1's table ("recalled from OpenAI's
-/// guide; fit price ÷ $40/M; not found in corpus"): the only per-image token counts known, used
-/// as the bound of every token-billed GPT image model. Should a model report more, the charge is
-/// capped at the hold and the ledger entry says by how much.
-pub const OUTPUT_TOKENS_PER_IMAGE: [[u64; 3]; 3] = [[272, 408, 400], [1056, 1584, 1568], [4160, 6240, 6208]];
+/// 1024x1536, 1536x1024), of a model's table. Should a model report more, the usage is still
+/// charged in full and the ledger, the `hold_exceeded` log line and `/admin/stats` name it.
+pub type OutputTokens = [[u64; 3]; 3];
 
-pub fn output_tokens_per_image(quality: ImageQuality, size: ImageSize) -> u64 {
-    OUTPUT_TOKENS_PER_IMAGE[quality.row()][size.col()]
-}
+/// gpt-image-1's counts (REFERENCE.md §2: "recalled from OpenAI's guide; fit price ÷ $40/M"),
+/// the bound of gpt-image-1.5 and gpt-image-1-mini, which are billed per image anyway.
+pub const GPT_IMAGE_1_OUTPUT_TOKENS: OutputTokens = [[272, 408, 400], [1056, 1584, 1568], [4160, 6240, 6208]];
+
+/// gpt-image-2's counts, from OpenAI's own billing calculator (developers.openai.com image
+/// generation guide, "size and quality options"), whose formula was published on the OpenAI
+/// developer forum (community.openai.com/t/1382699, 2026-06-05): with q = 16 / 48 / 96 (low,
+/// medium, high), s = ⌊(2·q·short + long) / (2·long)⌋, tokens = ⌈q·s·(2,000,000 + w·h) /
+/// 4,000,000⌉. It gives the calculator's 7,024 (1024², high) and 5,488 (1536×1024, high) quoted
+/// in the forum's launch thread (community.openai.com/t/1379464). The square is the dearest.
+pub const GPT_IMAGE_2_OUTPUT_TOKENS: OutputTokens = [[196, 158, 158], [1756, 1372, 1372], [7024, 5488, 5488]];
 
 /// Token rates of a GPT image model, micro-USD per 1M tokens (= pico-USD per token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +134,8 @@ pub struct ImageModel {
     pub retires_on: Option<&'static str>,
     pub billing: ImageBilling,
     pub tokens: ImageTokenRates,
+    /// Output tokens of one image by quality × size: the bound of its hold.
+    pub output_tokens: &'static OutputTokens,
     /// Whether `background: "transparent"` is accepted.
     pub transparent: bool,
 }
@@ -138,6 +146,11 @@ pub const IMAGE_PROMPT_MAX_CHARS: usize = 32_000;
 pub const IMAGE_N_MAX: u64 = 10;
 
 impl ImageModel {
+    /// Output tokens of one image of `quality` × `size` (the hold's bound).
+    pub fn output_tokens_per_image(&self, quality: ImageQuality, size: ImageSize) -> u64 {
+        self.output_tokens[quality.row()][size.col()]
+    }
+
     /// The published price of one image, micro-USD (per-image models).
     pub fn usd_micro_per_image(&self, quality: ImageQuality, size: ImageSize) -> Option<u64> {
         match self.billing {
@@ -148,7 +161,7 @@ impl ImageModel {
 }
 
 const fn gpt_image(model: &'static str, retires_on: Option<&'static str>, billing: ImageBilling, tokens: ImageTokenRates) -> ImageModel {
-    ImageModel { model, retires_on, billing, tokens, transparent: true }
+    ImageModel { model, retires_on, billing, tokens, output_tokens: &GPT_IMAGE_1_OUTPUT_TOKENS, transparent: true }
 }
 
 pub static IMAGE_MODELS: &[ImageModel] = &[
@@ -171,8 +184,10 @@ pub static IMAGE_MODELS: &[ImageModel] = &[
     ),
     // gpt-image-2 (GP, fal): text 5.00, image in 8.00, image out 30.00; no per-image price, no
     // text output rate (billed as image output). No transparent background (openai SDK docs).
+    // Output tokens per image: OpenAI's own counts (GPT_IMAGE_2_OUTPUT_TOKENS).
     ImageModel {
         transparent: false,
+        output_tokens: &GPT_IMAGE_2_OUTPUT_TOKENS,
         ..gpt_image("gpt-image-2", None, ImageBilling::Tokens, ImageTokenRates { text_input: 5_000_000, image_input: 8_000_000, image_output: 30_000_000, text_output: 30_000_000 })
     },
 ];
@@ -220,6 +235,61 @@ pub static SPEECH_MODELS: &[SpeechModel] = &[
     SpeechModel { provider: Provider::OpenAi, model: "tts-1-hd", rate: SpeechRate::UsdPerMillionChars(30_000_000), max_chars: 4096, retires_on: Some("2027-01-06") },
 ];
 
+/// The largest credit multiplier ElevenLabs applies to a voice (a Voice Library voice whose owner
+/// set a custom rate bills `multiplier ×` the model's credits per character). ElevenLabs' own
+/// support answer names "x 2, x 3" (help.elevenlabs.io, quoted by its Discord bot, 2024); no
+/// larger one was found. Unconfirmed: a voice that bills more is still charged in full (the
+/// `character-cost` header is the bill) and logged as `hold_exceeded`.
+pub const ELEVENLABS_MAX_VOICE_MULTIPLIER: u64 = 3;
+
+/// ElevenLabs' premade (default) voices: never multiplied (only shared Voice Library voices carry
+/// a custom rate), so their hold is the model's own rate. Ids from ElevenLabs' `GET /v1/voices`
+/// (`category: premade`).
+pub static ELEVENLABS_1X_VOICES: &[&str] = &[
+    "21m00Tcm4TlvDq8ikWAM", // Rachel
+    "29vD33N1CtxCmqQRPOHJ", // Drew
+    "2EiwWnXFnvU5JabPnv8n", // Clyde
+    "5Q0t7uMcjvnagumLfvZi", // Paul
+    "AZnzlk1XvdvUeBnXmlld", // Domi
+    "CYw3kZ02Hs0563khs1Fj", // Dave
+    "CwhRBWXzGAHq8TQ4Fs17", // Roger
+    "D38z5RcWu1voky8WS1ja", // Fin
+    "EXAVITQu4vr4xnSDxMaL", // Sarah
+    "ErXwobaYiN019PkySvjV", // Antoni
+    "FGY2WhTYpPnrIDTdsKH5", // Laura
+    "IKne3meq5aSn9XLyUdCD", // Charlie
+    "JBFqnCBsd6RMkjVDRZzb", // George
+    "LcfcDJNUP1GQjkzn1xUU", // Emily
+    "MF3mGyEYCl7XYWbV9V6O", // Elli
+    "N2lVS1w4EtoT3dr4eOWO", // Callum
+    "SAz9YHcvj6GT2YYXdXww", // River
+    "TX3LPaxmHKxFdv7VOQHJ", // Liam
+    "TxGEqnHWrfWFTfGW9XjX", // Josh
+    "VR6AewLTigWG4xSOukaG", // Arnold
+    "XB0fDUnXU5powFXDhCwa", // Charlotte
+    "Xb7hH8MSUJpSbSDYk0k2", // Alice
+    "XrExE9yKIg1WjnnlVkGX", // Matilda
+    "bIHbv24MWmeRgasZH58o", // Will
+    "cgSgspJ2msm6clMCkdW9", // Jessica
+    "cjVigY5qzO86Huf0OWal", // Eric
+    "iP95p4xoKVk53GoZ742B", // Chris
+    "nPczCjzI2devNBz1zQrb", // Brian
+    "onwK4e9ZLuTAKqWW03F9", // Daniel
+    "pFZP5JQG7iQjIQuC4Bku", // Lily
+    "pNInz6obpgDQGcFmaJgB", // Adam
+    "pqHfZKP75CvOlQylNhV4", // Bill
+    "yoZ06aMxZJJ28mfd3POQ", // Sam
+];
+
+/// The multiplier a voice's hold assumes: 1 for a premade voice, else the largest ElevenLabs applies.
+pub fn elevenlabs_hold_multiplier(voice: &str) -> u64 {
+    if ELEVENLABS_1X_VOICES.contains(&voice) {
+        1
+    } else {
+        ELEVENLABS_MAX_VOICE_MULTIPLIER
+    }
+}
+
 /// ElevenLabs' default model (its API's `model_id` default).
 pub const ELEVENLABS_DEFAULT_MODEL: &str = "eleven_multilingual_v2";
 
@@ -252,10 +322,12 @@ impl SpeechModel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MusicModel {
     pub model: &'static str,
-    /// Flat price of one successful generation, micro-USD.
+    /// Flat price of one successful generation of at most `priced_steps` steps, micro-USD.
     pub usd_micro_per_generation: u64,
-    /// The `steps` range the model accepts.
+    /// The `steps` range Stability accepts.
     pub steps: (u64, u64),
+    /// The most steps the price is known for: more is refused (400), never served at a guess.
+    pub priced_steps: u64,
 }
 
 /// Longest clip Stable Audio generates, seconds (fixtures/stability: 1..=190).
@@ -266,10 +338,13 @@ pub const STABILITY_DEFAULT_MODEL: &str = "stable-audio-2";
 
 pub static MUSIC_MODELS: &[MusicModel] = &[
     // 1 Stability credit = $0.01. Stable Audio 2.5: a flat 20 credits per generation, any duration
-    // (api-evangelist; 302.ai). Stable Audio 2.0: 20–23 credits, step-dependent, unconfirmed: the
-    // top of the range, 23 credits (100 steps), as a flat price. REFERENCE.md §4.
-    MusicModel { model: "stable-audio-2.5", usd_micro_per_generation: 200_000, steps: (4, 8) },
-    MusicModel { model: "stable-audio-2", usd_micro_per_generation: 230_000, steps: (30, 100) },
+    // and its whole step range (api-evangelist; 302.ai "fixed 20 credits"). Stable Audio 2.0:
+    // 20–23 credits (302.ai), step-dependent; the one price tied to a step count is Locus MPP's
+    // ~$0.23 for 50 steps (Stability's default): priced at the top of the range, 23 credits, for
+    // up to 50 steps; 51–100 steps (which Stability accepts) are refused until their price is
+    // known. REFERENCE.md §4.
+    MusicModel { model: "stable-audio-2.5", usd_micro_per_generation: 200_000, steps: (4, 8), priced_steps: 8 },
+    MusicModel { model: "stable-audio-2", usd_micro_per_generation: 230_000, steps: (30, 100), priced_steps: 50 },
 ];
 
 // ---------------------------------------------------------------- lookups

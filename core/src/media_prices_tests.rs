@@ -29,7 +29,11 @@ fn image_prices_are_the_published_ones() {
     assert_eq!(two.usd_micro_per_image(ImageQuality::Low, ImageSize::Square), None);
     assert_eq!((two.tokens.text_input, two.tokens.image_output), (5_000_000, 30_000_000));
     assert!(!two.transparent);
-    assert_eq!(output_tokens_per_image(ImageQuality::High, ImageSize::Portrait), 6240);
+    assert_eq!(mini.output_tokens_per_image(ImageQuality::High, ImageSize::Portrait), 6240, "gpt-image-1's count");
+    // OpenAI's calculator: 7,024 tokens for a high 1024×1024, 5,488 for a high 1536×1024.
+    assert_eq!(two.output_tokens_per_image(ImageQuality::High, ImageSize::Square), 7024);
+    assert_eq!(two.output_tokens_per_image(ImageQuality::High, ImageSize::Landscape), 5488);
+    assert_eq!(two.output_tokens_per_image(ImageQuality::High, ImageSize::Portrait), 5488);
 }
 
 #[test]

@@ -10,10 +10,15 @@
 //! 3. **Metering**: the product's meter reads the provider's answer and reports [`Metered`]: the
 //!    provider cost at list price, the units, and whether the figure is exact or an upper bound
 //!    (usage never reported: the stream broke, the deadline cut it).
-//! 4. **Settlement** ([`Billing::settle`] → [`Settlement`]): charge `min(metered, hold)`, release
-//!    the rest, one ledger entry per call, in `wait_until`. The cap is decided here, once; the
-//!    script applies it. A settlement that never arrives is charged the hold by the sweeper
-//!    ([`Settlement::sweep`]); a late exact settlement then refunds the difference, once.
+//! 4. **Settlement** ([`Billing::settle`] → [`Settlement`]): charge what was metered, release
+//!    the rest of the hold, one ledger entry per call, in `wait_until`. An exact usage is charged
+//!    in full even above the hold: the balance may go into debt by the excess (admission refuses
+//!    a debt until it is paid), and the wrong bound is named in the ledger, the `hold_exceeded`
+//!    log line and `/admin/stats` (a bug to fix, never the operator's loss). A call whose usage
+//!    can never be known is charged the hold ([`Billing::charge_hold`]: sent but never answered;
+//!    [`Settlement::sweep`]: a settlement that never came; a late exact settlement then corrects
+//!    it, once). Every figure is decided here, in integers; the script applies it.
+//!    The rules and their table: `docs/billing.md`.
 
 use crate::config::RateLimits;
 pub use crate::config::Retention;
@@ -40,8 +45,9 @@ pub struct HoldPlan {
     pub flexible: Option<FlexibleOutput>,
 }
 
-/// Admission picks the largest output unit count up to `max_units` that the balance covers at
-/// `per_unit_nano_mc` each (nano-millicredits, rounded up), and refuses below `min_units`.
+/// Admission picks the largest output unit count of the ladder ([`HoldPlan::ladder`]), up to
+/// `max_units`, that the balance covers at `per_unit_nano_mc` each (millionths of a
+/// millicredit, the total rounded up), and refuses below `min_units`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlexibleOutput {
     pub per_unit_nano_mc: i64,
@@ -49,10 +55,53 @@ pub struct FlexibleOutput {
     pub min_units: u64,
 }
 
+/// Each rung of a flexible ladder grants at most this fraction less output than the one above
+/// it (1/8): a balance that cannot cover the model's whole output cap gets at least 7/8 of what
+/// it could afford, and the ladder stays about a hundred rungs for a 128k cap.
+const LADDER_STEP_DIVISOR: u64 = 8;
+
+impl FlexibleOutput {
+    /// Millicredits for `units` output units, rounded up once.
+    pub fn output_mc(&self, units: u64) -> i64 {
+        let nano = u128::from(units) * u128::try_from(self.per_unit_nano_mc.max(1)).unwrap_or(1);
+        i64::try_from(nano.div_ceil(1_000_000)).unwrap_or(i64::MAX)
+    }
+
+    /// The output caps admission may grant, largest first: `max_units`, then each about 1/8
+    /// below the last, down to `min_units`.
+    pub fn rungs(&self) -> Vec<u64> {
+        let min = self.min_units.max(1);
+        let mut out = Vec::new();
+        let mut u = self.max_units.max(min);
+        while u > min {
+            out.push(u);
+            u -= (u / LADDER_STEP_DIVISOR).max(1);
+        }
+        out.push(min);
+        out
+    }
+}
+
 impl HoldPlan {
     /// A hold whose every unit is known. Never zero: a served call is never free.
     pub fn fixed(mc: i64, units: u64) -> (HoldPlan, u64) {
         (HoldPlan { fixed_mc: mc.max(1), flexible: None }, units)
+    }
+
+    /// The `(hold_mc, units)` pairs admission chooses from, dearest first: admission reserves the
+    /// first one the balance covers (`units` is the output cap of a fixed hold). Every figure is
+    /// computed here, in integers; the script only compares.
+    pub fn ladder(&self, units: u64) -> Vec<(i64, u64)> {
+        let fixed = self.fixed_mc.max(1);
+        match self.flexible {
+            None => vec![(fixed, units)],
+            Some(f) => f.rungs().into_iter().map(|u| (fixed.saturating_add(f.output_mc(u)), u)).collect(),
+        }
+    }
+
+    /// The largest hold the call can take (what it costs at most when the balance covers it).
+    pub fn worst_case_mc(&self, units: u64) -> i64 {
+        self.ladder(units).first().map_or(self.fixed_mc, |(h, _)| *h)
     }
 }
 
@@ -77,7 +126,7 @@ impl CallMeta {
 }
 
 /// The admission script's input. This type is the one owner of the argument order of
-/// `lua/admit_v3.lua`.
+/// `lua/admit_v4.lua`.
 #[derive(Debug, Clone)]
 pub struct Admission<'a> {
     pub key_hash: String,
@@ -95,10 +144,7 @@ pub struct Admission<'a> {
 
 impl Admission<'_> {
     pub fn argv(&self) -> Vec<String> {
-        let (per_unit, max_units, min_units) = match self.hold.flexible {
-            Some(f) => (f.per_unit_nano_mc.max(1), f.max_units, f.min_units.max(1)),
-            None => (0, self.units, 1),
-        };
+        let ladder: Vec<String> = self.hold.ladder(self.units).iter().map(|(h, u)| format!("{h}:{u}")).collect();
         vec![
             self.key_hash.clone(),
             self.now_ms.to_string(),
@@ -108,10 +154,7 @@ impl Admission<'_> {
             self.limits.anonymous.limit.to_string(),
             self.limits.anonymous.window_ms.to_string(),
             self.limits.script_arg(self.class),
-            self.hold.fixed_mc.to_string(),
-            per_unit.to_string(),
-            max_units.to_string(),
-            min_units.to_string(),
+            ladder.join(","),
             self.meta.fragment(),
             self.meta.label(),
         ]
@@ -215,11 +258,14 @@ pub struct Metered {
     pub exact: bool,
     /// Why the figure is what it is (for the ledger), when anything was unusual.
     pub note: Option<String>,
+    /// A price the gateway could not apply (a tier or a model the table does not list): logged
+    /// as a `metering_warning` line for the operator, besides the note.
+    pub warning: Option<String>,
 }
 
 impl Metered {
     pub fn exact(cost_pico_usd: u128, units: Units) -> Metered {
-        Metered { cost_pico_usd, units, exact: true, note: None }
+        Metered { cost_pico_usd, units, exact: true, note: None, warning: None }
     }
 }
 
@@ -249,9 +295,10 @@ pub enum Channel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Charge {
     pub charged_mc: i64,
-    /// The spendable balance once the hold is released and the charge taken.
+    /// The spendable balance once the hold is released and the charge taken (negative: a debt).
     pub remaining_mc: i64,
-    /// What the usage came to beyond the hold, not charged (a bound that did not hold: logged).
+    /// What the usage came to beyond the hold, charged too (a bound that did not hold: logged
+    /// as `hold_exceeded`).
     pub over_hold_mc: i64,
 }
 
@@ -272,15 +319,14 @@ impl Billing {
         Billing { request_id: request_id.to_string(), rate, hold_mc: 0, balance_after_hold_mc: 0, price_table: crate::pricing::table_version(), channel: Channel::RapidApi }
     }
 
-    /// The charge for a metered cost: the cost in credits, rounded up once, never above the hold
-    /// (the price the client agreed to when it was admitted).
+    /// The charge for a metered cost: the cost in credits, rounded up once, in full even above
+    /// the hold (the provider billed it; the hold only decided admission).
     pub fn charge(&self, cost_pico_usd: u128) -> Charge {
         if self.channel == Channel::RapidApi {
             return Charge { charged_mc: 0, remaining_mc: 0, over_hold_mc: 0 };
         }
-        let full = self.rate.millicredits_for_pico_usd(cost_pico_usd);
-        let charged = full.min(self.hold_mc).max(0);
-        Charge { charged_mc: charged, remaining_mc: self.balance_after_hold_mc + self.hold_mc - charged, over_hold_mc: full - charged }
+        let charged = self.rate.millicredits_for_pico_usd(cost_pico_usd).max(0);
+        Charge { charged_mc: charged, remaining_mc: self.balance_after_hold_mc + self.hold_mc - charged, over_hold_mc: (charged - self.hold_mc).max(0) }
     }
 
     /// The `x_broker` object added to answers in the providers' own formats.
@@ -333,7 +379,13 @@ impl Billing {
         fields.push(("cost_usd_micro", json!(micro_usd(m.cost_pico_usd))));
         let mut notes: Vec<String> = m.note.iter().cloned().collect();
         if c.over_hold_mc > 0 {
-            notes.push(format!("usage came to {} credits more than the hold; not charged", credits_string(c.over_hold_mc)));
+            fields.push(("hold_exceeded", json!({ "hold_mc": self.hold_mc, "charged_mc": c.charged_mc, "over_mc": c.over_hold_mc })));
+            notes.push(format!(
+                "usage came to {} credits, {} more than the hold of {}: charged in full (the hold was not a bound: a bug to fix)",
+                credits_string(c.charged_mc),
+                credits_string(c.over_hold_mc),
+                credits_string(self.hold_mc)
+            ));
         }
         if !notes.is_empty() {
             fields.push(("note", json!(notes.join("; "))));
@@ -346,6 +398,24 @@ impl Billing {
             fragment: ledger_fragment(&fields),
             units: m.units.count(),
             cost_usd_micro: micro_usd(m.cost_pico_usd),
+            retention,
+        }
+    }
+
+    /// Charges the whole hold of a call whose usage can never be known although the provider may
+    /// have done the work (the request was sent and no answer head came within the timeout).
+    /// Nothing on the RapidAPI channel (nothing was held).
+    pub fn charge_hold(&self, why: &str, now_ms: u64, retention: Retention) -> Settlement {
+        let charge = if self.channel == Channel::RapidApi { 0 } else { self.hold_mc };
+        let note = format!("{why}: charged the hold (the provider may have done the work and billed it)");
+        Settlement {
+            request_id: self.request_id.clone(),
+            charge_mc: charge,
+            now_ms,
+            mode: SettleMode::Settle,
+            fragment: ledger_fragment(&[("price_table", json!(self.price_table)), ("exact", json!(false)), ("note", json!(note))]),
+            units: 0,
+            cost_usd_micro: 0,
             retention,
         }
     }
@@ -370,18 +440,19 @@ pub fn micro_usd(pico: u128) -> u64 {
     u64::try_from(pico.div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
-/// `settle_v3`'s modes: a call's own settlement, or the sweeper charging a lost one.
+/// `settle_v4`'s modes: a call's own settlement, or the sweeper charging a lost one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettleMode {
     Settle,
     Sweep,
 }
 
-/// The settlement script's input: the one owner of `lua/settle_v3.lua`'s argument order.
+/// The settlement script's input: the one owner of `lua/settle_v4.lua`'s argument order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
     pub request_id: String,
-    /// 0..=hold, decided by [`Billing::charge`]; the script refuses anything else.
+    /// Decided by [`Billing::charge`] (at least 0; above the hold when the usage was); the
+    /// script applies it as given.
     pub charge_mc: i64,
     pub now_ms: u64,
     pub mode: SettleMode,
@@ -423,7 +494,6 @@ impl Settlement {
 mod tests {
     use super::*;
     use crate::config::RateLimits;
-pub use crate::config::Retention;
     use crate::usage::Usage;
 
     const RETAIN: Retention = Retention { ledger_keep: 10_000, stats_ttl_secs: 86_400 };
@@ -441,13 +511,15 @@ pub use crate::config::Retention;
     }
 
     #[test]
-    fn the_charge_is_the_cost_rounded_up_and_never_above_the_hold() {
+    fn the_charge_is_the_cost_rounded_up_and_in_full_even_above_the_hold() {
         let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900));
         // $0.0001 = 1e8 pico → 0.018 credits = 18 mc
         assert_eq!(b.charge(100_000_000), Charge { charged_mc: 18, remaining_mc: 982, over_hold_mc: 0 });
         assert_eq!(b.charge(1), Charge { charged_mc: 1, remaining_mc: 999, over_hold_mc: 0 }, "never free");
-        let over = b.charge(1_000_000_000);
-        assert_eq!((over.charged_mc, over.remaining_mc, over.over_hold_mc), (100, 900, 80));
+        // $0.001 → 180 mc, 80 above the hold of 100: charged in full.
+        assert_eq!(b.charge(1_000_000_000), Charge { charged_mc: 180, remaining_mc: 820, over_hold_mc: 80 });
+        // $0.01 → 1,800 mc on a balance of 1,000 (900 + the hold): a debt of 800.
+        assert_eq!(b.charge(10_000_000_000), Charge { charged_mc: 1800, remaining_mc: -800, over_hold_mc: 1700 });
     }
 
     #[test]
@@ -466,18 +538,19 @@ pub use crate::config::Retention;
     }
 
     #[test]
-    fn settlement_arguments_carry_the_capped_charge_and_a_note() {
+    fn settlement_arguments_carry_the_whole_charge_and_name_a_wrong_bound() {
         let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900));
-        let m = Metered { cost_pico_usd: 1_000_000_000, units: Units::Tokens(Usage { input: 5, output: 7, ..Usage::default() }), exact: false, note: Some("usage not reported".into()) };
+        let m = Metered { cost_pico_usd: 1_000_000_000, units: Units::Tokens(Usage { input: 5, output: 7, ..Usage::default() }), exact: false, note: Some("usage not reported".into()), warning: None };
         let s = b.settle(&m, 42, RETAIN);
         let argv = s.argv();
-        assert_eq!(argv[..4], ["req_1".to_string(), "100".into(), "42".into(), "settle".into()]);
+        assert_eq!(argv[..4], ["req_1".to_string(), "180".into(), "42".into(), "settle".into()]);
         let entry: Value = serde_json::from_str(&format!("{{{}}}", argv[4])).unwrap();
         assert_eq!(entry["exact"], false);
         assert_eq!(entry["units"]["usage"]["output"], 7);
         assert_eq!(entry["cost_usd_micro"], 1000);
         assert!(entry["note"].as_str().unwrap().contains("usage not reported"));
-        assert!(entry["note"].as_str().unwrap().contains("0.08 credits more than the hold"));
+        assert!(entry["note"].as_str().unwrap().contains("usage came to 0.18 credits, 0.08 more than the hold of 0.1: charged in full"), "{}", entry["note"]);
+        assert_eq!(entry["hold_exceeded"], json!({"hold_mc": 100, "charged_mc": 180, "over_mc": 80}));
         assert_eq!(argv[5..], ["10000".to_string(), "1970-01-01".into(), "12".into(), "1000".into(), "86400".into()]);
     }
 
@@ -488,16 +561,38 @@ pub use crate::config::Retention;
         let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_nano_mc: 108, max_units: 16384, min_units: 1 }) };
         let a = Admission { key_hash: "h".into(), now_ms: 7, request_id: "req_9", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: flexible, units: 0, meta: &meta };
         let argv = a.argv();
-        assert_eq!(argv.len(), 14);
-        assert_eq!(argv[13], "openai/gpt-4o-mini");
+        assert_eq!(argv.len(), 11);
+        assert_eq!(argv[10], "openai/gpt-4o-mini");
         assert_eq!(argv[7], "pro:100:3600000", "only the route class's limits");
-        assert_eq!(argv[8..12], ["30".to_string(), "108".into(), "16384".into(), "1".into()]);
+        // 16384 × 108 = 1,769,472 nano-mc → 2 mc; 14336 × 108 = 1,548,288 → 2; 1 × 108 → 1.
+        assert!(argv[8].starts_with("32:16384,32:14336,"), "{}", argv[8]);
+        assert!(argv[8].ends_with(",31:1"), "{}", argv[8]);
         let (fixed, units) = HoldPlan::fixed(0, 2);
         let b = Admission { hold: fixed, units, class: "image", ..a };
         let argv = b.argv();
         assert_eq!(argv[7], "pro:5:60000");
-        assert_eq!(argv[8..12], ["1".to_string(), "0".into(), "2".into(), "1".into()], "a fixed hold is never zero");
-        assert!(argv[12].contains("\"model\":\"gpt-4o-mini\""));
+        assert_eq!(argv[8], "1:2", "a fixed hold is one rung, never zero");
+        assert!(argv[9].contains("\"model\":\"gpt-4o-mini\""));
+    }
+
+    #[test]
+    fn a_flexible_ladder_steps_down_by_an_eighth_at_most_to_the_minimum() {
+        // claude-sonnet-4-6 output: $15/M = 15,000,000 pico per token → × 1.8 / 0.01 / 1e9 =
+        // 2.7 mc a token = 2,700,000 nano-mc.
+        let f = FlexibleOutput { per_unit_nano_mc: 2_700_000, max_units: 64_000, min_units: 1025 };
+        let plan = HoldPlan { fixed_mc: 500, flexible: Some(f) };
+        let ladder = plan.ladder(64_000);
+        assert_eq!(ladder[0], (500 + 172_800, 64_000), "64,000 × 2.7 mc");
+        assert_eq!(ladder[1], (500 + 151_200, 56_000), "64,000 − 8,000 = 56,000 tokens × 2.7 mc");
+        assert_eq!(*ladder.last().unwrap(), (500 + 2_768, 1025), "1,025 × 2.7 = 2,767.5 → 2,768 mc");
+        for w in ladder.windows(2) {
+            assert!(w[1].1 < w[0].1 && w[1].1 * 8 >= w[0].1 * 7 - 8, "{w:?}");
+            assert!(w[1].0 <= w[0].0);
+        }
+        assert!(ladder.len() < 40, "{} rungs", ladder.len());
+        assert_eq!(plan.worst_case_mc(64_000), 173_300);
+        let big = FlexibleOutput { per_unit_nano_mc: 108, max_units: 128_000, min_units: 1 };
+        assert!(HoldPlan { fixed_mc: 1, flexible: Some(big) }.ladder(0).len() < 130);
     }
 
     #[test]
@@ -523,5 +618,16 @@ pub use crate::config::Retention;
         let argv = s.argv();
         assert_eq!(argv[3], "sweep");
         assert!(argv[4].contains("charged the hold"));
+    }
+
+    #[test]
+    fn a_call_sent_but_never_answered_is_charged_its_hold() {
+        let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(540, 460));
+        let s = b.charge_hold("no answer head within 600000 ms", 9, RETAIN);
+        assert_eq!((s.charge_mc, s.mode), (540, SettleMode::Settle));
+        let entry: Value = serde_json::from_str(&format!("{{{}}}", s.fragment)).unwrap();
+        assert_eq!(entry["exact"], false);
+        assert!(entry["note"].as_str().unwrap().starts_with("no answer head within 600000 ms: charged the hold"));
+        assert_eq!(Billing::rapidapi("req_2", CreditRate::default_rate()).charge_hold("x", 9, RETAIN).charge_mc, 0, "nothing was held");
     }
 }

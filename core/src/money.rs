@@ -92,6 +92,21 @@ impl CreditRate {
     }
 }
 
+/// The share of `credited_mc` a refund of `refunded_cents` out of `paid_cents` takes back,
+/// rounded up (a refund never leaves a fraction of a millicredit behind): credited ×
+/// min(refunded, paid) / paid, in integers. Paid 0: `refunded_cents` is already the
+/// millicredits to take back (PayPal's, computed by `paypal`), at most what was credited.
+pub fn refund_share_mc(credited_mc: i64, refunded_cents: u64, paid_cents: u64) -> i64 {
+    if credited_mc <= 0 {
+        return 0;
+    }
+    if paid_cents == 0 {
+        return i64::try_from(refunded_cents).unwrap_or(i64::MAX).min(credited_mc);
+    }
+    let num = u128::from(credited_mc.unsigned_abs()) * u128::from(refunded_cents.min(paid_cents));
+    i64::try_from(num.div_ceil(u128::from(paid_cents))).unwrap_or(i64::MAX)
+}
+
 /// `"20.00"` USD → 2000 cents, exactly (more than two decimals is not an amount).
 pub fn usd_cents(value: &str) -> Option<u64> {
     let d = Decimal::parse(value).ok()?;
@@ -203,5 +218,17 @@ mod tests {
         assert_eq!(parse_credits(&serde_json::json!(-3)), Ok(-3000));
         assert!(parse_credits(&serde_json::json!(0.0001)).is_err());
         assert!(parse_credits(&serde_json::json!(true)).is_err());
+    }
+
+    #[test]
+    fn refund_shares_are_exact_integers_rounded_up() {
+        assert_eq!(refund_share_mc(2_000_000, 500, 2000), 500_000, "a quarter of 2,000 credits");
+        assert_eq!(refund_share_mc(1000, 1, 3), 334, "1000 / 3 = 333.33… → 334");
+        assert_eq!(refund_share_mc(1000, 5000, 2000), 1000, "never more than was credited");
+        assert_eq!(refund_share_mc(1000, 400, 0), 400, "paid 0: the millicredits themselves (PayPal)");
+        assert_eq!(refund_share_mc(1000, 4000, 0), 1000, "never more than was credited");
+        // 2^52 mc refunded 2/3: floats lose the last digits (2^52 × 2 overflows 2^53's precision).
+        let big = 1_i64 << 52;
+        assert_eq!(refund_share_mc(big, 2, 3), 3_002_399_751_580_331, "⌈4,503,599,627,370,496 × 2 / 3⌉");
     }
 }

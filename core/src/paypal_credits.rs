@@ -6,7 +6,7 @@ use crate::metering::Retention;
 use crate::paypal::Refund;
 use crate::redis_keys as rk;
 use crate::scripts::ledger_fragment;
-use crate::store::{Clawback, Credit};
+use crate::store::{Clawback, Credit, CreditTarget};
 use serde_json::json;
 
 /// The credit of a capture: its marker (`<key id>|<mc>`) is what a later refund of it finds, and
@@ -14,7 +14,7 @@ use serde_json::json;
 pub fn credit(event_id: &str, capture_id: &str, key_id: &str, amount_mc: i64, cents: u64, now_ms: u64, retention: Retention) -> Credit {
     let fragment = ledger_fragment(&[("source", json!("paypal")), ("ref", json!(event_id)), ("capture", json!(capture_id)), ("amount_cents", json!(cents))]);
     let payment = (!capture_id.is_empty()).then(|| (rk::paypal_capture(capture_id), rk::paypal_early_refund(capture_id)));
-    Credit { target: format!("id:{key_id}"), amount_mc, now_ms, kind: "topup", fragment, retention, payment, dedupe: vec![rk::paypal_event(event_id)] }
+    Credit { target: CreditTarget::KeyId(key_id.to_string()), amount_mc, now_ms, kind: "topup", fragment, retention, payment, dedupe: vec![rk::paypal_event(event_id)] }
 }
 
 /// The clawback of a refund or reversal: the credits of everything refunded so far, once per

@@ -12,12 +12,16 @@
 //!   cached-input rate is unconfirmed, it equals the input rate (never undercharge).
 //! - Long-prompt tiers reprice the whole request (Gemini Pro > 200k, Haiku 5.5 > 100k,
 //!   GPT-5.6 > 272k at 2× input / 1.5× output).
+//! - Every rate is the standard service tier's (REFERENCE.md: "no batch, flex or priority
+//!   tier"): requests pin that tier, and an answer served at another is billed the hold
+//!   (`docs/billing.md`). Anthropic cache writes the answer does not split into 5m / 1h are
+//!   billed at `cache_write_1h`, the dearer (`providers::anthropic::merge_usage`).
 
 use crate::provider::Provider;
 
 /// Covers this table, the media one (`media_prices.rs`) and the embedding one
 /// (`embedding_prices.rs`): one version names every price.
-pub const PRICE_TABLE_VERSION: &str = "2026-11-23.3";
+pub const PRICE_TABLE_VERSION: &str = "2026-11-23.4";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rates {

@@ -156,6 +156,19 @@ pub fn lookup(provider: Provider, model: &str, today: &str) -> Result<PricedMode
     Ok(PricedModel { entry })
 }
 
+/// The price entry of the model that served a call: `requested`, unless the answer names another
+/// (`served`: Gemini's `modelVersion`, without `models/`). A model the table lists is priced at
+/// its own rates; a snapshot of the requested model (`<requested>-<suffix>`) the table does not
+/// list at the requested one's; `Err(name)`: a model the table cannot price (billed the hold).
+pub fn served_model(requested: PricedModel, served: Option<&str>, today: &str) -> Result<PricedModel, String> {
+    let Some(served) = served.filter(|m| *m != requested.name()) else { return Ok(requested) };
+    match lookup(requested.provider(), served, today) {
+        Ok(m) => Ok(m),
+        Err(_) if served.strip_prefix(requested.name()).is_some_and(|rest| rest.starts_with('-')) => Ok(requested),
+        Err(_) => Err(served.to_string()),
+    }
+}
+
 /// Every model servable on `today`.
 pub fn catalogue(today: &str) -> Vec<PricedModel> {
     let mut out: Vec<PricedModel> = Vec::new();

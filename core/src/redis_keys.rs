@@ -8,6 +8,7 @@
 //! | `abk:ledger:<id>` | list | ledger entries (JSON), newest first, the newest `LEDGER_KEEP` |
 //! | `abk:rl:<id>:<class>` | zset | sliding window of a key's calls in a route class |
 //! | `abk:rl:ip:<ip>` | zset | sliding window of unknown-key calls from an address |
+//! | `abk:rl:rapid:<user>:<class>` | zset | sliding window of a RapidAPI user's calls in a route class |
 //! | `abk:hold:<request id>` | string | an open call: `<key id>|<hold mc>|<ledger fields>` |
 //! | `abk:open_holds` | zset | open calls by admission time (the sweeper's work list) |
 //! | `abk:swept:<request id>` | string | a call the sweeper charged (30 days): a late settlement corrects it |
@@ -27,8 +28,10 @@
 //! | `abk:unmatched_payments` | hash | payments no key could be credited with, for admins |
 //! | `abk:paypal:token` | string | the cached PayPal OAuth token |
 //! | `abk:adminfail:<ip>` | zset | wrong admin secrets from an address |
-//! | `abk:stats:<day>` | hash | the day's calls by `<provider>/<model>:<metric>` (calls, units, cost_micro, charged_mc, corrected_mc), `STATS_KEEP_DAYS` |
+//! | `abk:stats:<day>` | hash | the day's calls by `<provider>/<model>:<metric>` (calls, units, cost_micro, charged_mc, corrected_mc; exceeded, exceeded_hold_mc, exceeded_charged_mc for usages above their hold), `STATS_KEEP_DAYS` |
 //! | `abk:stats:<day>:<key id>` | hash | the same for one key |
+//! | `abk:stats:<day>:rapidapi:<user>` | hash | the same for one RapidAPI user |
+//! | `abk:stats:<day>:rapidapi-plan:<plan>` | hash | the same for one RapidAPI subscription |
 //! | `abk:stats:<day>:payments` | hash | the day's `topup`, `grant`, `adjustment`, `refund` counts and mc |
 
 pub const PREFIX: &str = "abk:";
@@ -88,10 +91,43 @@ pub fn legacy_import(key_hash: &str) -> String {
 }
 /// Keys of the original product: `user:<plaintext key>:credits` (credits, a number).
 pub const LEGACY_PATTERN: &str = "user:*:credits";
-/// A day's call rollup: all keys (`None`) or one key.
-pub fn stats_calls(day: &str, key_id: Option<&str>) -> String {
-    match key_id {
-        Some(id) => format!("abk:stats:{day}:{id}"),
+/// The plaintext key a [`LEGACY_PATTERN`] name carries (`""` for a name of another shape).
+pub fn legacy_key(name: &str) -> &str {
+    name.strip_prefix("user:").and_then(|r| r.strip_suffix(":credits")).unwrap_or("")
+}
+
+/// Whose calls a day's rollup counts (`rapid_v1.lua` writes the two RapidAPI scopes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsScope {
+    All,
+    Key(String),
+    /// One RapidAPI user (`X-RapidAPI-User`).
+    RapidUser(String),
+    /// One RapidAPI subscription (a name of `RAPIDAPI_PLANS`).
+    RapidPlan(String),
+}
+
+impl StatsScope {
+    /// Calls that RapidAPI pays for (the gateway's own payments are not theirs).
+    pub fn is_rapidapi(&self) -> bool {
+        matches!(self, StatsScope::RapidUser(_) | StatsScope::RapidPlan(_))
+    }
+
+    /// The scope's name in a rollup key (`None`: all calls).
+    pub fn suffix(&self) -> Option<String> {
+        match self {
+            StatsScope::All => None,
+            StatsScope::Key(id) => Some(id.clone()),
+            StatsScope::RapidUser(u) => Some(format!("rapidapi:{u}")),
+            StatsScope::RapidPlan(p) => Some(format!("rapidapi-plan:{p}")),
+        }
+    }
+}
+
+/// A day's call rollup of `scope`.
+pub fn stats_calls(day: &str, scope: &StatsScope) -> String {
+    match scope.suffix() {
+        Some(s) => format!("abk:stats:{day}:{s}"),
         None => format!("abk:stats:{day}"),
     }
 }
@@ -99,48 +135,62 @@ pub fn stats_payments(day: &str) -> String {
     format!("abk:stats:{day}:payments")
 }
 
-/// The prefixes of every key family above (what the scripts may build).
-pub const FAMILIES: &[&str] = &[
-    "abk:keyhash:",
-    "abk:key:",
-    "abk:ledger:",
-    "abk:rl:",
-    "abk:rl:ip:",
-    "abk:hold:",
-    "abk:open_holds",
-    "abk:swept:",
-    "abk:dedupe:",
-    "abk:refund:",
-    "abk:paid:",
-    "abk:dispute:",
-    "abk:unmatched_payments",
-    "abk:paypal:token",
-    "abk:adminfail:",
-    "abk:stats:",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_key_the_scripts_build_is_named_here() {
-        for script in crate::scripts::ALL {
-            let mut rest = script.source;
-            while let Some(i) = rest.find("'abk:") {
-                let lit = &rest[i + 1..];
-                let end = lit.find('\'').unwrap_or(lit.len());
-                let name = &lit[..end];
-                assert!(FAMILIES.iter().any(|f| name.starts_with(f) || f.starts_with(name)), "{}: `{name}` is not in redis_keys", script.name);
-                rest = &lit[end..];
-            }
-        }
+    /// The fixed part (before the first `<`) of every name in the table above.
+    fn documented() -> Vec<String> {
+        let table = include_str!("redis_keys.rs").lines().take_while(|l| l.starts_with("//!")).filter(|l| l.starts_with("//! | `"));
+        let first_cells = table.filter_map(|l| l.split('|').nth(1).map(str::to_string));
+        first_cells.flat_map(|c| c.split('`').skip(1).step_by(2).map(|n| n.split('<').next().unwrap_or("").to_string()).collect::<Vec<_>>()).collect()
     }
 
     #[test]
-    fn rust_built_names_are_in_their_families() {
-        for k in [key_record("key_1"), ledger("key_1"), stripe_event("e"), stripe_payment("pi"), stripe_early_refund("pi"), paypal_capture("c"), paypal_early_refund("c"), stripe_paid("pi"), stripe_dispute("dp"), stripe_pending_disputes("pi"), webhook_attempts("paypal", "1.2.3.4"), admin_failures("1.2.3.4"), stats_calls("2026-11-27", Some("key_1")), stats_payments("2026-11-27")] {
-            assert!(FAMILIES.iter().any(|f| k.starts_with(f)), "{k}");
+    fn every_key_a_script_builds_is_a_documented_family() {
+        let documented = documented();
+        let mut seen = 0;
+        for script in crate::scripts::ALL {
+            for lit in script.source.split('\'').skip(1).step_by(2).filter(|l| l.starts_with("abk:")) {
+                assert!(documented.iter().any(|d| d == lit), "{}: `{lit}` is not a family of the table in redis_keys.rs", script.name);
+                seen += 1;
+            }
         }
+        assert!(seen >= 10, "the scripts build their names from literals: {seen} found");
+    }
+
+    #[test]
+    fn names_are_those_the_stored_data_lives_under() {
+        // Written out by hand: renaming one would orphan every record stored under the old name.
+        assert_eq!(key_record("key_0123456789abcdef"), "abk:key:key_0123456789abcdef");
+        assert_eq!(ledger("key_1"), "abk:ledger:key_1");
+        assert_eq!(stripe_event("evt_1"), "abk:dedupe:stripe:event:evt_1");
+        assert_eq!(stripe_session("cs_1"), "abk:dedupe:stripe:session:cs_1");
+        assert_eq!(stripe_invoice("in_1"), "abk:dedupe:stripe:invoice:in_1");
+        assert_eq!(stripe_payment("pi_1"), "abk:dedupe:stripe:pi:pi_1");
+        assert_eq!(stripe_early_refund("pi_1"), "abk:refund:stripe:pi:pi_1");
+        assert_eq!(stripe_paid("pi_1"), "abk:paid:stripe:pi:pi_1");
+        assert_eq!(stripe_dispute("dp_1"), "abk:dispute:stripe:dp:dp_1");
+        assert_eq!(stripe_pending_disputes("pi_1"), "abk:dispute:stripe:pi:pi_1");
+        assert_eq!(paypal_event("WH-1"), "abk:dedupe:paypal:event:WH-1");
+        assert_eq!(paypal_capture("CAP1"), "abk:dedupe:paypal:capture:CAP1");
+        assert_eq!(paypal_early_refund("CAP1"), "abk:refund:paypal:capture:CAP1");
+        assert_eq!(webhook_attempts("paypal", "203.0.113.7"), "abk:rl:webhook:paypal:203.0.113.7");
+        assert_eq!(admin_failures("203.0.113.7"), "abk:adminfail:203.0.113.7");
+        assert_eq!(legacy_import("ab12"), "abk:dedupe:import:ab12");
+        assert_eq!(stats_payments("2026-11-27"), "abk:stats:2026-11-27:payments");
+        // The call rollups, as lib_v2.lua's call_stats and rapid_v1.lua write them.
+        assert_eq!(stats_calls("2026-11-27", &StatsScope::All), "abk:stats:2026-11-27");
+        assert_eq!(stats_calls("2026-11-27", &StatsScope::Key("key_1".into())), "abk:stats:2026-11-27:key_1");
+        assert_eq!(stats_calls("2026-11-27", &StatsScope::RapidUser("jane".into())), "abk:stats:2026-11-27:rapidapi:jane");
+        assert_eq!(stats_calls("2026-11-27", &StatsScope::RapidPlan("BASIC".into())), "abk:stats:2026-11-27:rapidapi-plan:BASIC");
+    }
+
+    #[test]
+    fn the_original_products_names_carry_the_plaintext_key() {
+        assert_eq!(legacy_key("user:test-key-123:credits"), "test-key-123");
+        assert_eq!(legacy_key("user:a:b:credits"), "a:b");
+        assert_eq!(legacy_key("user::credits"), "");
+        assert_eq!(legacy_key("abk:key:x"), "");
     }
 }

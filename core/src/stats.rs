@@ -79,6 +79,10 @@ struct Line {
     cost_micro: i64,
     charged_mc: i64,
     corrected_mc: i64,
+    /// Calls whose exact usage came to more than their hold, what they held and were charged.
+    exceeded: i64,
+    exceeded_hold_mc: i64,
+    exceeded_charged_mc: i64,
 }
 
 impl Line {
@@ -89,12 +93,24 @@ impl Line {
             "cost_micro" => self.cost_micro += n,
             "charged_mc" => self.charged_mc += n,
             "corrected_mc" => self.corrected_mc += n,
+            "exceeded" => self.exceeded += n,
+            "exceeded_hold_mc" => self.exceeded_hold_mc += n,
+            "exceeded_charged_mc" => self.exceeded_charged_mc += n,
             _ => {}
         }
     }
 
     fn plus(&mut self, o: &Line) {
-        for (m, n) in [("calls", o.calls), ("units", o.units), ("cost_micro", o.cost_micro), ("charged_mc", o.charged_mc), ("corrected_mc", o.corrected_mc)] {
+        for (m, n) in [
+            ("calls", o.calls),
+            ("units", o.units),
+            ("cost_micro", o.cost_micro),
+            ("charged_mc", o.charged_mc),
+            ("corrected_mc", o.corrected_mc),
+            ("exceeded", o.exceeded),
+            ("exceeded_hold_mc", o.exceeded_hold_mc),
+            ("exceeded_charged_mc", o.exceeded_charged_mc),
+        ] {
             self.add(m, n);
         }
     }
@@ -104,7 +120,7 @@ impl Line {
             return json!({ "calls": self.calls, "units": self.units, "credits_charged": credits_json(self.charged_mc), "charged_mc": self.charged_mc });
         }
         let revenue = revenue_micro(self.charged_mc, usd_per_credit);
-        json!({
+        let mut v = json!({
             "calls": self.calls,
             "units": self.units,
             "cost_usd": usd(self.cost_micro),
@@ -115,7 +131,12 @@ impl Line {
             "revenue_usd": usd(revenue),
             "revenue_usd_micro": revenue,
             "margin_usd": usd(revenue - self.cost_micro),
-        })
+        });
+        // A hold that was not a bound: a pricing bug to fix, named per model with both figures.
+        if self.exceeded != 0 {
+            v["hold_exceeded"] = json!({ "calls": self.exceeded, "held_mc": self.exceeded_hold_mc, "charged_mc": self.exceeded_charged_mc });
+        }
+        v
     }
 }
 

@@ -9,14 +9,41 @@ use crate::metering::{Admission, Admitted, Retention, Settlement};
 use crate::rapidapi::{RapidAdmission, RapidSettlement};
 use crate::ratelimit::RateState;
 use crate::redis_keys as rk;
-use crate::scripts::{self, ClawbackReply, CreditReply, DisputeReply, KeyOpReply, ReadReply, Script, SettleReply};
+use crate::scripts::{self, ClawbackReply, CreditReply, DisputeReply, KeyOpReply, ReadReply, Script, SettleReply, ShareNeeded};
 use serde_json::{json, Value};
 
-/// A top-up, grant, adjustment or import: `credit_v3`'s arguments.
+/// Whose balance a credit changes: a key by its id, or by the SHA-256 of its plaintext (the
+/// original product named keys by plaintext; only the hash reaches Redis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditTarget {
+    KeyId(String),
+    KeyHash(String),
+}
+
+impl CreditTarget {
+    /// A key id (`key_<16 hex>`), checked before it reaches a Redis key name.
+    pub fn key_id(id: &str) -> Option<CreditTarget> {
+        crate::keys::is_key_id(id).then(|| CreditTarget::KeyId(id.to_string()))
+    }
+
+    /// A plaintext key, by its hash.
+    pub fn plaintext(key: &str) -> CreditTarget {
+        CreditTarget::KeyHash(crate::keys::hash_key(key))
+    }
+
+    /// The scripts' encoding (`id:<key id>` or `hash:<sha256>`), written only here.
+    pub fn arg(&self) -> String {
+        match self {
+            CreditTarget::KeyId(id) => format!("id:{id}"),
+            CreditTarget::KeyHash(h) => format!("hash:{h}"),
+        }
+    }
+}
+
+/// A top-up, grant, adjustment or import: `credit_v4`'s arguments.
 #[derive(Debug, Clone)]
 pub struct Credit {
-    /// `id:<key id>` or `hash:<sha256 of the key>`.
-    pub target: String,
+    pub target: CreditTarget,
     pub amount_mc: i64,
     pub now_ms: u64,
     /// Ledger entry type: `topup`, `grant`, `adjustment` or `import`.
@@ -31,15 +58,32 @@ pub struct Credit {
 
 impl Credit {
     pub fn argv(&self) -> Vec<String> {
-        let (payment, early) = self.payment.clone().unwrap_or_default();
+        self.argv_with_share(None)
+    }
+
+    /// The arguments with the share of an early refund computed from its pending record
+    /// (`<refunded cents>|<paid cents>`, as `credit_v4` answered it).
+    pub fn argv_with_share(&self, early: Option<(&str, i64)>) -> Vec<String> {
+        let (payment, early_key) = self.payment.clone().unwrap_or_default();
         let [day, keep, ttl] = self.retention.argv(self.now_ms);
-        let mut v = vec![self.target.clone(), self.amount_mc.to_string(), self.now_ms.to_string(), self.kind.to_string(), self.fragment.clone(), keep, payment, early, day, ttl];
+        let (seen, share) = early.map_or((String::new(), 0), |(p, s)| (p.to_string(), s));
+        let mut v = vec![self.target.arg(), self.amount_mc.to_string(), self.now_ms.to_string(), self.kind.to_string(), self.fragment.clone(), keep, payment, early_key, day, ttl, seen, share.to_string()];
         v.extend(self.dedupe.iter().cloned());
         v
     }
+
+    /// The share of this purchase an earlier refund takes back, from its pending record.
+    pub fn early_refund_share(&self, pending: &str) -> i64 {
+        let (refunded, paid) = pending.split_once('|').unwrap_or(("0", "0"));
+        crate::money::refund_share_mc(self.amount_mc, refunded.parse().unwrap_or(0), paid.parse().unwrap_or(0))
+    }
 }
 
-/// A refund taking back a payment's share: `clawback_v2`'s arguments.
+/// How many times a payment script is asked again after the record its share was computed
+/// from changed in between (another event for the same payment): more is an outage (503).
+const SHARE_ATTEMPTS: usize = 4;
+
+/// A refund taking back a payment's share: `clawback_v3`'s arguments.
 #[derive(Debug, Clone)]
 pub struct Clawback {
     pub payment_marker: String,
@@ -54,10 +98,26 @@ pub struct Clawback {
 
 impl Clawback {
     pub fn argv(&self) -> Vec<String> {
+        self.argv_with_share(None)
+    }
+
+    /// The arguments with the share computed from what `clawback_v3` found: the payment's marker
+    /// (`<key id>|<credited mc>`) and the share taken so far. Every figure is computed here.
+    pub fn argv_with_share(&self, seen: Option<(&str, &str)>) -> Vec<String> {
         let [day, keep, ttl] = self.retention.argv(self.now_ms);
+        let (view, delta, target) = match seen {
+            None => (String::new(), 0, 0),
+            Some((marker, taken)) => {
+                let credited = marker.rsplit_once('|').and_then(|(_, c)| c.parse::<i64>().ok()).unwrap_or(0);
+                let target = crate::money::refund_share_mc(credited, self.refunded_cents, self.paid_cents);
+                let taken_mc = taken.parse::<i64>().unwrap_or(0);
+                (format!("{marker}#{taken}"), target - taken_mc, target.max(taken_mc))
+            }
+        };
         vec![
             self.payment_marker.clone(),
-            self.refunded_cents.to_string(),
+            // Paid 0: the refunded figure is the millicredits themselves (PayPal), never clamped.
+            if self.paid_cents > 0 { self.refunded_cents.min(self.paid_cents) } else { self.refunded_cents }.to_string(),
             self.paid_cents.to_string(),
             self.now_ms.to_string(),
             self.fragment.clone(),
@@ -66,6 +126,9 @@ impl Clawback {
             self.early_refund_key.clone(),
             day,
             ttl,
+            view,
+            delta.to_string(),
+            target.to_string(),
         ]
     }
 }
@@ -151,9 +214,9 @@ pub struct Read<'a> {
 impl Read<'_> {
     pub fn argv(&self) -> Vec<String> {
         match &self.who {
-            Reader::Admin { key_id } => vec![format!("id:{key_id}"), self.offset.to_string(), self.count.to_string()],
+            Reader::Admin { key_id } => vec![CreditTarget::KeyId(key_id.to_string()).arg(), self.offset.to_string(), self.count.to_string()],
             Reader::Customer { key_hash, client_ip, anonymous, now_ms, request_id } => vec![
-                format!("hash:{key_hash}"),
+                CreditTarget::KeyHash(key_hash.clone()).arg(),
                 self.offset.to_string(),
                 self.count.to_string(),
                 client_ip.to_string(),
@@ -207,6 +270,21 @@ impl KeyOp<'_> {
     }
 }
 
+/// A page of [`Store::legacy_balances`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyPage {
+    pub next_cursor: Option<String>,
+    pub balances: Vec<LegacyBalance>,
+}
+
+/// One balance of the original product: the plaintext key its name carries, and its stored value
+/// (`None`: gone meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyBalance {
+    pub key: String,
+    pub value: Option<String>,
+}
+
 /// The product's operations on Redis. Implementors provide the transport; the operations are
 /// provided here, once.
 #[allow(async_fn_in_trait)] // single-threaded (wasm) callers; no Send bound wanted
@@ -238,12 +316,31 @@ pub trait Store {
         SettleReply::decode(&self.eval(&scripts::SETTLE, s.argv()).await?)
     }
 
+    /// A credit; an early refund's share is computed here and the script called again with it.
     async fn credit(&self, c: &Credit) -> Result<CreditReply, ApiError> {
-        CreditReply::decode(&self.eval(&scripts::CREDIT, c.argv()).await?)
+        let mut args = c.argv();
+        for _ in 0..SHARE_ATTEMPTS {
+            match CreditReply::decode_step(&self.eval(&scripts::CREDIT, args).await?)? {
+                Ok(reply) => return Ok(reply),
+                Err(ShareNeeded::EarlyRefund { pending }) => args = c.argv_with_share(Some((&pending, c.early_refund_share(&pending)))),
+                Err(other) => return Err(ApiError::unavailable(format!("{}: unexpected share request {other:?}", scripts::CREDIT.name))),
+            }
+        }
+        Err(ApiError::unavailable(format!("{}: the early refund kept changing", scripts::CREDIT.name)))
     }
 
+    /// A refund's clawback: the script names the payment's marker and what was taken so far, the
+    /// share is computed here, and the script is called again with it.
     async fn clawback(&self, c: &Clawback) -> Result<ClawbackReply, ApiError> {
-        ClawbackReply::decode(&self.eval(&scripts::CLAWBACK, c.argv()).await?)
+        let mut args = c.argv();
+        for _ in 0..SHARE_ATTEMPTS {
+            match ClawbackReply::decode_step(&self.eval(&scripts::CLAWBACK, args).await?)? {
+                Ok(reply) => return Ok(reply),
+                Err(ShareNeeded::Clawback { marker, taken_mc }) => args = c.argv_with_share(Some((&marker, &taken_mc))),
+                Err(other) => return Err(ApiError::unavailable(format!("{}: unexpected share request {other:?}", scripts::CLAWBACK.name))),
+            }
+        }
+        Err(ApiError::unavailable(format!("{}: the payment's refunds kept changing", scripts::CLAWBACK.name)))
     }
 
     async fn dispute(&self, d: &Dispute) -> Result<DisputeReply, ApiError> {
@@ -350,13 +447,24 @@ pub trait Store {
         self.command(vec![json!("ZREM"), json!(rk::admin_failures(ip)), json!(request_id)]).await.map(|_| ())
     }
 
-    /// Each day's call rollup (all keys, or one key) and payments rollup, in one round trip.
-    async fn stats_rollups(&self, days: &[String], key_id: Option<&str>) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
-        let mut cmds: Vec<Vec<Value>> = days.iter().map(|d| vec![json!("HGETALL"), json!(rk::stats_calls(d, key_id))]).collect();
+    /// Each day's call rollup (of `scope`) and payments rollup, in one round trip.
+    async fn stats_rollups(&self, days: &[String], scope: &rk::StatsScope) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
+        let mut cmds: Vec<Vec<Value>> = days.iter().map(|d| vec![json!("HGETALL"), json!(rk::stats_calls(d, scope))]).collect();
         cmds.extend(days.iter().map(|d| vec![json!("HGETALL"), json!(rk::stats_payments(d))]));
         let mut replies = self.pipeline(cmds).await?;
         let payments = replies.split_off(days.len().min(replies.len()));
         Ok((replies, payments))
+    }
+
+    /// A page of the original product's balances (`user:<key>:credits`): Redis's next `SCAN`
+    /// cursor (`None`: done) and each key named on the page with its stored value.
+    async fn legacy_balances(&self, cursor: &str, count: u64) -> Result<LegacyPage, ApiError> {
+        let page = self.command(vec![json!("SCAN"), json!(cursor), json!("MATCH"), json!(rk::LEGACY_PATTERN), json!("COUNT"), json!(count)]).await?;
+        let next = page.get(0).and_then(Value::as_str).unwrap_or("0");
+        let names: Vec<&str> = page.get(1).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let values = if names.is_empty() { Vec::new() } else { self.pipeline(names.iter().map(|n| vec![json!("GET"), json!(n)]).collect()).await? };
+        let balances = names.iter().zip(values.iter().map(Some).chain(std::iter::repeat(None))).map(|(n, v)| LegacyBalance { key: rk::legacy_key(n).to_string(), value: v.and_then(Value::as_str).map(str::to_string) }).collect();
+        Ok(LegacyPage { next_cursor: (next != "0").then(|| next.to_string()), balances })
     }
 
     async fn cached_paypal_token(&self) -> Result<Option<String>, ApiError> {

@@ -9,7 +9,7 @@ use crate::money::CreditRate;
 use crate::metering::Retention;
 use crate::redis_keys as rk;
 use crate::scripts::ledger_fragment;
-use crate::store::{Clawback, DisputeStep};
+use crate::store::{Clawback, CreditTarget, DisputeStep};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -91,6 +91,16 @@ pub enum KeyRef {
     Id(String),
     /// A plaintext key (the original product's `metadata.apiKey`); only its hash is used.
     Plaintext(String),
+}
+
+impl KeyRef {
+    /// The key to credit; `None` for a malformed key id.
+    pub fn target(&self) -> Option<CreditTarget> {
+        match self {
+            KeyRef::Id(id) => CreditTarget::key_id(id),
+            KeyRef::Plaintext(k) => Some(CreditTarget::plaintext(k)),
+        }
+    }
 }
 
 /// A verified event that should credit, or why it does not.

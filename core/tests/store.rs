@@ -11,7 +11,8 @@ use broker_core::money::CreditRate;
 use broker_core::provider::Provider;
 use broker_core::redis_keys as rk;
 use broker_core::scripts::{ClawbackReply, CreditReply, KeyOpReply, ReadReply, Script, SettleReply};
-use broker_core::store::{Clawback, Credit, KeyOp, Read, Reader, Store};
+use broker_core::store::{Clawback, Credit, CreditTarget, KeyOp, Read, Reader, Store};
+use broker_core::redis_keys::StatsScope;
 use broker_core::usage::Usage;
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -202,12 +203,15 @@ fn admission_never_overdraws_and_names_what_a_call_needs() {
 fn without_an_output_cap_admission_grants_what_the_balance_covers() {
     let r = start();
     let (_, hash) = create_key(&r, 3, 1_000);
-    // 100 mc of input, 0.5 mc per output token (500_000 nano-mc), up to 16384 tokens.
+    // 100 mc of input, 0.5 mc per output token (500_000 nano-mc), up to 16384 tokens. The ladder
+    // steps down by an eighth: 16384, 14336, 12544, 10976, 9604, 8404, 7354, 6435, 5631, 4928,
+    // 4312, 3773, 3302, 2890, 2529, 2213, 1937 (100 + 969 = 1069 mc: too much), 1695 (100 + 848).
     let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_nano_mc: 500_000, max_units: 16_384, min_units: 1 }) };
     let a = admit(&r, &hash, "req_f", "ai", plan, 16_384).unwrap();
-    assert_eq!((a.granted_units, a.hold_mc, a.balance_after_mc), (1_800, 1_000, 0));
+    assert_eq!((a.granted_units, a.hold_mc, a.balance_after_mc), (1_695, 948, 52));
     let e = admit(&r, &hash, "req_g", "ai", plan, 16_384).unwrap_err();
     assert_eq!(e.status(), 402);
+    assert_eq!(e.details.unwrap()["credits_required"], json!(0.101), "the smallest rung: 100 + ⌈0.5⌉ mc");
 }
 
 #[test]
@@ -245,19 +249,73 @@ fn the_sweeper_charges_a_lost_hold_and_a_late_settlement_corrects_it_once() {
 }
 
 #[test]
-fn a_charge_outside_the_hold_is_refused_and_changes_nothing() {
+fn a_usage_above_the_hold_is_charged_in_full_and_the_debt_refuses_admission() {
     let r = start();
     let (id, hash) = create_key(&r, 6, 10_000);
-    admit(&r, &hash, "req_o", "ai", fixed(100), 1).unwrap();
-    let bad = Settlement { request_id: "req_o".into(), charge_mc: 101, now_ms: 1, mode: broker_core::metering::SettleMode::Settle, fragment: String::new(), units: 0, cost_usd_micro: 0, retention: RETAIN };
-    assert_eq!(block(r.settle(&bad)).unwrap_err().status(), 503);
-    let k = view(&r, &id);
-    assert_eq!((k.balance_mc, k.held_mc), (9_900, 100));
+    let a = admit(&r, &hash, "req_o", "ai", fixed(100), 1).unwrap();
+    // $0.07 = 7e10 pico → 12.6 credits = 12,600 mc, 12,500 above the hold of 100.
+    let s = billing(&a, "req_o").settle(&Metered::exact(70_000_000_000, tokens(9)), 2, RETAIN);
+    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 12_600, balance_mc: -2_600 });
+    let e = &entries(&r, &id)[0];
+    assert_eq!((e["amount"].clone(), e["hold"].clone()), (json!(-12_600), json!(100)));
+    assert_eq!(e["hold_exceeded"], json!({"hold_mc": 100, "charged_mc": 12_600, "over_mc": 12_500}));
+    assert_eq!(admit(&r, &hash, "req_p", "ai", fixed(1), 1).unwrap_err().status(), 402, "a debt is not spendable");
+    // A swept call whose exact usage comes to more than its hold: the correction charges the rest.
+    let grant = Credit { target: CreditTarget::KeyId(id.clone()), amount_mc: 10_000, now_ms: 3, kind: "grant", fragment: String::new(), retention: RETAIN, payment: None, dedupe: vec![] };
+    assert!(matches!(block(r.credit(&grant)).unwrap(), CreditReply::Credited { balance_mc: 7_400, .. }));
+    let a = admit(&r, &hash, "req_q", "ai", fixed(200), 1).unwrap();
+    block(r.settle(&Settlement::sweep("req_q", 7200, 3, RETAIN))).unwrap();
+    let late = billing(&a, "req_q").settle(&Metered::exact(5_000_000_000, tokens(3)), 4, RETAIN);
+    assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Corrected { refunded_mc: -700, balance_mc: 6_500 }, "900 mc used, 200 held: 700 more");
+    let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
+    let (calls, payments) = block(r.stats_rollups(&days, &StatsScope::All)).unwrap();
+    let report = broker_core::stats::report(&days, &calls, &payments, &broker_core::money::Decimal::parse("0.01").unwrap(), None, broker_core::stats::View::Admin);
+    let row = &report["days"][0]["models"][0];
+    assert_eq!(row["model"], "openai/gpt-4o-mini");
+    assert_eq!(row["hold_exceeded"], json!({"calls": 2, "held_mc": 300, "charged_mc": 13_500}));
+    assert_ledger_invariant(&r, &id);
+}
+
+#[test]
+fn money_stays_exact_with_balances_up_to_2_pow_53() {
+    let r = start();
+    let (id, hash) = create_key(&r, 13, 0);
+    // 2^53 − 2^20 mc: every figure below must come back to the unit.
+    let big: i64 = 9_007_199_253_692_416;
+    assert!(matches!(topup(&r, &id, big, "pi_big", "evt_big"), CreditReply::Credited { balance_mc: 9_007_199_253_692_416, .. }));
+    let hold: i64 = 9_007_199_253_692_415;
+    let a = admit(&r, &hash, "req_big", "ai", fixed(hold), 1).unwrap();
+    assert_eq!((a.hold_mc, a.balance_after_mc), (hold, 1));
+    // A flexible hold on what is left: one mc covers nothing, so it is refused, exactly.
+    let plan = HoldPlan { fixed_mc: 1, flexible: Some(FlexibleOutput { per_unit_nano_mc: 1_000_001, max_units: 128_000, min_units: 1 }) };
+    assert_eq!(admit(&r, &hash, "req_f", "ai", plan, 128_000).unwrap_err().details.unwrap()["credits_required"], json!(0.003), "1 + ⌈1.000001⌉ mc");
+    // Charged an odd figure close to the hold: 50,039,995,853,846,005,555,555 pico-USD × 1.8 /
+    // 0.01 = 9,007,199,253,692,280.9999999 mc → 9,007,199,253,692,281.
+    let s = billing(&a, "req_big").settle(&Metered::exact(50_039_995_853_846_005_555_555, tokens(1)), 2, RETAIN);
+    assert_eq!(s.charge_mc, 9_007_199_253_692_281);
+    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 9_007_199_253_692_281, balance_mc: 135 });
+    assert_ledger_invariant(&r, &id);
+
+    // A purchase of 2^52 + 2 mc refunded 200,001 of 300,001 cents: ⌈4,503,599,627,370,498 ×
+    // 200,001 / 300,001⌉ = 3,002,404,755,563,239 (doubles give ...238).
+    let (id2, _) = create_key(&r, 14, 0);
+    let a2: i64 = 4_503_599_627_370_498;
+    topup(&r, &id2, a2, "pi_share", "evt_share");
+    assert_eq!(refund(&r, "pi_share", "evt_share_r", 200_001, 300_001), ClawbackReply::Taken { key_id: id2.clone(), taken_mc: 3_002_404_755_563_239, balance_mc: 1_501_194_871_807_259 });
+    // The rest of the payment refunded later: the difference, to the unit.
+    assert!(matches!(refund(&r, "pi_share", "evt_share_r2", 300_001, 300_001), ClawbackReply::Taken { taken_mc: 1_501_194_871_807_259, balance_mc: 0, .. }));
+    assert_ledger_invariant(&r, &id2);
+    // The same refund before its purchase: the share is taken when the purchase is credited.
+    let (id3, _) = create_key(&r, 15, 0);
+    assert_eq!(refund(&r, "pi_early", "evt_early_r", 200_001, 300_001), ClawbackReply::Pending);
+    let CreditReply::Credited { balance_mc, early_refund_mc, .. } = topup(&r, &id3, a2, "pi_early", "evt_early") else { panic!() };
+    assert_eq!((early_refund_mc, balance_mc), (3_002_404_755_563_239, 1_501_194_871_807_259));
+    assert_ledger_invariant(&r, &id3);
 }
 
 fn topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str) -> CreditReply {
     let c = Credit {
-        target: format!("id:{id}"),
+        target: CreditTarget::KeyId(id.to_string()),
         amount_mc: mc,
         now_ms: 5,
         kind: "topup",
@@ -377,7 +435,7 @@ fn the_analytics_agree_with_the_ledger() {
     refund(&r, "pi_s", "evt_rs", 100, 2000);
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
     let upc = broker_core::money::Decimal::parse("0.01").unwrap();
-    let (calls, payments) = block(r.stats_rollups(&days, Some(&id))).unwrap();
+    let (calls, payments) = block(r.stats_rollups(&days, &StatsScope::Key(id.clone()))).unwrap();
     let report = broker_core::stats::report(&days, &calls, &payments, &upc, Some(&id), broker_core::stats::View::Admin);
     let es = entries(&r, &id);
     let charged: i64 = -es.iter().filter(|e| e["type"] == "call" || e["type"] == "correction").map(|e| e["amount"].as_i64().unwrap()).sum::<i64>();
@@ -393,7 +451,7 @@ fn the_analytics_agree_with_the_ledger() {
     assert_eq!(pay["topup"]["mc"], 2_000_000);
     assert_eq!(pay["refund"]["mc"], -100_000);
     // The all-keys rollup counts the same calls.
-    let (all, _) = block(r.stats_rollups(&days, None)).unwrap();
+    let (all, _) = block(r.stats_rollups(&days, &StatsScope::All)).unwrap();
     assert_eq!(broker_core::stats::report(&days, &all, &payments, &upc, None, broker_core::stats::View::Admin)["totals"]["charged_mc"].as_i64().unwrap(), charged);
 }
 
@@ -447,14 +505,14 @@ fn the_rapidapi_channel_limits_by_plan_and_records_cost_without_credits() {
     }
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
     let upc = broker_core::money::Decimal::parse("0.01").unwrap();
-    let totals = |scope: Option<&str>| {
-        let (calls, payments) = block(r.stats_rollups(&days, scope)).unwrap();
-        broker_core::stats::report(&days, &calls, &payments, &upc, scope, broker_core::stats::View::Admin)["totals"].clone()
+    let totals = |scope: StatsScope| {
+        let (calls, payments) = block(r.stats_rollups(&days, &scope)).unwrap();
+        broker_core::stats::report(&days, &calls, &payments, &upc, None, broker_core::stats::View::Admin)["totals"].clone()
     };
-    let u1 = totals(Some("rapidapi:u1"));
+    let u1 = totals(StatsScope::RapidUser("u1".into()));
     assert_eq!((u1["calls"].as_u64(), u1["cost_usd_micro"].as_u64(), u1["charged_mc"].as_i64()), (Some(2), Some(200), Some(0)));
-    assert_eq!(totals(Some("rapidapi-plan:BASIC"))["cost_usd_micro"], 207);
-    assert_eq!(totals(None)["calls"], 3, "the all-callers rollup counts RapidAPI calls too");
+    assert_eq!(totals(StatsScope::RapidPlan("BASIC".into()))["cost_usd_micro"], 207, "150 + 50 + 7");
+    assert_eq!(totals(StatsScope::All)["calls"], 3, "the all-callers rollup counts RapidAPI calls too");
 }
 
 // Payments taken back: PayPal refunds and reversals, Stripe disputes, in any order with their
@@ -513,7 +571,7 @@ fn a_paypal_refund_before_its_capture_is_taken_when_the_capture_is_credited() {
 
 fn stripe_topup(r: &Redis, id: &str, mc: i64, pi: &str, event: &str, paid_cents: u64) -> (CreditReply, Vec<(String, DisputeReply)>) {
     let c = Credit {
-        target: format!("id:{id}"),
+        target: CreditTarget::KeyId(id.to_string()),
         amount_mc: mc,
         now_ms: 5,
         kind: "topup",
@@ -554,7 +612,7 @@ fn a_dispute_freezes_the_disputed_credits_until_it_is_won() {
     // The admins' payments report counts them.
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
     let upc = broker_core::money::Decimal::parse("0.01").unwrap();
-    let (calls, payments) = block(r.stats_rollups(&days, None)).unwrap();
+    let (calls, payments) = block(r.stats_rollups(&days, &StatsScope::All)).unwrap();
     let pay = &broker_core::stats::report(&days, &calls, &payments, &upc, None, broker_core::stats::View::Admin)["days"][0]["payments"];
     assert_eq!((pay["dispute"]["mc"].clone(), pay["dispute_won"]["mc"].clone(), pay["topup"]["mc"].clone()), (json!(-2_000_000), json!(2_000_000), json!(2_000_000)));
 }
@@ -620,5 +678,100 @@ fn a_dispute_step_on_a_payment_credited_since_it_was_read_is_retried() {
     assert_eq!(block(r.dispute(&stale)).unwrap(), DisputeReply::Retry, "read before the credit, applied after it");
     assert_eq!(view(&r, &id).balance_mc, 1_000);
     assert_eq!(dispute(&r, "dp_26", "pi_26", 100, DisputeStep::Freeze), applied(DisputeState::Frozen, &id, -1_000, 0));
+    assert_ledger_invariant(&r, &id);
+}
+
+// The scripts' names, and the admin flows of broker_core::admin on the real scripts.
+
+#[test]
+fn each_script_is_known_to_redis_by_the_sha1_the_gateway_sends() {
+    // EVALSHA falls back to EVAL on NOSCRIPT, so a wrong SHA-1 would cost a round trip on every
+    // call without failing one: Redis's own SCRIPT LOAD answer is the figure to agree with.
+    let r = start();
+    for s in broker_core::scripts::ALL {
+        let sha = block(r.command(vec![json!("SCRIPT"), json!("LOAD"), json!(s.source)])).unwrap();
+        assert_eq!(sha, json!(s.sha1()), "{}", s.name);
+    }
+}
+
+/// A request's platform, as plain values: ids count up, secrets and log lines are collected.
+struct TestCall {
+    settings: broker_core::config::Settings,
+    counter: std::cell::Cell<u64>,
+    secrets: RefCell<Vec<String>>,
+}
+
+impl broker_core::call::Call for TestCall {
+    fn now_ms(&self) -> u64 {
+        1_000
+    }
+    fn request_id(&self) -> &str {
+        "req_admin"
+    }
+    fn client_ip(&self) -> &str {
+        "203.0.113.9"
+    }
+    fn settings(&self) -> &broker_core::config::Settings {
+        &self.settings
+    }
+    fn random_hex(&self, n: usize) -> Result<String, ApiError> {
+        self.counter.set(self.counter.get() + 1);
+        Ok(format!("{:0width$x}", self.counter.get(), width = n * 2))
+    }
+    fn keep_secret(&self, value: &str) {
+        self.secrets.borrow_mut().push(value.to_string());
+    }
+    fn log(&self, _msg: &str, _fields: serde_json::Map<String, Value>) {}
+}
+
+fn test_call() -> TestCall {
+    TestCall { settings: broker_core::config::settings_from(&|_| None).unwrap(), counter: Default::default(), secrets: Default::default() }
+}
+
+fn body(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+#[test]
+fn add_credits_by_plaintext_creates_the_key_once_and_an_adjustment_never_creates_one() {
+    use broker_core::admin;
+    let (r, call) = (start(), test_call());
+    let first = block(admin::add_credits(&r, &call, &body(json!({"apiKey": "test-key-123", "credits": 50})))).unwrap();
+    assert_eq!((first["created"].as_bool(), first["credits"].as_i64()), (Some(true), Some(50)));
+    assert!(call.secrets.borrow().contains(&"test-key-123".to_string()), "the plaintext is kept out of the log");
+    let again = block(admin::add_credits(&r, &call, &body(json!({"apiKey": "test-key-123", "credits": 25.5})))).unwrap();
+    assert_eq!((again["key_id"].clone(), again["credits"].as_f64()), (first["key_id"].clone(), Some(75.5)), "50 + 25.5");
+    let e = block(admin::add_credits(&r, &call, &body(json!({"apiKey": "never-seen-key", "credits": -5})))).unwrap_err();
+    assert_eq!(e.status(), 404);
+    assert_eq!(block(admin::add_credits(&r, &call, &body(json!({"apiKey": "short", "credits": 5})))).unwrap_err().status(), 400);
+}
+
+#[test]
+fn the_import_takes_each_original_balance_once() {
+    use broker_core::admin;
+    let (r, call) = (start(), test_call());
+    for (k, v) in [("user:legacy-key-one:credits", "12.5"), ("user:legacy-key-two:credits", "0"), ("user:tiny:credits", "9")] {
+        block(r.command(vec![json!("SET"), json!(k), json!(v)])).unwrap();
+    }
+    let mut imported = Vec::new();
+    let mut skipped = 0;
+    for _ in 0..2 {
+        let mut cursor = json!("0");
+        loop {
+            let page = block(admin::import_keys(&r, &call, &body(json!({"cursor": cursor, "count": 1})))).unwrap();
+            imported.extend(page["imported"].as_array().unwrap().iter().cloned());
+            skipped += page["skipped"].as_array().unwrap().len();
+            if page["next_cursor"].is_null() {
+                break;
+            }
+            cursor = page["next_cursor"].clone();
+        }
+    }
+    assert_eq!(imported.len(), 1, "one positive balance, imported once over two runs: {imported:?}");
+    assert_eq!(imported[0]["credits"], 12.5);
+    assert_eq!(skipped, 5, "per run: the zero balance, the short key; the second run also the imported one");
+    let id = imported[0]["key_id"].as_str().unwrap().to_string();
+    let es = entries(&r, &id);
+    assert_eq!(es.iter().map(|e| e["amount"].as_i64().unwrap()).sum::<i64>(), 12_500, "the ledger holds the import");
     assert_ledger_invariant(&r, &id);
 }

@@ -16,6 +16,8 @@ export const TEST_VARS = {
   TEST_PRICE_DATE: PRICE_DATE,
   RATE_LIMITS: "free:ai=10/3600, pro:ai=100/3600, bulk:ai=100000/3600, free:media=10/3600, pro:media=100/3600, bulk:media=100000/3600, anonymous=5/900",
   UPSTREAM_TIMEOUT_MS: "6000",
+  // Minutes in production for images and music; a stalled head is charged its hold after 6 s here.
+  HEAD_TIMEOUT_CHAT_MS: "6000", HEAD_TIMEOUT_IMAGE_MS: "6000", HEAD_TIMEOUT_SPEECH_MS: "6000", HEAD_TIMEOUT_MUSIC_MS: "6000",
   // The sweeper runs only when a test calls /__scheduled; nothing else is in flight then.
   HOLD_SWEEP_AFTER_SECS: "2",
   // A call whose client left is cut 1.5 s later (20 s in production).
@@ -173,13 +175,26 @@ export function client(stack) {
         try { return { status: r.status, body: JSON.parse(text) }; } catch { return { status: r.status, body: text }; }
       };
       const proxyLost = (r) => r.status === 503 && typeof r.body === "string" && r.body.startsWith("Your worker restarted mid-request");
+      // The same proxy also resets a pooled connection now and then ("fetch failed", cause
+      // ECONNRESET / UND_ERR_SOCKET): sent again too. Had the worker served it, the resend's
+      // 402 and the ledger's extra charge would fail the caller's ledger checks, never pass them.
+      const connectionLost = (e) => ["ECONNRESET", "UND_ERR_SOCKET", "EPIPE"].includes(e?.cause?.code);
+      const attempt = async () => {
+        for (let i = 0; ; i++) {
+          try {
+            return await once();
+          } catch (e) {
+            if (i >= 3 || !connectionLost(e)) throw e;
+          }
+        }
+      };
       const all = Promise.all(Array.from({ length: n }, async () => {
         try {
-          let r = await once();
-          for (let i = 0; i < 3 && proxyLost(r); i++) r = await once();
+          let r = await attempt();
+          for (let i = 0; i < 3 && proxyLost(r); i++) r = await attempt();
           return r;
         } catch (e) {
-          return { status: 0, body: String(e) };
+          return { status: 0, body: `${e} (${e?.cause?.code ?? e?.cause ?? "no cause"})` };
         } finally {
           answered++;
         }

@@ -109,6 +109,9 @@ pub struct ChatMeter {
     /// Provider events recognised so far (0 at the end: the body was not a provider stream).
     valid_events: u64,
     provider_error: Option<String>,
+    /// The service tier and the model the answer says served the call, when it says.
+    served_tier: Option<String>,
+    served_model: Option<String>,
     sink: Sink,
 }
 
@@ -124,11 +127,23 @@ impl ChatMeter {
                 None => Sink::Translated { text: String::new(), calls: ToolCalls::default() },
             }
         };
-        ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, sink }
+        ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, served_tier: None, served_model: None, sink }
     }
 
+    /// What the call cost as far as the stream told (`token_metered`).
     fn metered(&self, end: &End) -> Metered {
-        token_metered(&self.product.model, self.product.req.prompt_upper_tokens(), self.max_tokens, self.usage, self.final_usage, self.provider_error.as_deref(), end)
+        let told = Told {
+            model: self.product.model,
+            prompt_upper: self.product.req.prompt_upper_tokens(),
+            max_tokens: self.max_tokens,
+            usage: self.usage,
+            final_usage: self.final_usage,
+            other_tier: self.served_tier.as_deref().filter(|t| !self.wire.is_standard_tier(t)),
+            served_model: self.served_model.as_deref(),
+            created: self.product.created,
+            provider_error: self.provider_error.as_deref(),
+        };
+        token_metered(&told, end)
     }
 
     fn tally(&self, metered: &Metered) -> Tally {
@@ -161,6 +176,14 @@ impl ChatMeter {
             None => vec![Decoded::Done],
             Some(v) => self.wire.decode(ev.event.as_deref(), v, &mut self.usage),
         };
+        if let Some(v) = &value {
+            if let Some(t) = self.wire.served_tier(v) {
+                self.served_tier = Some(t);
+            }
+            if let Some(m) = self.wire.served_model(v) {
+                self.served_model = Some(m);
+            }
+        }
         self.valid_events += 1;
         for d in &decoded {
             match d {
@@ -201,7 +224,6 @@ impl ChatMeter {
             }
         }
     }
-
 }
 
 impl Meter for ChatMeter {
@@ -239,7 +261,9 @@ impl Meter for ChatMeter {
         }
         let metered = self.metered(&end);
         let tally = self.tally(&metered);
-        let complete = metered.exact && end == End::Complete && self.provider_error.is_none();
+        // Complete when the provider reported its final usage (even one priced at the bound: an
+        // unlisted tier or model is a whole answer, billed the hold).
+        let complete = self.final_usage && self.usage.is_some() && end == End::Complete && self.provider_error.is_none();
         let answer = match &mut self.sink {
             Sink::Stream(t) => {
                 t.finish(self.finish_reason.as_deref(), tally, complete, &mut tail);
@@ -267,21 +291,63 @@ impl Meter for ChatMeter {
     }
 }
 
-/// What a token-metered call (chat, Responses) cost as far as its stream told: the reported
-/// usage, or (never reported) the upper bound: the prompt's reported input, or its bound, plus
-/// every output token allowed.
-pub fn token_metered(model: &PricedModel, prompt_upper: u64, max_tokens: u64, usage: Option<Usage>, final_usage: bool, provider_error: Option<&str>, end: &End) -> Metered {
-    if let Some(u) = usage.filter(|_| final_usage) {
-        return Metered::exact(model.cost_pico(&u), Units::Tokens(u));
+/// What a token-metered stream told by its end (chat and the Responses API meter alike).
+pub struct Told<'a> {
+    pub model: PricedModel,
+    /// The prompt's upper bound in tokens.
+    pub prompt_upper: u64,
+    /// The output tokens the call was allowed.
+    pub max_tokens: u64,
+    pub usage: Option<Usage>,
+    /// Whether `usage` is the final (billable) one.
+    pub final_usage: bool,
+    /// The service tier the answer says served it, when it is not the standard one.
+    pub other_tier: Option<&'a str>,
+    /// The model the answer says served it, when it says.
+    pub served_model: Option<&'a str>,
+    /// Unix seconds of the call (the day of a served model's price entry).
+    pub created: u64,
+    pub provider_error: Option<&'a str>,
+}
+
+/// The hold's bound: what a call is billed when its usage cannot be priced.
+fn hold_bound(t: &Told, why: String) -> Metered {
+    let cost = t.model.bound_pico(t.prompt_upper, t.max_tokens, None);
+    let units = Units::Tokens(t.usage.unwrap_or(Usage { input: t.prompt_upper, output: t.max_tokens, ..Usage::default() }));
+    Metered { cost_pico_usd: cost, units, exact: false, note: Some(format!("{why}: billed the hold's bound (the most the call could cost at list price)")), warning: None }
+}
+
+/// What the call cost as far as the stream told: the reported usage (at the served model's list
+/// prices; the hold's bound for a tier or model the table does not price), or (never reported)
+/// the upper bound: the prompt's reported input, or its bound, plus every output token allowed.
+pub fn token_metered(t: &Told, end: &End) -> Metered {
+    let model = &t.model;
+    if let Some(u) = t.usage.filter(|_| t.final_usage) {
+        // Another tier has other prices, which the table does not hold: the hold, and a warning.
+        if let Some(tier) = t.other_tier {
+            return Metered { warning: Some(format!("served at the `{tier}` service tier, which has no list price here")), ..hold_bound(t, format!("the provider served the call at its `{tier}` tier, not the standard one")) };
+        }
+        let today = crate::pricing::utc_date(t.created.saturating_mul(1000));
+        return match crate::pricing::served_model(t.model, t.served_model, &today) {
+            Ok(served) if served.name() == model.name() => Metered::exact(model.cost_pico(&u), Units::Tokens(u)),
+            Ok(served) => Metered {
+                note: Some(format!("requested {}, served by {} (the answer's model): billed at {}'s list prices", model.name(), served.name(), served.name())),
+                ..Metered::exact(served.cost_pico(&u), Units::Tokens(u))
+            },
+            Err(unknown) => Metered {
+                warning: Some(format!("served by `{unknown}`, which has no list price here")),
+                ..hold_bound(t, format!("requested {}, served by {unknown}, which the price table does not list", model.name()))
+            },
+        };
     }
-    let known = usage.filter(|u| u.prompt_total() > 0);
-    let cost = model.bound_pico(prompt_upper, max_tokens, known.as_ref());
+    let known = t.usage.filter(|u| u.prompt_total() > 0);
+    let cost = model.bound_pico(t.prompt_upper, t.max_tokens, known.as_ref());
     let bound = match known {
-        Some(u) => Usage { output: max_tokens.max(u.output), ..u },
-        None => Usage { input: prompt_upper, output: max_tokens, ..Usage::default() },
+        Some(u) => Usage { output: t.max_tokens.max(u.output), ..u },
+        None => Usage { input: t.prompt_upper, output: t.max_tokens, ..Usage::default() },
     };
-    let why = provider_error.map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
-    Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({max_tokens} output tokens allowed)")) }
+    let why = t.provider_error.map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
+    Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", t.max_tokens)), warning: None }
 }
 
 /// The error a whole answer gets when the provider's stream did not complete.

@@ -23,7 +23,8 @@ fn meter(route: Route, body: &str) -> (ChatMeter, Billing) {
     let rate = CreditRate::default_rate();
     let (plan, units) = product.hold(&rate);
     let granted = product.req.max_tokens.unwrap_or(units);
-    let hold = plan.fixed_mc + plan.flexible.map(|f| ((granted * f.per_unit_nano_mc as u64).div_ceil(1_000_000)) as i64).unwrap_or(0);
+    // Admission with a balance that covers the whole ladder takes its dearest rung.
+    let hold = plan.worst_case_mc(units);
     let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
     let billing = Billing::new("req_t", rate, &admitted);
     (ChatMeter::new(product, billing.clone(), granted), billing)
@@ -240,6 +241,20 @@ fn the_provider_must_answer_an_event_stream() {
 }
 
 #[test]
+fn a_chat_without_max_tokens_holds_the_model_output_cap_at_its_output_price() {
+    let (m, billing) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"no max_tokens"}]}"#);
+    let (plan, units) = m.product.hold(&CreditRate::default_rate());
+    // gpt-4o-mini output $0.60/M = 600,000 pico-USD a token × 1.8 / 0.01 = 0.108 mc = 108,000
+    // nano-mc; its cap is 16,384 tokens: ⌈16,384 × 0.108⌉ = ⌈1,769.472⌉ = 1,770 mc.
+    assert_eq!(plan.flexible, Some(FlexibleOutput { per_unit_nano_mc: 108_000, max_units: 16_384, min_units: 1 }));
+    assert_eq!(units, 16_384);
+    assert_eq!(billing.hold_mc - plan.fixed_mc, 1_770);
+    // Input: the prompt's upper bound at $0.15/M (0.027 mc a token), rounded up once.
+    let prompt = m.product.req.prompt_upper_tokens() as i64;
+    assert_eq!(plan.fixed_mc, (prompt * 27).div_euclid(1000) + i64::from((prompt * 27) % 1000 != 0));
+}
+
+#[test]
 fn holds_cover_the_bound_the_meter_may_charge() {
     for body in [OPENAI_STREAM, r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"no max_tokens"}]}"#] {
         let (mut m, billing) = meter(Route::OpenAiCompatible, body);
@@ -380,4 +395,51 @@ fn holds_cover_images_and_thinking_budgets() {
     let (m, _) = meter(Route::OpenAiCompatible, r#"{"model":"anthropic/claude-haiku-4-5","reasoning_effort":"low","messages":[{"role":"user","content":"x"}]}"#);
     let (plan, _) = m.product.hold(&CreditRate::default_rate());
     assert_eq!(plan.flexible.unwrap().min_units, 1025);
+}
+
+#[test]
+fn gemini_is_billed_by_the_model_that_served_it() {
+    let body = r#"{"provider":"google","model":"gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#;
+    let served_as = |version: &str| {
+        let sse = std::str::from_utf8(GEMINI_SSE).unwrap().replace(r#""modelVersion": "gemini-2.5-flash""#, &format!(r#""modelVersion": "{version}""#));
+        let (mut m, _) = meter(Route::Native, body);
+        run(&mut m, sse.as_bytes(), 11, End::Complete).1.metered.unwrap()
+    };
+    // The fixture's usage: 31 prompt tokens; 26 candidates + 186 thoughts = 212 output tokens.
+    let m = served_as("gemini-2.5-flash");
+    assert_eq!((m.cost_pico_usd, m.exact), (31 * 300_000 + 212 * 2_500_000, true), "$0.30 / $2.50 per M");
+    let m = served_as("gemini-3.5-flash");
+    assert_eq!((m.cost_pico_usd, m.exact), (31 * 1_500_000 + 212 * 9_000_000, true), "billed at gemini-3.5-flash's $1.50 / $9.00");
+    assert!(m.note.unwrap().contains("served by gemini-3.5-flash"));
+    let m = served_as("models/gemini-2.5-flash-001");
+    assert_eq!(m.cost_pico_usd, 31 * 300_000 + 212 * 2_500_000, "a snapshot of the requested model");
+    let m = served_as("gemini-9-ultra");
+    assert!(!m.exact && m.warning.unwrap().contains("gemini-9-ultra"));
+    let (_, billing) = meter(Route::Native, body);
+    assert_eq!(billing.charge(m.cost_pico_usd).charged_mc, billing.hold_mc, "an unknown model: the hold");
+}
+
+#[test]
+fn an_answer_served_at_another_tier_is_billed_the_hold_and_warned() {
+    let sse = std::str::from_utf8(OPENAI_SSE).unwrap().replace(r#""service_tier":"default""#, r#""service_tier":"priority""#);
+    let (mut m, billing) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+    let (out, f) = run(&mut m, sse.as_bytes(), 7, End::Complete);
+    assert!(out.ends_with("data: [DONE]\n\n"), "a whole answer, not a broken one");
+    let metered = f.metered.unwrap();
+    assert!(!metered.exact);
+    assert!(metered.warning.unwrap().contains("`priority` service tier"));
+    assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc);
+    let gem = std::str::from_utf8(GEMINI_SSE).unwrap().replace(r#""serviceTier": "standard""#, r#""serviceTier": "priority""#);
+    let (mut m, billing) = meter(Route::Native, r#"{"provider":"google","model":"gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#);
+    let f = run(&mut m, gem.as_bytes(), 11, End::Complete).1;
+    assert!(f.answer.is_ok(), "a whole answer, billed the hold");
+    let metered = f.metered.unwrap();
+    assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc);
+    // The standard tier is asked for on every provider.
+    for (model, field, tier) in [("gpt-4o-mini", "service_tier", "default"), ("anthropic/claude-haiku-4-5", "service_tier", "standard_only")] {
+        let (m, _) = meter(Route::OpenAiCompatible, &format!(r#"{{"model":"{model}","service_tier":"auto","max_tokens":5,"messages":[{{"role":"user","content":"x"}}]}}"#));
+        let up = m.product.upstream(5);
+        let sent: Value = serde_json::from_slice(&up.body).unwrap();
+        assert_eq!(sent[field], tier, "{model}");
+    }
 }

@@ -200,7 +200,7 @@ impl EmbeddingsMeter {
     /// What a call whose usage will never be known is billed: the bound (the hold).
     fn bound(&self, why: String) -> Metered {
         let usage = Usage { input: self.product.bound_tokens(), ..Usage::default() };
-        Metered { cost_pico_usd: self.product.bound_pico(), units: Units::Tokens(usage), exact: false, note: Some(why) }
+        Metered { cost_pico_usd: self.product.bound_pico(), units: Units::Tokens(usage), exact: false, note: Some(why), warning: None }
     }
 }
 

@@ -221,6 +221,9 @@ pub struct GeminiProduct {
     pub req: GeminiRequest,
     pub model: PricedModel,
     pub endpoint: Endpoint,
+    /// The day it was priced (`YYYY-MM-DD`): a served model other than the requested one is
+    /// priced on it.
+    pub today: String,
 }
 
 impl GeminiProduct {
@@ -231,7 +234,7 @@ impl GeminiProduct {
                 return Err(ApiError::invalid(format!("`generationConfig.maxOutputTokens` {m} exceeds {}'s limit of {}", model.name(), model.max_output())));
             }
         }
-        Ok(GeminiProduct { req, model, endpoint })
+        Ok(GeminiProduct { req, model, endpoint, today: today.to_string() })
     }
 
     /// An upper bound on the prompt's tokens: its bytes but the images' base64, each image at its
@@ -283,7 +286,19 @@ impl Product for GeminiProduct {
     }
 
     fn meter(self: Box<Self>, billing: Billing, granted_units: u64) -> Box<dyn Meter> {
-        Box::new(GeminiMeter { product: *self, billing, max_tokens: granted_units, parser: SseParser::new(), usage: None, finished: false, valid_events: 0, provider_error: None, whole: Assembled::default() })
+        Box::new(GeminiMeter {
+            product: *self,
+            billing,
+            max_tokens: granted_units,
+            parser: SseParser::new(),
+            usage: None,
+            finished: false,
+            valid_events: 0,
+            provider_error: None,
+            served_model: None,
+            served_tier: None,
+            whole: Assembled::default(),
+        })
     }
 }
 
@@ -330,6 +345,9 @@ pub struct GeminiMeter {
     finished: bool,
     valid_events: u64,
     provider_error: Option<String>,
+    /// The answer's `modelVersion` and `usageMetadata.serviceTier`, when it says.
+    served_model: Option<String>,
+    served_tier: Option<String>,
     whole: Assembled,
 }
 
@@ -337,7 +355,22 @@ impl GeminiMeter {
     fn metered(&self, end: &End) -> Metered {
         let model = &self.product.model;
         if let Some(u) = self.usage.filter(|_| self.finished) {
-            return Metered::exact(model.cost_pico(&u), Units::Tokens(u));
+            // As on the chat routes (docs/billing.md): another tier or an unlisted model is billed
+            // the hold with a warning; a listed model that served the call at its own rates.
+            if let Some(t) = self.served_tier.as_deref().filter(|t| !t.eq_ignore_ascii_case("standard")) {
+                return self.hold_bound(format!("the provider served the call at its `{t}` tier, not the standard one"), format!("served at the `{t}` service tier, which has no list price here"));
+            }
+            return match crate::pricing::served_model(*model, self.served_model.as_deref(), &self.product.today) {
+                Ok(served) if served.name() == model.name() => Metered::exact(model.cost_pico(&u), Units::Tokens(u)),
+                Ok(served) => Metered {
+                    note: Some(format!("requested {}, served by {} (the answer's model): billed at {}'s list prices", model.name(), served.name(), served.name())),
+                    ..Metered::exact(served.cost_pico(&u), Units::Tokens(u))
+                },
+                Err(unknown) => self.hold_bound(
+                    format!("requested {}, served by {unknown}, which the price table does not list", model.name()),
+                    format!("served by `{unknown}`, which has no list price here"),
+                ),
+            };
         }
         let prompt = self.product.prompt_upper_tokens();
         let known = self.usage.filter(|u| u.prompt_total() > 0);
@@ -347,12 +380,26 @@ impl GeminiMeter {
             None => Usage { input: prompt, output: self.max_tokens, ..Usage::default() },
         };
         let why = self.provider_error.as_ref().map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
-        Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", self.max_tokens)) }
+        Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", self.max_tokens)), warning: None }
+    }
+
+    /// The hold's bound, with a warning: a usage the table cannot price.
+    fn hold_bound(&self, why: String, warning: String) -> Metered {
+        let prompt = self.product.prompt_upper_tokens();
+        let cost = self.product.model.bound_pico(prompt, self.max_tokens, None);
+        let units = Units::Tokens(self.usage.unwrap_or(Usage { input: prompt, output: self.max_tokens, ..Usage::default() }));
+        Metered { cost_pico_usd: cost, units, exact: false, note: Some(format!("{why}: billed the hold's bound")), warning: Some(warning) }
     }
 
     fn handle(&mut self, data: &str, raw: &[u8], out: &mut Vec<u8>) {
         let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(data.trim()) else { return };
         self.valid_events += 1;
+        if let Some(m) = v.get("modelVersion").and_then(Value::as_str) {
+            self.served_model = Some(m.strip_prefix("models/").unwrap_or(m).to_string());
+        }
+        if let Some(t) = v.pointer("/usageMetadata/serviceTier").and_then(Value::as_str) {
+            self.served_tier = Some(t.to_string());
+        }
         if let Some(e) = v.get("error") {
             self.provider_error = Some(e.get("message").and_then(Value::as_str).unwrap_or("provider error").to_string());
         }
@@ -415,7 +462,8 @@ impl Meter for GeminiMeter {
         }
         let metered = self.metered(&end);
         let charge = self.billing.charge(metered.cost_pico_usd);
-        let complete = metered.exact && end == End::Complete && self.provider_error.is_none();
+        // Complete when the final usage came (even one billed the hold: a whole answer).
+        let complete = self.finished && end == End::Complete && self.provider_error.is_none();
         if !complete {
             let e = self.incomplete(&end, charge.charged_mc);
             if self.product.req.stream {

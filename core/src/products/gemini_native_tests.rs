@@ -159,3 +159,21 @@ fn a_blocked_prompt_is_charged_its_reported_prompt_only() {
     let v: Value = serde_json::from_slice(&f.answer.unwrap().body).unwrap();
     assert_eq!(v["promptFeedback"]["blockReason"], "SAFETY");
 }
+
+#[test]
+fn the_served_model_and_tier_decide_the_price() {
+    // The fixture's usage: 31 prompt tokens; 26 candidates + 186 thoughts = 212 output tokens.
+    let served = |from: &str, to: &str| {
+        let sse = std::str::from_utf8(STREAM).unwrap().replace(from, to);
+        let mut m = meter(true, REQUEST);
+        run(&mut m, sse.as_bytes(), End::Complete).1.metered.unwrap()
+    };
+    let m = served(r#""modelVersion": "gemini-2.5-flash""#, r#""modelVersion": "gemini-3.5-flash""#);
+    assert_eq!((m.cost_pico_usd, m.exact), (31 * 1_500_000 + 212 * 9_000_000, true), "gemini-3.5-flash: $1.50 / $9.00");
+    let m = served(r#""modelVersion": "gemini-2.5-flash""#, r#""modelVersion": "gemini-9-ultra""#);
+    assert!(!m.exact && m.warning.unwrap().contains("gemini-9-ultra"));
+    let m = served(r#""serviceTier": "standard""#, r#""serviceTier": "priority""#);
+    assert!(!m.exact && m.warning.unwrap().contains("`priority`"));
+    let p = product(true, REQUEST).unwrap();
+    assert_eq!(m.cost_pico_usd, p.model.bound_pico(p.prompt_upper_tokens(), 1024, None), "the hold's bound");
+}

@@ -6,7 +6,7 @@
 //! - **Hold**: `n` × the worst case of the size and quality asked (`auto`: the dearest). For
 //!   token-billed models a bound from the request: every prompt byte (+ a small overhead) as a
 //!   text token, plus each image's output tokens for its size and quality
-//!   ([`media_prices::OUTPUT_TOKENS_PER_IMAGE`]); for per-image models the larger of that and
+//!   ([`media_prices::ImageModel::output_tokens`]); for per-image models the larger of that and
 //!   `n` × the image price (their usage is a floor, see [`ImageBilling::PerImage`]).
 //! - **Meter**: the provider's whole JSON answer (megabytes of `b64_json`) is read, its `usage`
 //!   (token-billed) or its `data` items (per-image) are counted, and the body goes to the client
@@ -160,7 +160,7 @@ impl ImagesProduct {
         let t = &self.model.tokens;
         let n = self.req.n as u128;
         let text = (self.req.prompt.len() as u64 + PROMPT_OVERHEAD_TOKENS) as u128 * t.text_input.max(t.image_input) as u128;
-        let output = n * media_prices::output_tokens_per_image(quality, size) as u128 * t.image_output.max(t.text_output) as u128;
+        let output = n * self.model.output_tokens_per_image(quality, size) as u128 * t.image_output.max(t.text_output) as u128;
         let per_image = self.model.usd_micro_per_image(quality, size).map_or(0, |usd| n * usd as u128 * 1_000_000);
         (text + output).max(per_image)
     }
@@ -270,7 +270,7 @@ impl ImagesMeter {
     fn bound(&self, why: String) -> Metered {
         let (quality, size) = self.product.dearest();
         let detail = json!({ "size": size.as_str(), "quality": quality.as_str(), "billing": "upper bound" });
-        Metered { cost_pico_usd: self.product.bound_pico(), units: Units::Images { count: self.product.req.n, detail }, exact: false, note: Some(why) }
+        Metered { cost_pico_usd: self.product.bound_pico(), units: Units::Images { count: self.product.req.n, detail }, exact: false, note: Some(why), warning: None }
     }
 
     /// Meters a complete answer; `None`: nothing billable in it.

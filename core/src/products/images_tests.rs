@@ -118,9 +118,10 @@ fn holds_are_n_times_the_worst_case() {
         assert_eq!(plan.fixed_mc, mc(token_bound(n).max(n * 34_000 * 1_000_000)), "n = {n}");
         assert!(plan.fixed_mc >= mc(n * 34_000_000_000), "covers n images at the published price");
     }
-    // gpt-image-2 with size and quality auto: the dearest, high 1024x1536 (6240 tokens at $30/M).
+    // gpt-image-2 with size and quality auto: the dearest, high 1024x1024 (OpenAI's 7,024 tokens
+    // at $30/M).
     let p = product(ImageRoute::OpenAiCompatible, &request("gpt-image-2", 2, "")).unwrap();
-    assert_eq!(p.hold(&rate()).0.fixed_mc, mc((PROMPT.len() as u128 + 64) * 8_000_000 + 2 * 6240 * 30_000_000));
+    assert_eq!(p.hold(&rate()).0.fixed_mc, mc((PROMPT.len() as u128 + 64) * 8_000_000 + 2 * 7024 * 30_000_000));
     // Per-image, auto: high 1536x1024 at $0.20 an image beats its token bound.
     let p = product(ImageRoute::OpenAiCompatible, &request("gpt-image-1.5", 3, "")).unwrap();
     assert_eq!(p.hold(&rate()).0.fixed_mc, mc(3 * 200_000 * 1_000_000).max(mc((PROMPT.len() as u128 + 64) * 8_000_000 + 3 * 6240 * 32_000_000)));

@@ -2,8 +2,8 @@
 //! Parse → price ([`MusicProduct::price`]) → run → render ([`AudioMeter`]: the audio passed on
 //! as it arrives, with its content type).
 //!
-//! A flat price per generation by model ([`media_prices::MUSIC_MODELS`]); the hold is that
-//! price. Stability bills a generation that succeeded: a 200 is a generation, charged in full
+//! A flat price per generation by model ([`media_prices::MUSIC_MODELS`]) up to the step count
+//! that price is known for (more steps: a 400); the hold is that price. Stability bills a generation that succeeded: a 200 is a generation, charged in full
 //! even if its body then breaks off; an error status releases the hold.
 //!
 //! Stability takes `multipart/form-data` (even without a file); the gateway builds it from the
@@ -77,6 +77,12 @@ impl MusicProduct {
             let (lo, hi) = model.steps;
             if !(lo..=hi).contains(&s) {
                 return Err(ApiError::invalid(format!("`steps` must be from {lo} to {hi} for {}", model.model)));
+            }
+            if s > model.priced_steps {
+                return Err(ApiError::invalid(format!(
+                    "`steps` {s} is not offered for {}: its price is known up to {} steps; use {lo} to {}",
+                    model.model, model.priced_steps, model.priced_steps
+                )));
             }
         }
         Ok(MusicProduct { req, model, endpoint })

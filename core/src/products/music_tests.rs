@@ -71,6 +71,8 @@ fn bad_input_is_a_400_naming_the_problem() {
         (json!({"prompt": "x", "model": "stable-audio-3"}), "not offered"),
         (json!({"prompt": "x", "model": "openai/stable-audio-2"}), "unknown provider prefix"),
         (json!({"prompt": "x", "model": "stable-audio-2.5", "steps": 50}), "`steps` must be from 4 to 8"),
+        (json!({"prompt": "x", "steps": 51}), "`steps` 51 is not offered for stable-audio-2: its price is known up to 50 steps"),
+        (json!({"prompt": "x", "steps": 100}), "use 30 to 50"),
         (json!({"prompt": "x", "seed": -1}), "`seed`"),
         (json!({"prompt": "x", "cfg_scale": 7}), "`cfg_scale` is not supported"),
     ] {

@@ -10,7 +10,7 @@
 //!
 //! Billing is chat's: the usage of the final event, or the upper bound when it never came.
 
-use super::chat::{incomplete_error, token_metered, ChatProduct};
+use super::chat::{incomplete_error, token_metered, ChatProduct, Told};
 use crate::error::{ApiError, ErrorShape};
 use crate::metering::{Billing, CallMeta, Charge, HoldPlan, Metered, Units};
 use crate::money::CreditRate;
@@ -115,6 +115,9 @@ pub struct ResponsesMeter {
     finish_reason: Option<String>,
     valid_events: u64,
     provider_error: Option<String>,
+    /// The service tier and the model the answer says served the call, when it says.
+    served_tier: Option<String>,
+    served_model: Option<String>,
     mode: Mode,
 }
 
@@ -135,12 +138,23 @@ impl ResponsesMeter {
             Provider::OpenAi => Mode::Native(Native { id: None, response: None }),
             p => Mode::Translated { wire: wire(p), writer: Box::new(ResponsesWriter::new(stream, billing.clone(), product.chat.created, &product.req.model_label, &product.req.raw)) },
         };
-        ResponsesMeter { product, billing, max_tokens, stream, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, mode }
+        ResponsesMeter { product, billing, max_tokens, stream, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, served_tier: None, served_model: None, mode }
     }
 
     fn metered(&self, end: &End) -> Metered {
         let c = &self.product.chat;
-        token_metered(&c.model, c.req.prompt_upper_tokens(), self.max_tokens, self.usage, self.final_usage, self.provider_error.as_deref(), end)
+        let told = Told {
+            model: c.model,
+            prompt_upper: c.req.prompt_upper_tokens(),
+            max_tokens: self.max_tokens,
+            usage: self.usage,
+            final_usage: self.final_usage,
+            other_tier: self.served_tier.as_deref().filter(|t| !wire(self.product.req.provider()).is_standard_tier(t)),
+            served_model: self.served_model.as_deref(),
+            created: c.created,
+            provider_error: self.provider_error.as_deref(),
+        };
+        token_metered(&told, end)
     }
 
     fn usage_of(metered: &Metered) -> Usage {
@@ -175,6 +189,10 @@ impl ResponsesMeter {
             "response.created" => native.id = v.pointer("/response/id").and_then(Value::as_str).map(str::to_string),
             "error" => self.provider_error = Some(v.get("message").and_then(Value::as_str).unwrap_or("provider error").to_string()),
             _ => {
+                // OpenAI's tier is in the response object (`default` is the standard one).
+                if let Some(t) = v.pointer("/response/service_tier").and_then(Value::as_str) {
+                    self.served_tier = Some(t.to_string());
+                }
                 if let Some(uv) = v.pointer("/response/usage").filter(|x| x.is_object()) {
                     self.usage = Some(usage_from(uv));
                     self.final_usage = true;
@@ -209,6 +227,12 @@ impl ResponsesMeter {
         // Whatever a provider sends, nothing here may panic: a payload that is not a JSON object
         // is not a provider event.
         let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(data) else { return };
+        if let Some(t) = wire.served_tier(&v) {
+            self.served_tier = Some(t);
+        }
+        if let Some(m) = wire.served_model(&v) {
+            self.served_model = Some(m);
+        }
         let decoded = wire.decode(ev.event.as_deref(), &v, &mut self.usage);
         self.valid_events += 1;
         for d in &decoded {

@@ -3,10 +3,13 @@
 //! (OpenAI's shape: the SDKs' `audio.speech.create` works unchanged). Parse → price
 //! ([`SpeechProduct::price`]) → run → render ([`AudioMeter`]: the audio streamed as it arrives).
 //!
-//! Priced per character of the text; the hold is the characters × the model's rate, which is
-//! also the charge: both providers bill a generation that started. ElevenLabs reports its own
-//! count in the `character-cost` header (credits): the gateway bills the larger of its count
-//! and ElevenLabs', and notes a mismatch in the ledger (never above the hold).
+//! Priced per character of the text: both providers bill a generation that started. OpenAI: the
+//! characters × the model's rate, the hold and the charge. ElevenLabs bills its own credits and
+//! says how many in the `character-cost` header: that header is the charge (a mismatch with the
+//! gateway's count is noted in the ledger). A Voice Library voice may multiply the model's
+//! credits, so the hold is the characters × the rate × the largest multiplier ElevenLabs applies
+//! ([`media_prices::ELEVENLABS_MAX_VOICE_MULTIPLIER`]) unless the voice is a premade one, known
+//! to be 1× ([`media_prices::ELEVENLABS_1X_VOICES`]).
 
 use super::audio_meter::AudioMeter;
 use super::media::{allow_only, object, opt_choice, opt_number, opt_str, present, req_text, split_provider};
@@ -191,21 +194,38 @@ impl SpeechProduct {
     pub fn cost_pico(&self) -> u128 {
         self.model.cost_pico(self.chars, self.el_pico_per_credit)
     }
+
+    /// The credit multiplier the hold assumes for the voice (1 for OpenAI).
+    pub fn voice_multiplier(&self) -> u64 {
+        match self.req.provider {
+            Provider::ElevenLabs => media_prices::elevenlabs_hold_multiplier(&self.req.voice),
+            _ => 1,
+        }
+    }
+
+    /// The most the call can cost: the characters at the model's rate × the voice's multiplier.
+    pub fn bound_pico(&self) -> u128 {
+        self.cost_pico() * u128::from(self.voice_multiplier())
+    }
 }
 
-/// The charge of an ElevenLabs call once it answered: the larger of the gateway's count and
-/// ElevenLabs' own (`character-cost`, in credits), with a note when they differ.
-pub fn elevenlabs_metered(model: &SpeechModel, chars: u64, el_pico_per_credit: u128, head: &ProviderHead) -> Metered {
+/// The charge of an ElevenLabs call once it answered: ElevenLabs' own bill, the
+/// `character-cost` header (credits), noted when it differs from the gateway's count at the
+/// model's rate (a voice multiplier). Without the header: the gateway's count when the voice is
+/// known to be 1× (`multiplier` 1), else the hold's bound (the voice may be multiplied).
+pub fn elevenlabs_metered(model: &SpeechModel, chars: u64, el_pico_per_credit: u128, multiplier: u64, head: &ProviderHead) -> Metered {
     let counted = model.elevenlabs_credits(chars);
     let reported = head.header("character-cost").and_then(|v| v.trim().parse::<u64>().ok());
-    let billed = reported.unwrap_or(0).max(counted);
-    let mut m = Metered::exact(billed as u128 * el_pico_per_credit, Units::Characters(chars));
-    m.note = match reported {
-        None => Some(format!("elevenlabs sent no character-cost header: billed the gateway's count, {counted} credits")),
-        Some(r) if r != counted => Some(format!("elevenlabs reported {r} credits, the gateway counted {counted}: billed the larger, {billed}")),
-        Some(_) => None,
+    let (billed, exact, note) = match reported {
+        Some(r) if r == counted => (r, true, None),
+        Some(r) => (r, true, Some(format!("elevenlabs reported {r} credits, the gateway counted {counted} at the model's rate: billed elevenlabs' {r}"))),
+        None if multiplier <= 1 => (counted, true, Some(format!("elevenlabs sent no character-cost header: billed the gateway's count, {counted} credits (a premade voice, 1×)"))),
+        None => {
+            let bound = counted.saturating_mul(multiplier);
+            (bound, false, Some(format!("elevenlabs sent no character-cost header and the voice may be multiplied: billed the hold's bound, {bound} credits ({multiplier}× {counted})")))
+        }
     };
-    m
+    Metered { cost_pico_usd: billed as u128 * el_pico_per_credit, units: Units::Characters(chars), exact, note, warning: None }
 }
 
 impl Product for SpeechProduct {
@@ -225,7 +245,7 @@ impl Product for SpeechProduct {
     }
 
     fn hold(&self, rate: &CreditRate) -> (HoldPlan, u64) {
-        HoldPlan::fixed(rate.millicredits_for_pico_usd(self.cost_pico()), self.chars)
+        HoldPlan::fixed(rate.millicredits_for_pico_usd(self.bound_pico()), self.chars)
     }
 
     fn upstream(&self, _granted_units: u64) -> UpstreamRequest {
@@ -248,14 +268,14 @@ impl Product for SpeechProduct {
     }
 
     fn meter(self: Box<Self>, billing: Billing, _granted_units: u64) -> Box<dyn Meter> {
-        let (model, chars, el) = (self.model, self.chars, self.el_pico_per_credit);
+        let (model, chars, el, multiplier) = (self.model, self.chars, self.el_pico_per_credit, self.voice_multiplier());
         let cost = self.cost_pico();
         let provider = self.req.provider;
         Box::new(AudioMeter::new(
             billing,
             provider.as_str(),
             Box::new(move |head: &ProviderHead| match provider {
-                Provider::ElevenLabs => elevenlabs_metered(model, chars, el, head),
+                Provider::ElevenLabs => elevenlabs_metered(model, chars, el, multiplier, head),
                 _ => Metered::exact(cost, Units::Characters(chars)),
             }),
         ))

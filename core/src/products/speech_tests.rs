@@ -134,21 +134,35 @@ fn bad_input_is_a_400_naming_the_problem() {
 }
 
 #[test]
-fn elevenlabs_is_billed_the_larger_of_both_counts() {
+fn elevenlabs_is_billed_its_own_character_cost() {
     let model = media_prices::speech_model(Provider::ElevenLabs, "eleven_multilingual_v2", TODAY).unwrap();
     // The fixture: 51 characters, `character-cost: 51`.
-    let m = elevenlabs_metered(model, 51, EL, &head(Some("51")));
+    let m = elevenlabs_metered(model, 51, EL, 1, &head(Some("51")));
     assert_eq!((m.cost_pico_usd, m.exact, m.note.clone()), (51 * EL, true, None));
     assert_eq!(m.units.to_json(), json!({"unit": "characters", "count": 51}));
-    let m = elevenlabs_metered(model, 51, EL, &head(Some("102")));
+    let m = elevenlabs_metered(model, 51, EL, 3, &head(Some("102")));
     assert_eq!(m.cost_pico_usd, 102 * EL, "a voice that costs double");
     assert!(m.note.unwrap().contains("elevenlabs reported 102 credits, the gateway counted 51"));
-    let m = elevenlabs_metered(model, 51, EL, &head(Some("40")));
-    assert_eq!(m.cost_pico_usd, 51 * EL);
-    assert!(m.note.unwrap().contains("billed the larger, 51"));
-    let m = elevenlabs_metered(model, 51, EL, &head(None));
-    assert_eq!(m.cost_pico_usd, 51 * EL);
+    let m = elevenlabs_metered(model, 51, EL, 1, &head(Some("40")));
+    assert_eq!(m.cost_pico_usd, 40 * EL, "elevenlabs' bill, even below the gateway's count");
+    let m = elevenlabs_metered(model, 51, EL, 1, &head(None));
+    assert_eq!((m.cost_pico_usd, m.exact), (51 * EL, true));
     assert!(m.note.unwrap().contains("no character-cost header"));
+    let m = elevenlabs_metered(model, 51, EL, 3, &head(None));
+    assert_eq!((m.cost_pico_usd, m.exact), (153 * EL, false), "an unknown voice without the header: the bound, 3 × 51");
+}
+
+#[test]
+fn an_elevenlabs_hold_assumes_the_largest_multiplier_unless_the_voice_is_premade() {
+    // 1,000 characters of eleven_multilingual_v2 (1 credit each) at $0.0003 a credit = $0.30 =
+    // 54 credits; a Voice Library voice may bill 3×: 162 credits.
+    let text = "a".repeat(1000);
+    let premade = native(&json!({"voice_id": VOICE, "text": text})).unwrap();
+    assert_eq!(premade.hold(&rate()).0.fixed_mc, 54_000);
+    let shared = native(&json!({"voice_id": "8kQ2vRz5LmN1pXc7TsWd", "text": text})).unwrap();
+    assert_eq!(shared.hold(&rate()).0.fixed_mc, 162_000);
+    let tts = openai(&json!({"model": "tts-1", "input": text, "voice": "alloy"})).unwrap();
+    assert_eq!(tts.hold(&rate()).0.fixed_mc, 2_700, "OpenAI: 1,000 × $15/M = $0.015, no multiplier");
 }
 
 #[test]

@@ -24,10 +24,20 @@ impl ChatWire for Anthropic {
         body.insert("model".into(), json!(req.model));
         body.insert("max_tokens".into(), json!(max_tokens));
         body.insert("stream".into(), json!(true));
+        // The standard tier, whose list prices the table holds (`auto` may use Priority Tier).
+        body.insert("service_tier".into(), json!("standard_only"));
         let mut headers = vec![("x-api-key".into(), ep.api_key.expose().to_string()), ("anthropic-version".into(), API_VERSION.into())];
         // Only the allowlisted betas (`chat::betas`); none on translated routes.
         headers.extend(req.betas.header());
         UpstreamRequest::json(join(&ep.base_url, "/v1/messages"), headers, &Value::Object(body))
+    }
+
+    fn served_tier(&self, v: &Value) -> Option<String> {
+        v.pointer("/message/usage/service_tier").or_else(|| v.pointer("/usage/service_tier")).and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn is_standard_tier(&self, tier: &str) -> bool {
+        tier == "standard"
     }
 
     fn decode(&self, name: Option<&str>, v: &Value, usage: &mut Option<Usage>) -> Vec<Decoded> {
@@ -228,18 +238,20 @@ pub fn merge_usage(known: Usage, v: &Value) -> Usage {
     if let Some(split) = v.get("cache_creation").filter(|c| c.is_object()) {
         out.cache_write_5m = u(split, "ephemeral_5m_input_tokens");
         out.cache_write_1h = u(split, "ephemeral_1h_input_tokens");
-        // When the split does not add up to the total, bill the rest at the 5m rate.
+        // When the split does not add up to the total, bill the rest at the 1h rate (the
+        // dearer: an unknown write is never billed below what it may have cost).
         let total = u(v, "cache_creation_input_tokens");
         let split_sum = out.cache_write_5m + out.cache_write_1h;
         if total > split_sum {
-            out.cache_write_5m += total - split_sum;
+            out.cache_write_1h += total - split_sum;
         }
     } else if v.get("cache_creation_input_tokens").is_some() {
         let total = u(v, "cache_creation_input_tokens");
-        // No split reported: keep an earlier split if it matches, else bill all at the 5m rate.
+        // No split reported: keep an earlier split if it matches, else bill all at the 1h rate
+        // (the dearer of the two; the answer does not say which was written).
         if out.cache_write_5m + out.cache_write_1h != total {
-            out.cache_write_5m = total;
-            out.cache_write_1h = 0;
+            out.cache_write_5m = 0;
+            out.cache_write_1h = total;
         }
     }
     if v.get("output_tokens").is_some() {
@@ -456,6 +468,14 @@ mod tests {
         assert_eq!(args, "{\"city\": \"Paris\"}");
         assert!(decoded.contains(&Decoded::Finish("tool_calls".into())));
         assert_eq!(usage, Some(Usage { input: 412, output: 58, ..Usage::default() }));
+    }
+
+    #[test]
+    fn cache_writes_the_answer_does_not_split_are_billed_at_the_1h_rate() {
+        let unsplit = json!({"input_tokens": 5, "cache_creation_input_tokens": 1000, "output_tokens": 3});
+        assert_eq!(merge_usage(Usage::default(), &unsplit), Usage { input: 5, cache_write_1h: 1000, output: 3, ..Usage::default() });
+        let partly = json!({"cache_creation_input_tokens": 1000, "cache_creation": {"ephemeral_5m_input_tokens": 400, "ephemeral_1h_input_tokens": 0}});
+        assert_eq!(merge_usage(Usage::default(), &partly), Usage { cache_write_5m: 400, cache_write_1h: 600, ..Usage::default() });
     }
 
     #[test]

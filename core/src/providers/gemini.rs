@@ -18,6 +18,19 @@ use serde_json::{json, Value};
 pub struct Gemini;
 
 impl ChatWire for Gemini {
+    fn served_tier(&self, v: &Value) -> Option<String> {
+        v.pointer("/usageMetadata/serviceTier").and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn is_standard_tier(&self, tier: &str) -> bool {
+        tier.eq_ignore_ascii_case("standard")
+    }
+
+    /// `modelVersion`, without a `models/` prefix.
+    fn served_model(&self, v: &Value) -> Option<String> {
+        v.get("modelVersion").and_then(Value::as_str).map(|m| m.strip_prefix("models/").unwrap_or(m).to_string())
+    }
+
     fn build_request(&self, req: &ChatRequest, max_tokens: u64, ep: &Endpoint) -> UpstreamRequest {
         let mut body = json!({ "contents": contents(&req.messages), "generationConfig": generation_config(req, max_tokens) });
         if let Some(sys) = &req.system {

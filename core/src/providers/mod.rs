@@ -51,6 +51,19 @@ pub trait ChatWire: Sync {
     fn assembler(&self) -> Option<Box<dyn Assembler>> {
         None
     }
+    /// The service tier an event says the call was served at, if it says (the request pins the
+    /// standard tier; the answer is checked, since another tier has other prices).
+    fn served_tier(&self, _v: &Value) -> Option<String> {
+        None
+    }
+    /// Whether a served tier is the standard one, at the list prices of the table.
+    fn is_standard_tier(&self, _tier: &str) -> bool {
+        true
+    }
+    /// The model an event says served the call, when the provider says (Gemini's `modelVersion`).
+    fn served_model(&self, _v: &Value) -> Option<String> {
+        None
+    }
 }
 
 /// The wire format of a chat provider.

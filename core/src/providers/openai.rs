@@ -41,7 +41,17 @@ impl ChatWire for OpenAi {
         let mut opts = body.get("stream_options").and_then(Value::as_object).cloned().unwrap_or_default();
         opts.insert("include_usage".into(), json!(true));
         body.insert("stream_options".into(), Value::Object(opts));
+        // The standard tier, whose list prices the table holds (`auto` may run at priority).
+        body.insert("service_tier".into(), json!("default"));
         UpstreamRequest::json(join(&ep.base_url, "/v1/chat/completions"), vec![("authorization".into(), format!("Bearer {}", ep.api_key.expose()))], &Value::Object(body))
+    }
+
+    fn served_tier(&self, v: &Value) -> Option<String> {
+        v.get("service_tier").and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn is_standard_tier(&self, tier: &str) -> bool {
+        tier == "default"
     }
 
     fn decode(&self, _name: Option<&str>, v: &Value, usage: &mut Option<Usage>) -> Vec<Decoded> {

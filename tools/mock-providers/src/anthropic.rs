@@ -83,7 +83,7 @@ struct Usage {
     cache_creation: Option<CacheCreation>,
     output_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    service_tier: Option<&'static str>,
+    service_tier: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -152,12 +152,13 @@ fn usage(input: u64, output: u64, script: Option<&Script>) -> Usage {
         input_tokens: ov("input_tokens", input),
         cache_creation_input_tokens: creation,
         cache_read_input_tokens: ov("cache_read_input_tokens", 0),
-        cache_creation: Some(CacheCreation {
+        // `"cache_creation": null` in the scripted usage: the total without its 5m / 1h split.
+        cache_creation: (!script.and_then(|s| s.usage.as_ref()).is_some_and(|u| u.get("cache_creation").is_some_and(Value::is_null))).then(|| CacheCreation {
             ephemeral_5m_input_tokens: ov("ephemeral_5m_input_tokens", creation.saturating_sub(h1)),
             ephemeral_1h_input_tokens: h1,
         }),
         output_tokens: ov("output_tokens", output),
-        service_tier: Some("standard"),
+        service_tier: Some(script.and_then(|s| s.service_tier.clone()).unwrap_or_else(|| "standard".into())),
     }
 }
 

@@ -32,6 +32,11 @@
 //!   - `verification_status`: forced PayPal verification answer.
 //!   - `gate: true`: the response waits before its head until `POST /__control/release` (see
 //!     `gate`); `GET /__control/held` counts the waiting ones.
+//!   - `service_tier`: the tier openai, anthropic and gemini answers report (default: the
+//!     standard one, `default` / `standard` / `standard`).
+//!   - `model_version`: gemini's `modelVersion` (default: the requested model).
+//!   - `drop_connection: true`: the request is read, then the connection is closed with no
+//!     answer at all (after `delay_ms`).
 //!
 //!   A script is consumed by a request that passed the provider's authentication check.
 //! * `GET /__control/requests[?provider=X]` → the last [`LOG_ENTRIES`](crate::request_log::LOG_ENTRIES) provider requests, oldest
@@ -148,12 +153,23 @@ pub struct Script {
     pub verification_status: Option<String>,
     #[serde(default)]
     pub gate: Option<bool>,
+    /// The service tier the answer reports (openai `service_tier`, anthropic
+    /// `usage.service_tier`, gemini `usageMetadata.serviceTier`) instead of the standard one.
+    #[serde(default)]
+    pub service_tier: Option<String>,
+    /// Gemini's `modelVersion` instead of the requested model (a served alias or auto-route).
+    #[serde(default)]
+    pub model_version: Option<String>,
+    /// Close the connection without answering anything.
+    #[serde(default)]
+    pub drop_connection: bool,
 }
 
 impl Script {
     /// Whether this script replaces the answer with an error/custom body.
     pub fn is_override(&self) -> bool {
         self.body.is_some()
+            || self.drop_connection
             || self.raw_stream.is_some()
             || self.raw_body.is_some()
             || self.status.is_some_and(|s| s != 200)
@@ -175,6 +191,7 @@ impl Script {
         resp.stall_after_chunks = self.stall_after_chunks;
         resp.stall_ms = self.stall_ms.unwrap_or(0);
         resp.gated = self.gate.unwrap_or(false);
+        resp.drop_connection = self.drop_connection;
     }
 
     /// The scripted answer of an override: the custom body if one is set, else the provider's

@@ -138,7 +138,7 @@ struct UsageMetadata {
     cache_tokens_details: Option<Vec<ModalityCount>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thoughts_token_count: Option<u64>,
-    service_tier: &'static str,
+    service_tier: String,
 }
 
 #[derive(Serialize)]
@@ -156,6 +156,7 @@ struct Totals {
     candidates: u64,
     thoughts: Option<u64>,
     cached: Option<u64>,
+    tier: String,
 }
 
 impl Totals {
@@ -166,6 +167,7 @@ impl Totals {
             candidates: ov("candidatesTokenCount").unwrap_or(candidates),
             thoughts: ov("thoughtsTokenCount").or(thoughts),
             cached: ov("cachedContentTokenCount"),
+            tier: script.and_then(|s| s.service_tier.clone()).unwrap_or_else(|| "standard".into()),
         }
     }
 
@@ -187,7 +189,7 @@ impl Totals {
                 }]
             }),
             thoughts_token_count: self.thoughts,
-            service_tier: "standard",
+            service_tier: self.tier.clone(),
         }
     }
 }
@@ -446,7 +448,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
     let totals = Totals::new(common::input_tokens(&p.texts) + p.images, answer.tokens(), thoughts, script.as_ref());
     let chunks = ChunkWriter {
         totals,
-        model: model.to_string(),
+        model: script.as_ref().and_then(|s| s.model_version.clone()).unwrap_or_else(|| model.to_string()),
         response_id: common::alnum(seq, 23),
     };
     let mut resp = if method == "generateContent" {

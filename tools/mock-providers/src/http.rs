@@ -88,6 +88,8 @@ pub struct Response {
     pub stall_ms: u64,
     /// Wait at the gate (`crate::gate`) before the head.
     pub gated: bool,
+    /// Close the connection without any answer (the request was read: a server that drops it).
+    pub drop_connection: bool,
 }
 
 impl Response {
@@ -102,6 +104,7 @@ impl Response {
             stall_after_chunks: None,
             stall_ms: 0,
             gated: false,
+            drop_connection: false,
         }
     }
 
@@ -199,7 +202,7 @@ pub fn bad_request(msg: &str) -> hyper::Response<OutBody> {
     to_hyper(r)
 }
 
-async fn sleep_ms(ms: u64) {
+pub async fn sleep_ms(ms: u64) {
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }

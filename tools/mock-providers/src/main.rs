@@ -39,7 +39,6 @@ mod stability;
 mod stripe;
 mod stripe_events;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,7 +123,7 @@ fn route(state: &State, req: &Request) -> Response {
 async fn serve(
     state: Arc<State>,
     req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<OutBody>, Infallible> {
+) -> Result<hyper::Response<OutBody>, http::CutOnPurpose> {
     let req = match http::read_request(req).await {
         Ok(r) => r,
         Err(BodyError::TooLarge) => return Ok(http::bad_request("body too large")),
@@ -136,6 +135,11 @@ async fn serve(
     };
     // The provider modules are quick, synchronous functions; pacing happens in `send`.
     let resp = route(&state, &req);
+    if resp.drop_connection {
+        // An error from the service makes hyper close the connection without a response.
+        http::sleep_ms(resp.delay_ms).await;
+        return Err(http::CutOnPurpose);
+    }
     Ok(http::send(resp).await)
 }
 

@@ -182,7 +182,7 @@ struct Completion<'a> {
     model: &'a str,
     choices: Vec<Choice>,
     usage: Usage,
-    service_tier: &'static str,
+    service_tier: String,
     system_fingerprint: Option<()>,
 }
 
@@ -233,7 +233,7 @@ struct Chunk<'a> {
     object: &'static str,
     created: u64,
     model: &'a str,
-    service_tier: &'static str,
+    service_tier: String,
     system_fingerprint: Option<()>,
     choices: Vec<ChunkChoice>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -449,6 +449,7 @@ struct ChunkWriter {
     obfuscation: bool,
     include_usage: bool,
     logprobs: Option<Option<()>>,
+    service_tier: String,
 }
 
 impl ChunkWriter {
@@ -458,7 +459,7 @@ impl ChunkWriter {
             object: "chat.completion.chunk",
             created: self.created,
             model: &self.model,
-            service_tier: "default",
+            service_tier: self.service_tier.clone(),
             system_fingerprint: None,
             choices,
             usage,
@@ -585,6 +586,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
     } else {
         Some(None)
     };
+    let tier = script.as_ref().and_then(|s| s.service_tier.clone()).unwrap_or_else(|| "default".into());
     let mut resp = if p.stream {
         let events = ChunkWriter {
             id,
@@ -594,6 +596,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
             obfuscation: p.obfuscation,
             include_usage: p.include_usage,
             logprobs,
+            service_tier: tier.clone(),
         };
         stream_events(events, answer, finish, u.clone())
     } else {
@@ -625,7 +628,7 @@ pub fn handle(state: &State, req: &Request) -> Response {
                 finish_reason: finish,
             }],
             usage: u.clone(),
-            service_tier: "default",
+            service_tier: tier.clone(),
             system_fingerprint: None,
         };
         let mut out = serde_json::to_vec_pretty(&body).unwrap_or_default();

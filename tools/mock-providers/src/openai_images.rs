@@ -7,8 +7,10 @@
 //! * gpt-image-* (always b64): `{"created","background","data":[{b64_json}],"output_format","quality",
 //!   "size","usage":{input_tokens,input_tokens_details{image_tokens,text_tokens},output_tokens,total_tokens}}`.
 //!   Input tokens = `ceil(prompt chars / 4) + 2` (text tokens; the fixture's 48-char prompt → 14).
-//!   Output tokens = per-image table (prices/REFERENCE.md §2) × n:
-//!   low 272/408/400, medium 1056/1584/1568, high 4160/6240/6208 for 1024x1024/1024x1536/1536x1024;
+//!   Output tokens = per-image table × n, for 1024x1024/1024x1536/1536x1024: gpt-image-2 OpenAI's
+//!   own counts (its calculator: low 196/158/158, medium 1756/1372/1372, high 7024/5488/5488),
+//!   the other models gpt-image-1's (prices/REFERENCE.md §2: low 272/408/400, medium
+//!   1056/1584/1568, high 4160/6240/6208);
 //!   `quality` auto → medium, `size` auto → 1024x1024. Usage override keys: input_tokens,
 //!   output_tokens, text_tokens, image_tokens, total_tokens.
 
@@ -61,15 +63,19 @@ struct GptImageResponse {
     usage: ImageUsage,
 }
 
-/// Output tokens per image for gpt-image quality × size.
-pub fn output_tokens_per_image(quality: &str, size: &str) -> Option<u64> {
+/// Output tokens per image for a gpt-image model's quality × size.
+pub fn output_tokens_per_image(model: &str, quality: &str, size: &str) -> Option<u64> {
     let col = match size {
         "1024x1024" => 0,
         "1024x1536" => 1,
         "1536x1024" => 2,
         _ => return None,
     };
+    let two = model == "gpt-image-2";
     let row: [u64; 3] = match quality {
+        "low" if two => [196, 158, 158],
+        "medium" if two => [1756, 1372, 1372],
+        "high" if two => [7024, 5488, 5488],
         "low" => [272, 408, 400],
         "medium" => [1056, 1584, 1568],
         "high" => [4160, 6240, 6208],
@@ -167,7 +173,7 @@ fn answer(
             "auto" => "1024x1024",
             s => s,
         };
-        let Some(per_image) = output_tokens_per_image(quality, size) else {
+        let Some(per_image) = output_tokens_per_image(model, quality, size) else {
             return bad(
                 format!("Invalid value: '{size}' / '{quality}'. Supported sizes are '1024x1024', '1024x1536', '1536x1024' and 'auto'; qualities 'low', 'medium', 'high' and 'auto'."),
                 Some("size"),
@@ -255,10 +261,11 @@ mod tests {
 
     #[test]
     fn token_table() {
-        assert_eq!(output_tokens_per_image("low", "1024x1024"), Some(272));
-        assert_eq!(output_tokens_per_image("medium", "1536x1024"), Some(1568));
-        assert_eq!(output_tokens_per_image("high", "1024x1536"), Some(6240));
-        assert_eq!(output_tokens_per_image("hd", "1024x1024"), None);
+        assert_eq!(output_tokens_per_image("gpt-image-1.5", "low", "1024x1024"), Some(272));
+        assert_eq!(output_tokens_per_image("gpt-image-1.5", "medium", "1536x1024"), Some(1568));
+        assert_eq!(output_tokens_per_image("gpt-image-1.5", "high", "1024x1536"), Some(6240));
+        assert_eq!(output_tokens_per_image("gpt-image-2", "high", "1024x1024"), Some(7024));
+        assert_eq!(output_tokens_per_image("gpt-image-2", "hd", "1024x1024"), None);
         assert_eq!(
             prompt_tokens("A watercolor lighthouse on a rocky coast at dawn"),
             14

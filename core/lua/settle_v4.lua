@@ -1,9 +1,13 @@
--- settle_v3: after a call, charge what it cost and release the rest of its hold, once per
+-- settle_v4: after a call, charge what it cost and release the rest of its hold, once per
 -- request, writing the call's one ledger entry (with the hold it had).
--- The charge (0..hold) is decided by broker_core::metering::Billing; this script applies it.
+-- The charge is decided by broker_core::metering::Billing; this script applies it as given. An
+-- exact usage above the hold is charged in full: the balance may become a debt, which
+-- admission refuses to spend; such a call is counted per model in the rollups (`exceeded`,
+-- `exceeded_hold_mc`, `exceeded_charged_mc`) for /admin/stats.
 -- Mode `sweep` (the scheduled sweeper, for a call whose settlement never came) charges the whole
 -- hold, the proven upper bound, and leaves abk:swept:<rid>: an exact settlement arriving later
--- refunds the difference once (a `correction` entry).
+-- corrects the difference once (a `correction` entry: a refund, or a charge when the exact
+-- usage came to more than the hold).
 -- Arguments owned by broker_core::metering::Settlement::argv; decoded by
 -- broker_core::scripts::SettleReply::decode.
 --
@@ -20,7 +24,7 @@ if rec then
   local id, hold_s, label, meta = split4(rec)
   local hold = tonumber(hold_s)
   if mode == 'sweep' then charge = hold end
-  if charge < 0 or charge > hold then return redis.error_reply('ERR settle_v3: charge outside 0..hold') end
+  if charge < 0 then return redis.error_reply('ERR settle_v4: negative charge') end
   redis.call('DEL', 'abk:hold:' .. rid)
   redis.call('ZREM', 'abk:open_holds', rid)
   local kkey = 'abk:key:' .. id
@@ -30,6 +34,9 @@ if rec then
   ledger_push(id, string.format('{"ts":%d,"type":"call","amount":%d,"balance":%d,"hold":%d,"ref":"%s"%s%s}',
     now, -charge, ledger_balance(kkey), hold, rid, more(meta), more(frag)), keep)
   call_stats(day, id, label, {calls = 1, units = units, cost_micro = cost, charged_mc = charge}, ttl)
+  if charge > hold then
+    call_stats(day, id, label, {exceeded = 1, exceeded_hold_mc = hold, exceeded_charged_mc = charge}, ttl)
+  end
   if mode == 'sweep' then
     redis.call('SET', 'abk:swept:' .. rid, rec, 'EX', 2592000)
     return {'swept', charge, bal}
@@ -44,7 +51,7 @@ if mode == 'settle' then
     redis.call('DEL', 'abk:swept:' .. rid)
     local kkey = 'abk:key:' .. id
     local bal = tonumber(redis.call('HGET', kkey, 'balance')) or 0
-    if refund > 0 then
+    if refund ~= 0 then
       bal = redis.call('HINCRBY', kkey, 'balance', refund)
       redis.call('HINCRBY', kkey, 'charged_total', -refund)
       ledger_push(id, string.format('{"ts":%d,"type":"correction","amount":%d,"balance":%d,"ref":"%s"%s%s}',
@@ -52,6 +59,9 @@ if mode == 'settle' then
     end
     -- The sweep counted the call and charged its hold; the exact settlement brings what it used.
     call_stats(day, id, label, {units = units, cost_micro = cost, charged_mc = -refund, corrected_mc = refund}, ttl)
+    if refund < 0 then
+      call_stats(day, id, label, {exceeded = 1, exceeded_hold_mc = tonumber(hold_s), exceeded_charged_mc = charge}, ttl)
+    end
     return {'corrected', refund, bal}
   end
 end
