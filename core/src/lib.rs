@@ -15,8 +15,9 @@
 //! types (`error`, `money`, `provider`, `usage`, `keys`, `sse`, `ratelimit`) ← the prices
 //! (`price_table`, `pricing`, `media_prices`, `embedding_prices`) ← `scripts` and `redis_keys` ←
 //! `metering` (the engine, credits only) ← `rapidapi` ← `store` ← `payer` (who pays: a key's
-//! credits or RapidAPI, each kind with its own store operations) ← `product`, `providers`,
-//! `products`. `config` checks each setting with the module that owns its format (`ratelimit`,
+//! credits or RapidAPI, each kind with its own store operations) ← `product` ← `providers` ←
+//! `responses` (the Responses API on `chat`'s request) ← `products`; `chat`, the parsed chat
+//! request, needs only `error` and `provider`. `config` checks each setting with the module that owns its format (`ratelimit`,
 //! `rapidapi`, `stripe_billing`, …) and is read by `call`, the products and the flows. The flows
 //! a route runs (`accounts`, `admin`, `checkout`, `payments`, `disputes`) sit on `store`, and
 //! nothing below them imports them. Which module owns which flow: docs/architecture.md.
@@ -51,6 +52,7 @@ pub mod rapidapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod redis_keys;
+pub mod responses;
 pub mod scripts;
 pub mod sse;
 pub mod stats;
