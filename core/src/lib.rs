@@ -17,10 +17,11 @@
 //! `metering` (the engine, credits only) ← `rapidapi` ← `store` ← `payer` (who pays: a key's
 //! credits or RapidAPI, each kind with its own store operations) ← `product` ← `providers` ←
 //! `responses` (the Responses API on `chat`'s request) ← `products`; `chat`, the parsed chat
-//! request, needs only `error` and `provider`. `config` checks each setting with the module that owns its format (`ratelimit`,
-//! `rapidapi`, `stripe_billing`, …) and is read by `call`, the products and the flows. The flows
-//! a route runs (`accounts`, `admin`, `checkout`, `payments`, `disputes`) sit on `store`, and
-//! nothing below them imports them. Which module owns which flow: docs/architecture.md.
+//! request, needs only `error` and `provider`. `config` checks each setting with the module that
+//! owns its format (`ratelimit`, `rapidapi`, `stripe_billing`, …) and is read by `call`, the
+//! products and the flows. The flows a route runs (`accounts`, `admin`, `checkout`, `payments`,
+//! `disputes`) sit on `store`, and nothing below them imports them. Which module owns which flow:
+//! docs/architecture.md.
 
 pub mod accounts;
 pub mod admin;
