@@ -522,9 +522,9 @@ fn recorded_fields(r: &Recorded) -> Map<String, Value> {
     }
 }
 
-/// Applies a settlement, retrying Redis errors (it is idempotent per request id), and writes the
-/// call's `settlement` log line. If it never lands, the hold stays reserved and the sweeper
-/// charges it: money is never lost or given away.
+/// Applies a call's closing on its payer's books, retrying Redis errors (see `Closing`), and
+/// writes the call's `settlement` log line. If a key's settlement never lands, the hold stays
+/// reserved and the sweeper charges it: money is never lost or given away.
 pub async fn settle(store: Upstash, s: Closing, log: CallLog) {
     let mut waits = SETTLE_RETRY_MS.iter();
     let mut attempts = 0;

@@ -209,8 +209,9 @@ impl Bill {
     }
 }
 
-/// A call's last step on its payer's books: applied by the engine, retried on an outage (each is
-/// idempotent per request id, or a rollup the analytics tolerate once more).
+/// A call's last step on its payer's books, applied by the engine and retried on an outage.
+/// `settle_v4` is idempotent per request id; `rapid_v1 settle` is not: a retry after a lost answer
+/// may count the call twice in RapidAPI's analytics (no money moves there).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Closing {
     /// `settle_v4`: the charge and the call's ledger entry.
