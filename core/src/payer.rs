@@ -19,8 +19,7 @@ use crate::scripts::{Retention, SettleReply};
 use crate::store::Store;
 use serde_json::{json, Map, Value};
 
-/// Who pays for a call, as the request names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who pays for a call, as the request names it. No `Debug`: it carries a plaintext key.
 pub enum Payer {
     /// A customer's API key (plaintext: only its hash reaches the store).
     Key(String),
