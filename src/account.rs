@@ -69,3 +69,9 @@ pub async fn usage(ctx: &Ctx, req: &Request) -> HandlerResult {
     let k = caller(ctx, req, offset, limit).await?;
     Ok(json(200, &accounts::ledger_json(&k, offset, limit), &[]))
 }
+
+/// `GET /v1/requests/{request_id}`: one call's bill, for the key that made it.
+pub async fn request_bill(ctx: &Ctx, req: &Request, request_id: &str) -> HandlerResult {
+    let key = crate::payer::api_key(ctx, req, false)?;
+    Ok(json(200, &accounts::bill(&ctx.store()?, ctx, &key, request_id).await?, &[]))
+}

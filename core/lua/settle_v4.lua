@@ -25,14 +25,15 @@ if rec then
   local hold = tonumber(hold_s)
   if mode == 'sweep' then charge = hold end
   if charge < 0 then return redis.error_reply('ERR settle_v4: negative charge') end
+  local admitted = tonumber(redis.call('ZSCORE', 'abk:open_holds', rid)) or 0
   redis.call('DEL', 'abk:hold:' .. rid)
   redis.call('ZREM', 'abk:open_holds', rid)
   local kkey = 'abk:key:' .. id
   redis.call('HINCRBY', kkey, 'held', -hold)
   local bal = redis.call('HINCRBY', kkey, 'balance', hold - charge)
   if charge > 0 then redis.call('HINCRBY', kkey, 'charged_total', charge) end
-  ledger_push(id, string.format('{"ts":%d,"type":"call","amount":%d,"balance":%d,"hold":%d,"ref":"%s"%s%s}',
-    now, -charge, ledger_balance(kkey), hold, rid, more(meta), more(frag)), keep)
+  ledger_push(id, string.format('{"ts":%d,"type":"call","amount":%d,"balance":%d,"hold":%d,"ref":"%s","admitted_ts":%d%s%s}',
+    now, -charge, ledger_balance(kkey), hold, rid, admitted, more(meta), more(frag)), keep)
   call_stats(day, id, label, {calls = 1, units = units, cost_micro = cost, charged_mc = charge}, ttl)
   if charge > hold then
     call_stats(day, id, label, {exceeded = 1, exceeded_hold_mc = hold, exceeded_charged_mc = charge}, ttl)

@@ -127,6 +127,16 @@ pub async fn daily<S: Store>(store: &S, call: &impl Call, key: &str, from: Optio
     Ok(crate::stats::report(&days, &calls, &[], &upc, Some(&k.key_id), crate::stats::View::Customer))
 }
 
+/// `GET /v1/requests/{request_id}` for the caller's `key` (an account read: unknown keys count
+/// against the client address as on `/v1/balance`).
+pub async fn bill<S: Store>(store: &S, call: &impl Call, key: &str, request_id: &str) -> Result<Value, ApiError> {
+    let k = read_caller(store, call, key, 0, 0).await?;
+    if !crate::bills::valid_request_id(request_id) {
+        return crate::bills::bill_json(request_id, &crate::bills::BillReply::Ledger(vec![]));
+    }
+    crate::bills::bill_json(request_id, &store.bill(&k.key_id, request_id).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod bills;
 pub mod call;
 pub mod chat;
 pub mod checkout;

@@ -437,7 +437,7 @@ impl Settlement {
             charge_mc: 0,
             now_ms,
             mode: SettleMode::Sweep,
-            fragment: ledger_fragment(&[("exact", json!(false)), ("note", json!(note))]),
+            fragment: ledger_fragment(&[("exact", json!(false)), ("swept", json!(true)), ("note", json!(note))]),
             units: 0,
             cost_usd_micro: 0,
             retention,

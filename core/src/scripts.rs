@@ -54,7 +54,8 @@ pub static KEYS: Script = script!("keys_v3");
 pub static READ: Script = script!("read_v2");
 pub static RAPID: Script = script!("rapid_v1");
 pub static DISPUTE: Script = script!("dispute_v1");
-pub static ALL: [&Script; 8] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE];
+pub static BILL: Script = script!("bill_v1");
+pub static ALL: [&Script; 9] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE, &BILL];
 
 pub(crate) fn bad_reply(script: &str, v: &Value) -> ApiError {
     ApiError::unavailable(format!("unexpected reply from {script}: {v}"))

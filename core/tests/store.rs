@@ -776,3 +776,28 @@ fn the_import_takes_each_original_balance_once() {
     assert_eq!(es.iter().map(|e| e["amount"].as_i64().unwrap()).sum::<i64>(), 12_500, "the ledger holds the import");
     assert_ledger_invariant(&r, &id);
 }
+
+/// `bill_v1` (GET /v1/requests/{id}): a call's open hold, then its ledger entries, for its own
+/// key only, through a sweep and the late settlement that corrects it.
+#[test]
+fn a_calls_bill_follows_it_from_hold_to_sweep_to_correction_for_its_key_only() {
+    use broker_core::bills::{bill_json, BillReply};
+    let r = start();
+    let (id, hash) = create_key(&r, 31, 10_000);
+    let (other, _) = create_key(&r, 32, 10_000);
+    let a = admit(&r, &hash, "req_bill", "ai", fixed(800), 24).unwrap();
+    let held = block(r.bill(&id, "req_bill")).unwrap();
+    assert!(matches!(&held, BillReply::Held { hold_mc: 800, admitted_ms: 1000, .. }), "{held:?}");
+    assert_eq!(bill_json("req_bill", &held).unwrap()["model"], "gpt-4o-mini");
+    assert_eq!(block(r.bill(&other, "req_bill")).unwrap(), BillReply::Ledger(vec![]), "another key sees nothing");
+    block(r.settle(&Settlement::sweep("req_bill", 7200, 9000, RETAIN))).unwrap();
+    let swept = bill_json("req_bill", &block(r.bill(&id, "req_bill")).unwrap()).unwrap();
+    assert_eq!((swept["status"].as_str(), swept["charged_mc"].as_i64(), swept["admitted_ts"].as_i64()), (Some("swept"), Some(800), Some(1000)));
+    // $0.0002 = 2e8 pico → 36 mc; the correction refunds 764.
+    let late = billing(&a, "req_bill").settle(&Metered::exact(200_000_000, tokens(5)), 10_000, RETAIN);
+    block(r.settle(&late)).unwrap();
+    let b = bill_json("req_bill", &block(r.bill(&id, "req_bill")).unwrap()).unwrap();
+    assert_eq!((b["status"].as_str(), b["charged_mc"].as_i64(), b["held_mc"].as_i64(), b["exact"].as_bool()), (Some("settled"), Some(36), Some(800), Some(true)));
+    assert_eq!((b["settled_ts"].as_i64(), b["corrected_ts"].as_i64()), (Some(9000), Some(10_000)));
+    assert_eq!(block(r.bill(&other, "req_bill")).unwrap(), BillReply::Ledger(vec![]));
+}
