@@ -40,13 +40,20 @@ pub fn models(ctx: &Ctx) -> Response {
     if let Some(body) = MODELS.with(|m| m.borrow().as_ref().filter(|(day, _)| *day == today).map(|(_, b)| b.clone())) {
         return http::bytes(200, "application/json", body, &[]);
     }
+    let data = catalogue(ctx);
+    let body = json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }).to_string().into_bytes();
+    MODELS.with(|m| *m.borrow_mut() = Some((today, body.clone())));
+    http::bytes(200, "application/json", body, &[])
+}
+
+/// Every model and its prices in credits, as `/v1/models` lists them.
+pub fn catalogue(ctx: &Ctx) -> Vec<Value> {
+    let today = ctx.price_day();
     let rate = &ctx.settings().rate;
     let mut data: Vec<Value> = broker_core::pricing::catalogue(&today).iter().map(|m| m.to_public_json(rate)).collect();
     data.extend(broker_core::media_prices::catalogue(&today, rate, ctx.settings().elevenlabs_pico_per_credit));
     data.extend(broker_core::embedding_prices::catalogue(rate));
-    let body = json!({ "object": "list", "price_table": broker_core::pricing::table_version(), "data": data }).to_string().into_bytes();
-    MODELS.with(|m| *m.borrow_mut() = Some((today, body.clone())));
-    http::bytes(200, "application/json", body, &[])
+    data
 }
 
 /// The calling key's record (active keys only; `broker_core::accounts::read_caller`).

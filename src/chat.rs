@@ -13,27 +13,34 @@ use broker_core::products::chat::ChatProduct;
 use broker_core::products::responses::ResponsesProduct;
 use broker_core::products::count_tokens;
 use broker_core::provider::Provider;
+use broker_core::error::ApiError;
+use broker_core::product::Product;
 use worker::Request;
 
-fn anthropic_betas(req: &Request) -> Result<betas::Betas, broker_core::error::ApiError> {
+fn anthropic_betas(req: &Request) -> Result<betas::Betas, ApiError> {
     betas::parse(req.headers().get("anthropic-beta").ok().flatten().as_deref())
 }
 
 pub async fn handle(ctx: &Ctx, mut req: Request, route: Route) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let product = chat_product(ctx, &req, route, &body)?;
+    let payer = payer(ctx, &req, route == Route::AnthropicCompatible)?;
+    meter::run(ctx, payer, product).await
+}
+
+/// A chat call parsed and priced (the call itself and `POST /v1/quote` both start here).
+pub fn chat_product(ctx: &Ctx, req: &Request, route: Route, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
     let mut parsed = match route {
-        Route::Native => chat::parse_native(&body),
-        Route::OpenAiCompatible => chat::parse_openai(&body),
-        Route::AnthropicCompatible => chat::parse_anthropic(&body),
+        Route::Native => chat::parse_native(body),
+        Route::OpenAiCompatible => chat::parse_openai(body),
+        Route::AnthropicCompatible => chat::parse_anthropic(body),
     }?;
     if route == Route::AnthropicCompatible {
-        parsed.betas = anthropic_betas(&req)?;
+        parsed.betas = anthropic_betas(req)?;
         parsed.betas.check_fields(&parsed.raw)?;
     }
     let endpoint = ctx.endpoint(parsed.provider)?;
-    let product = ChatProduct::price(parsed, &ctx.price_day(), endpoint, ctx.now_ms() / 1000)?;
-    let payer = payer(ctx, &req, route == Route::AnthropicCompatible)?;
-    meter::run(ctx, payer, Box::new(product)).await
+    Ok(Box::new(ChatProduct::price(parsed, &ctx.price_day(), endpoint, ctx.now_ms() / 1000)?))
 }
 
 /// `POST /v1/messages/count_tokens`: an active key (checked like the account reads), a body
@@ -51,9 +58,13 @@ pub async fn count_tokens(ctx: &Ctx, mut req: Request) -> HandlerResult {
 /// `POST /v1/responses`: OpenAI's Responses API on every provider.
 pub async fn responses(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
-    let parsed = broker_core::responses::parse(&body)?;
-    let endpoint = ctx.endpoint(parsed.provider())?;
-    let product = ResponsesProduct::price(parsed, &ctx.price_day(), endpoint, ctx.now_ms() / 1000)?;
+    let product = responses_product(ctx, &body)?;
     let payer = payer(ctx, &req, false)?;
-    meter::run(ctx, payer, Box::new(product)).await
+    meter::run(ctx, payer, product).await
+}
+
+pub fn responses_product(ctx: &Ctx, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
+    let parsed = broker_core::responses::parse(body)?;
+    let endpoint = ctx.endpoint(parsed.provider())?;
+    Ok(Box::new(ResponsesProduct::price(parsed, &ctx.price_day(), endpoint, ctx.now_ms() / 1000)?))
 }

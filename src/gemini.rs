@@ -10,6 +10,7 @@ use crate::http::{self, read_body, HandlerResult};
 use crate::meter;
 use crate::payer::{gemini_payer, Payer};
 use broker_core::error::ApiError;
+use broker_core::product::Product;
 use broker_core::products::gemini_count;
 use broker_core::products::gemini_native::{self, GeminiProduct};
 use broker_core::provider::Provider;
@@ -18,9 +19,14 @@ use worker::Request;
 pub async fn generate(ctx: &Ctx, mut req: Request, model: &str, stream: bool) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
     let alt = req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "alt").map(|(_, v)| v.into_owned()));
-    let parsed = gemini_native::parse(model, stream, alt.as_deref(), &body)?;
-    let product = GeminiProduct::price(parsed, &ctx.price_day(), ctx.endpoint(Provider::Google)?)?;
-    meter::run(ctx, gemini_payer(ctx, &req)?, Box::new(product)).await
+    let product = gemini_product(ctx, model, stream, alt.as_deref(), &body)?;
+    meter::run(ctx, gemini_payer(ctx, &req)?, product).await
+}
+
+/// A Gemini call parsed and priced (the call itself and `POST /v1/quote` both start here).
+pub fn gemini_product(ctx: &Ctx, model: &str, stream: bool, alt: Option<&str>, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
+    let parsed = gemini_native::parse(model, stream, alt, body)?;
+    Ok(Box::new(GeminiProduct::price(parsed, &ctx.price_day(), ctx.endpoint(Provider::Google)?)?))
 }
 
 /// `:countTokens`: an active key (checked like the account reads), a prompt `:generateContent`

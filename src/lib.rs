@@ -20,6 +20,7 @@ mod log;
 mod media;
 mod meter;
 mod payer;
+mod quote;
 mod router;
 mod sweeper;
 mod upstash;

@@ -10,41 +10,59 @@ use broker_core::products::images::{self, ImageRoute, ImagesProduct};
 use broker_core::products::music::{self, MusicProduct};
 use broker_core::products::speech::{self, SpeechProduct, SpeechRoute};
 use broker_core::provider::Provider;
+use broker_core::error::ApiError;
+use broker_core::product::Product;
 use worker::Request;
 
 /// `POST /v1/images/generations` (OpenAI's shape) and `POST /v1/image` (the gateway's).
 pub async fn images(ctx: &Ctx, mut req: Request, route: ImageRoute) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let product = images_product(ctx, route, &body)?;
+    meter::run(ctx, payer(ctx, &req, false)?, product).await
+}
+
+pub fn images_product(ctx: &Ctx, route: ImageRoute, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
     let parsed = match route {
-        ImageRoute::OpenAiCompatible => images::parse_openai(&body),
-        ImageRoute::Native => images::parse_native(&body),
+        ImageRoute::OpenAiCompatible => images::parse_openai(body),
+        ImageRoute::Native => images::parse_native(body),
     }?;
-    let product = ImagesProduct::price(parsed, &ctx.price_day(), ctx.endpoint(Provider::OpenAi)?)?;
-    meter::run(ctx, payer(ctx, &req, false)?, Box::new(product)).await
+    Ok(Box::new(ImagesProduct::price(parsed, &ctx.price_day(), ctx.endpoint(Provider::OpenAi)?)?))
 }
 
 /// `POST /v1/tts` (ElevenLabs' fields) and `POST /v1/audio/speech` (OpenAI's shape).
 pub async fn speech(ctx: &Ctx, mut req: Request, route: SpeechRoute) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let product = speech_product(ctx, route, &body)?;
+    meter::run(ctx, payer(ctx, &req, false)?, product).await
+}
+
+pub fn speech_product(ctx: &Ctx, route: SpeechRoute, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
     let parsed = match route {
-        SpeechRoute::Native => speech::parse_native(&body),
-        SpeechRoute::OpenAiCompatible => speech::parse_openai(&body),
+        SpeechRoute::Native => speech::parse_native(body),
+        SpeechRoute::OpenAiCompatible => speech::parse_openai(body),
     }?;
     let endpoint = ctx.endpoint(parsed.provider)?;
-    let product = SpeechProduct::price(parsed, &ctx.price_day(), endpoint, ctx.settings().elevenlabs_pico_per_credit)?;
-    meter::run(ctx, payer(ctx, &req, false)?, Box::new(product)).await
+    Ok(Box::new(SpeechProduct::price(parsed, &ctx.price_day(), endpoint, ctx.settings().elevenlabs_pico_per_credit)?))
 }
 
 /// `POST /v1/music`.
 pub async fn music(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
-    let product = MusicProduct::price(music::parse(&body)?, ctx.endpoint(Provider::Stability)?)?;
-    meter::run(ctx, payer(ctx, &req, false)?, Box::new(product)).await
+    let product = music_product(ctx, &body)?;
+    meter::run(ctx, payer(ctx, &req, false)?, product).await
+}
+
+pub fn music_product(ctx: &Ctx, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
+    Ok(Box::new(MusicProduct::price(music::parse(body)?, ctx.endpoint(Provider::Stability)?)?))
 }
 
 /// `POST /v1/embeddings` (OpenAI's shape).
 pub async fn embeddings(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
-    let product = EmbeddingsProduct::price(embeddings::parse(&body)?, ctx.endpoint(Provider::OpenAi)?)?;
-    meter::run(ctx, payer(ctx, &req, false)?, Box::new(product)).await
+    let product = embeddings_product(ctx, &body)?;
+    meter::run(ctx, payer(ctx, &req, false)?, product).await
+}
+
+pub fn embeddings_product(ctx: &Ctx, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
+    Ok(Box::new(EmbeddingsProduct::price(embeddings::parse(body)?, ctx.endpoint(Provider::OpenAi)?)?))
 }

@@ -47,6 +47,7 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         Endpoint::Balance => account::balance(ctx, &req).await,
         Endpoint::Usage => account::usage(ctx, &req).await,
         Endpoint::UsageDaily => checkout::daily(ctx, req).await,
+        Endpoint::Quote => crate::quote::quote(ctx, req).await,
         Endpoint::RequestBill => account::request_bill(ctx, &req, resolved.param("request_id")).await,
         Endpoint::Plans => Ok(checkout::plans(ctx)),
         Endpoint::Checkout => checkout::checkout(ctx, req).await,

@@ -93,3 +93,71 @@ test("an aborted stream's bill, once settled: the provider's full usage", async 
   assert.ok(b.held_mc >= want);
   assert.equal(await c.balanceMc(key.api_key), 10_000 - want);
 });
+
+// ---- POST /v1/quote: equal to the hold admission then takes
+
+const quote = async (key, route, body, balance) => {
+  const res = await c.api("/v1/quote", { key: key.api_key, body: { route, body, ...(balance === undefined ? {} : { balance }) } });
+  assert.equal(res.status, 200, await res.clone().text());
+  return res.json();
+};
+const holdOf = async (key, res) => (await c.settled(key.id, res.headers.get("x-request-id"))).find((e) => e.type === "call").hold;
+
+test("a chat quote is the hold admission takes, with or without max_tokens, and charges nothing", async () => {
+  const key = await c.createKey({ credits: 10 });
+  const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "quote me" }] };
+  const q = await quote(key, "/v1/chat/completions", body);
+  assert.equal(await c.balanceMc(key.api_key), 10_000, "a quote holds and charges nothing");
+  assert.deepEqual([q.provider, q.model, q.admitted, q.balance_mc, q.balance_from, q.output_cap_chosen_by_admission], ["openai", "gpt-4o-mini", true, 10_000, "key", true]);
+  // REFERENCE.md: $0.15 / $0.60 per 1M tokens × 1.8 / 0.01 = 27 / 108 credits per 1M.
+  assert.deepEqual([q.prices.credits_per_million_tokens.input, q.prices.credits_per_million_tokens.output], [27, 108]);
+  // Every output token allowed (16,384) at 108 credits per 1M fits in 10 credits with the prompt.
+  assert.equal(q.output_cap, 16_384);
+  const res = await c.api("/v1/chat/completions", { key: key.api_key, body });
+  assert.equal(res.status, 200);
+  assert.equal(await holdOf(key, res), q.hold_mc);
+  // With max_tokens the cap is the call's: the hold is the prompt's bound + 24 output tokens.
+  const capped = { ...body, max_tokens: 24 };
+  const q24 = await quote(key, "/v1/chat/completions", capped);
+  assert.deepEqual([q24.output_cap, q24.output_cap_chosen_by_admission, q24.hold_mc], [24, false, q24.max_hold_mc]);
+  const bound = BigInt(Buffer.byteLength(JSON.stringify(capped)) + 1024);
+  assert.equal(q24.hold_mc, Number(((bound * MINI[0] + 24n * MINI[1]) * 18n + 99_999_999n) / 100_000_000n));
+  const res24 = await c.api("/v1/chat/completions", { key: key.api_key, body: capped });
+  assert.equal(await holdOf(key, res24), q24.hold_mc);
+});
+
+test("a quote for a small balance gives the smaller output cap admission grants on that balance", async () => {
+  const key = await c.createKey({ credits: 0.5 });
+  const body = { provider: "openai", model: "gpt-4o-mini", messages: [{ role: "user", content: "a little" }] };
+  const forKey = await quote(key, "/v1/chat", body);
+  const given = await quote(key, "/v1/chat", body, "0.5");
+  assert.equal(given.balance_from, "request");
+  assert.deepEqual([given.hold_mc, given.output_cap], [forKey.hold_mc, forKey.output_cap]);
+  assert.ok(forKey.admitted && forKey.hold_mc <= 500 && forKey.output_cap < forKey.max_output_cap, JSON.stringify(forKey));
+  const none = await quote(key, "/v1/chat", body, 0);
+  assert.deepEqual([none.admitted, none.hold_mc, none.output_cap], [false, null, null]);
+  const res = await c.api("/v1/chat", { key: key.api_key, body });
+  assert.equal(res.status, 200);
+  assert.equal(await holdOf(key, res), forKey.hold_mc);
+});
+
+test("an image quote is its hold; bad quotes are 400s, a bad key 401", async () => {
+  const key = await c.createKey({ credits: 100 });
+  const body = { model: "gpt-image-2", prompt: "A lighthouse at dusk", size: "1024x1024", quality: "high" };
+  const q = await quote(key, "/v1/images/generations", body);
+  assert.deepEqual([q.provider, q.model, q.product, q.admitted], ["openai", "gpt-image-2", "image", true]);
+  await c.mockScript({ provider: "openai-images", usage: { text_tokens: 20, output_tokens: 7024 } });
+  const res = await c.api("/v1/images/generations", { key: key.api_key, body });
+  assert.equal(res.status, 200);
+  assert.equal(await holdOf(key, res), q.hold_mc);
+  const bad = async (b, status = 400) => {
+    const r = await c.api("/v1/quote", { key: key.api_key, body: b });
+    assert.equal(r.status, status, JSON.stringify(b));
+    assert.ok((await r.json()).error.message);
+  };
+  await bad({ route: "/v1/balance", body: {} });
+  await bad({ route: "/v1/chat/completions" });
+  await bad({ route: "/v1/chat/completions", body: { model: "no-such-model", messages: [] } });
+  await bad({ route: "/v1/chat/completions", body: { model: "gpt-4o-mini", messages: [] }, balance: -1 });
+  assert.equal((await c.api("/v1/quote", { key: "sk-nope", body: { route: "/v1/chat", body: {} } })).status, 401);
+});

@@ -49,6 +49,7 @@ pub mod pricing;
 pub mod product;
 pub mod products;
 pub mod provider;
+pub mod quote;
 pub mod providers;
 pub mod rapidapi;
 pub mod ratelimit;

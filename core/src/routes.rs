@@ -29,6 +29,7 @@ pub enum Endpoint {
     Usage,
     UsageDaily,
     RequestBill,
+    Quote,
     Plans,
     Checkout,
     BillingPortal,
@@ -67,7 +68,7 @@ impl Endpoint {
         match self {
             Health | Models | Plans => Access::Public,
             NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | GeminiCountTokens | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
-            | UsageDaily | RequestBill | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
+            | UsageDaily | RequestBill | Quote | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
             StripeWebhook | PaypalWebhook => Access::Webhook,
             AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
             | AdminRevokeKey | AdminRotateKey => Access::Admin,
@@ -114,6 +115,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/usage", Endpoint::Usage),
     route("GET", "/v1/usage/daily", Endpoint::UsageDaily),
     route("GET", "/v1/requests/{request_id}", Endpoint::RequestBill),
+    route("POST", "/v1/quote", Endpoint::Quote),
     route("GET", "/v1/plans", Endpoint::Plans),
     route("POST", "/v1/checkout", Endpoint::Checkout),
     route("POST", "/v1/billing-portal", Endpoint::BillingPortal),

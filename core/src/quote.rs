@@ -1,0 +1,121 @@
+//! `POST /v1/quote`: what a metered call would hold, and the output cap admission would grant,
+//! from the same parsing and pricing the call itself goes through, without calling a provider,
+//! holding or charging anything. Admission's choice is `admit_v4`'s rule restated on the same
+//! ladder ([`HoldPlan::ladder`]): the first rung the balance covers.
+
+use crate::error::ApiError;
+use crate::metering::{CallMeta, HoldPlan};
+use crate::money::{credits_json, parse_credits};
+use crate::routes::{self, Endpoint};
+use serde_json::{json, Value};
+
+/// A quote request: the metered route, the call's body, and an optional balance to quote for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuoteRequest {
+    pub endpoint: Endpoint,
+    /// The route's `{name}` values (Gemini's `{model}`).
+    pub params: Vec<(&'static str, String)>,
+    pub route: String,
+    /// The call's body, as the route would receive it.
+    pub body: Vec<u8>,
+    /// `balance` (credits): quote for this balance instead of the key's.
+    pub balance_mc: Option<i64>,
+}
+
+impl QuoteRequest {
+    pub fn param(&self, name: &str) -> &str {
+        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+/// The routes that hold and charge credits.
+pub fn metered(e: Endpoint) -> bool {
+    use Endpoint::*;
+    matches!(
+        e,
+        NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music
+    )
+}
+
+pub fn parse(body: &[u8]) -> Result<QuoteRequest, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body must be a JSON object: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| ApiError::invalid("the body must be a JSON object"))?;
+    let route = obj.get("route").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("`route` is required: the metered route of the call, e.g. \"/v1/chat/completions\""))?;
+    let path = route.split('?').next().unwrap_or("");
+    let not_metered = || ApiError::invalid(format!("`route` {route:?} is not a metered route (chat, messages, responses, embeddings, images, speech, music, Gemini's generateContent)"));
+    let resolved = routes::resolve("POST", path).map_err(|_| not_metered())?;
+    if !metered(resolved.endpoint) {
+        return Err(not_metered());
+    }
+    let call = obj.get("body").filter(|b| b.is_object()).ok_or_else(|| ApiError::invalid("`body` is required: the call's JSON body (an object)"))?;
+    let balance_mc = match obj.get("balance") {
+        None | Some(Value::Null) => None,
+        Some(b) => match parse_credits(b).map_err(|e| ApiError::invalid(format!("`balance`: {e}")))? {
+            mc if mc < 0 => return Err(ApiError::invalid("`balance` must be at least 0 credits")),
+            mc => Some(mc),
+        },
+    };
+    let body = serde_json::to_vec(call).map_err(|e| ApiError::invalid(format!("`body`: {e}")))?;
+    Ok(QuoteRequest { endpoint: resolved.endpoint, params: resolved.params, route: path.to_string(), body, balance_mc })
+}
+
+/// The quote: the ladder admission chooses from and its choice at `balance_mc`. `prices` is the
+/// model's entry of `/v1/models` (credits per unit), when it has one.
+pub fn quote_json(q: &QuoteRequest, meta: &CallMeta, plan: &HoldPlan, units: u64, balance_mc: i64, from_key: bool, prices: Option<Value>) -> Value {
+    let ladder = plan.ladder(units);
+    let chosen = ladder.iter().find(|(h, _)| *h <= balance_mc).copied();
+    let (max_hold, max_units) = ladder.first().copied().unwrap_or((plan.fixed_mc, units));
+    let min_hold = ladder.last().map_or(plan.fixed_mc, |(h, _)| *h);
+    json!({
+        "object": "quote",
+        "route": q.route,
+        "provider": meta.provider.as_str(),
+        "model": meta.model,
+        "product": meta.product,
+        "admitted": chosen.is_some(),
+        "hold_credits": chosen.map(|(h, _)| credits_json(h)),
+        "hold_mc": chosen.map(|(h, _)| h),
+        "output_cap": chosen.map(|(_, u)| u),
+        "output_cap_chosen_by_admission": plan.flexible.is_some(),
+        "max_hold_credits": credits_json(max_hold),
+        "max_hold_mc": max_hold,
+        "max_output_cap": max_units,
+        "min_hold_credits": credits_json(min_hold),
+        "min_hold_mc": min_hold,
+        "balance_credits": credits_json(balance_mc),
+        "balance_mc": balance_mc,
+        "balance_from": if from_key { "key" } else { "request" },
+        "prices": prices,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metering::FlexibleOutput;
+    use crate::provider::Provider;
+
+    #[test]
+    fn parses_a_metered_route_and_refuses_the_rest() {
+        let q = parse(br#"{"route":"/v1beta/models/gemini-3.5-flash:generateContent","body":{"contents":[]},"balance":"2.5"}"#).unwrap();
+        assert_eq!((q.endpoint, q.param("model"), q.balance_mc), (Endpoint::GeminiGenerateContent, "gemini-3.5-flash", Some(2500)));
+        for bad in [&br#"{"route":"/v1/balance","body":{}}"#[..], br#"{"route":"/nope","body":{}}"#, br#"{"body":{}}"#, br#"{"route":"/v1/chat"}"#, br#"{"route":"/v1/chat","body":[]}"#, br#"{"route":"/v1/chat","body":{},"balance":-1}"#, b"[1]", b"{"] {
+            assert_eq!(parse(bad).unwrap_err().status(), 400, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn admission_takes_the_first_rung_the_balance_covers() {
+        let q = parse(br#"{"route":"/v1/chat","body":{}}"#).unwrap();
+        let meta = CallMeta { provider: Provider::OpenAi, model: "m".into(), product: "chat" };
+        let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_micro_mc: 1_000_000, max_units: 800, min_units: 1 }) };
+        let ladder = plan.ladder(0);
+        let rich = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None);
+        assert_eq!((rich["hold_mc"].as_i64(), rich["output_cap"].as_u64()), (Some(ladder[0].0), Some(800)));
+        let (h, u) = ladder[3];
+        let poor = quote_json(&q, &meta, &plan, 0, h, false, None);
+        assert_eq!((poor["hold_mc"].as_i64(), poor["output_cap"].as_u64(), poor["balance_from"].as_str()), (Some(h), Some(u), Some("request")));
+        let broke = quote_json(&q, &meta, &plan, 0, 0, true, None);
+        assert_eq!((broke["admitted"].as_bool(), broke["hold_mc"].is_null(), broke["min_hold_mc"].as_i64()), (Some(false), true, ladder.last().map(|r| r.0)));
+    }
+}
