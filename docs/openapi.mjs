@@ -220,7 +220,7 @@ const paths = {
   "/v1/balance": get("getBalance", "The key's balance", "Account", "Balance", { security: bearer }),
   "/v1/usage": get("getUsage", "The key's ledger, newest first", "Account", "Ledger", { security: bearer, params: pageParams }),
   "/v1/usage/daily": get("getDailyUsage", "Credits per day and model", "Account", "DailyUsage", { security: bearer, params: [q("from", "YYYY-MM-DD (default today).", { type: "string", format: "date" }), q("to", "YYYY-MM-DD (default today).", { type: "string", format: "date" })] }),
-  "/v1/requests/{request_id}": { parameters: [{ name: "request_id", in: "path", required: true, description: "The `X-Request-Id` of a metered call.", schema: { type: "string" }, example: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0" }],
+  "/v1/requests/{request_id}": { parameters: [{ name: "request_id", in: "path", required: true, description: "The `X-Request-Id` of a metered call.", schema: { type: "string" }, example: "req_0123456789abcdef01234567" }],
     ...get("getRequestBill", "One call's bill (status, hold, charge)", "Account", "RequestBill", { security: bearer, errs: [...accountErrors, 404],
       description: "For the key that made the call; any other key (or an id never seen) gets 404. Kept as long as the ledger keeps the call's entry (`LEDGER_KEEP` per key). See docs/money-controls.md." }) },
   "/v1/quote": post("createQuote", "What a call would hold, and the output cap admission would grant", "Account", "Quote", { security: bearer, errs: [...accountErrors, 413],
