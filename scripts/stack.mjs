@@ -107,10 +107,16 @@ export async function startStack({ ports = {}, vars = {}, envFile, name = "test"
     fs.mkdirSync(path.join(ROOT, ".stack"), { recursive: true });
     const workerLog = path.join(ROOT, ".stack", `${name}-${p.worker}.worker.log`);
     fs.writeFileSync(workerLog, "");
+    // A state directory per stack: stacks started side by side (the test lanes) on a fresh clone
+    // would otherwise open the same .wrangler/state database at once and workerd dies on
+    // SQLITE_BUSY. The worker keeps nothing there (its state is in Redis), so it goes at stop.
+    const stateDir = path.join(ROOT, ".stack", "state", `${name}-${p.worker}`);
+    fs.mkdirSync(stateDir, { recursive: true });
+    started.push({ stop: async () => fs.rmSync(stateDir, { recursive: true, force: true }) });
     const worker = startProcess(
       WRANGLER,
       ["dev", "--ip", "127.0.0.1", "--port", String(p.worker), "--inspector-port", String(p.inspector),
-        "--env-file", file, "--show-interactive-dev-session=false", "--test-scheduled", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log"],
+        "--persist-to", stateDir, "--env-file", file, "--show-interactive-dev-session=false", "--test-scheduled", "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log"],
       { name: `${name}:worker`, env: { WRANGLER_SEND_METRICS: "false", CI: "true", NO_COLOR: "1" }, logFile: workerLog },
     );
     started.push(worker);
