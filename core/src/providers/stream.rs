@@ -41,8 +41,16 @@ impl StreamTranslator {
         StreamTranslator { provider, route, include_usage, role_sent: false, finish_sent: false, usage_sent: false, ended: false, billing, created, model_label, calls: ToolCalls::default() }
     }
 
-    fn passthrough(&self) -> bool {
+    /// Whether the customer speaks the provider's own format (its events pass through).
+    pub fn passthrough(&self) -> bool {
         matches!((self.provider, self.route), (Provider::OpenAi, Route::OpenAiCompatible) | (Provider::Anthropic, Route::AnthropicCompatible))
+    }
+
+    /// A passed-through event that does not matter to billing: its bytes as they came.
+    pub fn forward(&mut self, raw: &[u8], out: &mut Vec<u8>) {
+        if !self.ended {
+            out.extend_from_slice(raw);
+        }
     }
 
     /// A provider event that carried no data (keep-alive comments, blank lines): passed through
