@@ -19,7 +19,7 @@
 // floor, the gateway and Portkey; the CPU per provider chunk; the gateway's wasm linear memory
 // over --memory-calls calls (0 skips it).
 //
-//   node scripts/bench.mjs [--seconds 3] [--no-peers] [--memory-calls 100000]
+//   node scripts/bench.mjs [--seconds 3] [--no-peers] [--memory-calls 100000] [--cases-only]
 import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -39,6 +39,7 @@ const arg = (name, dflt) => {
 };
 const SECONDS = Number(arg("seconds", "3"));
 const PEERS = !process.argv.includes("--no-peers");
+const CASES_ONLY = process.argv.includes("--cases-only");
 const CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "ai-api-broker-bench");
 const t0 = Date.now();
 const say = (s) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
@@ -86,7 +87,8 @@ async function wrk(target, mode, conns, seconds = SECONDS, { body = BODIES[mode]
   const script = path.join(os.tmpdir(), `bench-${process.pid}-${target.name}-${mode}.lua`);
   const headers = Object.entries({ ...target.headers, ...extra }).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join("\n");
   fs.writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\n${headers}\n`);
-  const { stdout } = await run("wrk", ["-t1", `-c${conns}`, `-d${seconds}s`, "--latency", "-s", script, url], { maxBuffer: 1 << 20 });
+  // A long answer through a slow target may take seconds: wrk's 2 s default would count it failed.
+  const { stdout } = await run("wrk", ["-t1", `-c${conns}`, `-d${seconds}s`, "--timeout", "60s", "--latency", "-s", script, url], { maxBuffer: 1 << 20 });
   const ms = (re) => {
     const m = stdout.match(re);
     if (!m) return null;
@@ -153,10 +155,22 @@ async function measureCases(target, mocks) {
       if (r.errors > r.requests / 2) Object.assign(r, { failed: true, rps: null, cpuPerCall: null });
       out[c.name] = r;
     } finally {
+      // Calls wrk gave up on may still run (a gateway meters an abandoned call to its end): the
+      // next case starts once the target is idle.
+      await idle(target);
       if (c.tokens !== 24) await mocks.reset();
     }
   }
   return out;
+}
+
+/** Waits (at most 60 s) until the target's processes use under 5 % of a core. */
+async function idle(target) {
+  for (let i = 0; i < 240; i++) {
+    const before = cpuMs(target.pids());
+    await new Promise((r) => setTimeout(r, 250));
+    if (cpuMs(target.pids()) - before < 12.5) return;
+  }
 }
 
 // ------------------------------------------------------------------------------ targets
@@ -295,6 +309,32 @@ function bundleGzip() {
   return zlib.gzipSync(Buffer.concat(files.map((f) => fs.readFileSync(f))), { level: 9 }).length;
 }
 
+/** The per-format table: CPU per call (c10) against the floor and Portkey measured in the same run. */
+function printCases(caseResults) {
+  const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "failed" : x.toFixed(d));
+  const ratio = (x, base) => (x && base ? `${(x / base).toFixed(2)}×` : "-");
+  // Per-format rows: CPU per call (c10) against the floor and Portkey measured in the same run.
+  const cr = (t, c) => caseResults[t]?.[c.name];
+  const rows2 = [["c10, CPU ms/call", "floor", "gateway", "vs floor", "Portkey", "gateway req/s", "floor req/s", "Portkey req/s"]];
+  for (const c of CASES) {
+    const [fl, gwc, pkc] = [cr("floor", c), cr("gateway", c), cr("portkey", c)];
+    rows2.push([c.name, f(fl?.cpuPerCall, 3), f(gwc?.cpuPerCall, 3), ratio(gwc?.cpuPerCall, fl?.cpuPerCall), pkc ? `${f(pkc.cpuPerCall, 3)} (${ratio(gwc?.cpuPerCall, pkc.cpuPerCall)})` : "-", f(gwc?.rps, 0), f(fl?.rps, 0), pkc ? f(pkc.rps, 0) : "-"]);
+  }
+  const w2 = rows2[0].map((_, i) => Math.max(...rows2.map((r) => r[i].length)));
+  const line2 = (r) => `| ${r.map((c, i) => c.padEnd(w2[i])).join(" | ")} |`;
+  console.log(`\nPer format (the gateway's ratio to Portkey in brackets): ${LONG_TOKENS}-token answers come as ${LONG_TOKENS} provider chunks when streamed\n`);
+  console.log(line2(rows2[0]));
+  console.log(`|${w2.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows2.slice(1)) console.log(line2(r));
+  const perChunk = (t, api) => {
+    const long = CASES.find((c) => c.api === api && c.stream && c.tokens === LONG_TOKENS);
+    const short = CASES.find((c) => c.api === api && c.stream && c.tokens === 24);
+    const [a, b] = [cr(t, long)?.cpuPerCall, cr(t, short)?.cpuPerCall];
+    return a && b ? ((a - b) / (LONG_TOKENS - 24)) * 1000 : null;
+  };
+  console.log(`CPU per provider chunk (streamed, long minus short): chat ${f(perChunk("gateway", "chat"), 1)} µs (floor ${f(perChunk("floor", "chat"), 1)}, Portkey ${f(perChunk("portkey", "chat"), 1)}); messages ${f(perChunk("gateway", "messages"), 1)} µs (floor ${f(perChunk("floor", "messages"), 1)}, Portkey ${f(perChunk("portkey", "messages"), 1)})`);
+}
+
 // ------------------------------------------------------------------------------ main
 
 const stopAll = [];
@@ -345,7 +385,7 @@ try {
   }
 
   const results = {};
-  for (const t of targets) {
+  for (const t of CASES_ONLY ? [] : targets) {
     say(`measuring ${t.name}`);
     results[t.name] = await measure(t);
   }
@@ -356,7 +396,7 @@ try {
   }
   // The wasm instance's linear memory over MEMORY_CALLS calls, the short cases in turn.
   const memory = [];
-  if (MEMORY_CALLS > 0) {
+  if (MEMORY_CALLS > 0 && !CASES_ONLY) {
     say(`gateway: wasm memory over ${MEMORY_CALLS} calls`);
     const gwt = targets.find((t) => t.name === "gateway");
     const shorts = CASES.filter((c) => c.tokens === 24);
@@ -371,6 +411,10 @@ try {
     }
   }
 
+  if (CASES_ONLY) {
+    printCases(caseResults);
+    process.exit(0);
+  }
   say("gateway: round trips, distance, a route with no I/O, the bundle");
   const gwCall = (stream = false) => fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: targets[2].headers, body: stream ? BODIES.stream : BODIES.plain });
   const chatTrips = await roundTrips(front, () => gwCall());
@@ -420,26 +464,7 @@ try {
   console.log(line(rows[0]));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const r of rows.slice(1)) console.log(line(r));
-  // Per-format rows: CPU per call (c10) against the floor and Portkey measured in the same run.
-  const cr = (t, c) => caseResults[t]?.[c.name];
-  const rows2 = [["c10, CPU ms/call", "floor", "gateway", "vs floor", "Portkey", "gateway req/s", "floor req/s", "Portkey req/s"]];
-  for (const c of CASES) {
-    const [fl, gwc, pkc] = [cr("floor", c), cr("gateway", c), cr("portkey", c)];
-    rows2.push([c.name, f(fl?.cpuPerCall, 3), f(gwc?.cpuPerCall, 3), ratio(gwc?.cpuPerCall, fl?.cpuPerCall), pkc ? `${f(pkc.cpuPerCall, 3)} (${ratio(gwc?.cpuPerCall, pkc.cpuPerCall)})` : "-", f(gwc?.rps, 0), f(fl?.rps, 0), pkc ? f(pkc.rps, 0) : "-"]);
-  }
-  const w2 = rows2[0].map((_, i) => Math.max(...rows2.map((r) => r[i].length)));
-  const line2 = (r) => `| ${r.map((c, i) => c.padEnd(w2[i])).join(" | ")} |`;
-  console.log(`\nPer format (the gateway's ratio to Portkey in brackets): ${LONG_TOKENS}-token answers come as ${LONG_TOKENS} provider chunks when streamed\n`);
-  console.log(line2(rows2[0]));
-  console.log(`|${w2.map((w) => "-".repeat(w + 2)).join("|")}|`);
-  for (const r of rows2.slice(1)) console.log(line2(r));
-  const perChunk = (t, api) => {
-    const long = CASES.find((c) => c.api === api && c.stream && c.tokens === LONG_TOKENS);
-    const short = CASES.find((c) => c.api === api && c.stream && c.tokens === 24);
-    const [a, b] = [cr(t, long)?.cpuPerCall, cr(t, short)?.cpuPerCall];
-    return a && b ? ((a - b) / (LONG_TOKENS - 24)) * 1000 : null;
-  };
-  console.log(`CPU per provider chunk (streamed, long minus short): chat ${f(perChunk("gateway", "chat"), 1)} µs (floor ${f(perChunk("floor", "chat"), 1)}, Portkey ${f(perChunk("portkey", "chat"), 1)}); messages ${f(perChunk("gateway", "messages"), 1)} µs (floor ${f(perChunk("floor", "messages"), 1)}, Portkey ${f(perChunk("portkey", "messages"), 1)})`);
+  printCases(caseResults);
   if (memory.length) console.log(`wasm linear memory (MiB) after N calls: ${memory.map((m) => `${m.calls}: ${m.mib ?? "?"}`).join(", ")}`);
   const g = results.gateway;
   const pk = results.portkey;
