@@ -64,7 +64,7 @@ const schemas = {
   }, ["error"], { description: "The gateway's own error shape (every route but the OpenAI- and Anthropic-compatible ones)." }),
   OpenAiError: obj({
     error: obj({ message: str(""), type: str(""), param: nullable(str("")), code: nullable(str("")) }, ["message", "type"]),
-  }, ["error"], { description: "OpenAI's error shape (/v1/chat/completions, /v1/models)." }),
+  }, ["error"], { description: "OpenAI's error shape (/v1/chat/completions, /v1/responses, /v1/models)." }),
   AnthropicError: obj({
     type: { const: "error" }, error: obj({ type: str(""), message: str("") }, ["type", "message"]), request_id: str(""),
   }, ["type", "error"], { description: "Anthropic's error shape (/v1/messages)." }),
@@ -270,6 +270,60 @@ Object.assign(paths, {
     description: "A flat price per generation; the audio is passed on as it arrives.",
     example: { prompt: "Upbeat lo-fi hip hop loop, warm Rhodes piano, 90 BPM", model: "stable-audio-2.5", duration: 30 }, ok: audio }),
 });
+
+// ---------- Responses API (docs/responses.md) ----------
+const RESPONSES_FIELDS = `| field | OpenAI models | Anthropic and Gemini models |
+|---|---|---|
+| \`model\` | bare or \`openai/…\` | \`anthropic/…\`, \`google/…\` |
+| \`input\` (string or items), \`instructions\` | forwarded | translated: \`message\` (\`input_text\`, \`input_image\`, \`output_text\`), \`function_call\`, \`function_call_output\`; Claude's own \`reasoning\` items back to Claude, others dropped |
+| \`stream\` | OpenAI's events passed through | translated events |
+| \`tools\` (\`function\`), \`tool_choice\`, \`parallel_tool_calls\` | forwarded (also \`custom\`, \`local_shell\`, \`shell\`, \`apply_patch\`, \`namespace\`, \`tool_search\` run by the client; \`additional_tools\` input items) | translated (function tools; \`namespace\` groups dropped; Gemini cannot honour \`parallel_tool_calls: false\`) |
+| \`max_output_tokens\`, \`temperature\`, \`top_p\` | forwarded | translated |
+| \`text.format\` | forwarded | translated (Anthropic: \`json_schema\` only) |
+| \`reasoning.effort\` | forwarded | thinking (Claude's signed thinking comes back as a \`reasoning\` item and goes back to Claude); Gemini's thinking level/budget |
+| \`store\` | absent or \`false\`: sent as \`false\`; \`true\`: 400 | same |
+| \`include\` | \`reasoning.encrypted_content\`, \`message.output_text.logprobs\`; others 400 | accepted, nothing to include |
+| \`reasoning.summary\`, \`reasoning.context\`, \`text.verbosity\`, \`metadata\`, \`user\`, \`safety_identifier\`, \`prompt_cache_key\`, \`client_metadata\`, \`truncation\`, \`stream_options\`, \`max_tool_calls\` | forwarded | dropped (no equivalent; change neither answer nor price) |
+| \`service_tier\` | \`auto\`/\`default\` only | same |
+| \`top_logprobs\` | forwarded | 400 |
+| \`previous_response_id\`, \`conversation\`, \`background: true\`, \`prompt\` | 400 (no stored state) | 400 |
+| built-in tools \`web_search*\`, \`file_search\`, \`code_interpreter\`, \`computer_use*\`, \`image_generation\`, \`mcp\` | 400 naming the tool (priced per call; not in the price table; Codex: \`web_search = "disabled"\`) | 400 |
+| any other field | 400 naming it | 400 |`;
+Object.assign(schemas, {
+  ResponsesRequest: obj({
+    model: str("`openai/…`, `anthropic/…`, `google/…` or a bare OpenAI model."),
+    input: { anyOf: [{ type: "string", minLength: 1 }, { type: "array", minItems: 1, items: { type: "object" } }], description: "A user message, or input items." },
+    instructions: str("The system prompt."), stream: { type: "boolean" }, store: { const: false, description: "Absent means false: nothing is stored." },
+    max_output_tokens: int("Output bound; default: the most the balance covers.", { minimum: 1 }), temperature: num(""), top_p: num(""),
+    tools: { type: "array", items: obj({ type: str("", { examples: ["function"] }), name: str(""), description: str(""), parameters: { type: "object" }, strict: { type: "boolean" } }, ["type"]) },
+    tool_choice: { anyOf: [{ type: "string", enum: ["auto", "none", "required"] }, { type: "object" }] }, parallel_tool_calls: { type: "boolean" },
+    reasoning: obj({ effort: str(""), summary: nullable(str("")) }), text: obj({ format: { type: "object" }, verbosity: str("", { enum: ["low", "medium", "high"] }) }),
+    include: { type: "array", items: { type: "string", enum: ["reasoning.encrypted_content", "message.output_text.logprobs"] } },
+    metadata: { type: "object" }, user: str(""), safety_identifier: str(""), prompt_cache_key: str(""), client_metadata: { type: "object" },
+    service_tier: str("", { enum: ["auto", "default"] }), truncation: str("", { enum: ["auto", "disabled"] }), stream_options: { type: "object" }, top_logprobs: int(""), max_tool_calls: int(""),
+  }, ["model", "input"], { description: `OpenAI's Responses API request. Fields per provider:\n\n${RESPONSES_FIELDS}` }),
+  ResponsesResponse: obj({
+    id: str(""), object: { const: "response" }, created_at: int(""), status: str("", { enum: ["completed", "incomplete", "failed", "in_progress"] }), model: str(""),
+    output: { type: "array", items: obj({ type: str("", { enum: ["message", "function_call", "reasoning", "custom_tool_call", "local_shell_call", "shell_call", "apply_patch_call"] }), id: str("") }, ["type"]) },
+    usage: nullable(obj({ input_tokens: int(""), input_tokens_details: obj({ cached_tokens: int("") }), output_tokens: int(""), output_tokens_details: obj({ reasoning_tokens: int("") }), total_tokens: int("") },
+      ["input_tokens", "output_tokens", "total_tokens"])),
+    error: nullable({ type: "object" }), incomplete_details: nullable({ type: "object" }), x_broker: xBroker,
+  }, ["id", "object", "status", "model", "output"]),
+});
+paths["/v1/responses"] = {
+  post: {
+    operationId: "responses", summary: "OpenAI-compatible Responses API (Codex, the Agents SDK, the AI SDK)", tags: ["Chat"], security: bearer,
+    description: "Works with the OpenAI SDKs' `responses.create`, Codex CLI (`wire_api = \"responses\"`), the OpenAI Agents SDK, the Vercel AI SDK's `openai(model)` and LangChain's `use_responses_api`. " +
+      "OpenAI models get OpenAI's own answer (events passed through); Anthropic and Gemini models are translated. The gateway keeps no state. " +
+      "With `stream: true`: named events `response.created` … `response.completed` (with usage and `x_broker`). Errors in OpenAI's shape.\n\n" + RESPONSES_FIELDS,
+    requestBody: body(ref("ResponsesRequest"), { model: "openai/gpt-4o-mini", input: "Say hi", max_output_tokens: 50 }),
+    responses: {
+      200: { description: "The response object; with `stream: true`, server-sent events (no `[DONE]`).", headers: meteredHeaders,
+        content: { "application/json": { schema: ref("ResponsesResponse") }, ...sse("Named events (`event: response.…`) whose data is a JSON event with `type` and `sequence_number`.") } },
+      ...errors("openai", customerErrors),
+    },
+  },
+};
 
 // Stateful links (schemathesis follows them): a created key → its record, ledger, grant, rotation, revocation.
 const keyLinks = Object.fromEntries(["adminGetKey", "adminKeyLedger", "adminGrantCredits", "adminRotateKey", "adminRevokeKey"]

@@ -1,5 +1,6 @@
 //! The chat routes: parse → price → run on the metering engine (which renders the answer); and
-//! Anthropic's count_tokens, answered by Anthropic and never charged.
+//! Anthropic's count_tokens, answered by Anthropic and never charged; and the Responses API
+//! (chat's engine in OpenAI's Responses shape).
 
 use crate::account::caller_key;
 use crate::context::Ctx;
@@ -9,6 +10,7 @@ use crate::meter;
 use crate::payer::{api_key, payer};
 use broker_core::chat::{self, betas, Route};
 use broker_core::products::chat::ChatProduct;
+use broker_core::products::responses::ResponsesProduct;
 use broker_core::products::count_tokens;
 use broker_core::provider::Provider;
 use worker::Request;
@@ -44,4 +46,14 @@ pub async fn count_tokens(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let status = sent.response.status_code();
     let answer = sent.body().await.map_err(|e| broker_core::error::ApiError::upstream(format!("anthropic's count_tokens answer broke off: {e}")))?;
     Ok(http::bytes(200, "application/json", count.answer(status, &answer)?, &count.headers()))
+}
+
+/// `POST /v1/responses`: OpenAI's Responses API on every provider.
+pub async fn responses(ctx: &Ctx, mut req: Request) -> HandlerResult {
+    let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let parsed = broker_core::responses::parse(&body)?;
+    let endpoint = ctx.endpoint(parsed.provider())?;
+    let product = ResponsesProduct::price(parsed, &ctx.price_day(), endpoint, ctx.now_ms() / 1000)?;
+    let payer = payer(ctx, &req, false)?;
+    meter::run(ctx, payer, Box::new(product)).await
 }

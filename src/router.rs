@@ -31,6 +31,7 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         Endpoint::Health => account::health(ctx).await,
         Endpoint::NativeChat => chat::handle(ctx, req, Route::Native).await,
         Endpoint::OpenAiChatCompletions => chat::handle(ctx, req, Route::OpenAiCompatible).await,
+        Endpoint::OpenAiResponses => chat::responses(ctx, req).await,
         Endpoint::AnthropicMessages => chat::handle(ctx, req, Route::AnthropicCompatible).await,
         Endpoint::AnthropicCountTokens => chat::count_tokens(ctx, req).await,
         Endpoint::OpenAiEmbeddings => media::embeddings(ctx, req).await,

@@ -187,7 +187,12 @@ test("a settlement that meets Redis errors is retried and lands once", async () 
   assert.equal(entries[0].amount, -Math.round((await res.json()).credits_charged * 1000));
   const stats = await c.frontStats();
   assert.equal(stats.fail_next_remaining, 0, "both injected failures were met");
-  const retries = c.logLines().filter((l) => l.request_id === rid && l.msg === "settlement");
+  // The settlement's log line is written after its Redis write lands: wait for it to reach the log.
+  let retries = [];
+  for (let i = 0; i < 100 && retries.length < 3; i++) {
+    retries = c.logLines().filter((l) => l.request_id === rid && l.msg === "settlement");
+    if (retries.length < 3) await new Promise((r) => setTimeout(r, 50));
+  }
   assert.deepEqual(retries.map((l) => l.outcome), ["retrying", "retrying", "settled"]);
 });
 

@@ -13,7 +13,7 @@
 //!
 //! Imports flow one way (`scripts/check-imports.mjs` checks it): the leaves (`error`, `money`,
 //! `provider`, `usage`, `keys`) ← the price tables and `config` ← `metering`, `product`,
-//! `scripts` ← `store` ← the providers and products ← the flows a route runs (`accounts`,
+//! `scripts` ← `store` ← the providers and products (`chat` ← `responses`) ← the flows a route runs (`accounts`,
 //! `admin`, `checkout`, `payments`, `disputes`), which nothing else in core imports. One circle is
 //! left: `config` reads `rapidapi`, which imports `metering`, which imports `config` (the checker
 //! misses it: a URL string in config.rs reads to it as a comment). Which module owns which flow:
@@ -48,6 +48,7 @@ pub mod rapidapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod redis_keys;
+pub mod responses;
 pub mod scripts;
 pub mod sse;
 pub mod stats;

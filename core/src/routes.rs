@@ -12,6 +12,7 @@ pub enum Endpoint {
     Health,
     NativeChat,
     OpenAiChatCompletions,
+    OpenAiResponses,
     AnthropicMessages,
     AnthropicCountTokens,
     OpenAiEmbeddings,
@@ -64,7 +65,7 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             Health | Models | Plans => Access::Public,
-            NativeChat | OpenAiChatCompletions | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | GeminiCountTokens | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
+            NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | GeminiCountTokens | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
             | UsageDaily | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
             StripeWebhook | PaypalWebhook => Access::Webhook,
             AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
@@ -91,6 +92,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/health", Endpoint::Health),
     route("POST", "/v1/chat", Endpoint::NativeChat),
     route("POST", "/v1/chat/completions", Endpoint::OpenAiChatCompletions),
+    route("POST", "/v1/responses", Endpoint::OpenAiResponses),
     route("POST", "/v1/messages", Endpoint::AnthropicMessages),
     route("POST", "/v1/messages/count_tokens", Endpoint::AnthropicCountTokens),
     route("POST", "/v1/embeddings", Endpoint::OpenAiEmbeddings),
@@ -209,7 +211,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Resolved, ApiError> {
 /// The error shape the clients of a path expect (the official SDKs parse their own).
 pub fn error_shape(path: &str) -> ErrorShape {
     match path {
-        "/v1/chat/completions" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" | "/v1/embeddings" => ErrorShape::OpenAi,
+        "/v1/chat/completions" | "/v1/responses" | "/v1/models" | "/v1/images/generations" | "/v1/audio/speech" | "/v1/embeddings" => ErrorShape::OpenAi,
         "/v1/messages" | "/v1/messages/count_tokens" => ErrorShape::Anthropic,
         p if p.starts_with("/v1beta/") || (p.starts_with("/v1/models/") && p.contains(':')) => ErrorShape::Gemini,
         _ => ErrorShape::Native,

@@ -69,6 +69,9 @@ pub enum Part {
     Image(Image),
     ToolCall(ToolCall),
     ToolResult(ToolResult),
+    /// Claude's own signed thinking, sent back in a tool loop (`redacted`: its encrypted form,
+    /// `text` then holds the data). Only the Responses route carries it; other providers drop it.
+    Thinking { text: String, signature: String, redacted: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -128,7 +128,7 @@ impl ChatRequest {
     }
 
     /// Images the model's provider refuses for their size, said before anything is held.
-    fn check_images(&self) -> Result<(), ApiError> {
+    pub(crate) fn check_images(&self) -> Result<(), ApiError> {
         for i in messages::images(&self.messages) {
             if let Some(why) = image_tokens::refusal(self.provider, &self.model, i) {
                 return Err(ApiError::invalid(why));

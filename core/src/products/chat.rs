@@ -130,50 +130,20 @@ impl ChatMeter {
         ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, served_tier: None, served_model: None, sink }
     }
 
-    /// The hold's bound: what a call is billed when its usage cannot be priced.
-    fn hold_bound(&self, why: String) -> Metered {
-        let prompt = self.product.req.prompt_upper_tokens();
-        let cost = self.product.model.bound_pico(prompt, self.max_tokens, None);
-        let units = Units::Tokens(self.usage.unwrap_or(Usage { input: prompt, output: self.max_tokens, ..Usage::default() }));
-        Metered { cost_pico_usd: cost, units, exact: false, note: Some(format!("{why}: billed the hold's bound (the most the call could cost at list price)")), warning: None }
-    }
-
-    /// The price entry of the model that served the call (`pricing::served_model`).
-    fn served_entry(&self) -> Result<PricedModel, String> {
-        let today = crate::pricing::utc_date(self.product.created.saturating_mul(1000));
-        crate::pricing::served_model(self.product.model, self.served_model.as_deref(), &today)
-    }
-
-    /// What the call cost as far as the stream told: the reported usage, or (never reported) the
-    /// upper bound: the prompt's reported input, or its bound, plus every output token allowed.
+    /// What the call cost as far as the stream told (`token_metered`).
     fn metered(&self, end: &End) -> Metered {
-        let model = &self.product.model;
-        if let Some(u) = self.usage.filter(|_| self.final_usage) {
-            // Another tier has other prices, which the table does not hold: the hold, and a warning.
-            if let Some(t) = self.served_tier.as_deref().filter(|t| !self.wire.is_standard_tier(t)) {
-                return Metered { warning: Some(format!("served at the `{t}` service tier, which has no list price here")), ..self.hold_bound(format!("the provider served the call at its `{t}` tier, not the standard one"))};
-            }
-            return match self.served_entry() {
-                Ok(served) if served.name() == model.name() => Metered::exact(model.cost_pico(&u), Units::Tokens(u)),
-                Ok(served) => Metered {
-                    note: Some(format!("requested {}, served by {} (the answer's model): billed at {}'s list prices", model.name(), served.name(), served.name())),
-                    ..Metered::exact(served.cost_pico(&u), Units::Tokens(u))
-                },
-                Err(unknown) => Metered {
-                    warning: Some(format!("served by `{unknown}`, which has no list price here")),
-                    ..self.hold_bound(format!("requested {}, served by {unknown}, which the price table does not list", model.name()))
-                },
-            };
-        }
-        let prompt = self.product.req.prompt_upper_tokens();
-        let known = self.usage.filter(|u| u.prompt_total() > 0);
-        let cost = model.bound_pico(prompt, self.max_tokens, known.as_ref());
-        let bound = match known {
-            Some(u) => Usage { output: self.max_tokens.max(u.output), ..u },
-            None => Usage { input: prompt, output: self.max_tokens, ..Usage::default() },
+        let told = Told {
+            model: self.product.model,
+            prompt_upper: self.product.req.prompt_upper_tokens(),
+            max_tokens: self.max_tokens,
+            usage: self.usage,
+            final_usage: self.final_usage,
+            other_tier: self.served_tier.as_deref().filter(|t| !self.wire.is_standard_tier(t)),
+            served_model: self.served_model.as_deref(),
+            created: self.product.created,
+            provider_error: self.provider_error.as_deref(),
         };
-        let why = self.provider_error.as_ref().map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
-        Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", self.max_tokens)), warning: None }
+        token_metered(&told, end)
     }
 
     fn tally(&self, metered: &Metered) -> Tally {
@@ -288,22 +258,6 @@ impl ChatMeter {
         let out = ChatOutput { content: text, tool_calls, usage: tally.usage, finish_reason };
         Some(render::translated(&self.product.req, &out, &self.billing, &tally.charge, self.product.created).to_string().into_bytes())
     }
-
-    /// The error a whole answer gets when the provider's stream did not complete.
-    fn incomplete_error(&self, end: &End, charge: &Charge) -> ApiError {
-        let billed = format!("billed {} credits, the most this call could cost, since the provider reported no usage", credits_string(charge.charged_mc));
-        let (kind, what) = match end {
-            End::IdleTimeout => (ErrorKind::UpstreamTimeout, "the provider stalled and the call was cut".to_string()),
-            _ => (ErrorKind::UpstreamError, match &self.provider_error {
-                Some(e) => format!("the provider failed mid-answer ({e})"),
-                None => "the provider's answer broke off".to_string(),
-            }),
-        };
-        if self.billing.channel == Channel::RapidApi {
-            return ApiError::new(kind, what).public();
-        }
-        ApiError::new(kind, format!("{what}; {billed}")).public().with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }))
-    }
 }
 
 impl Meter for ChatMeter {
@@ -359,10 +313,10 @@ impl Meter for ChatMeter {
         let answer = match (&mut self.sink, rendered) {
             (Sink::Stream(t), _) => {
                 t.finish(self.finish_reason.as_deref(), tally, complete, &mut tail);
-                Err(self.incomplete_error(&end, &tally.charge))
+                Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge))
             }
             (_, Some(body)) if complete => Ok(body),
-            _ => Err(self.incomplete_error(&end, &tally.charge)),
+            _ => Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge)),
         };
         let answer = answer.map(|body| WholeAnswer {
             status: 200,
@@ -372,6 +326,81 @@ impl Meter for ChatMeter {
         });
         Finish { tail, answer, metered: Some(metered) }
     }
+}
+
+/// What a token-metered stream told by its end (chat and the Responses API meter alike).
+pub struct Told<'a> {
+    pub model: PricedModel,
+    /// The prompt's upper bound in tokens.
+    pub prompt_upper: u64,
+    /// The output tokens the call was allowed.
+    pub max_tokens: u64,
+    pub usage: Option<Usage>,
+    /// Whether `usage` is the final (billable) one.
+    pub final_usage: bool,
+    /// The service tier the answer says served it, when it is not the standard one.
+    pub other_tier: Option<&'a str>,
+    /// The model the answer says served it, when it says.
+    pub served_model: Option<&'a str>,
+    /// Unix seconds of the call (the day of a served model's price entry).
+    pub created: u64,
+    pub provider_error: Option<&'a str>,
+}
+
+/// The hold's bound: what a call is billed when its usage cannot be priced.
+fn hold_bound(t: &Told, why: String) -> Metered {
+    let cost = t.model.bound_pico(t.prompt_upper, t.max_tokens, None);
+    let units = Units::Tokens(t.usage.unwrap_or(Usage { input: t.prompt_upper, output: t.max_tokens, ..Usage::default() }));
+    Metered { cost_pico_usd: cost, units, exact: false, note: Some(format!("{why}: billed the hold's bound (the most the call could cost at list price)")), warning: None }
+}
+
+/// What the call cost as far as the stream told: the reported usage (at the served model's list
+/// prices; the hold's bound for a tier or model the table does not price), or (never reported)
+/// the upper bound: the prompt's reported input, or its bound, plus every output token allowed.
+pub fn token_metered(t: &Told, end: &End) -> Metered {
+    let model = &t.model;
+    if let Some(u) = t.usage.filter(|_| t.final_usage) {
+        // Another tier has other prices, which the table does not hold: the hold, and a warning.
+        if let Some(tier) = t.other_tier {
+            return Metered { warning: Some(format!("served at the `{tier}` service tier, which has no list price here")), ..hold_bound(t, format!("the provider served the call at its `{tier}` tier, not the standard one")) };
+        }
+        let today = crate::pricing::utc_date(t.created.saturating_mul(1000));
+        return match crate::pricing::served_model(t.model, t.served_model, &today) {
+            Ok(served) if served.name() == model.name() => Metered::exact(model.cost_pico(&u), Units::Tokens(u)),
+            Ok(served) => Metered {
+                note: Some(format!("requested {}, served by {} (the answer's model): billed at {}'s list prices", model.name(), served.name(), served.name())),
+                ..Metered::exact(served.cost_pico(&u), Units::Tokens(u))
+            },
+            Err(unknown) => Metered {
+                warning: Some(format!("served by `{unknown}`, which has no list price here")),
+                ..hold_bound(t, format!("requested {}, served by {unknown}, which the price table does not list", model.name()))
+            },
+        };
+    }
+    let known = t.usage.filter(|u| u.prompt_total() > 0);
+    let cost = model.bound_pico(t.prompt_upper, t.max_tokens, known.as_ref());
+    let bound = match known {
+        Some(u) => Usage { output: t.max_tokens.max(u.output), ..u },
+        None => Usage { input: t.prompt_upper, output: t.max_tokens, ..Usage::default() },
+    };
+    let why = t.provider_error.map(|e| format!("the provider reported an error ({e})")).unwrap_or_else(|| end.describe());
+    Metered { cost_pico_usd: cost, units: Units::Tokens(bound), exact: false, note: Some(format!("{why}; usage never reported: billed the upper bound ({} output tokens allowed)", t.max_tokens)), warning: None }
+}
+
+/// The error a whole answer gets when the provider's stream did not complete.
+pub fn incomplete_error(billing: &Billing, end: &End, provider_error: Option<&str>, charge: &Charge) -> ApiError {
+    let billed = format!("billed {} credits, the most this call could cost, since the provider reported no usage", credits_string(charge.charged_mc));
+    let (kind, what) = match end {
+        End::IdleTimeout => (ErrorKind::UpstreamTimeout, "the provider stalled and the call was cut".to_string()),
+        _ => (ErrorKind::UpstreamError, match provider_error {
+            Some(e) => format!("the provider failed mid-answer ({e})"),
+            None => "the provider's answer broke off".to_string(),
+        }),
+    };
+    if billing.channel == Channel::RapidApi {
+        return ApiError::new(kind, what).public();
+    }
+    ApiError::new(kind, format!("{what}; {billed}")).public().with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }))
 }
 
 #[cfg(test)]

@@ -58,10 +58,13 @@ impl ChatWire for Anthropic {
                         signature: None,
                     }]
                 }
+                Some("redacted_thinking") => v.pointer("/content_block/data").and_then(Value::as_str).map(|d| vec![Decoded::RedactedReasoning(d.to_string())]).unwrap_or_default(),
                 _ => vec![],
             },
             "content_block_delta" => match v.pointer("/delta/type").and_then(Value::as_str) {
                 Some("text_delta") => v.pointer("/delta/text").and_then(Value::as_str).map(|t| vec![Decoded::Text(t.to_string())]).unwrap_or_default(),
+                Some("thinking_delta") => v.pointer("/delta/thinking").and_then(Value::as_str).map(|t| vec![Decoded::Reasoning(t.to_string())]).unwrap_or_default(),
+                Some("signature_delta") => v.pointer("/delta/signature").and_then(Value::as_str).map(|s| vec![Decoded::ReasoningSignature(s.to_string())]).unwrap_or_default(),
                 Some("input_json_delta") => v
                     .pointer("/delta/partial_json")
                     .and_then(Value::as_str)
@@ -221,6 +224,8 @@ fn blocks(parts: &[Part]) -> Vec<Value> {
             Part::Text(t) => out.push(json!({"type": "text", "text": t})),
             Part::Image(i) => out.push(image_block(i)),
             Part::ToolCall(c) => out.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments})),
+            Part::Thinking { text, redacted: true, .. } => out.push(json!({"type": "redacted_thinking", "data": text})),
+            Part::Thinking { text, signature, .. } => out.push(json!({"type": "thinking", "thinking": text, "signature": signature})),
             Part::ToolResult(r) => {
                 // Text results as a string (the common shape); results with images as blocks.
                 let content = if r.content.iter().all(|c| matches!(c, Part::Text(_))) { json!(r.text()) } else { Value::Array(blocks(&r.content)) };

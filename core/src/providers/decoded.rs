@@ -19,6 +19,13 @@ pub enum Decoded {
     ToolCallStart { slot: Option<u64>, id: Option<String>, name: String, signature: Option<String> },
     /// A fragment of a tool call's JSON arguments (`slot` `None`: the latest call).
     ToolCallArgs { slot: Option<u64>, fragment: String },
+    /// A piece of the model's visible thinking (Anthropic `thinking_delta`).
+    Reasoning(String),
+    /// The signature that closes a thinking block (Anthropic `signature_delta`): Claude needs the
+    /// block back, signed, in the next turn of a tool loop.
+    ReasoningSignature(String),
+    /// A thinking block the provider sent encrypted (Anthropic `redacted_thinking`'s `data`).
+    RedactedReasoning(String),
     /// Normalized to OpenAI's vocabulary: stop, length, tool_calls, content_filter.
     Finish(String),
     /// This event carried the final (billable) usage.

@@ -162,6 +162,7 @@ fn provider_call_id(id: &str) -> Option<&str> {
 fn part(p: &Part) -> Option<Value> {
     Some(match p {
         Part::Text(t) if t.is_empty() => return None,
+        Part::Thinking { .. } => return None,
         Part::Text(t) => json!({"text": t}),
         Part::Image(i) => match &i.source {
             ImageSource::Base64 { media_type, data } => json!({"inlineData": {"mimeType": media_type, "data": data}}),

@@ -148,6 +148,7 @@ fn messages(req: &ChatRequest) -> Vec<Value> {
                 Part::Image(i) => parts.push(image_part(i)),
                 Part::ToolCall(c) => calls.push(json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_text()}})),
                 Part::ToolResult(r) => out.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": r.text()})),
+                Part::Thinking { .. } => {}
             }
         }
         if parts.is_empty() && calls.is_empty() {

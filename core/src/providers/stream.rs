@@ -152,7 +152,8 @@ impl StreamTranslator {
                 let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("provider error").to_string();
                 self.error(out, &format!("provider error: {msg}"));
             }
-            Decoded::Done | Decoded::FinalUsage => {}
+            // Chat has no place for the thinking; the Responses route carries it (`responses::events`).
+            Decoded::Done | Decoded::FinalUsage | Decoded::Reasoning(_) | Decoded::ReasoningSignature(_) | Decoded::RedactedReasoning(_) => {}
         }
     }
 

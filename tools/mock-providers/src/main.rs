@@ -30,6 +30,7 @@ mod http;
 mod openai;
 mod openai_embeddings;
 mod openai_images;
+mod openai_responses;
 mod openai_speech;
 mod paypal;
 mod paypal_events;
@@ -100,6 +101,7 @@ fn route(state: &State, req: &Request) -> Response {
     let provider = provider_of(&req.path);
     state.record(provider, req);
     match provider {
+        "openai" if req.path == "/openai/v1/responses" => openai_responses::handle(state, req),
         "openai" => openai::handle(state, req),
         "openai-images" => openai_images::handle(state, req),
         "openai-speech" => openai_speech::handle(state, req),
