@@ -262,10 +262,20 @@ impl Client {
     /// not read meanwhile, so its own flow control slows it down. A client that reads nothing for
     /// `patience_ms` is dropped. False once the client is gone.
     async fn send(&mut self, bytes: &[u8], patience_ms: u64) -> bool {
+        self.send_piece(bytes, None, patience_ms).await
+    }
+
+    /// As `send`; `array` is the same bytes already in a JS array, enqueued without a copy.
+    async fn send_piece(&mut self, bytes: &[u8], array: Option<&js_sys::Uint8Array>, patience_ms: u64) -> bool {
         if self.is_gone() {
             return false;
         }
-        if !bytes.is_empty() && self.controller.enqueue_with_chunk(&js_sys::Uint8Array::from(bytes)).is_err() {
+        let sent = match array {
+            _ if bytes.is_empty() => Ok(()),
+            Some(a) => self.controller.enqueue_with_chunk(a),
+            None => self.controller.enqueue_with_chunk(&js_sys::Uint8Array::from(bytes)),
+        };
+        if sent.is_err() {
             // A cancelled stream refuses chunks.
             self.gone.set(true);
             return false;
@@ -313,7 +323,8 @@ impl Drop for Client {
 }
 
 enum Next {
-    Chunk(Vec<u8>),
+    /// The piece's bytes, and the runtime's own array of them (forwarded as is when unchanged).
+    Chunk(Vec<u8>, js_sys::Uint8Array),
     End,
     Broken(String),
     Timeout,
@@ -332,7 +343,7 @@ impl Body {
         Some(Body { reader: raw.get_reader().unchecked_into() })
     }
 
-    async fn next(&mut self) -> Option<Result<Vec<u8>, String>> {
+    async fn next(&mut self) -> Option<Result<(Vec<u8>, js_sys::Uint8Array), String>> {
         let read = match JsFuture::from(self.reader.read()).await {
             Ok(r) => r,
             Err(e) => return Some(Err(e.as_string().unwrap_or_else(|| format!("{e:?}")))),
@@ -341,7 +352,8 @@ impl Body {
             return None;
         }
         let value = js_sys::Reflect::get(&read, &"value".into()).ok()?;
-        Some(Ok(value.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec()).unwrap_or_default()))
+        let array = value.dyn_into::<js_sys::Uint8Array>().unwrap_or_else(|_| js_sys::Uint8Array::new_with_length(0));
+        Some(Ok((array.to_vec(), array)))
     }
 }
 
@@ -362,7 +374,7 @@ async fn next_chunk(body: &mut Body, timer: &mut Timer) -> Next {
     let read = body.next();
     futures_util::pin_mut!(read);
     match select(read, timer.delay.as_mut()).await {
-        Either::Left((Some(Ok(bytes)), _)) => Next::Chunk(bytes),
+        Either::Left((Some(Ok((bytes, array))), _)) => Next::Chunk(bytes, array),
         Either::Left((Some(Err(e)), _)) => Next::Broken(e),
         Either::Left((None, _)) => Next::End,
         Either::Right(_) => Next::Timeout,
@@ -450,7 +462,7 @@ impl Call {
                         timer = Timer::at(due);
                     }
                     match next_chunk(&mut body, &mut timer).await {
-                        Next::Chunk(bytes) => {
+                        Next::Chunk(bytes, array) => {
                             last_byte_at = now_ms();
                             let out = meter.push(&bytes);
                             if let (Some(head), false) = (&streaming, out.is_empty()) {
@@ -458,7 +470,9 @@ impl Call {
                                     client = open_stream(&mut answer, head, upstream_ms);
                                 }
                                 if let Some(c) = &mut client {
-                                    if !c.send(&out, deadline_ms).await && gone_at.is_none() {
+                                    // A piece passed through unchanged is forwarded as the runtime's own array.
+                                    let same = (out == bytes).then_some(&array);
+                                    if !c.send_piece(&out, same, deadline_ms).await && gone_at.is_none() {
                                         gone_at = Some(now_ms());
                                         client_note = Some("the client stopped reading; the answer was metered without it");
                                     }

@@ -88,27 +88,29 @@ fn find_event_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
     let mut line_start = true;
     while i < buf.len() {
-        let b = buf[i];
-        if b == b'\r' || b == b'\n' {
-            // length of this line terminator
-            let term = if b == b'\r' {
-                match buf.get(i + 1) {
-                    Some(b'\n') => 2,
-                    Some(_) => 1,
-                    None => return None, // a lone \r at the end may still become \r\n
-                }
-            } else {
-                1
-            };
-            if line_start {
-                return Some(i + term);
+        // Jump to the next line ending (most of an event is its data line).
+        match buf[i..].iter().position(|b| *b == b'\r' || *b == b'\n') {
+            Some(0) => {}
+            Some(n) => {
+                i += n;
+                line_start = false;
             }
-            line_start = true;
-            i += term;
-        } else {
-            line_start = false;
-            i += 1;
+            None => return None,
         }
+        let term = if buf[i] == b'\r' {
+            match buf.get(i + 1) {
+                Some(b'\n') => 2,
+                Some(_) => 1,
+                None => return None, // a lone \r at the end may still become \r\n
+            }
+        } else {
+            1
+        };
+        if line_start {
+            return Some(i + term);
+        }
+        line_start = true;
+        i += term;
     }
     None
 }
@@ -124,30 +126,34 @@ fn each_event(bytes: &[u8], f: &mut impl FnMut(SseRef<'_>)) -> usize {
 }
 
 /// One event's fields, borrowed (a payload that is not UTF-8 is decoded lossily, as [`decode`]).
+/// A field value as text (lossy when it is not UTF-8).
+fn text(v: &[u8]) -> Cow<'_, str> {
+    std::str::from_utf8(v).map_or_else(|_| Cow::Owned(String::from_utf8_lossy(v).into_owned()), Cow::Borrowed)
+}
+
 fn decode_ref(raw: &[u8]) -> SseRef<'_> {
-    let text = match std::str::from_utf8(raw) {
-        Ok(t) => t,
-        Err(_) => {
-            let owned = decode(raw.to_vec());
-            return SseRef { raw, event: None, data: Cow::Owned(owned.map(|e| e.data).unwrap_or_default()) };
-        }
-    };
+    // Lines split on bytes (a char-wise split decodes every character); only field values are
+    // checked as UTF-8.
     let mut event = None;
     let mut data: Option<Cow<'_, str>> = None;
-    for line in text.split(['\n', '\r']) {
-        if line.is_empty() || line.starts_with(':') {
+    for line in raw.split(|b| *b == b'\n' || *b == b'\r') {
+        if line.is_empty() || line[0] == b':' {
             continue;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
+        let (field, value) = match line.iter().position(|b| *b == b':') {
+            Some(i) => (&line[..i], line[i + 1..].strip_prefix(b" ").unwrap_or(&line[i + 1..])),
+            None => (line, &b""[..]),
         };
         match field {
-            "event" => event = Some(value),
-            "data" => {
+            b"event" => {
+                if let Cow::Borrowed(v) = text(value) {
+                    event = Some(v);
+                }
+            }
+            b"data" => {
                 data = Some(match data {
-                    None => Cow::Borrowed(value),
-                    Some(d) => Cow::Owned(format!("{d}\n{value}")),
+                    None => text(value),
+                    Some(d) => Cow::Owned(format!("{d}\n{}", text(value))),
                 })
             }
             _ => {}
