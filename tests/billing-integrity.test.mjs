@@ -119,7 +119,7 @@ test("only priced fields are forwarded: store, inference_geo and unknown fields 
   const [sent] = await c.mockRequests("anthropic");
   assert.deepEqual(sent.body.metadata, { user_id: "u-1" });
   assert.equal(sent.body.top_k, 3);
-  assert.equal(sent.body.stream, true, "the gateway always streams from the provider");
+  assert.equal(sent.body.stream, false, "a plain call asks the provider for a whole answer (issue 22)");
 });
 
 /** POSTs `total` bytes with chunked transfer encoding (no Content-Length). */

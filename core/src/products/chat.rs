@@ -162,11 +162,20 @@ impl ChatMeter {
             return;
         }
         // A passed-through event that cannot matter to billing goes on unparsed, once the
-        // stream has shown it is the provider's (its first event parsed).
-        if self.valid_events > 0 && t.passthrough() && !self.wire.billing_event(ev.event, data) {
-            self.valid_events += 1;
-            t.forward(ev.raw, out);
-            return;
+        // stream has shown it is the provider's (its first event parsed); a translated text
+        // delta is decoded straight into the client's format.
+        if self.valid_events > 0 {
+            if t.passthrough() {
+                if !self.wire.billing_event(ev.event, data) {
+                    self.valid_events += 1;
+                    t.forward(ev.raw, out);
+                    return;
+                }
+            } else if let Some(text) = self.wire.text_delta(ev.event, data) {
+                self.valid_events += 1;
+                t.text(&text, out);
+                return;
+            }
         }
         let value = if data == "[DONE]" {
             None

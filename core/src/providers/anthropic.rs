@@ -120,11 +120,36 @@ impl ChatWire for Anthropic {
         out
     }
 
+    fn text_delta<'a>(&self, name: Option<&str>, data: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        if name != Some("content_block_delta") {
+            return None;
+        }
+        let ev: BlockDelta<'a> = serde_json::from_str(data).ok()?;
+        (ev.kind == "content_block_delta" && ev.delta.kind == "text_delta").then_some(ev.delta.text?)
+    }
+
     /// The events that carry usage (`message_start`, `message_delta`), the end and errors; the
     /// content events in between pass through unparsed.
     fn billing_event(&self, name: Option<&str>, _data: &str) -> bool {
         !matches!(name, Some("content_block_start" | "content_block_delta" | "content_block_stop" | "ping"))
     }
+}
+
+/// A `content_block_delta` event, as far as a text delta needs (strings borrowed when unescaped).
+#[derive(serde::Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    delta: TextDelta<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A request of another shape in Anthropic's: messages of blocks, tools, tool choice, structured
@@ -415,6 +440,16 @@ mod tests {
         assert_eq!(merge_usage(Usage::default(), &unsplit), Usage { input: 5, cache_write_1h: 1000, output: 3, ..Usage::default() });
         let partly = json!({"cache_creation_input_tokens": 1000, "cache_creation": {"ephemeral_5m_input_tokens": 400, "ephemeral_1h_input_tokens": 0}});
         assert_eq!(merge_usage(Usage::default(), &partly), Usage { cache_write_5m: 400, cache_write_1h: 600, ..Usage::default() });
+    }
+
+    #[test]
+    fn text_deltas_decode_without_a_tree_and_other_events_do_not() {
+        let d = r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"He said \"hi\""}}"#;
+        assert_eq!(Anthropic.text_delta(Some("content_block_delta"), d).as_deref(), Some("He said \"hi\""));
+        let args = r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#;
+        assert_eq!(Anthropic.text_delta(Some("content_block_delta"), args), None);
+        assert_eq!(Anthropic.text_delta(Some("message_delta"), d), None);
+        assert_eq!(Anthropic.text_delta(Some("content_block_delta"), "{not json"), None);
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub trait ChatWire: Sync {
     fn billing_event(&self, _name: Option<&str>, _data: &str) -> bool {
         true
     }
+    /// The text of an event that is only a text delta (nothing for billing, no tool call, no
+    /// finish), decoded straight from its data without a JSON tree; `None`: decode it fully.
+    fn text_delta<'a>(&self, _name: Option<&str>, _data: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        None
+    }
     /// True when the stream has no terminator and ends after the chunk with a finish reason
     /// carrying the final usage (Gemini).
     fn final_usage_on_finish(&self) -> bool {

@@ -117,11 +117,45 @@ impl ChatWire for OpenAi {
         out
     }
 
+    fn text_delta<'a>(&self, _name: Option<&str>, data: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        let c: Chunk<'a> = serde_json::from_str(data).ok()?;
+        let [choice] = <[Choice<'a>; 1]>::try_from(c.choices).ok()?;
+        let plain = c.usage.is_none() && c.error.is_none() && choice.finish_reason.is_none() && choice.delta.tool_calls.is_none();
+        choice.delta.content.filter(|t| plain && !t.is_empty())
+    }
+
     /// Only the usage chunk (a `usage` object, not `null`) and error chunks matter to billing;
     /// every other chunk passes through unparsed.
     fn billing_event(&self, _name: Option<&str>, data: &str) -> bool {
         data == "[DONE]" || super::has_key(data, "\"error\"") || super::key_value_starts(data, "\"usage\"", b'{')
     }
+}
+
+/// A `chat.completion.chunk` as far as a text delta needs (strings borrowed when unescaped).
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    delta: ChunkDelta<'a>,
+    #[serde(default)]
+    finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ChunkDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
 }
 
 /// `prompt_tokens` includes cached tokens (and cache writes where reported).
@@ -301,6 +335,21 @@ mod tests {
         let b: Value = serde_json::from_slice(&OpenAi.build_request(&r, 9, &ep()).body).unwrap();
         assert_eq!(b["stream"], false);
         assert!(b.get("stream_options").is_none(), "OpenAI refuses stream_options without stream");
+    }
+
+    #[test]
+    fn text_deltas_decode_without_a_tree_and_other_chunks_do_not() {
+        let text = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"Hi \u00e9"},"finish_reason":null}],"usage":null}"#;
+        assert_eq!(OpenAi.text_delta(None, text).as_deref(), Some("Hi \u{e9}"));
+        for other in [
+            r#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"x","tool_calls":[{"index":0}]}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#,
+            r#"{"error":{"message":"x"},"choices":[{"delta":{"content":"x"}}]}"#,
+        ] {
+            assert_eq!(OpenAi.text_delta(None, other), None, "{other}");
+        }
     }
 
     #[test]
