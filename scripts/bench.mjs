@@ -247,7 +247,8 @@ http.Server.prototype.listen = function (port, ...rest) {
     name: "portkey", child, url: `http://127.0.0.1:${port}/v1/chat/completions`,
     headers: { authorization: `Bearer ${MOCK_DEFAULTS.openaiKey}`, "content-type": "application/json", "x-portkey-provider": "openai", "x-portkey-custom-host": `${mockUrl}/openai/v1` },
     pids: () => descendants(child.pid),
-    cases: { chat: {}, messages: { url: `http://127.0.0.1:${port}/v1/messages`, headers: { "x-api-key": MOCK_DEFAULTS.anthropicKey, "anthropic-version": "2023-06-01", "x-portkey-provider": "anthropic", "x-portkey-custom-host": `${mockUrl}/anthropic/v1` } } },
+    // Portkey takes the provider key from `authorization` too (it would send the OpenAI one).
+    cases: { chat: {}, messages: { url: `http://127.0.0.1:${port}/v1/messages`, headers: { authorization: `Bearer ${MOCK_DEFAULTS.anthropicKey}`, "x-api-key": MOCK_DEFAULTS.anthropicKey, "anthropic-version": "2023-06-01", "x-portkey-provider": "anthropic", "x-portkey-custom-host": `${mockUrl}/anthropic/v1` } } },
   };
 }
 
