@@ -440,8 +440,25 @@ impl Call {
         let mut client: Option<Client> = None;
         let mut gone_at: Option<u64> = None;
         let mut client_note: Option<&str> = None;
-        let end = match Body::of(&mut response) {
-            None => End::Complete,
+        // A whole answer comes right after its head: one read of all of it (a read per piece
+        // costs a promise each), bounded by the idle timeout.
+        let whole = meter.whole_body() && matches!(response.body(), worker::ResponseBody::Stream(_));
+        let end = match if whole { None } else { Body::of(&mut response) } {
+            None if !whole => End::Complete,
+            None => {
+                let read = whole_body(&mut response);
+                let timer = Delay::from(Duration::from_millis(idle_ms));
+                futures_util::pin_mut!(read);
+                futures_util::pin_mut!(timer);
+                match select(read, timer).await {
+                    Either::Left((Ok(bytes), _)) => {
+                        meter.push(&bytes);
+                        End::Complete
+                    }
+                    Either::Left((Err(how), _)) => End::Broken(how),
+                    Either::Right(_) => End::IdleTimeout,
+                }
+            }
             Some(mut body) => {
                 let mut last_byte_at = now_ms();
                 let mut timer = Timer::at(last_byte_at + idle_ms);
@@ -561,6 +578,14 @@ fn open_stream(answer: &mut Option<oneshot::Sender<Answer>>, head: &StreamHead, 
     let (client, body) = Client::open()?;
     a.send(Answer::Stream { head: head.clone(), body, facts: fields! {"upstream_ms" => upstream_ms} }).ok()?;
     Some(client)
+}
+
+/// A provider's whole body in one runtime call (`arrayBuffer()`).
+async fn whole_body(response: &mut Response) -> Result<Vec<u8>, String> {
+    let worker::ResponseBody::Stream(stream) = response.body() else { return Ok(Vec::new()) };
+    let whole = web_sys::Response::new_with_opt_readable_stream(Some(stream)).map_err(|e| format!("{e:?}"))?;
+    let buffer = JsFuture::from(whole.array_buffer().map_err(|e| format!("{e:?}"))?).await.map_err(|e| e.as_string().unwrap_or_else(|| format!("{e:?}")))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 async fn read_capped(resp: &mut Response, cap: usize) -> Vec<u8> {

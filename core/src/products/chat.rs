@@ -277,6 +277,10 @@ impl Meter for ChatMeter {
         self.product.req.stream.then(|| StreamHead { content_type: content_type.into(), headers })
     }
 
+    fn whole_body(&self) -> bool {
+        !self.product.req.stream
+    }
+
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
         let (want, what) = if self.product.req.stream { ("text/event-stream", "an event stream") } else { ("application/json", "a JSON answer") };
         match head.header("content-type") {
