@@ -262,20 +262,10 @@ impl Client {
     /// not read meanwhile, so its own flow control slows it down. A client that reads nothing for
     /// `patience_ms` is dropped. False once the client is gone.
     async fn send(&mut self, bytes: &[u8], patience_ms: u64) -> bool {
-        self.send_piece(bytes, None, patience_ms).await
-    }
-
-    /// As `send`; `array` is the same bytes already in a JS array, enqueued without a copy.
-    async fn send_piece(&mut self, bytes: &[u8], array: Option<&js_sys::Uint8Array>, patience_ms: u64) -> bool {
         if self.is_gone() {
             return false;
         }
-        let sent = match array {
-            _ if bytes.is_empty() => Ok(()),
-            Some(a) => self.controller.enqueue_with_chunk(a),
-            None => self.controller.enqueue_with_chunk(&js_sys::Uint8Array::from(bytes)),
-        };
-        if sent.is_err() {
+        if !bytes.is_empty() && self.controller.enqueue_with_chunk(&js_sys::Uint8Array::from(bytes)).is_err() {
             // A cancelled stream refuses chunks.
             self.gone.set(true);
             return false;
@@ -323,37 +313,60 @@ impl Drop for Client {
 }
 
 enum Next {
-    /// The piece's bytes, and the runtime's own array of them (forwarded as is when unchanged).
-    Chunk(Vec<u8>, js_sys::Uint8Array),
+    /// A piece of this many bytes is in the body's buffer.
+    Chunk(usize),
     End,
     Broken(String),
     Timeout,
 }
 
-/// A provider's body, read with the runtime's default reader: one `read()` (one promise) per
-/// piece the runtime hands over, whatever its size. (A BYOB reader into one reused buffer cost a
-/// third of a long stream's CPU in the runtime's `read(view)`, measured with scripts/profile.mjs.)
+/// Bytes read from a provider per read, at most.
+const READ_BUFFER_BYTES: usize = 32 * 1024;
+
+/// A provider's body: one read (one promise) per piece the runtime hands over, into one reused
+/// buffer (a BYOB reader) where the runtime offers one. (The default reader costs the same CPU
+/// per piece, measured with scripts/profile.mjs, but allocates a fresh buffer per piece that the
+/// runtime frees late: +34 MiB against +21 MiB for a 52 MB answer nobody reads.)
 struct Body {
-    reader: web_sys::ReadableStreamDefaultReader,
+    source: Source,
+    /// The last piece read.
+    buf: Vec<u8>,
+}
+
+enum Source {
+    Byob(wasm_streams::readable::IntoAsyncRead<'static>),
+    Chunks(worker::ByteStream),
 }
 
 impl Body {
     fn of(response: &mut Response) -> Option<Body> {
         let worker::ResponseBody::Stream(raw) = response.body() else { return None };
-        Some(Body { reader: raw.get_reader().unchecked_into() })
+        let source = match wasm_streams::ReadableStream::from_raw(raw.clone().unchecked_into()).try_into_async_read() {
+            Ok(read) => Source::Byob(read),
+            Err(_) => Source::Chunks(response.stream().ok()?),
+        };
+        Some(Body { source, buf: vec![0; READ_BUFFER_BYTES] })
     }
 
-    async fn next(&mut self) -> Option<Result<(Vec<u8>, js_sys::Uint8Array), String>> {
-        let read = match JsFuture::from(self.reader.read()).await {
-            Ok(r) => r,
-            Err(e) => return Some(Err(e.as_string().unwrap_or_else(|| format!("{e:?}")))),
-        };
-        if js_sys::Reflect::get(&read, &"done".into()).ok().is_some_and(|d| d.is_truthy()) {
-            return None;
+    /// Reads the next piece into `buf`; its length.
+    async fn next(&mut self) -> Option<Result<usize, String>> {
+        match &mut self.source {
+            Source::Byob(read) => {
+                self.buf.resize(READ_BUFFER_BYTES, 0);
+                match futures_util::AsyncReadExt::read(read, &mut self.buf).await {
+                    Ok(0) => None,
+                    Ok(n) => Some(Ok(n)),
+                    Err(e) => Some(Err(e.to_string())),
+                }
+            }
+            Source::Chunks(s) => s.next().await.map(|r| {
+                r.map(|piece| {
+                    self.buf = piece;
+                    self.buf.len()
+                })
+                .map_err(|e| e.to_string())
+            }),
         }
-        let value = js_sys::Reflect::get(&read, &"value".into()).ok()?;
-        let array = value.dyn_into::<js_sys::Uint8Array>().unwrap_or_else(|_| js_sys::Uint8Array::new_with_length(0));
-        Some(Ok((array.to_vec(), array)))
     }
 }
 
@@ -374,7 +387,7 @@ async fn next_chunk(body: &mut Body, timer: &mut Timer) -> Next {
     let read = body.next();
     futures_util::pin_mut!(read);
     match select(read, timer.delay.as_mut()).await {
-        Either::Left((Some(Ok((bytes, array))), _)) => Next::Chunk(bytes, array),
+        Either::Left((Some(Ok(n)), _)) => Next::Chunk(n),
         Either::Left((Some(Err(e)), _)) => Next::Broken(e),
         Either::Left((None, _)) => Next::End,
         Either::Right(_) => Next::Timeout,
@@ -479,17 +492,15 @@ impl Call {
                         timer = Timer::at(due);
                     }
                     match next_chunk(&mut body, &mut timer).await {
-                        Next::Chunk(bytes, array) => {
+                        Next::Chunk(n) => {
                             last_byte_at = now_ms();
-                            let out = meter.push(&bytes);
+                            let out = meter.push(&body.buf[..n]);
                             if let (Some(head), false) = (&streaming, out.is_empty()) {
                                 if client.is_none() && gone_at.is_none() {
                                     client = open_stream(&mut answer, head, upstream_ms);
                                 }
                                 if let Some(c) = &mut client {
-                                    // A piece passed through unchanged is forwarded as the runtime's own array.
-                                    let same = (out == bytes).then_some(&array);
-                                    if !c.send_piece(&out, same, deadline_ms).await && gone_at.is_none() {
+                                    if !c.send(&out, deadline_ms).await && gone_at.is_none() {
                                         gone_at = Some(now_ms());
                                         client_note = Some("the client stopped reading; the answer was metered without it");
                                     }
