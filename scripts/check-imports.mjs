@@ -31,10 +31,61 @@ function moduleOf(rel) {
   return parts.join("::");
 }
 
+/** The code with comments and the contents of string and char literals blanked, in one pass
+ *  from the left: whichever starts first wins, so a `//` inside a string (a URL) is not a
+ *  comment and a `"` inside a comment does not open a string. */
+function stripped(code) {
+  let out = "";
+  let i = 0;
+  const n = code.length;
+  while (i < n) {
+    const c = code[i];
+    const next = code[i + 1];
+    if (c === "/" && next === "/") {
+      while (i < n && code[i] !== "\n") i++;
+    } else if (c === "/" && next === "*") {
+      // Block comments nest in Rust.
+      let depth = 0;
+      do {
+        if (code.startsWith("/*", i)) (depth++, (i += 2));
+        else if (code.startsWith("*/", i)) (depth--, (i += 2));
+        else i++;
+      } while (i < n && depth > 0);
+      out += " ";
+    } else if ((c === "r" || (c === "b" && next === "r")) && /^b?r#*"/.test(code.slice(i, i + 260)) && !/[A-Za-z0-9_]/.test(code[i - 1] ?? "")) {
+      // A raw string: r"…", r#"…"#, br"…", ended by the same number of #.
+      const open = /^b?r(#*)"/.exec(code.slice(i, i + 260));
+      const close = `"${open[1]}`;
+      const end = code.indexOf(close, i + open[0].length);
+      i = end < 0 ? n : end + close.length;
+      out += '""';
+    } else if (c === '"') {
+      i++;
+      while (i < n && code[i] !== '"') i += code[i] === "\\" ? 2 : 1;
+      i++;
+      out += '""';
+    } else if (c === "'") {
+      // A char literal ('"', '\'', '\u{…}'); a lifetime ('a) has no closing quote after one char.
+      const m = /^'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^\\'\n])'/.exec(code.slice(i, i + 12));
+      if (m) {
+        i += m[0].length;
+        out += "' '";
+      } else {
+        out += c;
+        i++;
+      }
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
+
 /** Every `crate::a::b` / `super::a` path in the code (comments and strings stripped), expanded
  *  over `{…}` groups. */
 function paths(code, self) {
-  const text = code.replace(/\/\/.*$/gm, "").replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  const text = stripped(code);
   const found = [];
   const re = /\b(crate|super)::((?:[a-z_][a-z0-9_]*::)*)(\{[^}]*\}|[a-z_][a-z0-9_]*)?/g;
   for (const m of text.matchAll(re)) {
@@ -43,6 +94,8 @@ function paths(code, self) {
     const tail = m[3] ?? "";
     const names = tail.startsWith("{") ? tail.slice(1, -1).split(",").map((s) => s.trim().split("::")[0]).filter((s) => /^[a-z_]/.test(s)) : [tail];
     for (const n of names) found.push([...base, ...prefix, n].filter(Boolean).join("::"));
+    // `crate::a::{Type, …}` imports `a` itself, whatever the group names.
+    if (tail.startsWith("{")) found.push([...base, ...prefix].filter(Boolean).join("::"));
   }
   return found;
 }

@@ -2,8 +2,11 @@
 //! money or wire formats lives in `broker_core`; the modules here are thin adapters over the
 //! platform (HTTP, fetch, the Upstash REST API, `wait_until`).
 //!
-//! Imports flow one way: `lib` → `router` → handlers (`chat`, `media`, `account`, `admin`, `webhooks`) →
-//! `meter` (the metering engine) → `context`, `http`, `fetch`, `upstash`.
+//! Imports flow one way: `lib` → `router` → handlers (`chat`, `media`, `gemini`, `checkout`,
+//! `account`, `admin`, `webhooks`; the metered ones and `checkout` read the caller's key with
+//! `account`'s helpers) → `meter` (the metering engine) and `payer` (who pays, read from the
+//! request) → `context` → `upstash` → `fetch`; `http` and `log` are leaves; `lib` also runs
+//! `sweeper` on the cron.
 
 mod account;
 mod admin;

@@ -26,14 +26,11 @@ use crate::http::{self, HandlerResult};
 use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
 use broker_core::error::{ApiError, ErrorKind};
-use broker_core::keys::hash_key;
-use broker_core::metering::{Admission, Billing, Channel, Metered, Retention, Settlement};
-use broker_core::rapidapi::{self, RapidAdmission, RapidSettlement};
-use crate::payer::Payer;
+use broker_core::metering::Metered;
 use broker_core::money::credits_json;
+use broker_core::payer::{Bill, CallFacts, Closing, Payer, Recorded, Refused};
 use broker_core::product::{End, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
-use broker_core::scripts::SettleReply;
-use broker_core::store::Store;
+use broker_core::scripts::{Retention, SettleReply};
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
@@ -92,7 +89,7 @@ impl CallLog {
 }
 
 /// The metered facts of a call, for its log lines.
-fn metered_facts(billing: &Billing, m: &Metered) -> Map<String, Value> {
+fn metered_facts(billing: &Bill, m: &Metered) -> Map<String, Value> {
     let charge = billing.charge(m.cost_pico_usd);
     let mut f = fields! {
         "credits_charged" => credits_json(charge.charged_mc),
@@ -120,44 +117,31 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerR
     for (k, v) in &log.fields {
         ctx.fact(k, v.clone());
     }
-    let (admitted, billing, account) = match payer {
-        Payer::Key(api_key) => {
-            let admission = Admission {
-                key_hash: hash_key(&api_key),
-                now_ms: ctx.now_ms(),
-                request_id: ctx.request_id(),
-                class,
-                client_ip: ctx.client_ip(),
-                limits: &settings.limits,
-                hold,
-                units,
-                meta: &meta,
-            };
-            let admitted = match store.admit(&admission).await {
-                Ok(a) => a,
-                Err(e) => {
-                    if e.kind == ErrorKind::Unavailable {
-                        // The script may have run and its answer got lost: release whatever it held.
-                        let release = Billing::release(ctx.request_id(), "the admission's answer was lost", ctx.now_ms(), settings.retention());
-                        ctx.wait_until(settle(store, Account::Credits, release, log));
-                    }
-                    return Err(e);
-                }
-            };
-            let billing = Billing::new(ctx.request_id(), settings.rate, &admitted);
-            (admitted, billing, Account::Credits)
-        }
-        Payer::RapidApi { user, subscription, rate_plan } => {
-            let admission = RapidAdmission { user: &user, now_ms: ctx.now_ms(), request_id: ctx.request_id(), class, plan: &rate_plan, limits: &settings.limits };
-            let rate = store.rapid_admit(&admission).await?;
-            let admitted = rapidapi::admitted(rate, &user, &rate_plan, class, hold, units);
-            for (k, v) in [("channel", "rapidapi"), ("rapidapi_subscription", subscription.as_str())] {
-                log.fields.insert(k.into(), v.into());
-                ctx.fact(k, v);
+    let facts = CallFacts {
+        now_ms: ctx.now_ms(),
+        request_id: ctx.request_id(),
+        class,
+        client_ip: ctx.client_ip(),
+        limits: &settings.limits,
+        hold,
+        units,
+        meta: &meta,
+        rate: settings.rate,
+        retention: settings.retention(),
+    };
+    let (admitted, billing) = match payer.admit(&store, &facts).await {
+        Ok(a) => a,
+        Err(Refused { error, release }) => {
+            if let Some(release) = release {
+                ctx.wait_until(settle(store, release, log));
             }
-            (admitted, Billing::rapidapi(ctx.request_id(), settings.rate), Account::RapidApi { user, subscription, label: meta.label() })
+            return Err(error);
         }
     };
+    for (k, v) in billing.facts() {
+        log.fields.insert(k.into(), v.as_str().into());
+        ctx.fact(k, v);
+    }
     for (k, v) in [("key_id", Value::from(admitted.key_id.as_str())), ("plan", Value::from(admitted.plan.as_str())), ("credits_held", credits_json(admitted.hold_mc))] {
         log.fields.insert(k.into(), v.clone());
         ctx.fact(k, v);
@@ -168,7 +152,6 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerR
         granted: admitted.granted_units,
         product,
         billing,
-        account,
         store,
         head_ms: settings.head_timeouts.for_product(meta.product),
         idle_ms: settings.upstream_timeout_ms,
@@ -210,8 +193,7 @@ struct Call {
     upstream: UpstreamRequest,
     granted: u64,
     product: Box<dyn Product>,
-    billing: Billing,
-    account: Account,
+    billing: Bill,
     store: Upstash,
     head_ms: u64,
     idle_ms: u64,
@@ -400,9 +382,8 @@ fn now_ms() -> u64 {
 
 impl Call {
     async fn run(self, answer: oneshot::Sender<Answer>) {
-        let Call { upstream, granted, product, billing, account, store, head_ms, idle_ms, deadline_ms, retention, log } = self;
-        let rid = billing.request_id.clone();
-        let released = |why: &str| Billing::release(&rid, why, now_ms(), retention);
+        let Call { upstream, granted, product, billing, store, head_ms, idle_ms, deadline_ms, retention, log } = self;
+        let released = |why: &str| billing.release(why, now_ms(), retention);
         let started = now_ms();
         let sent = match fetch::send(&upstream, head_ms).await {
             Ok(s) => s,
@@ -410,21 +391,16 @@ impl Call {
                 // Sent and never answered: the provider may have done the work and billed it.
                 let why = format!("the request was sent and the provider did not answer within {head_ms} ms");
                 let settlement = billing.charge_hold(&why, now_ms(), retention);
-                let charged = settlement.charge_mc;
-                let e = match billing.channel {
-                    Channel::RapidApi => ApiError::new(ErrorKind::UpstreamTimeout, why.clone()).public(),
-                    Channel::Credits => ApiError::new(ErrorKind::UpstreamTimeout, format!("{why}; charged {} credits, the hold, since the provider may have done the work", broker_core::money::credits_string(charged)))
-                        .public()
-                        .with_details(serde_json::json!({ "credits_charged": credits_json(charged) })),
-                };
+                let charged = settlement.charge_mc();
+                let e = billing.head_timeout_error(&why, charged);
                 log.line(Level::Warn, "head_timeout", fields! {"head_timeout_ms" => head_ms, "credits_charged" => credits_json(charged)});
                 let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => now_ms() - started, "credits_charged" => credits_json(charged)}));
-                return settle(store, account, settlement, log).await;
+                return settle(store, settlement, log).await;
             }
             Err(e) => {
                 let why = e.kind.type_name();
                 let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => now_ms() - started}));
-                return settle(store, account, released(why), log).await;
+                return settle(store, released(why), log).await;
             }
         };
         let upstream_ms = now_ms() - started;
@@ -439,14 +415,14 @@ impl Call {
             let facts = fields! {"upstream_ms" => upstream_ms, "provider_status" => status, "provider_error" => String::from_utf8_lossy(&body[..body.len().min(500)])};
             let why = format!("the provider answered {status}");
             let _ = answer.send(Answer::Whole(Err(e), facts));
-            return settle(store, account, released(&why), log).await;
+            return settle(store, released(&why), log).await;
         }
         let head = ProviderHead { status, headers: response.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect() };
         let mut meter = product.meter(billing.clone(), granted);
         if let Err(e) = meter.start(&head) {
             cancel.abort();
             let _ = answer.send(Answer::Whole(Err(e), fields! {"upstream_ms" => upstream_ms}));
-            return settle(store, account, released("the provider's answer was not in its format"), log).await;
+            return settle(store, released("the provider's answer was not in its format"), log).await;
         }
         let streaming = meter.stream_head();
         let mut answer = Some(answer);
@@ -557,7 +533,7 @@ impl Call {
             }
             if charge.over_hold_mc > 0 {
                 // The hold was not a bound: charged in full, and a pricing bug to fix.
-                log.line(Level::Warn, "hold_exceeded", fields! {"credits_held" => credits_json(billing.hold_mc), "credits_charged" => credits_json(charge.charged_mc), "hold_mc" => billing.hold_mc, "charged_mc" => charge.charged_mc, "over_mc" => charge.over_hold_mc});
+                log.line(Level::Warn, "hold_exceeded", fields! {"credits_held" => credits_json(billing.hold_mc()), "credits_charged" => credits_json(charge.charged_mc), "hold_mc" => billing.hold_mc(), "charged_mc" => charge.charged_mc, "over_mc" => charge.over_hold_mc});
             }
             if broker_core::metering::micro_usd(m.cost_pico_usd) > log.high_cost_usd_micro {
                 log.line(Level::Warn, "high_cost", fields! {"cost_usd" => m.cost_pico_usd as f64 / 1e12, "threshold_usd" => log.high_cost_usd_micro as f64 / 1e6});
@@ -579,7 +555,7 @@ impl Call {
             }
             None => released("the provider served nothing billable"),
         };
-        settle(store, account, settlement, log).await;
+        settle(store, settlement, log).await;
     }
 }
 
@@ -630,36 +606,24 @@ pub fn settle_fields(reply: &SettleReply) -> Map<String, Value> {
     }
 }
 
-/// Whose books a settlement goes to.
-pub enum Account {
-    /// The key's balance and ledger (the settlement script).
-    Credits,
-    /// The analytics of a RapidAPI user and subscription (nothing was held).
-    RapidApi { user: String, subscription: String, label: String },
-}
-
-impl Account {
-    async fn apply(&self, store: &Upstash, s: &Settlement) -> Result<Map<String, Value>, ApiError> {
-        match self {
-            Account::Credits => store.settle(s).await.map(|r| settle_fields(&r)),
-            Account::RapidApi { .. } if s.units == 0 && s.cost_usd_micro == 0 => Ok(fields! {"outcome" => "not served: nothing recorded"}),
-            Account::RapidApi { user, subscription, label } => {
-                let r = RapidSettlement { user, plan: subscription, now_ms: s.now_ms, label, units: s.units, cost_usd_micro: s.cost_usd_micro, retention: s.retention };
-                store.rapid_settle(&r).await.map(|_| fields! {"outcome" => "recorded for RapidAPI", "cost_usd_micro" => s.cost_usd_micro})
-            }
-        }
+/// A closing's outcome as log fields.
+fn recorded_fields(r: &Recorded) -> Map<String, Value> {
+    match r {
+        Recorded::Credits(reply) => settle_fields(reply),
+        Recorded::RapidApi { cost_usd_micro } => fields! {"outcome" => "recorded for RapidAPI", "cost_usd_micro" => *cost_usd_micro},
+        Recorded::Nothing => fields! {"outcome" => "not served: nothing recorded"},
     }
 }
 
-/// Applies a settlement, retrying Redis errors (it is idempotent per request id), and writes the
-/// call's `settlement` log line. If it never lands, the hold stays reserved and the sweeper
-/// charges it: money is never lost or given away.
-pub async fn settle(store: Upstash, account: Account, s: Settlement, log: CallLog) {
+/// Applies a call's closing on its payer's books, retrying Redis errors (see `Closing`), and
+/// writes the call's `settlement` log line. If a key's settlement never lands, the hold stays
+/// reserved and the sweeper charges it: money is never lost or given away.
+pub async fn settle(store: Upstash, s: Closing, log: CallLog) {
     let mut waits = SETTLE_RETRY_MS.iter();
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let outcome = account.apply(&store, &s).await;
+        let outcome = s.apply(&store).await.map(|r| recorded_fields(&r));
         let mut f = fields! {"attempts" => attempts, "wasm_memory_mib" => wasm_memory_mib()};
         match outcome {
             Ok(fields) => {
@@ -673,11 +637,7 @@ pub async fn settle(store: Upstash, account: Account, s: Settlement, log: CallLo
                     Delay::from(Duration::from_millis(*ms)).await;
                 }
                 _ => {
-                    let outcome = match account {
-                        Account::Credits => "failed: the sweeper will charge the hold",
-                        Account::RapidApi { .. } => "failed: the call is missing from the RapidAPI analytics",
-                    };
-                    f.extend(fields! {"outcome" => outcome, "error" => e.message});
+                    f.extend(fields! {"outcome" => s.when_lost(), "error" => e.message});
                     return log.line(Level::Error, "settlement", f);
                 }
             },

@@ -1,16 +1,12 @@
-//! Who pays for a call: a customer's API key (prepaid credits), or RapidAPI for one of its users
-//! (when `RAPIDAPI_SECRET` is set and the request carries its proxy secret).
+//! Who pays for a call, read from the request: a customer's API key (prepaid credits), or
+//! RapidAPI for one of its users (when `RAPIDAPI_SECRET` is set and the request carries its proxy
+//! secret). Each payer kind's books are `broker_core::payer`'s.
 
 use crate::context::Ctx;
 use broker_core::error::ApiError;
+pub use broker_core::payer::Payer;
 use broker_core::rapidapi;
 use worker::Request;
-
-pub enum Payer {
-    Key(String),
-    /// A RapidAPI user on a RapidAPI subscription, limited by that subscription's rate plan.
-    RapidApi { user: String, subscription: String, rate_plan: String },
-}
 
 /// The customer's key: `Authorization: Bearer`, or `x-api-key` as the Anthropic SDK sends it.
 /// It is kept out of the log from here on.

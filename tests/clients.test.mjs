@@ -272,8 +272,13 @@ test("Gemini's own API by hand: ?key= works and stays out of the log; bad input 
   // The mock's usage rule: 3 + (ceil(6 / 4) + 4) prompt tokens, 5 output tokens.
   const [entry] = await calls(key.id, 1);
   assert.equal(entry.amount, -expectedMc("gemini-3.5-flash", 9, 5));
-  const ours = c.logLines().filter((l) => JSON.stringify(l).includes(entry.ref));
-  assert.ok(ours.length >= 1);
+  // The call's log lines reach the log after its ledger entry: wait for them.
+  let ours = [];
+  for (let i = 0; i < 100 && !ours.some((l) => l.msg === "settlement"); i++) {
+    ours = c.logLines().filter((l) => JSON.stringify(l).includes(entry.ref));
+    if (!ours.some((l) => l.msg === "settlement")) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(ours.some((l) => l.msg === "settlement"), "the call's settlement is logged");
   assert.ok(!c.logLines().some((l) => JSON.stringify(l).includes(key.api_key)), "the ?key= value is not in the worker's log");
   for (const [method, b, status, gstatus, says] of [
     ["generateContent", { ...body, cachedContent: "cachedContents/x" }, 400, "INVALID_ARGUMENT", "cachedContent"],

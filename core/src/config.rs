@@ -6,104 +6,9 @@
 use crate::error::ApiError;
 use crate::money::{CreditRate, Decimal};
 use crate::provider::Provider;
+use crate::ratelimit::{RateLimit, RateLimits, DEFAULT_RATE_LIMITS};
+use crate::scripts::Retention;
 use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub limit: u64,
-    pub window_ms: u64,
-}
-
-impl RateLimit {
-    /// Parses `limit/window_seconds`.
-    pub fn parse(s: &str) -> Result<RateLimit, String> {
-        let (limit, window) = s.trim().split_once('/').ok_or_else(|| format!("`{s}`: expected limit/seconds"))?;
-        let limit: u64 = limit.trim().parse().map_err(|_| format!("`{s}`: limit is not a number"))?;
-        let secs: u64 = window.trim().parse().map_err(|_| format!("`{s}`: window is not a number"))?;
-        if secs == 0 {
-            return Err(format!("`{s}`: window must be positive"));
-        }
-        Ok(RateLimit { limit, window_ms: secs * 1000 })
-    }
-
-    pub fn window_secs(&self) -> u64 {
-        self.window_ms / 1000
-    }
-}
-
-/// Sliding-window limits per plan and route class, plus the per-client-IP limit that calls with
-/// an unknown key count against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimits {
-    pub rules: Vec<(String, String, RateLimit)>,
-    pub anonymous: RateLimit,
-}
-
-/// The original product's limits for the chat routes (`ai`), and the same for the media routes
-/// (`media`: images, speech, music), which are limited apart.
-pub const DEFAULT_RATE_LIMITS: &str = "free:ai=10/3600, pro:ai=100/3600, free:media=10/3600, pro:media=100/3600, anonymous=5/900";
-
-fn is_name(p: &str) -> bool {
-    !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-impl RateLimits {
-    /// Parses `plan:route=limit/window_secs, ..., anonymous=limit/window_secs`.
-    pub fn parse(s: &str) -> Result<RateLimits, String> {
-        let mut rules = Vec::new();
-        let mut anonymous = None;
-        for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-            let (lhs, rhs) = item.split_once('=').ok_or_else(|| format!("`{item}`: expected name=limit/seconds"))?;
-            let rl = RateLimit::parse(rhs).map_err(|e| format!("`{item}`: {e}"))?;
-            let lhs = lhs.trim();
-            if lhs == "anonymous" {
-                anonymous = Some(rl);
-                continue;
-            }
-            let (plan, route) = lhs.split_once(':').ok_or_else(|| format!("`{item}`: expected plan:route"))?;
-            if !is_name(plan) || !is_name(route) {
-                return Err(format!("`{item}`: plan and route are [A-Za-z0-9_-]+"));
-            }
-            rules.push((plan.to_string(), route.to_string(), rl));
-        }
-        let anonymous = anonymous.ok_or("missing anonymous=limit/seconds")?;
-        Ok(RateLimits { rules, anonymous })
-    }
-
-    pub fn get(&self, plan: &str, route: &str) -> Option<RateLimit> {
-        self.rules.iter().find(|(p, r, _)| p == plan && r == route).map(|(_, _, l)| *l)
-    }
-
-    pub fn has_plan(&self, plan: &str) -> bool {
-        self.rules.iter().any(|(p, _, _)| p == plan)
-    }
-
-    /// The admission script's view for one route class: `plan:limit:window_ms,...`.
-    pub fn script_arg(&self, route: &str) -> String {
-        self.rules
-            .iter()
-            .filter(|(_, r, _)| r == route)
-            .map(|(p, _, l)| format!("{p}:{}:{}", l.limit, l.window_ms))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-}
-
-/// How long what a money step writes is kept: ledger entries per key, and the daily analytics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// `LEDGER_KEEP`: ledger entries kept per key (older ones fold into a carried total).
-    pub ledger_keep: u64,
-    /// `STATS_KEEP_DAYS`, in seconds: the lifetime of a day's analytics rollups.
-    pub stats_ttl_secs: u64,
-}
-
-impl Retention {
-    /// The arguments every writing script ends its fixed part with: day, keep, ttl.
-    pub fn argv(&self, now_ms: u64) -> [String; 3] {
-        [crate::pricing::utc_date(now_ms), self.ledger_keep.to_string(), self.stats_ttl_secs.to_string()]
-    }
-}
 
 /// A secret value (API key, token, signing secret). `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -338,24 +243,6 @@ mod tests {
         assert!(check_admin_secret_strength(&"a".repeat(32)).is_ok());
     }
 
-
-    #[test]
-    fn default_limits_are_those_of_the_seed_guide() {
-        let l = RateLimits::parse(DEFAULT_RATE_LIMITS).unwrap();
-        assert_eq!(l.get("free", "ai"), Some(RateLimit { limit: 10, window_ms: 3_600_000 }));
-        assert_eq!(l.get("pro", "ai"), Some(RateLimit { limit: 100, window_ms: 3_600_000 }));
-        assert_eq!(l.anonymous, RateLimit { limit: 5, window_ms: 900_000 });
-        assert_eq!(l.script_arg("ai"), "free:10:3600000,pro:100:3600000");
-        assert_eq!(l.script_arg("media"), "free:10:3600000,pro:100:3600000", "the media routes have their own class");
-    }
-
-    #[test]
-    fn bad_limits_name_the_problem() {
-        assert!(RateLimits::parse("free:ai=10").unwrap_err().contains("limit/seconds"));
-        assert!(RateLimits::parse("free:ai=10/3600").unwrap_err().contains("anonymous"));
-        assert!(RateLimits::parse("fr ee:ai=1/1,anonymous=1/1").is_err());
-        assert!(RateLimits::parse("free:ai=1/0,anonymous=1/1").unwrap_err().contains("positive"));
-    }
 
     #[test]
     fn settings_name_the_bad_variable() {

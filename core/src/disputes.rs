@@ -12,7 +12,7 @@
 //! Leaves out: reading the event (`crate::stripe::interpret`), the HTTP answer (the worker).
 
 use crate::error::ApiError;
-use crate::metering::Retention;
+use crate::scripts::Retention;
 use crate::scripts::{ledger_fragment, CreditReply, DisputeReply};
 use crate::store::{Credit, Dispute, DisputeStep, Store};
 use serde_json::json;

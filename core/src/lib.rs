@@ -11,12 +11,16 @@
 //! (what a flow needs of it comes through `call::Call`).
 //! Nothing here depends on `worker`; it compiles and is tested on the host with `cargo test`.
 //!
-//! Imports flow one way (`scripts/check-imports.mjs` checks it): the leaves (`error`, `money`,
-//! `provider`, `usage`, `keys`) ← the price tables and `config` ← `metering`, `product`,
-//! `scripts` ← `store` ← the providers and products (`chat` ← `responses`) ← the flows a route runs (`accounts`,
-//! `admin`, `checkout`, `payments`, `disputes`), which nothing else in core imports. One circle is
-//! left: `config` reads `rapidapi`, which imports `metering`, which imports `config` (the checker
-//! misses it: a URL string in config.rs reads to it as a comment). Which module owns which flow:
+//! Imports flow one way (`scripts/check-imports.mjs` checks it), from the leaves up: the base
+//! types (`error`, `money`, `provider`, `usage`, `keys`, `sse`, `ratelimit`) ← the prices
+//! (`price_table`, `pricing`, `media_prices`, `embedding_prices`) ← `scripts` and `redis_keys` ←
+//! `metering` (the engine, credits only) ← `rapidapi` ← `store` ← `payer` (who pays: a key's
+//! credits or RapidAPI, each kind with its own store operations) ← `product` ← `providers` ←
+//! `responses` (the Responses API on `chat`'s request) ← `products`; `chat`, the parsed chat
+//! request, needs only `error` and `provider`. `config` checks each setting with the module that
+//! owns its format (`ratelimit`, `rapidapi`, `stripe_billing`, …) and is read by `call`, the
+//! products and the flows. The flows a route runs (`accounts`, `admin`, `checkout`, `payments`,
+//! `disputes`) sit on `store`, and nothing below them imports them. Which module owns which flow:
 //! docs/architecture.md.
 
 pub mod accounts;
@@ -35,6 +39,7 @@ pub mod ledger;
 pub mod media_prices;
 pub mod metering;
 pub mod money;
+pub mod payer;
 pub mod payments;
 pub mod paypal;
 pub mod paypal_credits;

@@ -20,13 +20,11 @@
 //!    it, once). Every figure is decided here, in integers; the script applies it.
 //!    The rules and their table: `docs/billing.md`.
 
-use crate::config::RateLimits;
-pub use crate::config::Retention;
 use crate::error::{ApiError, ErrorKind};
 use crate::money::{credits_json, credits_string, CreditRate};
 use crate::provider::Provider;
-use crate::ratelimit::RateState;
-use crate::scripts::{ledger_fragment, AdmitReply};
+use crate::ratelimit::{RateLimits, RateState};
+use crate::scripts::{ledger_fragment, AdmitReply, Retention};
 use serde_json::{json, Value};
 
 /// The rate-limit class of the chat routes (the original product's `ai` limits).
@@ -46,11 +44,11 @@ pub struct HoldPlan {
 }
 
 /// Admission picks the largest output unit count of the ladder ([`HoldPlan::ladder`]), up to
-/// `max_units`, that the balance covers at `per_unit_nano_mc` each (millionths of a
+/// `max_units`, that the balance covers at `per_unit_micro_mc` each (millionths of a
 /// millicredit, the total rounded up), and refuses below `min_units`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlexibleOutput {
-    pub per_unit_nano_mc: i64,
+    pub per_unit_micro_mc: i64,
     pub max_units: u64,
     pub min_units: u64,
 }
@@ -63,8 +61,8 @@ const LADDER_STEP_DIVISOR: u64 = 8;
 impl FlexibleOutput {
     /// Millicredits for `units` output units, rounded up once.
     pub fn output_mc(&self, units: u64) -> i64 {
-        let nano = u128::from(units) * u128::try_from(self.per_unit_nano_mc.max(1)).unwrap_or(1);
-        i64::try_from(nano.div_ceil(1_000_000)).unwrap_or(i64::MAX)
+        let micro = u128::from(units) * u128::try_from(self.per_unit_micro_mc.max(1)).unwrap_or(1);
+        i64::try_from(micro.div_ceil(1_000_000)).unwrap_or(i64::MAX)
     }
 
     /// The output caps admission may grant, largest first: `max_units`, then each about 1/8
@@ -278,17 +276,6 @@ pub struct Billing {
     pub hold_mc: i64,
     pub balance_after_hold_mc: i64,
     pub price_table: &'static str,
-    pub channel: Channel,
-}
-
-/// Who pays for a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// The key's prepaid credits: held at admission, charged at settlement.
-    Credits,
-    /// RapidAPI bills its own user: nothing is held or charged here, and answers carry no credit
-    /// figures; the provider cost goes to the analytics.
-    RapidApi,
 }
 
 /// The charge of a settled call, as the client is told and the ledger records.
@@ -310,30 +297,18 @@ impl Billing {
             hold_mc: admitted.hold_mc,
             balance_after_hold_mc: admitted.balance_after_mc,
             price_table: crate::pricing::table_version(),
-            channel: Channel::Credits,
         }
-    }
-
-    /// A RapidAPI call: no hold, no charge.
-    pub fn rapidapi(request_id: &str, rate: CreditRate) -> Billing {
-        Billing { request_id: request_id.to_string(), rate, hold_mc: 0, balance_after_hold_mc: 0, price_table: crate::pricing::table_version(), channel: Channel::RapidApi }
     }
 
     /// The charge for a metered cost: the cost in credits, rounded up once, in full even above
     /// the hold (the provider billed it; the hold only decided admission).
     pub fn charge(&self, cost_pico_usd: u128) -> Charge {
-        if self.channel == Channel::RapidApi {
-            return Charge { charged_mc: 0, remaining_mc: 0, over_hold_mc: 0 };
-        }
         let charged = self.rate.millicredits_for_pico_usd(cost_pico_usd).max(0);
         Charge { charged_mc: charged, remaining_mc: self.balance_after_hold_mc + self.hold_mc - charged, over_hold_mc: (charged - self.hold_mc).max(0) }
     }
 
     /// The `x_broker` object added to answers in the providers' own formats.
     pub fn broker_json(&self, c: &Charge) -> Value {
-        if self.channel == Channel::RapidApi {
-            return json!({ "request_id": self.request_id, "billed_by": "rapidapi" });
-        }
         json!({
             "request_id": self.request_id,
             "credits_charged": credits_json(c.charged_mc),
@@ -343,33 +318,23 @@ impl Billing {
 
     /// The head of a streamed answer: the charge is known only at the end (it is in the last
     /// event), so the head says it is pending, what is held, and what remains while the hold is
-    /// open (a lower bound of the final balance). None on the RapidAPI channel.
+    /// open (a lower bound of the final balance).
     pub fn pending_headers(&self) -> Vec<(String, String)> {
-        match self.channel {
-            Channel::Credits => vec![
-                ("x-credits-charged".into(), "pending".into()),
-                ("x-credits-held".into(), credits_string(self.hold_mc)),
-                ("x-credits-remaining".into(), credits_string(self.balance_after_hold_mc)),
-            ],
-            Channel::RapidApi => Vec::new(),
-        }
+        vec![
+            ("x-credits-charged".into(), "pending".into()),
+            ("x-credits-held".into(), credits_string(self.hold_mc)),
+            ("x-credits-remaining".into(), credits_string(self.balance_after_hold_mc)),
+        ]
     }
 
-    /// The charge in the gateway's own answers (`/v1/chat`): the credit figures, or who bills.
+    /// The charge in the gateway's own answers (`/v1/chat`).
     pub fn native_fields(&self, c: &Charge) -> serde_json::Map<String, Value> {
-        let fields = match self.channel {
-            Channel::Credits => vec![("credits_charged", credits_json(c.charged_mc)), ("credits_remaining", credits_json(c.remaining_mc))],
-            Channel::RapidApi => vec![("billed_by", json!("rapidapi"))],
-        };
-        fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        [("credits_charged", credits_json(c.charged_mc)), ("credits_remaining", credits_json(c.remaining_mc))].into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
-    /// The credit headers of a whole answer (none on the RapidAPI channel).
+    /// The credit headers of a whole answer.
     pub fn credit_headers(&self, c: &Charge) -> Vec<(String, String)> {
-        match self.channel {
-            Channel::Credits => vec![("x-credits-charged".into(), credits_string(c.charged_mc)), ("x-credits-remaining".into(), credits_string(c.remaining_mc))],
-            Channel::RapidApi => Vec::new(),
-        }
+        vec![("x-credits-charged".into(), credits_string(c.charged_mc)), ("x-credits-remaining".into(), credits_string(c.remaining_mc))]
     }
 
     /// The settlement of a metered call.
@@ -404,9 +369,8 @@ impl Billing {
 
     /// Charges the whole hold of a call whose usage can never be known although the provider may
     /// have done the work (the request was sent and no answer head came within the timeout).
-    /// Nothing on the RapidAPI channel (nothing was held).
     pub fn charge_hold(&self, why: &str, now_ms: u64, retention: Retention) -> Settlement {
-        let charge = if self.channel == Channel::RapidApi { 0 } else { self.hold_mc };
+        let charge = self.hold_mc;
         let note = format!("{why}: charged the hold (the provider may have done the work and billed it)");
         Settlement {
             request_id: self.request_id.clone(),
@@ -493,7 +457,6 @@ impl Settlement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RateLimits;
     use crate::usage::Usage;
 
     const RETAIN: Retention = Retention { ledger_keep: 10_000, stats_ttl_secs: 86_400 };
@@ -523,21 +486,6 @@ mod tests {
     }
 
     #[test]
-    fn a_rapidapi_call_is_charged_nothing_and_shows_no_credit_figures() {
-        let b = Billing::rapidapi("req_1", CreditRate::default_rate());
-        let c = b.charge(1_000_000_000);
-        assert_eq!(c, Charge { charged_mc: 0, remaining_mc: 0, over_hold_mc: 0 });
-        assert!(b.credit_headers(&c).is_empty());
-        assert!(b.pending_headers().is_empty());
-        assert_eq!(b.broker_json(&c), json!({"request_id": "req_1", "billed_by": "rapidapi"}));
-        let s = b.settle(&Metered::exact(1_000_000_000, Units::Characters(3)), 1, RETAIN);
-        assert_eq!((s.charge_mc, s.cost_usd_micro, s.units), (0, 1000, 3));
-        let credits = Billing::new("req_2", CreditRate::default_rate(), &admitted(100, 900));
-        assert_eq!(credits.pending_headers()[1..], [("x-credits-held".to_string(), "0.1".to_string()), ("x-credits-remaining".to_string(), "0.9".to_string())]);
-        assert_eq!(credits.credit_headers(&credits.charge(100_000_000))[0], ("x-credits-charged".to_string(), "0.018".to_string()));
-    }
-
-    #[test]
     fn settlement_arguments_carry_the_whole_charge_and_name_a_wrong_bound() {
         let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900));
         let m = Metered { cost_pico_usd: 1_000_000_000, units: Units::Tokens(Usage { input: 5, output: 7, ..Usage::default() }), exact: false, note: Some("usage not reported".into()), warning: None };
@@ -554,32 +502,69 @@ mod tests {
         assert_eq!(argv[5..], ["10000".to_string(), "1970-01-01".into(), "12".into(), "1000".into(), "86400".into()]);
     }
 
+    /// Each `local name = ARGV[n]` of a script's header, and each `ARGV[n]` it reads in place
+    /// (named by the call it is read in): where the script takes each argument from.
+    fn argv_positions(source: &str) -> Vec<(String, usize)> {
+        let index = |s: &str| s.split("ARGV[").nth(1).and_then(|r| r.split(']').next()).and_then(|n| n.parse::<usize>().ok());
+        let mut out = Vec::new();
+        for line in source.lines() {
+            match line.strip_prefix("local ").and_then(|l| l.split_once(" = ")) {
+                Some((names, values)) if values.contains("ARGV[") => {
+                    for (name, value) in names.split(", ").zip(values.split(", ")) {
+                        out.extend(index(value).map(|n| (name.trim().to_string(), n)));
+                    }
+                }
+                _ if line.contains("gmatch(ARGV[") => out.extend(index(line).map(|n| ("plan_limits".to_string(), n))),
+                _ => {}
+            }
+        }
+        out
+    }
+
     #[test]
-    fn admission_arguments_have_one_order() {
+    fn admission_arguments_are_where_admit_v4_reads_them() {
         let limits = RateLimits::parse("pro:ai=100/3600, pro:image=5/60, anonymous=5/900").unwrap();
         let meta = CallMeta { provider: Provider::OpenAi, model: "gpt-4o-mini".into(), product: "chat" };
-        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_nano_mc: 108, max_units: 16384, min_units: 1 }) };
+        // gpt-4o-mini output: $0.60/M = 600,000 pico-USD a token × 1.8 ÷ $0.01 a credit = 0.108
+        // mc = 108,000 micro-mc. Its 16,384-token cap: ⌈1,769.472⌉ = 1,770 mc; the next rung,
+        // 16,384 − 2,048 = 14,336 tokens: ⌈1,548.288⌉ = 1,549 mc; the last, 1 token: 1 mc.
+        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_micro_mc: 108_000, max_units: 16_384, min_units: 1 }) };
         let a = Admission { key_hash: "h".into(), now_ms: 7, request_id: "req_9", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: flexible, units: 0, meta: &meta };
         let argv = a.argv();
-        assert_eq!(argv.len(), 11);
-        assert_eq!(argv[10], "openai/gpt-4o-mini");
-        assert_eq!(argv[7], "pro:100:3600000", "only the route class's limits");
-        // 16384 × 108 = 1,769,472 nano-mc → 2 mc; 14336 × 108 = 1,548,288 → 2; 1 × 108 → 1.
-        assert!(argv[8].starts_with("32:16384,32:14336,"), "{}", argv[8]);
-        assert!(argv[8].ends_with(",31:1"), "{}", argv[8]);
+        let expected = [
+            ("key_hash", "h"),
+            ("now", "7"),
+            ("rid", "req_9"),
+            ("route", "ai"),
+            ("ip", "203.0.113.1"),
+            ("anon_limit", "5"),
+            ("anon_window", "900000"),
+            ("plan_limits", "pro:100:3600000"),
+            ("label", "openai/gpt-4o-mini"),
+        ];
+        let read = argv_positions(crate::scripts::ADMIT.source);
+        for (name, value) in expected {
+            let n = read.iter().find(|(r, _)| r == name).map(|(_, n)| *n).unwrap_or_else(|| panic!("admit_v4 reads no `{name}`: {read:?}"));
+            assert_eq!(argv[n - 1], value, "ARGV[{n}] ({name})");
+        }
+        let at = |name: &str| read.iter().find(|(r, _)| r == name).map(|(_, n)| argv[n - 1].clone()).unwrap();
+        assert_eq!(read.len(), argv.len(), "every argument is read: {read:?}");
+        assert!(at("ladder").starts_with("1800:16384,1579:14336,"), "{}", at("ladder"));
+        assert!(at("ladder").ends_with(",31:1"), "{}", at("ladder"));
+        let entry: Value = serde_json::from_str(&format!("{{{}}}", at("meta"))).unwrap();
+        assert_eq!(entry, json!({"provider": "openai", "model": "gpt-4o-mini", "product": "chat"}));
+        // A fixed hold is one rung, never zero; the image class's own limits.
         let (fixed, units) = HoldPlan::fixed(0, 2);
-        let b = Admission { hold: fixed, units, class: "image", ..a };
-        let argv = b.argv();
-        assert_eq!(argv[7], "pro:5:60000");
-        assert_eq!(argv[8], "1:2", "a fixed hold is one rung, never zero");
-        assert!(argv[9].contains("\"model\":\"gpt-4o-mini\""));
+        let argv = Admission { hold: fixed, units, class: "image", ..a }.argv();
+        let at = |name: &str| read.iter().find(|(r, _)| r == name).map(|(_, n)| argv[n - 1].clone()).unwrap();
+        assert_eq!((at("ladder").as_str(), at("plan_limits").as_str()), ("1:2", "pro:5:60000"));
     }
 
     #[test]
     fn a_flexible_ladder_steps_down_by_an_eighth_at_most_to_the_minimum() {
         // claude-sonnet-4-6 output: $15/M = 15,000,000 pico per token → × 1.8 / 0.01 / 1e9 =
-        // 2.7 mc a token = 2,700,000 nano-mc.
-        let f = FlexibleOutput { per_unit_nano_mc: 2_700_000, max_units: 64_000, min_units: 1025 };
+        // 2.7 mc a token = 2,700,000 micro-mc.
+        let f = FlexibleOutput { per_unit_micro_mc: 2_700_000, max_units: 64_000, min_units: 1025 };
         let plan = HoldPlan { fixed_mc: 500, flexible: Some(f) };
         let ladder = plan.ladder(64_000);
         assert_eq!(ladder[0], (500 + 172_800, 64_000), "64,000 × 2.7 mc");
@@ -591,7 +576,7 @@ mod tests {
         }
         assert!(ladder.len() < 40, "{} rungs", ladder.len());
         assert_eq!(plan.worst_case_mc(64_000), 173_300);
-        let big = FlexibleOutput { per_unit_nano_mc: 108, max_units: 128_000, min_units: 1 };
+        let big = FlexibleOutput { per_unit_micro_mc: 108, max_units: 128_000, min_units: 1 };
         assert!(HoldPlan { fixed_mc: 1, flexible: Some(big) }.ladder(0).len() < 130);
     }
 
@@ -628,6 +613,5 @@ mod tests {
         let entry: Value = serde_json::from_str(&format!("{{{}}}", s.fragment)).unwrap();
         assert_eq!(entry["exact"], false);
         assert!(entry["note"].as_str().unwrap().starts_with("no answer head within 600000 ms: charged the hold"));
-        assert_eq!(Billing::rapidapi("req_2", CreditRate::default_rate()).charge_hold("x", 9, RETAIN).charge_mc, 0, "nothing was held");
     }
 }

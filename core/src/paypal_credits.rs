@@ -2,7 +2,7 @@
 //! or reversal, as the script arguments they are (what an event means is `crate::paypal`'s;
 //! kept apart so that `paypal`, which configuration reads, needs no store).
 
-use crate::metering::Retention;
+use crate::scripts::Retention;
 use crate::paypal::Refund;
 use crate::redis_keys as rk;
 use crate::scripts::ledger_fragment;

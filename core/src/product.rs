@@ -4,8 +4,9 @@
 //! the client, and settles what the meter measured. Each product is parse → price → run → render.
 
 use crate::error::{ApiError, ErrorShape};
-use crate::metering::{Billing, CallMeta, HoldPlan, Metered};
+use crate::metering::{CallMeta, HoldPlan, Metered};
 use crate::money::CreditRate;
+use crate::payer::Bill;
 
 /// A request ready for `fetch`.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,5 +128,5 @@ pub trait Product {
     fn upstream(&self, granted_units: u64) -> UpstreamRequest;
     /// A provider's non-2xx answer as the client sees it (nothing was served: released).
     fn upstream_error(&self, status: u16, body: &[u8]) -> ApiError;
-    fn meter(self: Box<Self>, billing: Billing, granted_units: u64) -> Box<dyn Meter>;
+    fn meter(self: Box<Self>, billing: Bill, granted_units: u64) -> Box<dyn Meter>;
 }

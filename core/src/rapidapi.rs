@@ -4,10 +4,11 @@
 //! `RATE_LIMITS` plan by `RAPIDAPI_PLANS`) and land in the analytics with their provider cost,
 //! per RapidAPI user and per plan, so the margin is visible.
 
-use crate::config::RateLimits;
 use crate::error::{ApiError, ErrorKind};
-use crate::metering::{Admitted, HoldPlan, Retention};
+use crate::metering::{Admitted, HoldPlan};
+use crate::ratelimit::RateLimits;
 use crate::ratelimit::RateState;
+use crate::scripts::Retention;
 use crate::scripts::{bad_reply, rate_at};
 use serde_json::Value;
 
@@ -88,21 +89,47 @@ pub fn admitted(rate: RateState, user: &str, plan: &str, class: &str, hold: Hold
     }
 }
 
+/// An admitted RapidAPI call: whose analytics its provider cost goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RapidCall {
+    pub user: String,
+    /// The subscription as configured (the analytics' plan name).
+    pub subscription: String,
+    /// The analytics label (`<provider>/<model>`).
+    pub label: String,
+}
+
+impl RapidCall {
+    /// The record of a served call; `None` when it used nothing and cost nothing (not served).
+    pub fn settlement(&self, units: u64, cost_usd_micro: u64, now_ms: u64, retention: Retention) -> Option<RapidSettlement> {
+        (units > 0 || cost_usd_micro > 0).then(|| RapidSettlement {
+            user: self.user.clone(),
+            plan: self.subscription.clone(),
+            now_ms,
+            label: self.label.clone(),
+            units,
+            cost_usd_micro,
+            retention,
+        })
+    }
+}
+
 /// `rapid_v1 settle`'s arguments: a served call for the analytics.
-pub struct RapidSettlement<'a> {
-    pub user: &'a str,
-    pub plan: &'a str,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RapidSettlement {
+    pub user: String,
+    pub plan: String,
     pub now_ms: u64,
-    pub label: &'a str,
+    pub label: String,
     pub units: u64,
     pub cost_usd_micro: u64,
     pub retention: Retention,
 }
 
-impl RapidSettlement<'_> {
+impl RapidSettlement {
     pub fn argv(&self) -> Vec<String> {
         let [day, _, ttl] = self.retention.argv(self.now_ms);
-        vec!["settle".into(), self.user.into(), self.plan.into(), day, self.label.into(), self.units.to_string(), self.cost_usd_micro.to_string(), ttl]
+        vec!["settle".into(), self.user.clone(), self.plan.clone(), day, self.label.clone(), self.units.to_string(), self.cost_usd_micro.to_string(), ttl]
     }
 }
 
@@ -136,7 +163,7 @@ mod tests {
     fn a_rapidapi_call_holds_nothing_and_may_use_the_whole_output_cap() {
         use crate::metering::FlexibleOutput;
         let rate = RateState { limit: 10, remaining: 9, reset_ms: 1 };
-        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_nano_mc: 108, max_units: 16384, min_units: 1 }) };
+        let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_micro_mc: 108, max_units: 16384, min_units: 1 }) };
         let a = admitted(rate, "u1", "free", "ai", flexible, 0);
         assert_eq!((a.hold_mc, a.granted_units, a.key_id.as_str()), (0, 16384, "rapidapi:u1"));
         assert_eq!(admitted(rate, "u1", "free", "ai", HoldPlan::fixed(5, 200).0, 200).granted_units, 200);

@@ -1,8 +1,90 @@
 //! Rate-limit state as the admission script reports it, and the headers and errors it becomes.
-//! The windows themselves are sliding logs kept in Redis (`lua/lib_v2.lua`).
+//! The windows themselves are sliding logs kept in Redis (`lua/lib_v2.lua`); their limits per
+//! plan and route class are [`RateLimits`] (`RATE_LIMITS`).
 
 use crate::error::{ApiError, ErrorKind};
 use std::net::{IpAddr, Ipv6Addr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub window_ms: u64,
+}
+
+impl RateLimit {
+    /// Parses `limit/window_seconds`.
+    pub fn parse(s: &str) -> Result<RateLimit, String> {
+        let (limit, window) = s.trim().split_once('/').ok_or_else(|| format!("`{s}`: expected limit/seconds"))?;
+        let limit: u64 = limit.trim().parse().map_err(|_| format!("`{s}`: limit is not a number"))?;
+        let secs: u64 = window.trim().parse().map_err(|_| format!("`{s}`: window is not a number"))?;
+        if secs == 0 {
+            return Err(format!("`{s}`: window must be positive"));
+        }
+        Ok(RateLimit { limit, window_ms: secs * 1000 })
+    }
+
+    pub fn window_secs(&self) -> u64 {
+        self.window_ms / 1000
+    }
+}
+
+/// Sliding-window limits per plan and route class, plus the per-client-IP limit that calls with
+/// an unknown key count against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    pub rules: Vec<(String, String, RateLimit)>,
+    pub anonymous: RateLimit,
+}
+
+/// The original product's limits for the chat routes (`ai`), and the same for the media routes
+/// (`media`: images, speech, music), which are limited apart.
+pub const DEFAULT_RATE_LIMITS: &str = "free:ai=10/3600, pro:ai=100/3600, free:media=10/3600, pro:media=100/3600, anonymous=5/900";
+
+fn is_name(p: &str) -> bool {
+    !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl RateLimits {
+    /// Parses `plan:route=limit/window_secs, ..., anonymous=limit/window_secs`.
+    pub fn parse(s: &str) -> Result<RateLimits, String> {
+        let mut rules = Vec::new();
+        let mut anonymous = None;
+        for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            let (lhs, rhs) = item.split_once('=').ok_or_else(|| format!("`{item}`: expected name=limit/seconds"))?;
+            let rl = RateLimit::parse(rhs).map_err(|e| format!("`{item}`: {e}"))?;
+            let lhs = lhs.trim();
+            if lhs == "anonymous" {
+                anonymous = Some(rl);
+                continue;
+            }
+            let (plan, route) = lhs.split_once(':').ok_or_else(|| format!("`{item}`: expected plan:route"))?;
+            if !is_name(plan) || !is_name(route) {
+                return Err(format!("`{item}`: plan and route are [A-Za-z0-9_-]+"));
+            }
+            rules.push((plan.to_string(), route.to_string(), rl));
+        }
+        let anonymous = anonymous.ok_or("missing anonymous=limit/seconds")?;
+        Ok(RateLimits { rules, anonymous })
+    }
+
+    pub fn get(&self, plan: &str, route: &str) -> Option<RateLimit> {
+        self.rules.iter().find(|(p, r, _)| p == plan && r == route).map(|(_, _, l)| *l)
+    }
+
+    pub fn has_plan(&self, plan: &str) -> bool {
+        self.rules.iter().any(|(p, _, _)| p == plan)
+    }
+
+    /// The admission script's view for one route class: `plan:limit:window_ms,...`.
+    pub fn script_arg(&self, route: &str) -> String {
+        self.rules
+            .iter()
+            .filter(|(_, r, _)| r == route)
+            .map(|(p, _, l)| format!("{p}:{}:{}", l.limit, l.window_ms))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
 
 /// The network a client address is counted as by the per-address limits (unknown keys, admin
 /// lockout): an IPv4 address as it is, an IPv6 address as its /64, since one subscriber is handed a
@@ -105,5 +187,23 @@ mod tests {
     fn ip_limit_waits_at_least_a_second() {
         assert_eq!(ip_limited_error(0).kind, ErrorKind::RateLimited { retry_after_secs: 1 });
         assert_eq!(ip_limited_error(90_500).kind, ErrorKind::RateLimited { retry_after_secs: 91 });
+    }
+
+    #[test]
+    fn default_limits_are_those_of_the_seed_guide() {
+        let l = RateLimits::parse(DEFAULT_RATE_LIMITS).unwrap();
+        assert_eq!(l.get("free", "ai"), Some(RateLimit { limit: 10, window_ms: 3_600_000 }));
+        assert_eq!(l.get("pro", "ai"), Some(RateLimit { limit: 100, window_ms: 3_600_000 }));
+        assert_eq!(l.anonymous, RateLimit { limit: 5, window_ms: 900_000 });
+        assert_eq!(l.script_arg("ai"), "free:10:3600000,pro:100:3600000");
+        assert_eq!(l.script_arg("media"), "free:10:3600000,pro:100:3600000", "the media routes have their own class");
+    }
+
+    #[test]
+    fn bad_limits_name_the_problem() {
+        assert!(RateLimits::parse("free:ai=10").unwrap_err().contains("limit/seconds"));
+        assert!(RateLimits::parse("free:ai=10/3600").unwrap_err().contains("anonymous"));
+        assert!(RateLimits::parse("fr ee:ai=1/1,anonymous=1/1").is_err());
+        assert!(RateLimits::parse("free:ai=1/0,anonymous=1/1").unwrap_err().contains("positive"));
     }
 }

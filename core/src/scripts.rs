@@ -8,6 +8,22 @@ use serde_json::Value;
 use sha1::{Digest, Sha1};
 use std::sync::OnceLock;
 
+/// How long what a money step writes is kept: ledger entries per key, and the daily analytics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `LEDGER_KEEP`: ledger entries kept per key (older ones fold into a carried total).
+    pub ledger_keep: u64,
+    /// `STATS_KEEP_DAYS`, in seconds: the lifetime of a day's analytics rollups.
+    pub stats_ttl_secs: u64,
+}
+
+impl Retention {
+    /// The arguments every writing script ends its fixed part with: day, keep, ttl.
+    pub fn argv(&self, now_ms: u64) -> [String; 3] {
+        [crate::pricing::utc_date(now_ms), self.ledger_keep.to_string(), self.stats_ttl_secs.to_string()]
+    }
+}
+
 pub struct Script {
     pub name: &'static str,
     /// `lua/lib_v2.lua` followed by the script's own file.

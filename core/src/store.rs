@@ -5,11 +5,11 @@
 //! `ApiError` (an outage is a 503: the gateway fails closed).
 
 use crate::error::ApiError;
-use crate::metering::{Admission, Admitted, Retention, Settlement};
+use crate::metering::{Admission, Admitted, Settlement};
 use crate::rapidapi::{RapidAdmission, RapidSettlement};
 use crate::ratelimit::RateState;
 use crate::redis_keys as rk;
-use crate::scripts::{self, ClawbackReply, CreditReply, DisputeReply, KeyOpReply, ReadReply, Script, SettleReply, ShareNeeded};
+use crate::scripts::{self, ClawbackReply, Retention, CreditReply, DisputeReply, KeyOpReply, ReadReply, Script, SettleReply, ShareNeeded};
 use serde_json::{json, Value};
 
 /// Whose balance a credit changes: a key by its id, or by the SHA-256 of its plaintext (the
@@ -200,7 +200,7 @@ impl Dispute {
 #[derive(Debug, Clone)]
 pub enum Reader<'a> {
     Admin { key_id: &'a str },
-    Customer { key_hash: String, client_ip: &'a str, anonymous: crate::config::RateLimit, now_ms: u64, request_id: &'a str },
+    Customer { key_hash: String, client_ip: &'a str, anonymous: crate::ratelimit::RateLimit, now_ms: u64, request_id: &'a str },
 }
 
 /// `read_v2`'s arguments: whom, and which page of the ledger (count 0: none).
@@ -308,7 +308,7 @@ pub trait Store {
     }
 
     /// A served RapidAPI call, into the analytics.
-    async fn rapid_settle(&self, s: &RapidSettlement<'_>) -> Result<(), ApiError> {
+    async fn rapid_settle(&self, s: &RapidSettlement) -> Result<(), ApiError> {
         self.eval(&scripts::RAPID, s.argv()).await.map(|_| ())
     }
 

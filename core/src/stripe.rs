@@ -6,7 +6,7 @@
 //! match; compared in constant time; `t` older than the tolerance is refused.
 
 use crate::money::CreditRate;
-use crate::metering::Retention;
+use crate::scripts::Retention;
 use crate::redis_keys as rk;
 use crate::scripts::ledger_fragment;
 use crate::store::{Clawback, CreditTarget, DisputeStep};

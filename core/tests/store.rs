@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::zombie_processes)] // a test file: failing loudly is the point
 
-use broker_core::config::{RateLimit, RateLimits};
+use broker_core::ratelimit::{RateLimit, RateLimits};
 use broker_core::error::{ApiError, ErrorKind};
-use broker_core::metering::{Admission, Admitted, Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Retention, Settlement, Units};
+use broker_core::metering::{Admission, Admitted, Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Settlement, Units};
+use broker_core::scripts::Retention;
 use broker_core::money::CreditRate;
 use broker_core::provider::Provider;
 use broker_core::redis_keys as rk;
@@ -203,10 +204,10 @@ fn admission_never_overdraws_and_names_what_a_call_needs() {
 fn without_an_output_cap_admission_grants_what_the_balance_covers() {
     let r = start();
     let (_, hash) = create_key(&r, 3, 1_000);
-    // 100 mc of input, 0.5 mc per output token (500_000 nano-mc), up to 16384 tokens. The ladder
+    // 100 mc of input, 0.5 mc per output token (500_000 micro-mc), up to 16384 tokens. The ladder
     // steps down by an eighth: 16384, 14336, 12544, 10976, 9604, 8404, 7354, 6435, 5631, 4928,
     // 4312, 3773, 3302, 2890, 2529, 2213, 1937 (100 + 969 = 1069 mc: too much), 1695 (100 + 848).
-    let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_nano_mc: 500_000, max_units: 16_384, min_units: 1 }) };
+    let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_micro_mc: 500_000, max_units: 16_384, min_units: 1 }) };
     let a = admit(&r, &hash, "req_f", "ai", plan, 16_384).unwrap();
     assert_eq!((a.granted_units, a.hold_mc, a.balance_after_mc), (1_695, 948, 52));
     let e = admit(&r, &hash, "req_g", "ai", plan, 16_384).unwrap_err();
@@ -287,7 +288,7 @@ fn money_stays_exact_with_balances_up_to_2_pow_53() {
     let a = admit(&r, &hash, "req_big", "ai", fixed(hold), 1).unwrap();
     assert_eq!((a.hold_mc, a.balance_after_mc), (hold, 1));
     // A flexible hold on what is left: one mc covers nothing, so it is refused, exactly.
-    let plan = HoldPlan { fixed_mc: 1, flexible: Some(FlexibleOutput { per_unit_nano_mc: 1_000_001, max_units: 128_000, min_units: 1 }) };
+    let plan = HoldPlan { fixed_mc: 1, flexible: Some(FlexibleOutput { per_unit_micro_mc: 1_000_001, max_units: 128_000, min_units: 1 }) };
     assert_eq!(admit(&r, &hash, "req_f", "ai", plan, 128_000).unwrap_err().details.unwrap()["credits_required"], json!(0.003), "1 + ⌈1.000001⌉ mc");
     // Charged an odd figure close to the hold: 50,039,995,853,846,005,555,555 pico-USD × 1.8 /
     // 0.01 = 9,007,199,253,692,280.9999999 mc → 9,007,199,253,692,281.
@@ -500,7 +501,7 @@ fn the_rapidapi_channel_limits_by_plan_and_records_cost_without_credits() {
     assert!(admit("u2", "r4", "free").is_ok(), "each RapidAPI user has a window of their own");
     assert_eq!(admit("u1", "r5", "gold").unwrap_err().status(), 403);
     for (user, cost) in [("u1", 150), ("u1", 50), ("u2", 7)] {
-        let s = RapidSettlement { user, plan: "BASIC", now_ms: 1000, label: "openai/gpt-4o-mini", units: 12, cost_usd_micro: cost, retention: RETAIN };
+        let s = RapidSettlement { user: user.into(), plan: "BASIC".into(), now_ms: 1000, label: "openai/gpt-4o-mini".into(), units: 12, cost_usd_micro: cost, retention: RETAIN };
         block(r.rapid_settle(&s)).unwrap();
     }
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();

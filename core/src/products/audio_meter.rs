@@ -10,8 +10,9 @@
 //! taken for a whole one.
 
 use crate::error::{ApiError, ErrorKind};
-use crate::metering::{Billing, Metered};
+use crate::metering::Metered;
 use crate::money::{credits_json, credits_string};
+use crate::payer::Bill;
 use crate::product::{End, Finish, Meter, ProviderHead, StreamHead, WholeAnswer};
 use serde_json::json;
 
@@ -19,7 +20,7 @@ use serde_json::json;
 pub type PriceAtHead = Box<dyn FnOnce(&ProviderHead) -> Metered>;
 
 pub struct AudioMeter {
-    billing: Billing,
+    billing: Bill,
     /// The provider, for messages.
     provider: &'static str,
     price: Option<PriceAtHead>,
@@ -29,7 +30,7 @@ pub struct AudioMeter {
 }
 
 impl AudioMeter {
-    pub fn new(billing: Billing, provider: &'static str, price: PriceAtHead) -> AudioMeter {
+    pub fn new(billing: Bill, provider: &'static str, price: PriceAtHead) -> AudioMeter {
         AudioMeter { billing, provider, price: Some(price), metered: None, content_type: String::new(), bytes: 0 }
     }
 
@@ -103,7 +104,7 @@ impl Meter for AudioMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metering::{Admitted, Units};
+    use crate::metering::{Admitted, Billing, Units};
     use crate::money::CreditRate;
     use crate::ratelimit::RateState;
 
@@ -111,7 +112,7 @@ mod tests {
         let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: 540, balance_after_mc: 9460, granted_units: 10, rate: RateState { limit: 1, remaining: 0, reset_ms: 1 }, class: "media".into() };
         let billing = Billing::new("req_a", CreditRate::default_rate(), &admitted);
         // 10 characters at $0.0003 each.
-        AudioMeter::new(billing, "elevenlabs", Box::new(|_h: &ProviderHead| Metered::exact(3_000_000_000, Units::Characters(10))))
+        AudioMeter::new(billing.into(), "elevenlabs", Box::new(|_h: &ProviderHead| Metered::exact(3_000_000_000, Units::Characters(10))))
     }
 
     fn head(ct: &str) -> ProviderHead {

@@ -9,8 +9,9 @@
 use super::chat_render::{self as render, ChatOutput, ToolCallOut};
 use crate::chat::{ChatRequest, Route};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
-use crate::metering::{Billing, CallMeta, Channel, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
+use crate::metering::{CallMeta, Charge, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
+use crate::payer::Bill;
 use crate::pricing::PricedModel;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::providers::decoded::{Decoded, ToolCalls};
@@ -70,7 +71,7 @@ impl Product for ChatProduct {
             Some(m) => HoldPlan::fixed(rate.millicredits_for_pico_usd(self.model.bound_pico(prompt, m, None)), m),
             None => {
                 let flexible = FlexibleOutput {
-                    per_unit_nano_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000),
+                    per_unit_micro_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000),
                     max_units: self.model.max_output(),
                     // A thinking budget must fit below the output cap admission picks.
                     min_units: self.req.min_output_tokens(),
@@ -88,7 +89,7 @@ impl Product for ChatProduct {
         providers::upstream_error(self.req.provider, status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, granted_units: u64) -> Box<dyn Meter> {
         Box::new(ChatMeter::new(*self, billing, granted_units))
     }
 }
@@ -102,7 +103,7 @@ enum Sink {
 
 pub struct ChatMeter {
     product: ChatProduct,
-    billing: Billing,
+    billing: Bill,
     max_tokens: u64,
     wire: &'static dyn ChatWire,
     parser: SseParser,
@@ -119,7 +120,7 @@ pub struct ChatMeter {
 }
 
 impl ChatMeter {
-    pub fn new(product: ChatProduct, billing: Billing, max_tokens: u64) -> ChatMeter {
+    pub fn new(product: ChatProduct, billing: Bill, max_tokens: u64) -> ChatMeter {
         let req = &product.req;
         let wire = wire(req.provider);
         let sink = if req.stream {
@@ -401,7 +402,7 @@ pub fn token_metered(t: &Told, end: &End) -> Metered {
 }
 
 /// The error a whole answer gets when the provider's stream did not complete.
-pub fn incomplete_error(billing: &Billing, end: &End, provider_error: Option<&str>, charge: &Charge) -> ApiError {
+pub fn incomplete_error(billing: &Bill, end: &End, provider_error: Option<&str>, charge: &Charge) -> ApiError {
     let billed = format!("billed {} credits, the most this call could cost, since the provider reported no usage", credits_string(charge.charged_mc));
     let (kind, what) = match end {
         End::IdleTimeout => (ErrorKind::UpstreamTimeout, "the provider stalled and the call was cut".to_string()),
@@ -410,7 +411,8 @@ pub fn incomplete_error(billing: &Billing, end: &End, provider_error: Option<&st
             None => "the provider's answer broke off".to_string(),
         }),
     };
-    if billing.channel == Channel::RapidApi {
+    if billing.credits().is_none() {
+        // RapidAPI bills its own user: no credit figures.
         return ApiError::new(kind, what).public();
     }
     ApiError::new(kind, format!("{what}; {billed}")).public().with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }))

@@ -2,7 +2,8 @@
 //! the `x_broker` object in the providers' own formats, plain fields in the gateway's own.
 
 use crate::chat::{ChatRequest, Route};
-use crate::metering::{Billing, Charge};
+use crate::metering::Charge;
+use crate::payer::Bill;
 use crate::providers::stream::openai_usage_json;
 use crate::usage::Usage;
 use serde_json::{json, Value};
@@ -44,7 +45,7 @@ pub fn splice_broker(body: &[u8], broker: &str) -> Option<Vec<u8>> {
 
 /// A translated whole answer: OpenAI's shape on `/v1/chat/completions`, the gateway's own on
 /// `/v1/chat`.
-pub fn translated(req: &ChatRequest, out: &ChatOutput, billing: &Billing, charge: &Charge, created: u64) -> Value {
+pub fn translated(req: &ChatRequest, out: &ChatOutput, billing: &Bill, charge: &Charge, created: u64) -> Value {
     match req.route {
         Route::Native => {
             let mut v = json!({

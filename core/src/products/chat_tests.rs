@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Secret;
-use crate::metering::Admitted;
+use crate::metering::{Admitted, Billing};
 use crate::ratelimit::RateState;
 
 const OPENAI_SSE: &[u8] = include_bytes!("../../../fixtures/openai/chat-completion.stream.sse");
@@ -30,7 +30,7 @@ fn meter(route: Route, body: &str) -> (ChatMeter, Billing) {
     let hold = plan.worst_case_mc(units);
     let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
     let billing = Billing::new("req_t", rate, &admitted);
-    (ChatMeter::new(product, billing.clone(), granted), billing)
+    (ChatMeter::new(product, billing.clone().into(), granted), billing)
 }
 
 fn run(m: &mut ChatMeter, bytes: &[u8], step: usize, end: End) -> (String, Finish) {
@@ -279,8 +279,8 @@ fn a_chat_without_max_tokens_holds_the_model_output_cap_at_its_output_price() {
     let (m, billing) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"no max_tokens"}]}"#);
     let (plan, units) = m.product.hold(&CreditRate::default_rate());
     // gpt-4o-mini output $0.60/M = 600,000 pico-USD a token × 1.8 / 0.01 = 0.108 mc = 108,000
-    // nano-mc; its cap is 16,384 tokens: ⌈16,384 × 0.108⌉ = ⌈1,769.472⌉ = 1,770 mc.
-    assert_eq!(plan.flexible, Some(FlexibleOutput { per_unit_nano_mc: 108_000, max_units: 16_384, min_units: 1 }));
+    // micro-mc; its cap is 16,384 tokens: ⌈16,384 × 0.108⌉ = ⌈1,769.472⌉ = 1,770 mc.
+    assert_eq!(plan.flexible, Some(FlexibleOutput { per_unit_micro_mc: 108_000, max_units: 16_384, min_units: 1 }));
     assert_eq!(units, 16_384);
     assert_eq!(billing.hold_mc - plan.fixed_mc, 1_770);
     // Input: the prompt's upper bound at $0.15/M (0.027 mc a token), rounded up once.

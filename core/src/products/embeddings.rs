@@ -17,8 +17,9 @@ use super::images::splice_member;
 use super::media::{allow_only, object, opt_choice, opt_str, present, req_text, split_provider};
 use crate::embedding_prices::{embedding_model, EmbeddingModel, MAX_INPUTS, MAX_REQUEST_TOKENS};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
-use crate::metering::{Billing, CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
+use crate::metering::{CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
+use crate::payer::Bill;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::provider::Provider;
 use crate::providers::{join, Endpoint};
@@ -177,7 +178,7 @@ impl Product for EmbeddingsProduct {
         super::media::upstream_error(Provider::OpenAi, status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, _granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, _granted_units: u64) -> Box<dyn Meter> {
         Box::new(EmbeddingsMeter { product: *self, billing, body: Vec::new() })
     }
 }
@@ -192,7 +193,7 @@ struct Answer {
 
 pub struct EmbeddingsMeter {
     product: EmbeddingsProduct,
-    billing: Billing,
+    billing: Bill,
     body: Vec<u8>,
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Secret;
-use crate::metering::Admitted;
+use crate::metering::{Admitted, Billing};
 use crate::ratelimit::RateState;
 
 const FLOAT_BODY: &[u8] = include_bytes!("../../../fixtures/openai/embeddings.response.json");
@@ -28,7 +28,7 @@ fn meter(body: &str) -> (Box<dyn Meter>, Billing) {
     let (plan, units) = p.hold(&rate);
     let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 1_000_000, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "media".into() };
     let billing = Billing::new("req_emb", rate, &admitted);
-    (Box::new(p).meter(billing.clone(), units), billing)
+    (Box::new(p).meter(billing.clone().into(), units), billing)
 }
 
 fn run(m: &mut Box<dyn Meter>, body: &[u8], end: End) -> Finish {

@@ -22,8 +22,9 @@
 use crate::chat::image_tokens::{image_tokens, MediaResolution};
 use crate::chat::images::{self, MAX_IMAGES};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
-use crate::metering::{Billing, CallMeta, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
+use crate::metering::{CallMeta, FlexibleOutput, HoldPlan, Metered, Units, CHAT_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
+use crate::payer::Bill;
 use crate::pricing::PricedModel;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::provider::Provider;
@@ -266,7 +267,7 @@ impl Product for GeminiProduct {
         match self.req.max_output_tokens {
             Some(m) => HoldPlan::fixed(rate.millicredits_for_pico_usd(self.model.bound_pico(prompt, m, None)), m),
             None => {
-                let flexible = FlexibleOutput { per_unit_nano_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000), max_units: self.model.max_output(), min_units: 1 };
+                let flexible = FlexibleOutput { per_unit_micro_mc: rate.millicredits_for_pico_usd(self.model.output_pico_per_token(prompt) * 1_000_000), max_units: self.model.max_output(), min_units: 1 };
                 (HoldPlan { fixed_mc: rate.millicredits_for_pico_usd(self.model.input_bound_pico(prompt)).max(1), flexible: Some(flexible) }, self.model.max_output())
             }
         }
@@ -286,7 +287,7 @@ impl Product for GeminiProduct {
         crate::providers::upstream_error(Provider::Google, status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, granted_units: u64) -> Box<dyn Meter> {
         Box::new(GeminiMeter {
             product: *self,
             billing,
@@ -339,7 +340,7 @@ impl Assembled {
 
 pub struct GeminiMeter {
     product: GeminiProduct,
-    billing: Billing,
+    billing: Bill,
     max_tokens: u64,
     parser: SseParser,
     usage: Option<Usage>,

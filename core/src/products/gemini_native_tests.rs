@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Secret;
-use crate::metering::Admitted;
+use crate::metering::{Admitted, Billing};
 use crate::ratelimit::RateState;
 
 const TODAY: &str = "2026-11-27";
@@ -27,7 +27,7 @@ fn meter(stream: bool, body: &[u8]) -> Box<dyn Meter> {
     let rate = CreditRate::default_rate();
     let (plan, units) = p.hold(&rate);
     let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 1_000_000, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
-    Box::new(p).meter(Billing::new("req_g", rate, &admitted), units)
+    Box::new(p).meter(Billing::new("req_g", rate, &admitted).into(), units)
 }
 
 fn run(m: &mut Box<dyn Meter>, body: &[u8], end: End) -> (Vec<u8>, Finish) {

@@ -17,8 +17,9 @@
 use super::media::{allow_only, object, opt_choice, opt_int, opt_str, present, req_text, split_provider};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
 use crate::media_prices::{self, ImageBilling, ImageModel, ImageQuality, ImageSize, ImageTokenRates, IMAGE_N_MAX, IMAGE_PROMPT_MAX_CHARS};
-use crate::metering::{Billing, CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
+use crate::metering::{CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
 use crate::money::{credits_json, credits_string, CreditRate};
+use crate::payer::Bill;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::provider::Provider;
 use crate::providers::{join, Endpoint};
@@ -206,7 +207,7 @@ impl Product for ImagesProduct {
         super::media::upstream_error(Provider::OpenAi, status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, _granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, _granted_units: u64) -> Box<dyn Meter> {
         Box::new(ImagesMeter { product: *self, billing, body: Vec::new() })
     }
 }
@@ -257,7 +258,7 @@ struct Answer {
 
 pub struct ImagesMeter {
     product: ImagesProduct,
-    billing: Billing,
+    billing: Bill,
     body: Vec<u8>,
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Secret;
-use crate::metering::Admitted;
+use crate::metering::{Admitted, Billing};
 use crate::ratelimit::RateState;
 
 const TODAY: &str = "2026-11-27";
@@ -44,7 +44,7 @@ fn meter(route: ImageRoute, body: &str) -> (Box<dyn Meter>, Billing) {
     let (plan, units) = p.hold(&rate());
     let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 10_000_000 - plan.fixed_mc, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "media".into() };
     let billing = Billing::new("req_img", rate(), &admitted);
-    (Box::new(p).meter(billing.clone(), units), billing)
+    (Box::new(p).meter(billing.clone().into(), units), billing)
 }
 
 fn run(m: &mut Box<dyn Meter>, body: &[u8], end: End) -> Finish {

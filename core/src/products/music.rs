@@ -13,8 +13,9 @@ use super::audio_meter::AudioMeter;
 use super::media::{allow_only, object, opt_choice, opt_int, opt_number, opt_str, req_text, split_provider};
 use crate::error::{ApiError, ErrorShape};
 use crate::media_prices::{self, MusicModel, MUSIC_MAX_SECONDS, STABILITY_DEFAULT_MODEL};
-use crate::metering::{Billing, CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
+use crate::metering::{CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
 use crate::money::CreditRate;
+use crate::payer::Bill;
 use crate::product::{Meter, Product, ProviderHead, UpstreamRequest};
 use crate::provider::Provider;
 use crate::providers::{join, Endpoint};
@@ -161,7 +162,7 @@ impl Product for MusicProduct {
         super::media::upstream_error(Provider::Stability, status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, _granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, _granted_units: u64) -> Box<dyn Meter> {
         let cost = self.cost_pico();
         Box::new(AudioMeter::new(
             billing,

@@ -13,14 +13,15 @@
 use super::chat::{incomplete_error, token_metered, ChatProduct, Told};
 use crate::chat::ChatRequest;
 use crate::error::{ApiError, ErrorShape};
-use crate::metering::{Billing, CallMeta, Charge, HoldPlan, Metered, Units};
+use crate::metering::{CallMeta, Charge, HoldPlan, Metered, Units};
 use crate::money::CreditRate;
+use crate::payer::Bill;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::provider::Provider;
 use crate::providers::decoded::Decoded;
 use crate::providers::{self, join, wire, ChatWire, Endpoint};
-use crate::responses::events::{usage_json, Ending, ResponsesWriter};
 use crate::responses::ResponsesRequest;
+use crate::responses::events::{usage_json, Ending, ResponsesWriter};
 use crate::sse::{encode_event, SseEvent, SseParser};
 use crate::usage::{u, Usage};
 use serde_json::{json, Value};
@@ -76,7 +77,7 @@ impl Product for ResponsesProduct {
         providers::upstream_error(self.req.provider(), status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, granted_units: u64) -> Box<dyn Meter> {
         Box::new(ResponsesMeter::new(*self, billing, granted_units))
     }
 }
@@ -109,7 +110,7 @@ enum Mode {
 
 pub struct ResponsesMeter {
     product: ResponsesProduct,
-    billing: Billing,
+    billing: Bill,
     max_tokens: u64,
     stream: bool,
     parser: SseParser,
@@ -135,7 +136,7 @@ fn event_type(ev: &SseEvent) -> Option<&str> {
 }
 
 impl ResponsesMeter {
-    pub fn new(product: ResponsesProduct, billing: Billing, max_tokens: u64) -> ResponsesMeter {
+    pub fn new(product: ResponsesProduct, billing: Bill, max_tokens: u64) -> ResponsesMeter {
         let stream = product.req.stream();
         let mode = match product.req.provider() {
             Provider::OpenAi => Mode::Native(Native { id: None, response: None }),
@@ -329,7 +330,7 @@ impl Meter for ResponsesMeter {
 }
 
 /// The terminal event a cut OpenAI stream never sent, so clients see the failure in-band.
-fn native_failure(id: Option<&str>, model: &str, billing: &Billing, usage: &Usage, charge: &Charge, message: &str) -> Vec<u8> {
+fn native_failure(id: Option<&str>, model: &str, billing: &Bill, usage: &Usage, charge: &Charge, message: &str) -> Vec<u8> {
     let id = id.map(str::to_string).unwrap_or_else(|| format!("resp_{}", billing.request_id));
     let response = json!({
         "id": id, "object": "response", "status": "failed", "model": model, "output": [],

@@ -15,8 +15,9 @@ use super::audio_meter::AudioMeter;
 use super::media::{allow_only, object, opt_choice, opt_number, opt_str, present, req_text, split_provider};
 use crate::error::{ApiError, ErrorShape};
 use crate::media_prices::{self, SpeechModel, ELEVENLABS_DEFAULT_MODEL};
-use crate::metering::{Billing, CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
+use crate::metering::{CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
 use crate::money::CreditRate;
+use crate::payer::Bill;
 use crate::product::{Meter, Product, ProviderHead, UpstreamRequest};
 use crate::provider::Provider;
 use crate::providers::{join, Endpoint};
@@ -267,7 +268,7 @@ impl Product for SpeechProduct {
         super::media::upstream_error(self.req.provider, status, body)
     }
 
-    fn meter(self: Box<Self>, billing: Billing, _granted_units: u64) -> Box<dyn Meter> {
+    fn meter(self: Box<Self>, billing: Bill, _granted_units: u64) -> Box<dyn Meter> {
         let (model, chars, el, multiplier) = (self.model, self.chars, self.el_pico_per_credit, self.voice_multiplier());
         let cost = self.cost_pico();
         let provider = self.req.provider;

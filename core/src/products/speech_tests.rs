@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Secret;
-use crate::metering::Admitted;
+use crate::metering::{Admitted, Billing};
 use crate::product::End;
 use crate::ratelimit::RateState;
 
@@ -171,7 +171,7 @@ fn the_meter_streams_the_audio_and_bills_on_the_head() {
     body["voice_id"] = json!(VOICE);
     let p = native(&body).unwrap();
     let b = billing(p.hold(&rate()).0.fixed_mc);
-    let mut m = Box::new(p).meter(b.clone(), 51);
+    let mut m = Box::new(p).meter(b.clone().into(), 51);
     m.start(&head(Some("51"))).unwrap();
     let h = m.stream_head().unwrap();
     assert_eq!(h.content_type, "audio/mpeg");
@@ -183,7 +183,7 @@ fn the_meter_streams_the_audio_and_bills_on_the_head() {
     // OpenAI: characters × list price, no header to read.
     let p = openai(&json!({"model": "tts-1-hd", "input": "a".repeat(1000), "voice": "onyx"})).unwrap();
     let b = billing(p.hold(&rate()).0.fixed_mc);
-    let mut m = Box::new(p).meter(b.clone(), 1000);
+    let mut m = Box::new(p).meter(b.clone().into(), 1000);
     m.start(&ProviderHead { status: 200, headers: vec![("content-type".into(), "audio/wav".into())] }).unwrap();
     m.push(b"RIFF");
     let f = m.finish(End::Broken("reset".into()));

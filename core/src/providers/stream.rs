@@ -8,7 +8,8 @@
 
 use super::decoded::{Decoded, ToolCalls};
 use crate::chat::Route;
-use crate::metering::{Billing, Charge};
+use crate::metering::Charge;
+use crate::payer::Bill;
 use crate::provider::Provider;
 use crate::sse::{encode_data, encode_event};
 use crate::usage::Usage;
@@ -29,7 +30,7 @@ pub struct StreamTranslator {
     finish_sent: bool,
     usage_sent: bool,
     ended: bool,
-    billing: Billing,
+    billing: Bill,
     created: u64,
     model_label: String,
     /// Tool calls of a translated stream, in OpenAI's numbering.
@@ -37,7 +38,7 @@ pub struct StreamTranslator {
 }
 
 impl StreamTranslator {
-    pub fn new(provider: Provider, route: Route, include_usage: bool, billing: Billing, created: u64, model_label: String) -> Self {
+    pub fn new(provider: Provider, route: Route, include_usage: bool, billing: Bill, created: u64, model_label: String) -> Self {
         StreamTranslator { provider, route, include_usage, role_sent: false, finish_sent: false, usage_sent: false, ended: false, billing, created, model_label, calls: ToolCalls::default() }
     }
 
@@ -261,7 +262,7 @@ pub fn openai_usage_json(u: &Usage) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metering::Admitted;
+    use crate::metering::{Admitted, Billing};
     use crate::money::CreditRate;
     use crate::ratelimit::RateState;
 
@@ -271,7 +272,7 @@ mod tests {
         let billing = Billing::new("req_x", CreditRate::default_rate(), &admitted);
         let text = "h\u{e9}\"llo\n\u{1F600}";
         for (route, usage) in [(Route::OpenAiCompatible, true), (Route::OpenAiCompatible, false), (Route::Native, false)] {
-            let mut t = StreamTranslator::new(Provider::Anthropic, route, usage, billing.clone(), 1_700_000_000, "anthropic/claude-x".into());
+            let mut t = StreamTranslator::new(Provider::Anthropic, route, usage, billing.clone().into(), 1_700_000_000, "anthropic/claude-x".into());
             t.role_sent = true;
             let mut fast = Vec::new();
             t.text(text, &mut fast);

@@ -14,7 +14,8 @@
 //! The writer is fed decoded provider events one at a time and writes each delta straight from
 //! borrowed text (no JSON tree per delta); the rarer item events are built as values.
 
-use crate::metering::{Billing, Charge};
+use crate::metering::Charge;
+use crate::payer::Bill;
 use crate::providers::decoded::{Decoded, ToolCalls};
 use crate::sse::encode_event;
 use crate::usage::Usage;
@@ -128,7 +129,7 @@ pub struct Ending<'a> {
 pub struct ResponsesWriter {
     /// Whether events are written (a stream) or only the final object is built (a whole answer).
     stream: bool,
-    billing: Billing,
+    billing: Bill,
     /// The response object without its changing fields (status, output, usage).
     base: Map<String, Value>,
     seq: u64,
@@ -161,7 +162,7 @@ fn base(id: &str, created_at: u64, model: &str, req: &Map<String, Value>) -> Map
 }
 
 impl ResponsesWriter {
-    pub fn new(stream: bool, billing: Billing, created_at: u64, model_label: &str, req: &Map<String, Value>) -> ResponsesWriter {
+    pub fn new(stream: bool, billing: Bill, created_at: u64, model_label: &str, req: &Map<String, Value>) -> ResponsesWriter {
         let id = format!("resp_{}", billing.request_id);
         ResponsesWriter { stream, base: base(&id, created_at, model_label, req), billing, seq: 0, started: false, items: Vec::new(), open: None, calls: ToolCalls::default(), call_items: Vec::new() }
     }

@@ -71,6 +71,22 @@ pub async fn read_request(req: hyper::Request<Incoming>) -> Result<Request, Body
     })
 }
 
+/// A JSON answer with status 200 (the body as Upstash sends it).
+pub fn ok_json(v: serde_json::Value) -> Response {
+    Response {
+        status: 200,
+        body: v.to_string().into_bytes(),
+    }
+}
+
+/// Upstash's error shape: `{"error": "..."}` with its status.
+pub fn err(status: u16, msg: &str) -> Response {
+    Response {
+        status,
+        body: serde_json::json!({"error": msg}).to_string().into_bytes(),
+    }
+}
+
 /// A JSON response; `close` asks hyper to close the connection after it.
 pub fn to_hyper(resp: Response, close: bool) -> hyper::Response<Full<Bytes>> {
     let mut out = hyper::Response::new(Full::new(Bytes::from(resp.body)));

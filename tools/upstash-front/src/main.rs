@@ -20,9 +20,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
-use http::{read_request, to_hyper, BodyError};
+use http::{err, read_request, to_hyper, BodyError};
 use observe::now_ms;
-use upstash::{err, App, Outcome};
+use upstash::{App, Outcome};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {

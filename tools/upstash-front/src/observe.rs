@@ -27,8 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Map, Value};
 
-use crate::http::{Request, Response};
-use crate::upstash::{err, ok_json};
+use crate::http::{err, ok_json, Request, Response};
 
 /// Log entries kept for `/__stats` (oldest dropped first).
 pub const LOG_CAP: usize = 2000;

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use redis::{ServerError, Value as Reply};
 use serde_json::{json, Value};
 
-use crate::http::{parse_query, percent_decode_bytes, Request, Response};
+use crate::http::{err, ok_json, parse_query, percent_decode_bytes, Request, Response};
 use crate::observe::{Finished, Injected, Observe};
 use crate::redis_link::{Command, RedisLink};
 
@@ -294,20 +294,6 @@ fn name_of(cmd: &Command) -> String {
     cmd.first()
         .map(|c| String::from_utf8_lossy(c).to_uppercase())
         .unwrap_or_default()
-}
-
-pub fn ok_json(v: Value) -> Response {
-    Response {
-        status: 200,
-        body: v.to_string().into_bytes(),
-    }
-}
-
-pub fn err(status: u16, msg: &str) -> Response {
-    Response {
-        status,
-        body: json!({"error": msg}).to_string().into_bytes(),
-    }
 }
 
 fn unavailable(e: &redis::RedisError) -> Response {
