@@ -338,6 +338,16 @@ function printCases(caseResults) {
 
 // ------------------------------------------------------------------------------ main
 
+// wrk drives every load; without it nothing can be measured.
+try {
+  execFileSync("wrk", ["-v"], { stdio: "ignore" });
+} catch (e) {
+  if (e.code === "ENOENT") {
+    say("wrk is not installed: apt-get install wrk");
+    process.exit(1);
+  }
+}
+
 const stopAll = [];
 try {
   say("building the worker (scripts/build-worker)");
