@@ -14,7 +14,12 @@
 // plain and streaming. CPU per call: utime+stime of the serving process(es) from /proc over each
 // run. Stream time to first byte: sequential calls from Node.
 //
-//   node scripts/bench.mjs [--seconds 3] [--no-peers]
+// Per format (issue 22): chat completions (gpt-4o-mini) and messages (claude-haiku-4-5, Anthropic's
+// own format), plain and streamed, short and LONG_TOKENS tokens, CPU per call at c10 for the
+// floor, the gateway and Portkey; the CPU per provider chunk; the gateway's wasm linear memory
+// over --memory-calls calls (0 skips it).
+//
+//   node scripts/bench.mjs [--seconds 3] [--no-peers] [--memory-calls 100000] [--cases-only]
 import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -34,12 +39,27 @@ const arg = (name, dflt) => {
 };
 const SECONDS = Number(arg("seconds", "3"));
 const PEERS = !process.argv.includes("--no-peers");
+const CASES_ONLY = process.argv.includes("--cases-only");
 const CACHE = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "ai-api-broker-bench");
 const t0 = Date.now();
 const say = (s) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0)}s] ${s}\n`);
 
 const CHAT = { model: "gpt-4o-mini", max_tokens: 16, messages: [{ role: "user", content: "Say hi in a few words." }] };
 const BODIES = { plain: JSON.stringify(CHAT), stream: JSON.stringify({ ...CHAT, stream: true, stream_options: { include_usage: true } }) };
+// The per-format rows (issue 22): each API in its own format, plain and streamed, short (the
+// mock's 24 tokens) and long (LONG_TOKENS, one provider chunk per token, as providers stream).
+const LONG_TOKENS = 2000;
+const MEMORY_CALLS = Number(arg("memory-calls", "100000"));
+const MESSAGES = { model: "claude-haiku-4-5", max_tokens: 16, messages: [{ role: "user", content: "Say hi in a few words." }] };
+const CASES = [];
+for (const [api, path, base, provider] of [["chat", "/v1/chat/completions", CHAT, "openai"], ["messages", "/v1/messages", MESSAGES, "anthropic"]]) {
+  for (const tokens of [24, LONG_TOKENS]) {
+    for (const stream of [false, true]) {
+      const body = { ...base, max_tokens: tokens === 24 ? 16 : tokens + 100, ...(stream ? { stream: true } : {}), ...(stream && api === "chat" ? { stream_options: { include_usage: true } } : {}) };
+      CASES.push({ name: `${api} ${stream ? "stream" : "plain"} ${tokens === 24 ? "short" : `${tokens} tokens`}`, api, path, provider, tokens, stream, body: JSON.stringify(body) });
+    }
+  }
+}
 
 // ------------------------------------------------------------------------------ processes
 
@@ -63,11 +83,12 @@ const workerds = () => descendants(process.pid).filter((p) => comm(p) === "worke
 // ------------------------------------------------------------------------------ load
 
 /** wrk for `seconds` at `conns`; returns {rps, p50, p99, requests, errors}. */
-async function wrk(target, mode, conns, seconds = SECONDS) {
+async function wrk(target, mode, conns, seconds = SECONDS, { body = BODIES[mode], url = target.url, headers: extra = {} } = {}) {
   const script = path.join(os.tmpdir(), `bench-${process.pid}-${target.name}-${mode}.lua`);
-  const headers = Object.entries(target.headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join("\n");
-  fs.writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(BODIES[mode])}\n${headers}\n`);
-  const { stdout } = await run("wrk", ["-t1", `-c${conns}`, `-d${seconds}s`, "--latency", "-s", script, target.url], { maxBuffer: 1 << 20 });
+  const headers = Object.entries({ ...target.headers, ...extra }).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join("\n");
+  fs.writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\n${headers}\n`);
+  // A long answer through a slow target may take seconds: wrk's 2 s default would count it failed.
+  const { stdout } = await run("wrk", ["-t1", `-c${conns}`, `-d${seconds}s`, "--timeout", "60s", "--latency", "-s", script, url], { maxBuffer: 1 << 20 });
   const ms = (re) => {
     const m = stdout.match(re);
     if (!m) return null;
@@ -117,11 +138,53 @@ async function measure(target) {
   return out;
 }
 
+/** The per-format rows for one target: CPU per call at c10, and throughput. A long case scripts
+ *  the mock's answers to LONG_TOKENS tokens for its run (and resets the script after). */
+async function measureCases(target, mocks) {
+  const out = {};
+  for (const c of CASES) {
+    const t = target.cases?.[c.api];
+    if (!t) continue;
+    if (c.tokens !== 24) await mocks.script({ provider: c.provider, times: 1_000_000_000, output_tokens: c.tokens });
+    try {
+      await wrk(target, "case", 4, 1, { body: c.body, ...t });
+      const before = cpuMs(target.pids());
+      const r = await wrk(target, "case", 10, SECONDS, { body: c.body, ...t });
+      r.cpuPerCall = r.requests ? (cpuMs(target.pids()) - before) / r.requests : null;
+      if (r.errors) say(`${target.name} ${c.name}: ${r.errors} errors of ${r.requests}`);
+      if (r.errors > r.requests / 2) Object.assign(r, { failed: true, rps: null, cpuPerCall: null });
+      out[c.name] = r;
+    } finally {
+      // Calls wrk gave up on may still run (a gateway meters an abandoned call to its end): the
+      // next case starts once the target is idle.
+      await idle(target);
+      if (c.tokens !== 24) await mocks.reset();
+    }
+  }
+  return out;
+}
+
+/** Waits (at most 60 s) until the target's processes use under 5 % of a core. */
+async function idle(target) {
+  for (let i = 0; i < 240; i++) {
+    const before = cpuMs(target.pids());
+    await new Promise((r) => setTimeout(r, 250));
+    if (cpuMs(target.pids()) - before < 12.5) return;
+  }
+}
+
 // ------------------------------------------------------------------------------ targets
 
 const FLOOR_WORKER = `export default {
   async fetch(request, env) {
     const url = new URL(request.url);
+    if (url.pathname === "/v1/messages") {
+      return fetch(env.UPSTREAM + "/anthropic/v1/messages", {
+        method: request.method,
+        headers: { "x-api-key": env.ANTHROPIC_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json" },
+        body: request.body,
+      });
+    }
     return fetch(env.UPSTREAM + url.pathname.replace(/^\\/v1\\//, "/openai/v1/"), {
       method: request.method,
       headers: { authorization: "Bearer " + env.KEY, "content-type": "application/json" },
@@ -130,11 +193,21 @@ const FLOOR_WORKER = `export default {
   },
 };`;
 
-async function miniflare(opts) {
+async function miniflare(opts, onLine) {
   const before = new Set(workerds());
   const port = await freePort();
-  // The worker's log lines are drained, not printed (their cost stays in the measurement).
-  const drain = (stdout, stderr) => { stdout.resume(); stderr.resume(); };
+  // The worker's log lines are drained, not printed (their cost stays in the measurement);
+  // `onLine` sees the lines that carry a figure it wants.
+  const drain = (stdout, stderr) => {
+    if (!onLine) return void (stdout.resume(), stderr.resume());
+    let rest = "";
+    stdout.setEncoding("utf8").on("data", (d) => {
+      const lines = (rest + d).split("\n");
+      rest = lines.pop();
+      for (const l of lines) onLine(l);
+    });
+    stderr.resume();
+  };
   const mf = new Miniflare({ ...opts, compatibilityDate: "2026-04-01", host: "127.0.0.1", port, handleRuntimeStdio: drain });
   const url = (await mf.ready).toString().replace(/\/$/, "");
   const pid = workerds().find((p) => !before.has(p));
@@ -174,6 +247,8 @@ http.Server.prototype.listen = function (port, ...rest) {
     name: "portkey", child, url: `http://127.0.0.1:${port}/v1/chat/completions`,
     headers: { authorization: `Bearer ${MOCK_DEFAULTS.openaiKey}`, "content-type": "application/json", "x-portkey-provider": "openai", "x-portkey-custom-host": `${mockUrl}/openai/v1` },
     pids: () => descendants(child.pid),
+    // Portkey takes the provider key from `authorization` too (it would send the OpenAI one).
+    cases: { chat: {}, messages: { url: `http://127.0.0.1:${port}/v1/messages`, headers: { authorization: `Bearer ${MOCK_DEFAULTS.anthropicKey}`, "x-api-key": MOCK_DEFAULTS.anthropicKey, "anthropic-version": "2023-06-01", "x-portkey-provider": "anthropic", "x-portkey-custom-host": `${mockUrl}/anthropic/v1` } } },
   };
 }
 
@@ -235,7 +310,43 @@ function bundleGzip() {
   return zlib.gzipSync(Buffer.concat(files.map((f) => fs.readFileSync(f))), { level: 9 }).length;
 }
 
+/** The per-format table: CPU per call (c10) against the floor and Portkey measured in the same run. */
+function printCases(caseResults) {
+  const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "failed" : x.toFixed(d));
+  const ratio = (x, base) => (x && base ? `${(x / base).toFixed(2)}×` : "-");
+  // Per-format rows: CPU per call (c10) against the floor and Portkey measured in the same run.
+  const cr = (t, c) => caseResults[t]?.[c.name];
+  const rows2 = [["c10, CPU ms/call", "floor", "gateway", "vs floor", "Portkey", "gateway req/s", "floor req/s", "Portkey req/s"]];
+  for (const c of CASES) {
+    const [fl, gwc, pkc] = [cr("floor", c), cr("gateway", c), cr("portkey", c)];
+    rows2.push([c.name, f(fl?.cpuPerCall, 3), f(gwc?.cpuPerCall, 3), ratio(gwc?.cpuPerCall, fl?.cpuPerCall), pkc ? `${f(pkc.cpuPerCall, 3)} (${ratio(gwc?.cpuPerCall, pkc.cpuPerCall)})` : "-", f(gwc?.rps, 0), f(fl?.rps, 0), pkc ? f(pkc.rps, 0) : "-"]);
+  }
+  const w2 = rows2[0].map((_, i) => Math.max(...rows2.map((r) => r[i].length)));
+  const line2 = (r) => `| ${r.map((c, i) => c.padEnd(w2[i])).join(" | ")} |`;
+  console.log(`\nPer format (the gateway's ratio to Portkey in brackets): ${LONG_TOKENS}-token answers come as ${LONG_TOKENS} provider chunks when streamed\n`);
+  console.log(line2(rows2[0]));
+  console.log(`|${w2.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows2.slice(1)) console.log(line2(r));
+  const perChunk = (t, api) => {
+    const long = CASES.find((c) => c.api === api && c.stream && c.tokens === LONG_TOKENS);
+    const short = CASES.find((c) => c.api === api && c.stream && c.tokens === 24);
+    const [a, b] = [cr(t, long)?.cpuPerCall, cr(t, short)?.cpuPerCall];
+    return a && b ? ((a - b) / (LONG_TOKENS - 24)) * 1000 : null;
+  };
+  console.log(`CPU per provider chunk (streamed, long minus short): chat ${f(perChunk("gateway", "chat"), 1)} µs (floor ${f(perChunk("floor", "chat"), 1)}, Portkey ${f(perChunk("portkey", "chat"), 1)}); messages ${f(perChunk("gateway", "messages"), 1)} µs (floor ${f(perChunk("floor", "messages"), 1)}, Portkey ${f(perChunk("portkey", "messages"), 1)})`);
+}
+
 // ------------------------------------------------------------------------------ main
+
+// wrk drives every load; without it nothing can be measured.
+try {
+  execFileSync("wrk", ["-v"], { stdio: "ignore" });
+} catch (e) {
+  if (e.code === "ENOENT") {
+    say("wrk is not installed: apt-get install wrk");
+    process.exit(1);
+  }
+}
 
 const stopAll = [];
 try {
@@ -253,17 +364,22 @@ try {
   stopAll.push(() => mocks.stop());
 
   const targets = [{ name: "mock", url: `${mocks.url}/openai/v1/chat/completions`, headers: { authorization: `Bearer ${MOCK_DEFAULTS.openaiKey}`, "content-type": "application/json" }, pids: () => descendants(mocks.child.pid) }];
-  const floor = await miniflare({ modules: true, script: FLOOR_WORKER, bindings: { UPSTREAM: mocks.url, KEY: MOCK_DEFAULTS.openaiKey } });
+  const floor = await miniflare({ modules: true, script: FLOOR_WORKER, bindings: { UPSTREAM: mocks.url, KEY: MOCK_DEFAULTS.openaiKey, ANTHROPIC_KEY: MOCK_DEFAULTS.anthropicKey } });
   stopAll.push(() => floor.mf.dispose());
-  targets.push({ name: "floor", url: `${floor.url}/v1/chat/completions`, headers: { "content-type": "application/json" }, pids: () => [floor.pid] });
+  targets.push({ name: "floor", url: `${floor.url}/v1/chat/completions`, headers: { "content-type": "application/json" }, pids: () => [floor.pid], cases: { chat: {}, messages: { url: `${floor.url}/v1/messages` } } });
 
   const admin = "bench-admin-secret-0123456789abcdef";
   const vars = { ...stackVars({ upstashPort: frontPort, upstashToken: token, mockPort: mocks.port, adminSecret: admin, stripeSecret: "whsec_bench" }), RATE_LIMITS: "bulk:ai=10000000/3600, anonymous=5/900", DEFAULT_PLAN: "bulk" };
-  const gw = await miniflare({ scriptPath: path.join(ROOT, "build/index.js"), modules: true, modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], bindings: vars });
+  // The isolate's wasm linear memory, from the settlement log lines (`wasm_memory_mib`).
+  let wasmMiB = null;
+  const gw = await miniflare({ scriptPath: path.join(ROOT, "build/index.js"), modules: true, modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }], bindings: vars }, (l) => {
+    const m = l.match(/"wasm_memory_mib":(\d+)/);
+    if (m) wasmMiB = Number(m[1]);
+  });
   stopAll.push(() => gw.mf.dispose());
-  const key = await (await fetch(`${gw.url}/admin/keys`, { method: "POST", headers: { "x-admin-secret": admin, "content-type": "application/json" }, body: JSON.stringify({ name: "bench", plan: "bulk", credits: 1_000_000, reason: "bench" }) })).json();
+  const key = await (await fetch(`${gw.url}/admin/keys`, { method: "POST", headers: { "x-admin-secret": admin, "content-type": "application/json" }, body: JSON.stringify({ name: "bench", plan: "bulk", credits: 100_000_000, reason: "bench" }) })).json();
   const stackPids = () => [...descendants(frontProc.pid), redis.pid];
-  targets.push({ name: "gateway", url: `${gw.url}/v1/chat/completions`, headers: { authorization: `Bearer ${key.api_key}`, "content-type": "application/json" }, pids: () => [gw.pid], extraPids: stackPids });
+  targets.push({ name: "gateway", url: `${gw.url}/v1/chat/completions`, headers: { authorization: `Bearer ${key.api_key}`, "content-type": "application/json" }, pids: () => [gw.pid], extraPids: stackPids, cases: { chat: {}, messages: { url: `${gw.url}/v1/messages`, headers: { "anthropic-version": "2023-06-01" } } } });
 
   if (PEERS) {
     for (const start of [portkey, litellm]) {
@@ -280,11 +396,36 @@ try {
   }
 
   const results = {};
-  for (const t of targets) {
+  for (const t of CASES_ONLY ? [] : targets) {
     say(`measuring ${t.name}`);
     results[t.name] = await measure(t);
   }
+  const caseResults = {};
+  for (const t of targets.filter((t) => t.cases)) {
+    say(`measuring ${t.name}: chat completions and messages, plain and streamed, short and ${LONG_TOKENS} tokens`);
+    caseResults[t.name] = await measureCases(t, mocks);
+  }
+  // The wasm instance's linear memory over MEMORY_CALLS calls, the short cases in turn.
+  const memory = [];
+  if (MEMORY_CALLS > 0 && !CASES_ONLY) {
+    say(`gateway: wasm memory over ${MEMORY_CALLS} calls`);
+    const gwt = targets.find((t) => t.name === "gateway");
+    const shorts = CASES.filter((c) => c.tokens === 24);
+    memory.push({ calls: 0, mib: wasmMiB });
+    let calls = 0;
+    for (let i = 0; calls < MEMORY_CALLS; i++) {
+      const c = shorts[i % shorts.length];
+      const r = await wrk(gwt, "memory", 10, 5, { body: c.body, ...gwt.cases[c.api] });
+      if (!r.requests) break;
+      calls += r.requests;
+      memory.push({ calls, mib: wasmMiB });
+    }
+  }
 
+  if (CASES_ONLY) {
+    printCases(caseResults);
+    process.exit(0);
+  }
   say("gateway: round trips, distance, a route with no I/O, the bundle");
   const gwCall = (stream = false) => fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: targets[2].headers, body: stream ? BODIES.stream : BODIES.plain });
   const chatTrips = await roundTrips(front, () => gwCall());
@@ -334,6 +475,8 @@ try {
   console.log(line(rows[0]));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const r of rows.slice(1)) console.log(line(r));
+  printCases(caseResults);
+  if (memory.length) console.log(`wasm linear memory (MiB) after N calls: ${memory.map((m) => `${m.calls}: ${m.mib ?? "?"}`).join(", ")}`);
   const g = results.gateway;
   const pk = results.portkey;
   const stackCpu = g.plain10.stackCpuPerCall ?? 0;

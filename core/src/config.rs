@@ -202,7 +202,7 @@ pub fn settings_from(get: Lookup) -> Result<Settings, ApiError> {
         // (~200 s, docs.apiyi.com 2026-04-29, advising 360–600 s). Music: Stable Audio renders
         // up to 190 s of audio in one synchronous call. Speech: the audio streams as it is made.
         head_timeouts: HeadTimeouts {
-            chat_ms: positive("HEAD_TIMEOUT_CHAT_MS", "120000")?,
+            chat_ms: positive("HEAD_TIMEOUT_CHAT_MS", "600000")?,
             image_ms: positive("HEAD_TIMEOUT_IMAGE_MS", "600000")?,
             speech_ms: positive("HEAD_TIMEOUT_SPEECH_MS", "60000")?,
             music_ms: positive("HEAD_TIMEOUT_MUSIC_MS", "300000")?,
@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(s.admin_failure_limit, RateLimit { limit: 10, window_ms: 900_000 });
         assert_eq!((s.hold_sweep_after_secs, s.ledger_keep), (7200, 10_000));
         assert_eq!((s.slow_upstream_ms, s.high_cost_usd_micro), (1000, 500_000));
-        assert_eq!(s.head_timeouts, HeadTimeouts { chat_ms: 120_000, image_ms: 600_000, speech_ms: 60_000, music_ms: 300_000 });
+        assert_eq!(s.head_timeouts, HeadTimeouts { chat_ms: 600_000, image_ms: 600_000, speech_ms: 60_000, music_ms: 300_000 });
         assert_eq!(s.head_timeouts.for_product("music"), 300_000);
         assert_eq!(s.base_url(Provider::Anthropic), "https://api.anthropic.com");
         assert_eq!(s.elevenlabs_pico_per_credit, 300_000_000, "$0.0003 a credit");

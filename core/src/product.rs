@@ -103,6 +103,11 @@ pub trait Meter {
     /// still be answered with a clean 502.
     fn push(&mut self, chunk: &[u8]) -> Vec<u8>;
     fn finish(&mut self, end: End) -> Finish;
+    /// Whether the provider's body is a whole answer that comes right after its head, read in
+    /// one piece (bounded by the idle timeout as a whole) rather than piece by piece.
+    fn whole_body(&self) -> bool {
+        false
+    }
     /// Whether a streamed answer that ended this way is ended with an error instead of closed:
     /// for answers that cannot say in-band that they are incomplete (audio), so the client cannot
     /// take a cut body for a whole one. Chat says it in its last event instead.

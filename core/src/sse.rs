@@ -3,6 +3,22 @@
 //! Fed arbitrary byte chunks (a UTF-8 character or a line ending may be split across chunks),
 //! it yields whole events with their raw bytes, so a stream can be passed through byte-exact and
 //! only the events that matter (usage) are decoded. Accepts `\n`, `\r\n` (Gemini) and `\r`.
+//!
+//! [`SseParser::feed`] is the streaming path: events are borrowed from the chunk itself (only an
+//! event split across chunks is copied, once), so a provider chunk costs no allocation per event.
+
+use std::borrow::Cow;
+
+/// One event, borrowed from the bytes it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseRef<'a> {
+    /// The event exactly as received, terminator included.
+    pub raw: &'a [u8],
+    /// The `event:` field, if any.
+    pub event: Option<&'a str>,
+    /// The `data:` lines joined with `\n` (borrowed when there is one).
+    pub data: Cow<'a, str>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -37,6 +53,26 @@ impl SseParser {
         out
     }
 
+    /// Adds bytes and calls `f` with every event they complete, borrowed from the chunk (or,
+    /// for an event split across chunks, from the buffer that joined it).
+    pub fn feed(&mut self, chunk: &[u8], mut f: impl FnMut(SseRef<'_>)) {
+        if self.buf.is_empty() {
+            let used = each_event(chunk, &mut f);
+            self.buf.extend_from_slice(&chunk[used..]);
+        } else {
+            self.buf.extend_from_slice(chunk);
+            let buf = std::mem::take(&mut self.buf);
+            let used = each_event(&buf, &mut f);
+            self.buf = buf;
+            self.buf.drain(..used);
+        }
+    }
+
+    /// Bytes of an event not complete yet.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whatever is left when the stream ends without a final blank line.
     pub fn finish(&mut self) -> Option<SseEvent> {
         if self.buf.is_empty() {
@@ -52,29 +88,78 @@ fn find_event_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
     let mut line_start = true;
     while i < buf.len() {
-        let b = buf[i];
-        if b == b'\r' || b == b'\n' {
-            // length of this line terminator
-            let term = if b == b'\r' {
-                match buf.get(i + 1) {
-                    Some(b'\n') => 2,
-                    Some(_) => 1,
-                    None => return None, // a lone \r at the end may still become \r\n
-                }
-            } else {
-                1
-            };
-            if line_start {
-                return Some(i + term);
+        // Jump to the next line ending (most of an event is its data line).
+        match buf[i..].iter().position(|b| *b == b'\r' || *b == b'\n') {
+            Some(0) => {}
+            Some(n) => {
+                i += n;
+                line_start = false;
             }
-            line_start = true;
-            i += term;
-        } else {
-            line_start = false;
-            i += 1;
+            None => return None,
         }
+        let term = if buf[i] == b'\r' {
+            match buf.get(i + 1) {
+                Some(b'\n') => 2,
+                Some(_) => 1,
+                None => return None, // a lone \r at the end may still become \r\n
+            }
+        } else {
+            1
+        };
+        if line_start {
+            return Some(i + term);
+        }
+        line_start = true;
+        i += term;
     }
     None
+}
+
+/// Calls `f` with each complete event of `bytes`; returns the bytes used.
+fn each_event(bytes: &[u8], f: &mut impl FnMut(SseRef<'_>)) -> usize {
+    let mut at = 0;
+    while let Some(len) = find_event_end(&bytes[at..]) {
+        f(decode_ref(&bytes[at..at + len]));
+        at += len;
+    }
+    at
+}
+
+/// One event's fields, borrowed (a payload that is not UTF-8 is decoded lossily, as [`decode`]).
+/// A field value as text (lossy when it is not UTF-8).
+fn text(v: &[u8]) -> Cow<'_, str> {
+    std::str::from_utf8(v).map_or_else(|_| Cow::Owned(String::from_utf8_lossy(v).into_owned()), Cow::Borrowed)
+}
+
+fn decode_ref(raw: &[u8]) -> SseRef<'_> {
+    // Lines split on bytes (a char-wise split decodes every character); only field values are
+    // checked as UTF-8.
+    let mut event = None;
+    let mut data: Option<Cow<'_, str>> = None;
+    for line in raw.split(|b| *b == b'\n' || *b == b'\r') {
+        if line.is_empty() || line[0] == b':' {
+            continue;
+        }
+        let (field, value) = match line.iter().position(|b| *b == b':') {
+            Some(i) => (&line[..i], line[i + 1..].strip_prefix(b" ").unwrap_or(&line[i + 1..])),
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"event" => {
+                if let Cow::Borrowed(v) = text(value) {
+                    event = Some(v);
+                }
+            }
+            b"data" => {
+                data = Some(match data {
+                    None => text(value),
+                    Some(d) => Cow::Owned(format!("{d}\n{}", text(value))),
+                })
+            }
+            _ => {}
+        }
+    }
+    SseRef { raw, event, data: data.unwrap_or(Cow::Borrowed("")) }
 }
 
 fn decode(raw: Vec<u8>) -> Option<SseEvent> {
@@ -158,6 +243,23 @@ mod tests {
         let mut evs = p.push(&s[..14]);
         evs.extend(p.push(&s[14..]));
         assert_eq!(evs[0].data, "{\"t\":\"héllo\"}");
+    }
+
+    #[test]
+    fn feed_borrows_events_and_keeps_split_ones_for_the_next_chunk() {
+        let stream = "event: a\ndata: {\"x\":1}\n\ndata: l1\ndata: l2\r\n\r\n: keep-alive\n\ndata: [DONE]\n\n".as_bytes();
+        let whole: Vec<SseEvent> = SseParser::new().push(stream);
+        for cut in 0..stream.len() {
+            let mut p = SseParser::new();
+            let mut got: Vec<SseEvent> = Vec::new();
+            for part in [&stream[..cut], &stream[cut..]] {
+                p.feed(part, |e| got.push(SseEvent { raw: e.raw.to_vec(), event: e.event.map(str::to_string), data: e.data.into_owned() }));
+            }
+            assert_eq!(got, whole, "cut at {cut}");
+            assert_eq!(p.pending(), 0);
+        }
+        assert_eq!(whole[1].data, "l1\nl2");
+        assert_eq!(whole[0].event.as_deref(), Some("a"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Chat on the metering engine: the priced request ([`ChatProduct`]) and the meter of its
-//! provider stream ([`ChatMeter`]), which bills the provider's reported usage, or an upper bound
+//! provider answer ([`ChatMeter`]), which bills the provider's reported usage, or an upper bound
 //! when the usage never came, and renders the customer's answer (streamed or whole).
+//!
+//! A stream in the provider's own format passes through as it came: only the events that may
+//! matter to billing ([`ChatWire::billing_event`]) are parsed. A whole answer is asked for whole
+//! and read once; on the provider's own route it is forwarded with `x_broker` spliced in.
 
 use super::chat_render::{self as render, ChatOutput, ToolCallOut};
 use crate::chat::{ChatRequest, Route};
@@ -12,8 +16,9 @@ use crate::pricing::PricedModel;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::providers::decoded::{Decoded, ToolCalls};
 use crate::providers::stream::{StreamTranslator, Tally};
-use crate::providers::{self, wire, Assembler, ChatWire, Endpoint};
-use crate::sse::{SseEvent, SseParser};
+use crate::providers::{self, wire, ChatWire, Endpoint};
+use crate::sse::{SseParser, SseRef};
+use std::borrow::Cow;
 use crate::usage::Usage;
 use serde_json::{json, Value};
 
@@ -92,10 +97,8 @@ impl Product for ChatProduct {
 /// How the customer gets the answer.
 enum Sink {
     Stream(StreamTranslator),
-    /// The provider's own whole answer (passthrough routes).
-    Assembled(Box<dyn Assembler>),
-    /// A translated whole answer: its text and tool calls so far.
-    Translated { text: String, calls: ToolCalls },
+    /// A whole answer: the provider's body, read to its end.
+    Whole(Vec<u8>),
 }
 
 pub struct ChatMeter {
@@ -123,10 +126,7 @@ impl ChatMeter {
         let sink = if req.stream {
             Sink::Stream(StreamTranslator::new(req.provider, req.route, req.include_usage, billing.clone(), product.created, req.model_label()))
         } else {
-            match wire.assembler().filter(|_| req.is_passthrough()) {
-                Some(a) => Sink::Assembled(a),
-                None => Sink::Translated { text: String::new(), calls: ToolCalls::default() },
-            }
+            Sink::Whole(Vec::new())
         };
         ChatMeter { product, billing, max_tokens, wire, parser: SseParser::new(), usage: None, final_usage: false, finish_reason: None, valid_events: 0, provider_error: None, served_tier: None, served_model: None, sink }
     }
@@ -155,13 +155,28 @@ impl ChatMeter {
         Tally { usage, charge: self.billing.charge(metered.cost_pico_usd) }
     }
 
-    fn handle(&mut self, ev: SseEvent, out: &mut Vec<u8>) {
+    fn handle(&mut self, ev: SseRef<'_>, out: &mut Vec<u8>) {
         let data = ev.data.trim();
+        let Sink::Stream(t) = &mut self.sink else { return };
         if data.is_empty() {
-            if let Sink::Stream(t) = &mut self.sink {
-                t.blank(&ev.raw, out);
-            }
+            t.blank(ev.raw, out);
             return;
+        }
+        // A passed-through event that cannot matter to billing goes on unparsed, once the
+        // stream has shown it is the provider's (its first event parsed); a translated text
+        // delta is decoded straight into the client's format.
+        if self.valid_events > 0 {
+            if t.passthrough() {
+                if !self.wire.billing_event(ev.event, data) {
+                    self.valid_events += 1;
+                    t.forward(ev.raw, out);
+                    return;
+                }
+            } else if let Some(text) = self.wire.text_delta(ev.event, data) {
+                self.valid_events += 1;
+                t.text(&text, out);
+                return;
+            }
         }
         let value = if data == "[DONE]" {
             None
@@ -175,9 +190,19 @@ impl ChatMeter {
         };
         let decoded = match &value {
             None => vec![Decoded::Done],
-            Some(v) => self.wire.decode(ev.event.as_deref(), v, &mut self.usage),
+            Some(v) => self.wire.decode(ev.event, v, &mut self.usage),
         };
-        if let Some(v) = &value {
+        self.absorb(value.as_ref(), &decoded);
+        let tally = (self.final_usage && decoded.iter().any(|d| matches!(d, Decoded::FinalUsage | Decoded::Finish(_)))).then(|| self.tally(&self.metered(&End::Complete)));
+        if let Sink::Stream(t) = &mut self.sink {
+            t.event(ev.raw, ev.event, value.as_ref(), &decoded, tally, out);
+        }
+    }
+
+    /// What a decoded event or answer says about billing: the served tier and model, the finish,
+    /// the final usage, a provider error.
+    fn absorb(&mut self, value: Option<&Value>, decoded: &[Decoded]) {
+        if let Some(v) = value {
             if let Some(t) = self.wire.served_tier(v) {
                 self.served_tier = Some(t);
             }
@@ -186,7 +211,7 @@ impl ChatMeter {
             }
         }
         self.valid_events += 1;
-        for d in &decoded {
+        for d in decoded {
             match d {
                 Decoded::Finish(r) => {
                     self.finish_reason = Some(r.clone());
@@ -201,29 +226,47 @@ impl ChatMeter {
                 _ => {}
             }
         }
-        let tally = (self.final_usage && decoded.iter().any(|d| matches!(d, Decoded::FinalUsage | Decoded::Finish(_)))).then(|| self.tally(&self.metered(&End::Complete)));
-        match &mut self.sink {
-            Sink::Stream(t) => t.event(&ev.raw, ev.event.as_deref(), value.as_ref(), &decoded, tally, out),
-            Sink::Assembled(a) => {
-                if let Some(v) = &value {
-                    a.event(ev.event.as_deref(), v);
+    }
+
+    /// A whole answer, read to its end: parsed once, its usage billed. On the provider's own
+    /// route the client gets the provider's bytes with `x_broker` spliced in; otherwise the
+    /// answer is rendered in the client's format.
+    fn whole(&mut self, body: &[u8], end: &End) -> Option<Vec<u8>> {
+        if *end != End::Complete {
+            return None;
+        }
+        let v = match serde_json::from_slice::<Value>(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return None,
+        };
+        let decoded = self.wire.decode_whole(&v, &mut self.usage);
+        self.absorb(Some(&v), &decoded);
+        if !self.final_usage || self.usage.is_none() {
+            return None;
+        }
+        let tally = self.tally(&self.metered(end));
+        if self.product.req.is_passthrough() {
+            let broker = self.billing.broker_json(&tally.charge).to_string();
+            return render::splice_broker(body, &broker);
+        }
+        let mut calls = ToolCalls::default();
+        let mut text = String::new();
+        for d in &decoded {
+            match d {
+                Decoded::Text(t) => text.push_str(t),
+                Decoded::ToolCallStart { slot, id, name, signature } => {
+                    calls.start(*slot, id.as_deref(), name, signature.as_deref(), &self.billing.request_id);
                 }
-            }
-            Sink::Translated { text, calls } => {
-                for d in &decoded {
-                    match d {
-                        Decoded::Text(t) => text.push_str(t),
-                        Decoded::ToolCallStart { slot, id, name, signature } => {
-                            calls.start(*slot, id.as_deref(), name, signature.as_deref(), &self.billing.request_id);
-                        }
-                        Decoded::ToolCallArgs { slot, fragment } => {
-                            calls.args(*slot, fragment);
-                        }
-                        _ => {}
-                    }
+                Decoded::ToolCallArgs { slot, fragment } => {
+                    calls.args(*slot, fragment);
                 }
+                _ => {}
             }
         }
+        let finish_reason = self.finish_reason.as_deref().map(|r| calls.finish_reason(r));
+        let tool_calls = calls.calls().iter().map(|c| ToolCallOut { id: c.id.clone(), name: c.name.clone(), arguments: c.arguments.clone() }).collect();
+        let out = ChatOutput { content: text, tool_calls, usage: tally.usage, finish_reason };
+        Some(render::translated(&self.product.req, &out, &self.billing, &tally.charge, self.product.created).to_string().into_bytes())
     }
 }
 
@@ -235,17 +278,27 @@ impl Meter for ChatMeter {
         self.product.req.stream.then(|| StreamHead { content_type: content_type.into(), headers })
     }
 
+    fn whole_body(&self) -> bool {
+        !self.product.req.stream
+    }
+
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
+        let (want, what) = if self.product.req.stream { ("text/event-stream", "an event stream") } else { ("application/json", "a JSON answer") };
         match head.header("content-type") {
-            Some(ct) if ct.starts_with("text/event-stream") => Ok(()),
-            other => Err(ApiError::upstream(format!("the provider answered `{}` instead of an event stream", other.unwrap_or("no content type")))),
+            Some(ct) if ct.starts_with(want) => Ok(()),
+            other => Err(ApiError::upstream(format!("the provider answered `{}` instead of {what}", other.unwrap_or("no content type")))),
         }
     }
 
     fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        for ev in self.parser.push(chunk) {
-            self.handle(ev, &mut out);
+        match &mut self.sink {
+            Sink::Whole(body) => body.extend_from_slice(chunk),
+            Sink::Stream(_) => {
+                let mut parser = std::mem::take(&mut self.parser);
+                parser.feed(chunk, |ev| self.handle(ev, &mut out));
+                self.parser = parser;
+            }
         }
         out
     }
@@ -253,11 +306,17 @@ impl Meter for ChatMeter {
     fn finish(&mut self, end: End) -> Finish {
         let mut tail = Vec::new();
         if let Some(ev) = self.parser.finish() {
-            self.handle(ev, &mut tail);
+            let data = Cow::Owned(ev.data);
+            self.handle(SseRef { raw: &ev.raw, event: ev.event.as_deref(), data }, &mut tail);
         }
+        let whole = match &mut self.sink {
+            Sink::Whole(body) => Some(std::mem::take(body)),
+            Sink::Stream(_) => None,
+        };
+        let rendered = whole.and_then(|body| self.whole(&body, &end));
         if self.valid_events == 0 && end == End::Complete {
             // Nothing recognisable came: not a provider's answer (a wrong base URL, garbage).
-            let e = ApiError::upstream("the provider's answer was not a stream the gateway can read; nothing was charged").public();
+            let e = ApiError::upstream("the provider's answer was not one the gateway can read; nothing was charged").public();
             return Finish { tail, answer: Err(e), metered: None };
         }
         let metered = self.metered(&end);
@@ -265,28 +324,19 @@ impl Meter for ChatMeter {
         // Complete when the provider reported its final usage (even one priced at the bound: an
         // unlisted tier or model is a whole answer, billed the hold).
         let complete = self.final_usage && self.usage.is_some() && end == End::Complete && self.provider_error.is_none();
-        let answer = match &mut self.sink {
-            Sink::Stream(t) => {
+        let answer = match (&mut self.sink, rendered) {
+            (Sink::Stream(t), _) => {
                 t.finish(self.finish_reason.as_deref(), tally, complete, &mut tail);
                 Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge))
             }
-            _ if !complete => Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge)),
-            Sink::Assembled(a) => match a.body() {
-                Some(body) => Ok(render::with_broker(body, &self.billing, &tally.charge)),
-                None => Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge)),
-            },
-            Sink::Translated { text, calls } => {
-                let finish_reason = self.finish_reason.as_deref().map(|r| calls.finish_reason(r));
-                let tool_calls = calls.calls().iter().map(|c| ToolCallOut { id: c.id.clone(), name: c.name.clone(), arguments: c.arguments.clone() }).collect();
-                let out = ChatOutput { content: std::mem::take(text), tool_calls, usage: tally.usage, finish_reason };
-                Ok(render::translated(&self.product.req, &out, &self.billing, &tally.charge, self.product.created))
-            }
+            (_, Some(body)) if complete => Ok(body),
+            _ => Err(incomplete_error(&self.billing, &end, self.provider_error.as_deref(), &tally.charge)),
         };
         let answer = answer.map(|body| WholeAnswer {
             status: 200,
             content_type: "application/json".into(),
             headers: self.billing.credit_headers(&tally.charge).into_iter().chain(self.product.req.betas.dropped_header()).collect(),
-            body: body.to_string().into_bytes(),
+            body,
         });
         Finish { tail, answer, metered: Some(metered) }
     }

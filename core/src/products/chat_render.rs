@@ -26,12 +26,21 @@ pub struct ChatOutput {
     pub finish_reason: Option<String>,
 }
 
-/// A provider's own whole answer (passthrough routes), with the `x_broker` object added.
-pub fn with_broker(mut body: Value, billing: &Bill, charge: &Charge) -> Value {
-    if let Some(o) = body.as_object_mut() {
-        o.insert("x_broker".into(), billing.broker_json(charge));
+/// A provider's own whole answer (passthrough routes) as it came, with `"x_broker": <broker>`
+/// spliced in before its closing brace: no parse or re-serialisation of the provider's bytes.
+/// `None` when the body is not one JSON object (the caller parsed it as one first).
+pub fn splice_broker(body: &[u8], broker: &str) -> Option<Vec<u8>> {
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if body[end] != b'}' {
+        return None;
     }
-    body
+    let inner_empty = body[..end].iter().rposition(|b| !b.is_ascii_whitespace()).is_some_and(|i| body[i] == b'{');
+    let mut out = Vec::with_capacity(body.len() + broker.len() + 16);
+    out.extend_from_slice(&body[..end]);
+    out.extend_from_slice(if inner_empty { b"\"x_broker\":" } else { b",\"x_broker\":" });
+    out.extend_from_slice(broker.as_bytes());
+    out.extend_from_slice(&body[end..]);
+    Some(out)
 }
 
 /// A translated whole answer: OpenAI's shape on `/v1/chat/completions`, the gateway's own on
@@ -78,5 +87,24 @@ pub fn translated(req: &ChatRequest, out: &ChatOutput, billing: &Bill, charge: &
                 "x_broker": billing.broker_json(charge),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::splice_broker;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn the_broker_object_is_spliced_into_the_providers_bytes() {
+        let body = b"{\n    \"id\": \"x\",\n    \"usage\": {\"a\": 1}\n}\n";
+        let out = splice_broker(body, r#"{"credits_charged":0.05}"#).unwrap();
+        assert!(out.starts_with(b"{\n    \"id\": \"x\",\n    \"usage\": {\"a\": 1}"), "the provider's bytes are kept");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["x_broker"], json!({"credits_charged": 0.05}));
+        assert_eq!(v["usage"]["a"], 1);
+        let v: Value = serde_json::from_slice(&splice_broker(b" { } ", "1").unwrap()).unwrap();
+        assert_eq!(v, json!({"x_broker": 1}));
+        assert_eq!(splice_broker(b"[1]", "1"), None);
     }
 }

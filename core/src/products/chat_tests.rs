@@ -9,6 +9,9 @@ use crate::ratelimit::RateState;
 const OPENAI_SSE: &[u8] = include_bytes!("../../../fixtures/openai/chat-completion.stream.sse");
 const ANTHROPIC_SSE: &[u8] = include_bytes!("../../../fixtures/anthropic/messages.stream.sse");
 const GEMINI_SSE: &[u8] = include_bytes!("../../../fixtures/gemini/streamGenerateContent.sse");
+const OPENAI_WHOLE: &[u8] = include_bytes!("../../../fixtures/openai/chat-completion.response.json");
+const ANTHROPIC_WHOLE: &[u8] = include_bytes!("../../../fixtures/anthropic/messages.response.json");
+const GEMINI_WHOLE: &[u8] = include_bytes!("../../../fixtures/gemini/generateContent.response.json");
 
 /// A meter for `body` on `route`, admitted with a 1000-credit balance; `max_tokens` granted.
 fn meter(route: Route, body: &str) -> (ChatMeter, Billing) {
@@ -132,32 +135,58 @@ fn gemini_to_native_ends_with_done_and_credits() {
 }
 
 #[test]
-fn whole_answers_are_assembled_from_the_stream_in_each_route_shape() {
+fn whole_answers_are_read_whole_and_rendered_in_each_route_shape() {
     let (mut m, _) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#);
-    let (streamed, f) = run(&mut m, OPENAI_SSE, 50, End::Complete);
+    let json = ProviderHead { status: 200, headers: vec![("content-type".into(), "application/json".into())] };
+    assert!(m.start(&json).is_ok());
+    let (streamed, f) = run(&mut m, OPENAI_WHOLE, 50, End::Complete);
     assert!(streamed.is_empty(), "nothing is streamed to a client that asked for a whole answer");
+    let answer = f.answer.as_ref().unwrap();
+    let original = std::str::from_utf8(OPENAI_WHOLE).unwrap().trim_end();
+    let text = std::str::from_utf8(&answer.body).unwrap();
+    assert!(text.starts_with(&original[..original.len() - 1]), "the provider's own answer, byte for byte");
     let body = whole(&f);
     assert_eq!(body["object"], "chat.completion");
-    assert_eq!(body["choices"][0]["message"]["content"], "Open Settings > API keys and click \"Rotate\".");
-    assert_eq!(body["usage"]["completion_tokens"], 214);
-    assert_eq!(body["x_broker"]["credits_charged"], json!(0.05));
-    assert!(f.answer.as_ref().unwrap().headers.contains(&("x-credits-charged".into(), "0.05".into())));
+    assert_eq!(body["usage"]["completion_tokens"], 230);
+    // 72 in at $0.15/M + 1792 cached at $0.075/M + 230 out at $0.60/M = $0.0002832 × 180 → 50.976 → 51 mc
+    assert_eq!(body["x_broker"]["credits_charged"], json!(0.051));
+    assert!(answer.headers.contains(&("x-credits-charged".into(), "0.051".into())));
 
     let (mut m, _) = meter(Route::AnthropicCompatible, r#"{"model":"claude-sonnet-4-6","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
-    let body = whole(&run(&mut m, ANTHROPIC_SSE, 9, End::Complete).1);
+    let body = whole(&run(&mut m, ANTHROPIC_WHOLE, 9, End::Complete).1);
     assert_eq!((body["type"].clone(), body["stop_reason"].clone()), (json!("message"), json!("end_turn")));
-    assert_eq!(body["x_broker"]["credits_charged"], json!(1.473));
+    assert_eq!(body["usage"]["output_tokens"], 34);
+    assert!(body["x_broker"]["credits_charged"].is_number());
 
     let (mut m, _) = meter(Route::OpenAiCompatible, r#"{"model":"google/gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#);
-    let body = whole(&run(&mut m, GEMINI_SSE, 9, End::Complete).1);
+    let body = whole(&run(&mut m, GEMINI_WHOLE, 9, End::Complete).1);
     assert!(body["choices"][0]["message"]["content"].as_str().unwrap().ends_with("with the new key."));
     assert_eq!(body["usage"]["completion_tokens"], 212);
     assert_eq!(body["model"], "google/gemini-2.5-flash");
 
     let (mut m, _) = meter(Route::Native, r#"{"provider":"anthropic","model":"claude-sonnet-4-6","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
-    let body = whole(&run(&mut m, ANTHROPIC_SSE, 9, End::Complete).1);
-    assert_eq!(body["credits_charged"], json!(1.473));
+    let body = whole(&run(&mut m, ANTHROPIC_WHOLE, 9, End::Complete).1);
     assert_eq!(body["finish_reason"], "stop");
+    assert_eq!(body["usage"]["output_tokens"], 34);
+    assert!(body["credits_charged"].is_number());
+}
+
+#[test]
+fn a_whole_answer_cut_or_without_usage_is_billed_the_hold() {
+    let plain = r#"{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"x"}]}"#;
+    for (bytes, end) in [(&ANTHROPIC_WHOLE[..100], End::Broken("connection reset".into())), (&ANTHROPIC_WHOLE[..100], End::IdleTimeout), (&b"{\"type\":\"message\",\"content\":[]}"[..], End::Complete)] {
+        let (mut m, billing) = meter(Route::AnthropicCompatible, plain);
+        let f = run(&mut m, bytes, 30, end.clone()).1;
+        let metered = f.metered.as_ref().unwrap();
+        assert!(!metered.exact, "{end:?}");
+        assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc, "usage unknown: the hold ({end:?})");
+        let e = f.answer.unwrap_err();
+        assert_eq!(e.status(), if end == End::IdleTimeout { 504 } else { 502 });
+    }
+    // Not JSON at all: not the provider's answer, nothing charged.
+    let (mut m, _) = meter(Route::AnthropicCompatible, plain);
+    let f = run(&mut m, b"<html>oops</html>", 5, End::Complete).1;
+    assert_eq!((f.answer.unwrap_err().status(), f.metered.is_none()), (502, true));
 }
 
 #[test]
@@ -176,7 +205,7 @@ fn a_stream_cut_before_usage_is_billed_the_upper_bound_and_says_so() {
 #[test]
 fn a_cut_anthropic_stream_bounds_only_the_output_it_never_reported() {
     // The recorded prompt is 2060 tokens long: a request of that size.
-    let body = format!(r#"{{"model":"claude-sonnet-4-6","max_tokens":100,"messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(3000));
+    let body = format!(r#"{{"model":"claude-sonnet-4-6","max_tokens":100,"stream":true,"messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(3000));
     let (mut m, billing) = meter(Route::AnthropicCompatible, &body);
     let cut = &ANTHROPIC_SSE[..std::str::from_utf8(ANTHROPIC_SSE).unwrap().find("event: message_delta").unwrap()];
     let f = run(&mut m, cut, 5, End::IdleTimeout).1;
@@ -221,7 +250,7 @@ fn garbage_from_the_provider_is_a_502_that_charges_nothing_and_never_panics() {
 
 #[test]
 fn a_provider_error_event_mid_stream_is_billed_the_bound() {
-    let (mut m, _) = meter(Route::AnthropicCompatible, r#"{"model":"claude-haiku-4-5","max_tokens":50,"messages":[{"role":"user","content":"x"}]}"#);
+    let (mut m, _) = meter(Route::AnthropicCompatible, r#"{"model":"claude-haiku-4-5","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"x"}]}"#);
     let sse = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
     let f = run(&mut m, sse, 16, End::Complete).1;
     let metered = f.metered.as_ref().unwrap();
@@ -232,12 +261,17 @@ fn a_provider_error_event_mid_stream_is_billed_the_bound() {
 }
 
 #[test]
-fn the_provider_must_answer_an_event_stream() {
+fn the_provider_must_answer_an_event_stream_or_json_as_asked() {
     let (mut m, _) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
     let html = ProviderHead { status: 200, headers: vec![("content-type".into(), "text/html".into())] };
     assert_eq!(m.start(&html).unwrap_err().status(), 502);
     let sse = ProviderHead { status: 200, headers: vec![("content-type".into(), "text/event-stream; charset=utf-8".into())] };
     assert!(m.start(&sse).is_ok());
+    // A plain call asks for a whole answer: JSON, not a stream.
+    let (mut m, _) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#);
+    assert_eq!(m.start(&sse).unwrap_err().status(), 502);
+    let json = ProviderHead { status: 200, headers: vec![("content-type".into(), "application/json; charset=utf-8".into())] };
+    assert!(m.start(&json).is_ok());
 }
 
 #[test]
@@ -320,16 +354,25 @@ fn anthropic_tool_use_streams_as_openai_tool_call_deltas() {
 }
 
 #[test]
-fn tool_calls_are_assembled_into_whole_openai_answers() {
+fn tool_calls_of_whole_answers_become_openai_tool_calls() {
+    let claude = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6", "content": [
+        {"type": "text", "text": "I'll look up the weather in Paris."},
+        {"type": "tool_use", "id": "toolu_01Hx7KpQ2mWv9LtR3nZc8YbD", "name": "get_weather", "input": {"city": "Paris"}}],
+        "stop_reason": "tool_use", "usage": {"input_tokens": 412, "output_tokens": 58}});
     let (mut m, _) = meter(Route::OpenAiCompatible, &tool_request("anthropic/claude-sonnet-4-6", false));
-    let body = whole(&run(&mut m, ANTHROPIC_TOOLS_SSE, 7, End::Complete).1);
+    let body = whole(&run(&mut m, claude.to_string().as_bytes(), 7, End::Complete).1);
     let msg = &body["choices"][0]["message"];
     assert_eq!(msg["content"], "I'll look up the weather in Paris.");
-    assert_eq!(msg["tool_calls"], json!([{"id": "toolu_01Hx7KpQ2mWv9LtR3nZc8YbD", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]));
+    assert_eq!(msg["tool_calls"], json!([{"id": "toolu_01Hx7KpQ2mWv9LtR3nZc8YbD", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]));
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(body["usage"]["completion_tokens"], 58);
 
+    let gemini = json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "CpwCAdHtim9kQ1xR7sYtL3vM2nP8qWzE5aB4cD6eF0gH"},
+        {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 60, "candidatesTokenCount": 88, "totalTokenCount": 148}, "modelVersion": "gemini-3.8-flash"});
     let (mut m, billing) = meter(Route::OpenAiCompatible, &tool_request("google/gemini-3.8-flash", false));
-    let body = whole(&run(&mut m, GEMINI_TOOLS_SSE, 11, End::Complete).1);
+    let body = whole(&run(&mut m, gemini.to_string().as_bytes(), 11, End::Complete).1);
     let msg = &body["choices"][0]["message"];
     assert_eq!(msg["content"], Value::Null, "no text: content is null, as OpenAI sends it");
     let calls = msg["tool_calls"].as_array().unwrap();
@@ -358,18 +401,11 @@ fn gemini_calls_stream_as_whole_deltas_and_openai_passes_through() {
     assert_eq!(calls.len(), 2);
     assert_eq!(finish.as_deref(), Some("tool_calls"));
 
-    let (mut m, _) = meter(Route::OpenAiCompatible, &tool_request("gpt-4o-mini", false));
-    let body = whole(&run(&mut m, OPENAI_TOOLS_SSE, 9, End::Complete).1);
-    assert_eq!(body["choices"][0]["message"]["tool_calls"][1]["function"]["arguments"], "{\"city\": \"Rome\"}");
 }
 
 #[test]
-fn anthropic_tool_use_passes_through_on_its_own_route_and_assembles_whole() {
+fn anthropic_tool_use_passes_through_on_its_own_route() {
     let body = r#"{"model":"claude-sonnet-4-6","max_tokens":300,"tools":[{"name":"get_weather","input_schema":{"type":"object"}}],"messages":[{"role":"user","content":"weather?"}]}"#.to_string();
-    let (mut m, _) = meter(Route::AnthropicCompatible, &body);
-    let b = whole(&run(&mut m, ANTHROPIC_TOOLS_SSE, 6, End::Complete).1);
-    assert_eq!(b["content"][1], json!({"type": "tool_use", "id": "toolu_01Hx7KpQ2mWv9LtR3nZc8YbD", "name": "get_weather", "input": {"city": "Paris"}}));
-    assert_eq!(b["stop_reason"], "tool_use");
     let (mut m, _) = meter(Route::AnthropicCompatible, &body.replacen("{\"model\"", "{\"stream\":true,\"model\"", 1));
     let (out, _) = run(&mut m, ANTHROPIC_TOOLS_SSE, 6, End::Complete);
     assert!(out.contains(r#""partial_json":"ris\"}""#), "input_json_delta events pass unchanged");
@@ -401,7 +437,7 @@ fn holds_cover_images_and_thinking_budgets() {
 fn gemini_is_billed_by_the_model_that_served_it() {
     let body = r#"{"provider":"google","model":"gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#;
     let served_as = |version: &str| {
-        let sse = std::str::from_utf8(GEMINI_SSE).unwrap().replace(r#""modelVersion": "gemini-2.5-flash""#, &format!(r#""modelVersion": "{version}""#));
+        let sse = std::str::from_utf8(GEMINI_WHOLE).unwrap().replace(r#""modelVersion": "gemini-2.5-flash""#, &format!(r#""modelVersion": "{version}""#));
         let (mut m, _) = meter(Route::Native, body);
         run(&mut m, sse.as_bytes(), 11, End::Complete).1.metered.unwrap()
     };
@@ -429,7 +465,7 @@ fn an_answer_served_at_another_tier_is_billed_the_hold_and_warned() {
     assert!(!metered.exact);
     assert!(metered.warning.unwrap().contains("`priority` service tier"));
     assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, billing.hold_mc);
-    let gem = std::str::from_utf8(GEMINI_SSE).unwrap().replace(r#""serviceTier": "standard""#, r#""serviceTier": "priority""#);
+    let gem = std::str::from_utf8(GEMINI_WHOLE).unwrap().replace(r#""serviceTier": "standard""#, r#""serviceTier": "priority""#);
     let (mut m, billing) = meter(Route::Native, r#"{"provider":"google","model":"gemini-2.5-flash","max_tokens":500,"messages":[{"role":"user","content":"hi"}]}"#);
     let f = run(&mut m, gem.as_bytes(), 11, End::Complete).1;
     assert!(f.answer.is_ok(), "a whole answer, billed the hold");

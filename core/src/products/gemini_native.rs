@@ -13,7 +13,8 @@
 //!   resolution) plus `maxOutputTokens` (thoughts count toward it) at list price; without
 //!   `maxOutputTokens`, admission picks the cap the balance covers and it is sent.
 //! - **Run**: the provider is always asked for an SSE stream. A streamed answer passes through
-//!   byte for byte (only `usageMetadata` is read); a whole answer is assembled from the chunks as
+//!   byte for byte (only its first chunk and the one that ends it are parsed, for
+//!   `usageMetadata`); a whole answer is assembled from the chunks as
 //!   `generateContent` would have answered. No gateway field is added to Gemini's body (the SDKs
 //!   parse it strictly): the charge is in the `x-credits-*` headers of a whole answer and in the
 //!   ledger.
@@ -393,7 +394,17 @@ impl GeminiMeter {
     }
 
     fn handle(&mut self, data: &str, raw: &[u8], out: &mut Vec<u8>) {
-        let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(data.trim()) else { return };
+        // A streamed chunk passes through unparsed once the stream has shown it is Gemini's (its
+        // first chunk, with the prompt's usage, parsed), unless it may end the answer: its
+        // cumulative usage is read from the last chunk (a finish or block reason) or an error.
+        let data = data.trim();
+        let ends = |d: &str| ["\"finishReason\"", "\"blockReason\"", "\"error\""].iter().any(|k| crate::providers::has_key(d, k));
+        if self.product.req.stream && self.valid_events > 0 && !data.is_empty() && !ends(data) {
+            self.valid_events += 1;
+            out.extend_from_slice(raw);
+            return;
+        }
+        let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(data) else { return };
         self.valid_events += 1;
         if let Some(m) = v.get("modelVersion").and_then(Value::as_str) {
             self.served_model = Some(m.strip_prefix("models/").unwrap_or(m).to_string());
@@ -446,9 +457,9 @@ impl Meter for GeminiMeter {
 
     fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        for ev in self.parser.push(chunk) {
-            self.handle(&ev.data, &ev.raw, &mut out);
-        }
+        let mut parser = std::mem::take(&mut self.parser);
+        parser.feed(chunk, |ev| self.handle(&ev.data, ev.raw, &mut out));
+        self.parser = parser;
         out
     }
 

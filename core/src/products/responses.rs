@@ -11,6 +11,7 @@
 //! Billing is chat's: the usage of the final event, or the upper bound when it never came.
 
 use super::chat::{incomplete_error, token_metered, ChatProduct, Told};
+use crate::chat::ChatRequest;
 use crate::error::{ApiError, ErrorShape};
 use crate::metering::{CallMeta, Charge, HoldPlan, Metered, Units};
 use crate::money::CreditRate;
@@ -66,7 +67,9 @@ impl Product for ResponsesProduct {
                 let auth = vec![("authorization".into(), format!("Bearer {}", ep.api_key.expose()))];
                 UpstreamRequest::json(join(&ep.base_url, "/v1/responses"), auth, &self.req.openai_body(granted_units))
             }
-            p => wire(p).build_request(&self.req.chat, granted_units, ep),
+            // The Responses writer renders the translated providers' streams (a whole answer is
+            // assembled from one): asked for a stream whatever the client asked.
+            p => wire(p).build_request(&ChatRequest { stream: true, ..self.req.chat.clone() }, granted_units, ep),
         }
     }
 

@@ -1,11 +1,10 @@
-//! Anthropic Messages: wire mapping, usage, stream events, and the whole `message` assembled from
-//! its events (what `stream: false` would have returned).
+//! Anthropic Messages: wire mapping, usage, stream events and whole messages.
 //!
 //! `input_tokens` excludes cache reads and writes; streamed `message_delta.usage` is cumulative
 //! and may repeat input/cache counts (2026 captures) or carry only `output_tokens` (older API).
 
 use super::decoded::Decoded;
-use super::{finish_reason_from_anthropic, join, Assembler, ChatWire, Endpoint};
+use super::{finish_reason_from_anthropic, join, ChatWire, Endpoint};
 use crate::chat::images::{Image, ImageSource};
 use crate::chat::messages::{Message, Part, Role};
 use crate::chat::options::{anthropic_budget, anthropic_budget_thinking, Effort, ResponseFormat, ToolChoice};
@@ -23,7 +22,7 @@ impl ChatWire for Anthropic {
         let mut body: Map<String, Value> = if req.route == Route::AnthropicCompatible { req.raw.clone() } else { translate(req, max_tokens) };
         body.insert("model".into(), json!(req.model));
         body.insert("max_tokens".into(), json!(max_tokens));
-        body.insert("stream".into(), json!(true));
+        body.insert("stream".into(), json!(req.stream));
         // The standard tier, whose list prices the table holds (`auto` may use Priority Tier).
         body.insert("service_tier".into(), json!("standard_only"));
         let mut headers = vec![("x-api-key".into(), ep.api_key.expose().to_string()), ("anthropic-version".into(), API_VERSION.into())];
@@ -91,9 +90,66 @@ impl ChatWire for Anthropic {
         }
     }
 
-    fn assembler(&self) -> Option<Box<dyn Assembler>> {
-        Some(Box::new(AnthropicAssembler::default()))
+    fn decode_whole(&self, v: &Value, usage: &mut Option<Usage>) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        for (i, block) in v.get("content").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            match block.get("type").and_then(Value::as_str) {
+                Some("text") => {
+                    if let Some(t) = block.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                        out.push(Decoded::Text(t.to_string()));
+                    }
+                }
+                Some("tool_use") => {
+                    let slot = Some(i as u64);
+                    let id = block.get("id").and_then(Value::as_str).map(str::to_string);
+                    let name = block.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+                    out.push(Decoded::ToolCallStart { slot, id, name, signature: None });
+                    let input = block.get("input").map_or_else(|| "{}".to_string(), Value::to_string);
+                    out.push(Decoded::ToolCallArgs { slot, fragment: input });
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = v.get("stop_reason").and_then(Value::as_str) {
+            out.push(Decoded::Finish(finish_reason_from_anthropic(s).to_string()));
+        }
+        if let Some(uv) = v.get("usage").filter(|x| x.is_object()) {
+            *usage = Some(merge_usage(Usage::default(), uv));
+            out.push(Decoded::FinalUsage);
+        }
+        out
     }
+
+    fn text_delta<'a>(&self, name: Option<&str>, data: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        if name != Some("content_block_delta") {
+            return None;
+        }
+        let ev: BlockDelta<'a> = serde_json::from_str(data).ok()?;
+        (ev.kind == "content_block_delta" && ev.delta.kind == "text_delta").then_some(ev.delta.text?)
+    }
+
+    /// The events that carry usage (`message_start`, `message_delta`), the end and errors; the
+    /// content events in between pass through unparsed.
+    fn billing_event(&self, name: Option<&str>, _data: &str) -> bool {
+        !matches!(name, Some("content_block_start" | "content_block_delta" | "content_block_stop" | "ping"))
+    }
+}
+
+/// A `content_block_delta` event, as far as a text delta needs (strings borrowed when unescaped).
+#[derive(serde::Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    delta: TextDelta<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct TextDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A request of another shape in Anthropic's: messages of blocks, tools, tool choice, structured
@@ -260,98 +316,6 @@ pub fn merge_usage(known: Usage, v: &Value) -> Usage {
     out
 }
 
-/// Builds a `message` from its stream, as Anthropic's SDKs do (`finalMessage()`).
-#[derive(Default)]
-pub struct AnthropicAssembler {
-    message: Option<Map<String, Value>>,
-    blocks: Vec<Value>,
-    /// Partial JSON of `tool_use` inputs, by block index.
-    partial_json: Vec<(usize, String)>,
-}
-
-impl AnthropicAssembler {
-    fn block(&mut self, index: usize) -> Option<&mut Map<String, Value>> {
-        self.blocks.get_mut(index).and_then(Value::as_object_mut)
-    }
-}
-
-fn append_str(block: &mut Map<String, Value>, key: &str, piece: &str) {
-    let mut s = block.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-    s.push_str(piece);
-    block.insert(key.into(), Value::String(s));
-}
-
-impl Assembler for AnthropicAssembler {
-    fn event(&mut self, name: Option<&str>, v: &Value) {
-        let ty = v.get("type").and_then(Value::as_str).or(name).unwrap_or("");
-        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-        match ty {
-            "message_start" => self.message = v.get("message").and_then(Value::as_object).cloned(),
-            "content_block_start" => {
-                if let Some(b) = v.get("content_block") {
-                    if self.blocks.len() <= index {
-                        self.blocks.resize(index + 1, Value::Null);
-                    }
-                    self.blocks[index] = b.clone();
-                }
-            }
-            "content_block_delta" => {
-                let Some(delta) = v.get("delta") else { return };
-                let piece = |k: &str| delta.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                match delta.get("type").and_then(Value::as_str).unwrap_or("") {
-                    "text_delta" => self.block(index).into_iter().for_each(|b| append_str(b, "text", &piece("text"))),
-                    "thinking_delta" => self.block(index).into_iter().for_each(|b| append_str(b, "thinking", &piece("thinking"))),
-                    "signature_delta" => self.block(index).into_iter().for_each(|b| {
-                        b.insert("signature".into(), json!(piece("signature")));
-                    }),
-                    "input_json_delta" => match self.partial_json.iter_mut().find(|(i, _)| *i == index) {
-                        Some((_, s)) => s.push_str(&piece("partial_json")),
-                        None => self.partial_json.push((index, piece("partial_json"))),
-                    },
-                    "citations_delta" => {
-                        if let (Some(b), Some(c)) = (self.blocks.get_mut(index).and_then(Value::as_object_mut), delta.get("citation")) {
-                            let list = b.entry("citations").or_insert_with(|| json!([]));
-                            if let Some(a) = list.as_array_mut() {
-                                a.push(c.clone());
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "content_block_stop" => {
-                if let Some(pos) = self.partial_json.iter().position(|(i, _)| *i == index) {
-                    let (_, text) = self.partial_json.remove(pos);
-                    let input: Value = serde_json::from_str(if text.is_empty() { "{}" } else { &text }).unwrap_or(json!({}));
-                    if let Some(b) = self.block(index) {
-                        b.insert("input".into(), input);
-                    }
-                }
-            }
-            "message_delta" => {
-                let Some(m) = self.message.as_mut() else { return };
-                for k in ["stop_reason", "stop_sequence"] {
-                    if let Some(x) = v.pointer(&format!("/delta/{k}")) {
-                        m.insert(k.into(), x.clone());
-                    }
-                }
-                if let (Some(Value::Object(usage)), Some(Value::Object(delta))) = (m.get_mut("usage"), v.get("usage")) {
-                    for (k, x) in delta {
-                        usage.insert(k.clone(), x.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn body(&self) -> Option<Value> {
-        let mut m = self.message.clone()?;
-        m.insert("content".into(), Value::Array(self.blocks.iter().filter(|b| !b.is_null()).cloned().collect()));
-        Some(Value::Object(m))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,7 +353,7 @@ mod tests {
         assert_eq!(up.url, "http://m/anthropic/v1/messages");
         assert!(up.headers.contains(&("anthropic-version".into(), API_VERSION.into())));
         let b: Value = serde_json::from_slice(&up.body).unwrap();
-        assert_eq!((b["system"].clone(), b["max_tokens"].clone(), b["stream"].clone()), (json!("s"), json!(100), json!(true)));
+        assert_eq!((b["system"].clone(), b["max_tokens"].clone(), b["stream"].clone()), (json!("s"), json!(100), json!(false)), "a plain call asks for a whole message");
     }
 
     const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
@@ -439,7 +403,7 @@ mod tests {
         assert_eq!(b["tool_choice"], json!({"type": "any", "disable_parallel_tool_use": true}));
         assert_eq!(b["output_config"], json!({"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"t": {"type": "string"}}}}}));
         assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 4096}), "Haiku 4.5 takes a budget below max_tokens");
-        assert_eq!((b["max_tokens"].clone(), b["stream"].clone()), (json!(5000), json!(true)));
+        assert_eq!((b["max_tokens"].clone(), b["stream"].clone()), (json!(5000), json!(false)));
     }
 
     #[test]
@@ -479,37 +443,28 @@ mod tests {
     }
 
     #[test]
-    fn the_whole_message_assembled_from_the_stream_has_the_unstreamed_shape() {
-        let mut a = AnthropicAssembler::default();
-        for (name, v) in stream_events(include_bytes!("../../../fixtures/anthropic/messages.stream.sse")) {
-            a.event(name.as_deref(), &v);
-        }
-        let body = a.body().unwrap();
-        let unstreamed: Value = serde_json::from_str(include_str!("../../../fixtures/anthropic/messages.response.json")).unwrap();
-        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
-        assert_eq!(keys(&body), keys(&unstreamed));
-        assert_eq!(body["content"][0]["text"], "Go to Settings > API keys and click \"Rotate\" next to the key. Update your applications with the new key.");
-        assert_eq!(body["stop_reason"], "end_turn");
-        assert_eq!(body["usage"]["output_tokens"], 31);
-        assert_eq!(merge_usage(Usage::default(), &body["usage"]), Usage { input: 12, cache_write_5m: 2048, output: 31, ..Usage::default() });
+    fn text_deltas_decode_without_a_tree_and_other_events_do_not() {
+        let d = r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"He said \"hi\""}}"#;
+        assert_eq!(Anthropic.text_delta(Some("content_block_delta"), d).as_deref(), Some("He said \"hi\""));
+        let args = r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#;
+        assert_eq!(Anthropic.text_delta(Some("content_block_delta"), args), None);
+        assert_eq!(Anthropic.text_delta(Some("message_delta"), d), None);
+        assert_eq!(Anthropic.text_delta(Some("content_block_delta"), "{not json"), None);
     }
 
     #[test]
-    fn tool_use_inputs_are_assembled_from_json_fragments() {
-        let mut a = AnthropicAssembler::default();
-        for ev in [
-            json!({"type":"message_start","message":{"id":"m","type":"message","role":"assistant","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}),
-            json!({"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}}),
-            json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"city\": \"Par"}}),
-            json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"is\"}"}}),
-            json!({"type":"content_block_stop","index":0}),
-            json!({"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":12}}),
-        ] {
-            a.event(None, &ev);
-        }
-        let body = a.body().unwrap();
-        assert_eq!(body["content"][0]["input"], json!({"city": "Paris"}));
-        assert_eq!(body["stop_reason"], "tool_use");
-        assert_eq!(body["usage"], json!({"input_tokens": 5, "output_tokens": 12}));
+    fn a_whole_message_decodes_to_its_text_calls_finish_and_usage() {
+        let v: Value = serde_json::from_str(include_str!("../../../fixtures/anthropic/messages.response.json")).unwrap();
+        let mut usage = None;
+        let d = Anthropic.decode_whole(&v, &mut usage);
+        assert!(matches!(&d[0], Decoded::Text(t) if t.starts_with("Go to Settings")));
+        assert_eq!(&d[d.len() - 2..], &[Decoded::Finish("stop".into()), Decoded::FinalUsage]);
+        assert_eq!(usage, Some(merge_usage(Usage::default(), &v["usage"])));
+        let tools = json!({"content": [{"type": "thinking", "thinking": "hm"}, {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}], "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 12}});
+        let d = Anthropic.decode_whole(&tools, &mut usage);
+        assert_eq!(d[0], Decoded::ToolCallStart { slot: Some(1), id: Some("toolu_1".into()), name: "get_weather".into(), signature: None });
+        assert_eq!(d[1], Decoded::ToolCallArgs { slot: Some(1), fragment: "{\"city\":\"Paris\"}".into() });
+        assert_eq!(d[2], Decoded::Finish("tool_calls".into()));
+        assert_eq!(usage, Some(Usage { input: 5, output: 12, ..Usage::default() }));
     }
 }

@@ -1,4 +1,4 @@
-//! Google Gemini `streamGenerateContent?alt=sse`.
+//! Google Gemini `streamGenerateContent?alt=sse` and `generateContent`.
 //!
 //! `usageMetadata` is on every stream chunk and cumulative; `promptTokenCount` includes
 //! `cachedContentTokenCount`; billable output is `candidatesTokenCount + thoughtsTokenCount`
@@ -62,7 +62,8 @@ impl ChatWire for Gemini {
             };
             body["toolConfig"] = json!({ "functionCallingConfig": config });
         }
-        let url = join(&ep.base_url, &format!("/v1beta/models/{}:streamGenerateContent?alt=sse", req.model));
+        let method = if req.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
+        let url = join(&ep.base_url, &format!("/v1beta/models/{}:{method}", req.model));
         UpstreamRequest::json(url, vec![("x-goog-api-key".into(), ep.api_key.expose().to_string())], &body)
     }
 
@@ -76,6 +77,15 @@ impl ChatWire for Gemini {
         }
         if let Some(r) = v.pointer("/candidates/0/finishReason").and_then(Value::as_str) {
             out.push(Decoded::Finish(finish_reason_from_gemini(r).to_string()));
+        }
+        out
+    }
+
+    /// A whole answer has the shape of one stream chunk; its usage is the final one.
+    fn decode_whole(&self, v: &Value, usage: &mut Option<Usage>) -> Vec<Decoded> {
+        let mut out = self.decode(None, v, usage);
+        if usage.is_some() && v.get("error").is_none() {
+            out.push(Decoded::FinalUsage);
         }
         out
     }
@@ -352,12 +362,25 @@ mod tests {
     }
 
     #[test]
-    fn stream_url_uses_alt_sse_and_header_auth() {
+    fn urls_use_alt_sse_for_streams_and_header_auth() {
         let r = crate::chat::parse_native(br#"{"provider":"google","model":"gemini-2.5-flash","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"},{"role":"user","content":"?"}]}"#).unwrap();
         let up = Gemini.build_request(&r, 64, &Endpoint { base_url: "http://m/gemini".into(), api_key: Secret::new("AIza") });
-        assert_eq!(up.url, "http://m/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+        assert_eq!(up.url, "http://m/gemini/v1beta/models/gemini-2.5-flash:generateContent", "a plain call asks for a whole answer");
         let b: Value = serde_json::from_slice(&up.body).unwrap();
         assert_eq!(b["contents"][1]["role"], "model");
         assert_eq!(b["generationConfig"]["maxOutputTokens"], 64);
+        let r = crate::chat::parse_native(br#"{"provider":"google","model":"gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        let up = Gemini.build_request(&r, 64, &Endpoint { base_url: "http://m/gemini".into(), api_key: Secret::new("AIza") });
+        assert_eq!(up.url, "http://m/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+    }
+
+    #[test]
+    fn a_whole_answer_is_one_chunk_with_the_final_usage() {
+        let v: Value = serde_json::from_str(include_str!("../../../fixtures/gemini/generateContent.response.json")).unwrap();
+        let mut usage = None;
+        let d = Gemini.decode_whole(&v, &mut usage);
+        assert!(matches!(&d[0], Decoded::Text(t) if t.ends_with("with the new key.")));
+        assert_eq!(&d[1..], &[Decoded::Finish("stop".into()), Decoded::FinalUsage]);
+        assert_eq!(usage, Some(Usage { input: 31, output: 26 + 186, ..Usage::default() }));
     }
 }

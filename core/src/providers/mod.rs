@@ -1,10 +1,11 @@
 //! Chat providers' wire formats: one module per provider, each implementing [`ChatWire`] the same
-//! way (build the streamed request, decode stream events and their usage, assemble the provider's
-//! own whole answer for clients that speak its format), dispatched by one table ([`wire`]).
+//! way (build the request, decode stream events or a whole answer and their usage, tell which
+//! stream events matter to billing), dispatched by one table ([`wire`]).
 //!
-//! The gateway always asks a provider for a stream, also when the client wants one whole answer:
-//! the usage so far is then always known, a stalled provider is noticed by its silence rather
-//! than by the length of the call, and the whole answer is assembled in the worker.
+//! The gateway asks a provider for what the client asked: a stream, or a whole answer. A whole
+//! answer is read and billed once (assembling one from a stream cost a parse per token, about
+//! 100 times what the answer costs to pass through); a whole answer that breaks off or never
+//! comes reports no usage, so it is billed the hold's bound, like a stream cut before its usage.
 
 pub mod anthropic;
 pub mod decoded;
@@ -28,28 +29,30 @@ pub struct Endpoint {
     pub api_key: Secret,
 }
 
-/// Builds a provider's own whole answer from its stream events (clients speaking its format).
-pub trait Assembler {
-    /// One stream event, parsed (`name` is the SSE `event:` field).
-    fn event(&mut self, name: Option<&str>, v: &Value);
-    /// The answer as the provider would have sent it unstreamed; `None` if nothing came.
-    fn body(&self) -> Option<Value>;
-}
-
 /// One chat provider's wire format.
 pub trait ChatWire: Sync {
-    /// The streamed upstream request for `max_tokens` output tokens.
+    /// The upstream request for `max_tokens` output tokens: a stream when the client asked for
+    /// one, else a whole answer (which carries its usage: nothing is assembled from a stream).
     fn build_request(&self, req: &ChatRequest, max_tokens: u64, ep: &Endpoint) -> UpstreamRequest;
     /// Decodes one parsed stream event (`name`: its `event:` field), updating the usage seen.
     fn decode(&self, name: Option<&str>, v: &Value, usage: &mut Option<Usage>) -> Vec<Decoded>;
+    /// Decodes a whole (unstreamed) answer into the same vocabulary, its usage included.
+    fn decode_whole(&self, v: &Value, usage: &mut Option<Usage>) -> Vec<Decoded>;
+    /// Whether a stream event may matter to billing (usage, errors, the end), from its name and
+    /// raw data, without parsing it: a passed-through event that does not is forwarded unparsed.
+    /// A cheap over-approximation: `true` only costs a parse.
+    fn billing_event(&self, _name: Option<&str>, _data: &str) -> bool {
+        true
+    }
+    /// The text of an event that is only a text delta (nothing for billing, no tool call, no
+    /// finish), decoded straight from its data without a JSON tree; `None`: decode it fully.
+    fn text_delta<'a>(&self, _name: Option<&str>, _data: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        None
+    }
     /// True when the stream has no terminator and ends after the chunk with a finish reason
     /// carrying the final usage (Gemini).
     fn final_usage_on_finish(&self) -> bool {
         false
-    }
-    /// Assembles the provider's own whole answer (for the route that speaks its format).
-    fn assembler(&self) -> Option<Box<dyn Assembler>> {
-        None
     }
     /// The service tier an event says the call was served at, if it says (the request pins the
     /// standard tier; the answer is checked, since another tier has other prices).
@@ -64,6 +67,42 @@ pub trait ChatWire: Sync {
     fn served_model(&self, _v: &Value) -> Option<String> {
         None
     }
+}
+
+/// Whether JSON text has `key` (quoted) as a key: the quote is not escaped (inside a string
+/// value a quote is `\"`) and a colon follows. Strings may hold the same bytes escaped, never raw.
+pub(crate) fn has_key(json: &str, key: &str) -> bool {
+    key_value_at(json, key).is_some()
+}
+
+/// Whether `key` (quoted) is a key of the JSON text whose value starts with `first`.
+pub(crate) fn key_value_starts(json: &str, key: &str, first: u8) -> bool {
+    key_value_at(json, key).is_some_and(|at| json.as_bytes().get(at) == Some(&first))
+}
+
+/// The index of the first value byte after an unescaped `key` and its colon.
+fn key_value_at(json: &str, key: &str) -> Option<usize> {
+    let b = json.as_bytes();
+    let mut from = 0;
+    while let Some(i) = json[from..].find(key).map(|i| i + from) {
+        from = i + key.len();
+        if i > 0 && b[i - 1] == b'\\' {
+            continue;
+        }
+        let mut j = from;
+        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        if b.get(j) != Some(&b':') {
+            continue;
+        }
+        j += 1;
+        while b.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        return Some(j);
+    }
+    None
 }
 
 /// The wire format of a chat provider.

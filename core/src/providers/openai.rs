@@ -1,8 +1,7 @@
-//! OpenAI Chat Completions: wire mapping, usage, stream chunks, and the whole answer assembled
-//! from its chunks (what `stream: false` would have returned).
+//! OpenAI Chat Completions: wire mapping, usage, stream chunks and whole answers.
 
 use super::decoded::Decoded;
-use super::{join, Assembler, ChatWire, Endpoint};
+use super::{join, ChatWire, Endpoint};
 use crate::chat::images::{Detail, Image, ImageSource};
 use crate::chat::messages::Part;
 use crate::chat::{ChatRequest, Route};
@@ -36,11 +35,17 @@ impl ChatWire for OpenAi {
         // `max_completion_tokens` is the field every current model accepts (reasoning models refuse `max_tokens`).
         body.remove("max_tokens");
         body.insert("max_completion_tokens".into(), json!(max_tokens));
-        // Always a stream, with usage: the gateway bills from it whatever the client asked.
-        body.insert("stream".into(), json!(true));
-        let mut opts = body.get("stream_options").and_then(Value::as_object).cloned().unwrap_or_default();
-        opts.insert("include_usage".into(), json!(true));
-        body.insert("stream_options".into(), Value::Object(opts));
+        // A stream when the client wants one, with usage (the gateway bills from it); a whole
+        // answer otherwise, which carries its usage.
+        if req.stream {
+            body.insert("stream".into(), json!(true));
+            let mut opts = body.get("stream_options").and_then(Value::as_object).cloned().unwrap_or_default();
+            opts.insert("include_usage".into(), json!(true));
+            body.insert("stream_options".into(), Value::Object(opts));
+        } else {
+            body.insert("stream".into(), json!(false));
+            body.remove("stream_options");
+        }
         // The standard tier, whose list prices the table holds (`auto` may run at priority).
         body.insert("service_tier".into(), json!("default"));
         UpstreamRequest::json(join(&ep.base_url, "/v1/chat/completions"), vec![("authorization".into(), format!("Bearer {}", ep.api_key.expose()))], &Value::Object(body))
@@ -86,9 +91,71 @@ impl ChatWire for OpenAi {
         out
     }
 
-    fn assembler(&self) -> Option<Box<dyn Assembler>> {
-        Some(Box::new(OpenAiAssembler::default()))
+    fn decode_whole(&self, v: &Value, usage: &mut Option<Usage>) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        if let Some(c) = v.pointer("/choices/0") {
+            if let Some(t) = c.pointer("/message/content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                out.push(Decoded::Text(t.to_string()));
+            }
+            for (i, tc) in c.pointer("/message/tool_calls").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let slot = Some(i as u64);
+                let id = tc.get("id").and_then(Value::as_str).map(str::to_string);
+                let name = tc.pointer("/function/name").and_then(Value::as_str).unwrap_or("").to_string();
+                out.push(Decoded::ToolCallStart { slot, id, name, signature: None });
+                if let Some(f) = tc.pointer("/function/arguments").and_then(Value::as_str).filter(|f| !f.is_empty()) {
+                    out.push(Decoded::ToolCallArgs { slot, fragment: f.to_string() });
+                }
+            }
+            if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
+                out.push(Decoded::Finish(f.to_string()));
+            }
+        }
+        if let Some(uv) = v.get("usage").filter(|x| x.is_object()) {
+            *usage = Some(usage_from(uv));
+            out.push(Decoded::FinalUsage);
+        }
+        out
     }
+
+    fn text_delta<'a>(&self, _name: Option<&str>, data: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        let c: Chunk<'a> = serde_json::from_str(data).ok()?;
+        let [choice] = <[Choice<'a>; 1]>::try_from(c.choices).ok()?;
+        let plain = c.usage.is_none() && c.error.is_none() && choice.finish_reason.is_none() && choice.delta.tool_calls.is_none();
+        choice.delta.content.filter(|t| plain && !t.is_empty())
+    }
+
+    /// Only the usage chunk (a `usage` object, not `null`) and error chunks matter to billing;
+    /// every other chunk passes through unparsed.
+    fn billing_event(&self, _name: Option<&str>, data: &str) -> bool {
+        data == "[DONE]" || super::has_key(data, "\"error\"") || super::key_value_starts(data, "\"usage\"", b'{')
+    }
+}
+
+/// A `chat.completion.chunk` as far as a text delta needs (strings borrowed when unescaped).
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    delta: ChunkDelta<'a>,
+    #[serde(default)]
+    finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ChunkDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
 }
 
 /// `prompt_tokens` includes cached tokens (and cache writes where reported).
@@ -155,109 +222,6 @@ fn image_part(i: &Image) -> Value {
     json!({"type": "image_url", "image_url": iu})
 }
 
-/// Builds a `chat.completion` from `chat.completion.chunk`s, as OpenAI's SDKs do.
-#[derive(Default)]
-pub struct OpenAiAssembler {
-    head: Option<Map<String, Value>>,
-    content: Option<String>,
-    refusal: Option<String>,
-    finish_reason: Value,
-    logprobs: Option<Vec<Value>>,
-    usage: Value,
-    /// Tool calls by their `index`: id, type, name, argument text.
-    tool_calls: Vec<(u64, Map<String, Value>)>,
-}
-
-fn append(slot: &mut Option<String>, piece: Option<&str>) {
-    if let Some(p) = piece {
-        slot.get_or_insert_with(String::new).push_str(p);
-    }
-}
-
-impl OpenAiAssembler {
-    /// One `tool_calls` delta: the first of a call has its id, type and name; the rest append
-    /// fragments of its arguments (OpenAI SDKs' `ChatCompletionStream` does the same).
-    fn tool_call_delta(&mut self, tc: &Value) {
-        let index = tc.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let pos = match self.tool_calls.iter().position(|(i, _)| *i == index) {
-            Some(p) => p,
-            None => {
-                self.tool_calls.push((index, Map::new()));
-                self.tool_calls.len() - 1
-            }
-        };
-        let call = &mut self.tool_calls[pos].1;
-        for k in ["id", "type"] {
-            if let Some(x) = tc.get(k).filter(|x| !x.is_null()) {
-                call.insert(k.into(), x.clone());
-            }
-        }
-        call.entry("type").or_insert_with(|| json!("function"));
-        let f = call.entry("function").or_insert_with(|| json!({"name": "", "arguments": ""}));
-        if let Some(n) = tc.pointer("/function/name").and_then(Value::as_str) {
-            f["name"] = json!(n);
-        }
-        if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
-            let so_far = f["arguments"].as_str().unwrap_or("").to_string();
-            f["arguments"] = json!(so_far + a);
-        }
-    }
-}
-
-impl Assembler for OpenAiAssembler {
-    fn event(&mut self, _name: Option<&str>, v: &Value) {
-        let Some(chunk) = v.as_object() else { return };
-        if self.head.is_none() {
-            let mut head = Map::new();
-            for k in ["id", "created", "model", "service_tier", "system_fingerprint"] {
-                if let Some(x) = chunk.get(k) {
-                    head.insert(k.into(), x.clone());
-                }
-            }
-            self.head = Some(head);
-        }
-        if let Some(c) = v.pointer("/choices/0") {
-            append(&mut self.content, c.pointer("/delta/content").and_then(Value::as_str));
-            append(&mut self.refusal, c.pointer("/delta/refusal").and_then(Value::as_str));
-            if let Some(f) = c.get("finish_reason").filter(|f| !f.is_null()) {
-                self.finish_reason = f.clone();
-            }
-            if let Some(lp) = c.pointer("/logprobs/content").and_then(Value::as_array) {
-                self.logprobs.get_or_insert_with(Vec::new).extend(lp.iter().cloned());
-            }
-            for tc in c.pointer("/delta/tool_calls").and_then(Value::as_array).into_iter().flatten() {
-                self.tool_call_delta(tc);
-            }
-        }
-        if let Some(uv) = chunk.get("usage").filter(|x| x.is_object()) {
-            self.usage = uv.clone();
-        }
-    }
-
-    fn body(&self) -> Option<Value> {
-        let mut v = self.head.clone()?;
-        v.insert("object".into(), json!("chat.completion"));
-        let logprobs = self.logprobs.as_ref().map(|c| json!({ "content": c })).unwrap_or(Value::Null);
-        let mut message = json!({ "role": "assistant", "content": self.content, "refusal": self.refusal, "annotations": [] });
-        if !self.tool_calls.is_empty() {
-            let mut calls = self.tool_calls.clone();
-            calls.sort_by_key(|(i, _)| *i);
-            message["tool_calls"] = calls.into_iter().map(|(_, c)| Value::Object(c)).collect();
-        }
-        v.insert(
-            "choices".into(),
-            json!([{
-                "index": 0,
-                "message": message,
-                "logprobs": logprobs,
-                "finish_reason": self.finish_reason,
-            }]),
-        );
-        v.insert("usage".into(), self.usage.clone());
-        Some(Value::Object(v))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,20 +238,20 @@ mod tests {
 
     #[test]
     fn native_request_maps_to_a_streamed_openai_body() {
-        let r = parse_native(br#"{"provider":"openai","model":"gpt-4o-mini","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}],"stop":"END"}"#).unwrap();
+        let r = parse_native(br#"{"provider":"openai","model":"gpt-4o-mini","stream":true,"messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}],"stop":"END"}"#).unwrap();
         let up = OpenAi.build_request(&r, 77, &ep());
         assert_eq!(up.url, "http://mock/openai/v1/chat/completions");
         let b: Value = serde_json::from_slice(&up.body).unwrap();
         assert_eq!(b["messages"][0]["role"], "system");
         assert_eq!(b["max_completion_tokens"], 77);
         assert_eq!(b["stop"], json!(["END"]));
-        assert_eq!((b["stream"].clone(), b["stream_options"]["include_usage"].clone()), (json!(true), json!(true)), "always streamed, with usage");
+        assert_eq!((b["stream"].clone(), b["stream_options"]["include_usage"].clone()), (json!(true), json!(true)), "streamed when asked, with usage");
         assert!(up.headers.contains(&("authorization".into(), "Bearer sk-test".into())));
     }
 
     #[test]
     fn openai_route_forwards_the_body_and_forces_usage() {
-        let r = parse_openai(br#"{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"max_tokens":9}"#).unwrap();
+        let r = parse_openai(br#"{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"max_tokens":9}"#).unwrap();
         let b: Value = serde_json::from_slice(&OpenAi.build_request(&r, 9, &ep()).body).unwrap();
         assert_eq!(b["model"], "gpt-4o");
         assert_eq!(b["tools"][0]["function"]["name"], "f");
@@ -333,16 +297,17 @@ mod tests {
         assert!(decoded.contains(&Decoded::Finish("tool_calls".into())));
         assert_eq!(usage, Some(Usage { input: 81, output: 52, ..Usage::default() }));
 
-        let mut a = OpenAiAssembler::default();
-        for v in events(TOOLS_SSE) {
-            a.event(None, &v);
-        }
-        let body = a.body().unwrap();
-        let msg = &body["choices"][0]["message"];
-        assert_eq!(msg["content"], Value::Null);
-        assert_eq!(msg["tool_calls"][0], json!({"id": "call_Zk3pW9qLmT2vB8nR4xYc7hDs", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}));
-        assert_eq!(msg["tool_calls"][1]["function"]["arguments"], "{\"city\": \"Rome\"}");
-        assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+        // The same calls in a whole answer.
+        let whole = json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}},
+            {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Rome\"}"}}]}, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 81, "completion_tokens": 52, "total_tokens": 133}});
+        let mut usage = None;
+        let d = OpenAi.decode_whole(&whole, &mut usage);
+        assert_eq!(d[2], Decoded::ToolCallStart { slot: Some(1), id: Some("call_b".into()), name: "get_weather".into(), signature: None });
+        assert_eq!(d[3], Decoded::ToolCallArgs { slot: Some(1), fragment: "{\"city\": \"Rome\"}".into() });
+        assert_eq!(&d[4..], &[Decoded::Finish("tool_calls".into()), Decoded::FinalUsage]);
+        assert_eq!(usage, Some(Usage { input: 81, output: 52, ..Usage::default() }));
     }
 
     #[test]
@@ -355,20 +320,44 @@ mod tests {
     }
 
     #[test]
-    fn the_whole_answer_assembled_from_the_stream_has_the_unstreamed_shape() {
-        let mut a = OpenAiAssembler::default();
-        for v in events(include_bytes!("../../../fixtures/openai/chat-completion.stream.sse")) {
-            a.event(None, &v);
+    fn a_whole_answer_decodes_to_its_text_finish_and_usage() {
+        let v: Value = serde_json::from_str(include_str!("../../../fixtures/openai/chat-completion.response.json")).unwrap();
+        let mut usage = None;
+        let d = OpenAi.decode_whole(&v, &mut usage);
+        assert!(matches!(&d[0], Decoded::Text(t) if !t.is_empty()));
+        assert!(d.contains(&Decoded::FinalUsage));
+        assert_eq!(usage, Some(usage_from(&v["usage"])));
+    }
+
+    #[test]
+    fn plain_calls_ask_for_a_whole_answer() {
+        let r = parse_openai(br#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":false}"#).unwrap();
+        let b: Value = serde_json::from_slice(&OpenAi.build_request(&r, 9, &ep()).body).unwrap();
+        assert_eq!(b["stream"], false);
+        assert!(b.get("stream_options").is_none(), "OpenAI refuses stream_options without stream");
+    }
+
+    #[test]
+    fn text_deltas_decode_without_a_tree_and_other_chunks_do_not() {
+        let text = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"Hi \u00e9"},"finish_reason":null}],"usage":null}"#;
+        assert_eq!(OpenAi.text_delta(None, text).as_deref(), Some("Hi \u{e9}"));
+        for other in [
+            r#"{"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"x","tool_calls":[{"index":0}]}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#,
+            r#"{"error":{"message":"x"},"choices":[{"delta":{"content":"x"}}]}"#,
+        ] {
+            assert_eq!(OpenAi.text_delta(None, other), None, "{other}");
         }
-        let body = a.body().unwrap();
-        let unstreamed: Value = serde_json::from_str(include_str!("../../../fixtures/openai/chat-completion.response.json")).unwrap();
-        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
-        assert_eq!(keys(&body), keys(&unstreamed));
-        assert_eq!(keys(&body["choices"][0]["message"]), keys(&unstreamed["choices"][0]["message"]));
-        assert_eq!(body["object"], "chat.completion");
-        assert_eq!(body["choices"][0]["message"]["content"], "Open Settings > API keys and click \"Rotate\".");
-        assert_eq!(body["choices"][0]["finish_reason"], "stop");
-        assert_eq!(usage_from(&body["usage"]), Usage { input: 72, cached_input: 1792, output: 214, ..Usage::default() });
-        assert_eq!(body["id"], "chatcmpl-C7kV8aQ3nLr5TzWc0YbE6pHs1gKxM");
+    }
+
+    #[test]
+    fn only_usage_and_error_chunks_are_billing_events() {
+        assert!(!OpenAi.billing_event(None, r#"{"choices":[{"delta":{"content":"the \"usage\": {x}"}}],"usage":null}"#));
+        assert!(OpenAi.billing_event(None, r#"{"choices":[],"usage" : {"prompt_tokens":1}}"#));
+        assert!(OpenAi.billing_event(None, r#"{"error":{"message":"x"}}"#));
+        assert!(!OpenAi.billing_event(None, r#"{"choices":[{"delta":{"content":"an \"error\": here"}}]}"#));
+        assert!(OpenAi.billing_event(None, "[DONE]"));
     }
 }

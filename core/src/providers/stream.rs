@@ -42,8 +42,16 @@ impl StreamTranslator {
         StreamTranslator { provider, route, include_usage, role_sent: false, finish_sent: false, usage_sent: false, ended: false, billing, created, model_label, calls: ToolCalls::default() }
     }
 
-    fn passthrough(&self) -> bool {
+    /// Whether the customer speaks the provider's own format (its events pass through).
+    pub fn passthrough(&self) -> bool {
         matches!((self.provider, self.route), (Provider::OpenAi, Route::OpenAiCompatible) | (Provider::Anthropic, Route::AnthropicCompatible))
+    }
+
+    /// A passed-through event that does not matter to billing: its bytes as they came.
+    pub fn forward(&mut self, raw: &[u8], out: &mut Vec<u8>) {
+        if !self.ended {
+            out.extend_from_slice(raw);
+        }
     }
 
     /// A provider event that carried no data (keep-alive comments, blank lines): passed through
@@ -112,13 +120,7 @@ impl StreamTranslator {
     fn translate(&mut self, d: &Decoded, out: &mut Vec<u8>) {
         match d {
             Decoded::Start => self.ensure_role(out),
-            Decoded::Text(t) => {
-                self.ensure_role(out);
-                match self.route {
-                    Route::Native => out.extend(encode_data(&json!({"type": "delta", "content": t}).to_string())),
-                    _ => out.extend(self.chunk(json!({ "content": t }), None)),
-                }
-            }
+            Decoded::Text(t) => self.text(t, out),
             // OpenAI's tool-call deltas: the first names the call (index, id, type, name), the
             // rest carry fragments of its arguments under the same index.
             Decoded::ToolCallStart { slot, id, name, signature } if self.route == Route::OpenAiCompatible => {
@@ -147,6 +149,38 @@ impl StreamTranslator {
             }
             // Chat has no place for the thinking; the Responses route carries it (`responses::events`).
             Decoded::Done | Decoded::FinalUsage | Decoded::Reasoning(_) | Decoded::ReasoningSignature(_) | Decoded::RedactedReasoning(_) => {}
+        }
+    }
+
+    /// A text delta in the customer's format, written straight out (the commonest event of a
+    /// translated stream: no JSON tree; the bytes are those `json!` would print, keys sorted).
+    pub fn text(&mut self, t: &str, out: &mut Vec<u8>) {
+        if self.ended {
+            return;
+        }
+        self.ensure_role(out);
+        let text = serde_json::to_string(t).unwrap_or_default();
+        match self.route {
+            Route::Native => {
+                out.extend_from_slice(b"data: {\"content\":");
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b",\"type\":\"delta\"}\n\n");
+            }
+            _ => {
+                out.extend_from_slice(b"data: {\"choices\":[{\"delta\":{\"content\":");
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b"},\"finish_reason\":null,\"index\":0}],\"created\":");
+                out.extend_from_slice(self.created.to_string().as_bytes());
+                out.extend_from_slice(b",\"id\":");
+                out.extend_from_slice(serde_json::to_string(&format!("chatcmpl-{}", self.billing.request_id)).unwrap_or_default().as_bytes());
+                out.extend_from_slice(b",\"model\":");
+                out.extend_from_slice(serde_json::to_string(&self.model_label).unwrap_or_default().as_bytes());
+                out.extend_from_slice(b",\"object\":\"chat.completion.chunk\"");
+                if self.include_usage {
+                    out.extend_from_slice(b",\"usage\":null");
+                }
+                out.extend_from_slice(b"}\n\n");
+            }
         }
     }
 
@@ -223,4 +257,30 @@ pub fn openai_usage_json(u: &Usage) -> Value {
         "total_tokens": u.prompt_total() + u.output,
         "prompt_tokens_details": { "cached_tokens": u.cached_input },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metering::{Admitted, Billing};
+    use crate::money::CreditRate;
+    use crate::ratelimit::RateState;
+
+    #[test]
+    fn text_deltas_are_the_bytes_json_would_print() {
+        let admitted = Admitted { key_id: "k".into(), plan: "p".into(), hold_mc: 5, balance_after_mc: 5, granted_units: 5, rate: RateState { limit: 1, remaining: 1, reset_ms: 1 }, class: "ai".into() };
+        let billing = Billing::new("req_x", CreditRate::default_rate(), &admitted);
+        let text = "h\u{e9}\"llo\n\u{1F600}";
+        for (route, usage) in [(Route::OpenAiCompatible, true), (Route::OpenAiCompatible, false), (Route::Native, false)] {
+            let mut t = StreamTranslator::new(Provider::Anthropic, route, usage, billing.clone().into(), 1_700_000_000, "anthropic/claude-x".into());
+            t.role_sent = true;
+            let mut fast = Vec::new();
+            t.text(text, &mut fast);
+            let slow = match route {
+                Route::Native => encode_data(&json!({"type": "delta", "content": text}).to_string()),
+                _ => t.chunk(json!({ "content": text }), None),
+            };
+            assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap(), "{route:?}");
+        }
+    }
 }

@@ -20,7 +20,8 @@
 //!     head and half of the body, then drop.
 //!   - `stall_after_chunks: N` + `stall_ms: M`: a stream sends N chunks, pauses M ms once (on top
 //!     of `chunk_delay_ms`), then goes on normally; N = 0 pauses right after the head. For
-//!     idle-gap timeouts mid-stream.
+//!     idle-gap timeouts mid-stream. A plain (`content-length`) body is sent in two halves with
+//!     the pause after N of them (1: mid-body), for a whole answer that stalls mid-way.
 //!   - `output_tokens: N`: chat/messages/generateContent replies are N tokens long instead of the
 //!     deterministic 24, still capped by the request's max_tokens (the stop reason says
 //!     "length"/"max_tokens"/"MAX_TOKENS" when the cap cut it). Words cycle through the 24 reply

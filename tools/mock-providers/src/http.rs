@@ -227,6 +227,15 @@ fn to_hyper(resp: Response) -> hyper::Response<OutBody> {
     }
     let body = match resp.body {
         Body::Full(bytes) => match resp.cut_after_chunks {
+            None if resp.stall_after_chunks.is_some() => {
+                // A plain body in two halves (two "chunks"): the stall comes after that many.
+                let len = bytes.len();
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+                let all = Bytes::from(bytes);
+                let halves = vec![all.slice(..len / 2).to_vec(), all.slice(len / 2..).to_vec()];
+                let pacing = Pacing { chunk_delay_ms: 0, cut_after: None, stall_after: resp.stall_after_chunks, stall_ms: resp.stall_ms };
+                StreamBody::new(paced(Box::new(halves.into_iter()), pacing)).boxed_unsync()
+            }
             None => Full::new(Bytes::from(bytes)).map_err(never).boxed_unsync(),
             Some(_) => {
                 // Announce the whole length, send half, then drop the connection.
