@@ -55,7 +55,8 @@ pub static READ: Script = script!("read_v2");
 pub static RAPID: Script = script!("rapid_v1");
 pub static DISPUTE: Script = script!("dispute_v1");
 pub static BILL: Script = script!("bill_v1");
-pub static ALL: [&Script; 9] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE, &BILL];
+pub static LOWBAL: Script = script!("lowbal_v1");
+pub static ALL: [&Script; 10] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE, &BILL, &LOWBAL];
 
 pub(crate) fn bad_reply(script: &str, v: &Value) -> ApiError {
     ApiError::unavailable(format!("unexpected reply from {script}: {v}"))
