@@ -106,7 +106,7 @@ pub fn check_url(url: &str, local_stack: bool) -> Result<(), String> {
         return Err("must not name a loopback host".into());
     }
     if let Some(ip) = ip {
-        if !local_stack && !is_public(ip) {
+        if !is_public(ip) && !(local_stack && ip.is_loopback()) {
             return Err(format!("must not name a private, loopback or link-local address ({ip})"));
         }
     } else if !host.contains('.') || host.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.')) {
@@ -240,6 +240,7 @@ mod tests {
         }
         assert_eq!(check_url("http://127.0.0.1:8090/alerts/a", true), Ok(()), "the local stack's receiver");
         assert!(check_url("http://hooks.example.com/x", true).is_err(), "plain http only to loopback");
+        assert!(check_url("https://10.0.0.7/x", true).is_err(), "the local stack allows loopback, not private networks");
     }
 
     #[test]
