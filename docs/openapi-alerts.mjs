@@ -55,3 +55,9 @@ export function addAlertRoutes({ paths, schemas, h }) {
     }),
   };
 }
+
+/** The Stripe webhook's events for auto top-up, added to its description. */
+export function describeTopupEvents(paths) {
+  const op = paths["/webhooks/stripe"]?.post;
+  if (op) op.description += " Auto top-up (docs/accounts.md): `setup_intent.succeeded` saves the card; `payment_intent.succeeded` of an auto top-up credits it once; `payment_intent.payment_failed` turns auto top-up off.";
+}

@@ -2,7 +2,7 @@
 // to public/openapi.json (committed; a test fails when it is stale). The route table it must match
 // is core/src/routes.rs (checked both ways by `cargo test -p broker-core` and tests/openapi.test.mjs).
 import { addClientRoutes } from "./openapi-clients.mjs";
-import { addAlertRoutes } from "./openapi-alerts.mjs";
+import { addAlertRoutes, describeTopupEvents } from "./openapi-alerts.mjs";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
 const obj = (properties, required = [], extra = {}) => ({ type: "object", properties, required, ...extra });
@@ -428,3 +428,4 @@ addClientRoutes({
 
 // Low-balance alerts and auto top-up (docs/openapi-alerts.mjs).
 addAlertRoutes({ paths, schemas, h: { ref, obj, str, num, int, errors, body, json } });
+describeTopupEvents(paths);

@@ -86,7 +86,7 @@ test("the portal sets the alert, saves a card, turns auto top-up on and shows it
   while ((await (await c.api("/v1/auto-topup", { key: key.api_key })).json()).enabled && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
   await signIn(page, key.api_key);
   const state = await page.textContent("#topup-state");
-  assert.match(state, /^Auto top-up is off: the card was declined \(Your card was declined\.\)/);
+  assert.match(state, /^Auto top-up is off: the card was declined \(Your card was declined\)\. Save another card/);
   assert.equal(await page.$eval("#topup-state", (el) => getComputedStyle(el).color), "rgb(179, 38, 30)", "shown as an error");
   assert.equal(await page.isVisible("#topup-off"), false);
 

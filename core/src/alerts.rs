@@ -106,7 +106,8 @@ pub fn check_url(url: &str, local_stack: bool) -> Result<(), String> {
         return Err("must not name a loopback host".into());
     }
     if let Some(ip) = ip {
-        if !is_public(ip) && !(local_stack && ip.is_loopback()) {
+        let allowed = is_public(ip) || (local_stack && ip.is_loopback());
+        if !allowed {
             return Err(format!("must not name a private, loopback or link-local address ({ip})"));
         }
     } else if !host.contains('.') || host.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.')) {

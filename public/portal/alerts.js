@@ -32,7 +32,7 @@
       text(state, `Auto top-up on: below ${credits(t.threshold)} credits, buy ${credits(t.amount)} credits ($${t.amount_usd.toFixed(2)}), at most ${t.max_per_day} a day.`);
     } else if (t.status && t.status.includes("declined")) {
       state.className = "error";
-      text(state, `Auto top-up is off: the card was declined${t.last_error ? ` (${t.last_error})` : ""}. Save another card and turn it on again.`);
+      text(state, `Auto top-up is off: the card was declined${t.last_error ? ` (${t.last_error.replace(/\.$/, "")})` : ""}. Save another card and turn it on again.`);
     } else {
       text(state, "Auto top-up is off.");
     }

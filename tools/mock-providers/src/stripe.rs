@@ -201,8 +201,17 @@ pub fn handle(state: &State, req: &Request) -> Response {
     let resp = match (req.method.as_str(), req.path.strip_prefix("/stripe").unwrap_or(&req.path)) {
         ("POST", "/v1/checkout/sessions") => checkout(state, &f, seq),
         ("POST", "/v1/billing_portal/sessions") => portal(state, &f, seq),
-        ("POST", "/v1/customers") => crate::stripe_offsession::customer(&f),
-        ("POST", "/v1/payment_intents") => crate::stripe_offsession::payment_intent(&f, req.header("idempotency-key")),
+        ("POST", "/v1/customers") => crate::stripe_offsession::customer(&f, &crate::stripe_events::new_id),
+        ("POST", "/v1/payment_intents") => {
+            let made = crate::stripe_offsession::payment_intent(&f, req.header("idempotency-key"), &crate::stripe_events::new_id);
+            if let Some((pi, charge, cents)) = &made.paid {
+                crate::stripe_events::remember_payment(pi, charge, *cents);
+            }
+            if let Some((ty, object, (to, secret))) = made.event {
+                crate::stripe_events::emit_later(ty, object, to, secret);
+            }
+            made.response
+        }
         _ => return error(404, "invalid_request_error", &format!("Unrecognized request URL ({} {}).", req.method, req.path), None, None),
     };
     if let (Some(k), crate::http::Body::Full(bytes)) = (idem, &resp.body) {

@@ -85,9 +85,14 @@ pub fn remember_payment(payment_intent: &str, charge: &str, cents: u64) {
     account().payments.insert(payment_intent.to_string(), (charge.to_string(), cents, 0, None));
 }
 
-/// Posts one event, signed, to `to` (the events of API calls, sent on their own).
-pub fn post_event(to: &str, secret: &str, e: &Value) -> Value {
-    send(&json!({ "to": to, "secret": secret }), vec![e.clone()])
+/// The event an API call leads to (`payment_intent.*`), posted signed to the registered
+/// endpoint shortly after the call is answered, as Stripe does.
+pub fn emit_later(ty: &str, object: Value, to: String, secret: String) {
+    let e = event(ty, object);
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        send(&json!({ "to": to, "secret": secret }), vec![e]);
+    });
 }
 
 /// Called by `POST /v1/billing_portal/sessions`.
@@ -249,7 +254,8 @@ pub fn control(action: &str, body: &Value) -> Response {
             };
             if session["mode"] == "setup" {
                 drop(a);
-                let (events, extra) = crate::stripe_offsession::complete_setup(session, &form, s(body, "card"));
+                let (made, extra) = crate::stripe_offsession::complete_setup(session, &form, s(body, "card"), &new_id);
+                let events = made.into_iter().map(|(ty, o)| event(ty, o)).collect();
                 let mut answer = extra;
                 answer["deliveries"] = send(body, events);
                 return Response::json(200, &answer);

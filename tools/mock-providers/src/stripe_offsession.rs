@@ -55,8 +55,8 @@ fn missing(p: &str) -> Response {
 }
 
 /// `POST /v1/customers`.
-pub fn customer(f: &Map<String, Value>) -> Response {
-    let id = crate::stripe_events::new_id("cus");
+pub fn customer(f: &Map<String, Value>, new_id: &dyn Fn(&str) -> String) -> Response {
+    let id = new_id("cus");
     Response::json(
         200,
         &json!({ "id": id, "object": "customer", "created": common::now_secs(), "description": f.get("description"), "email": null,
@@ -64,11 +64,11 @@ pub fn customer(f: &Map<String, Value>) -> Response {
     )
 }
 
-/// The events of a completed setup-mode session, and the card it saved.
-pub fn complete_setup(mut session: Value, form: &Map<String, Value>, card: &str) -> (Vec<Value>, Value) {
-    let customer = session["customer"].as_str().map(str::to_string).unwrap_or_else(|| crate::stripe_events::new_id("cus"));
-    let pm = crate::stripe_events::new_id("pm");
-    let seti = crate::stripe_events::new_id("seti");
+/// The events (type, object) of a completed setup-mode session, and the card it saved.
+pub fn complete_setup(mut session: Value, form: &Map<String, Value>, card: &str, new_id: &dyn Fn(&str) -> String) -> (Vec<(&'static str, Value)>, Value) {
+    let customer = session["customer"].as_str().map(str::to_string).unwrap_or_else(|| new_id("cus"));
+    let pm = new_id("pm");
+    let seti = new_id("seti");
     let behaviour = if card.is_empty() { "ok" } else { card };
     cards().methods.insert(pm.clone(), (customer.clone(), behaviour.to_string()));
     session["status"] = json!("complete");
@@ -81,31 +81,40 @@ pub fn complete_setup(mut session: Value, form: &Map<String, Value>, card: &str)
         "created": common::now_secs(), "customer": customer, "description": null, "last_setup_error": null, "livemode": false, "mandate": null,
         "metadata": metadata, "next_action": null, "payment_method": pm, "payment_method_types": ["card"], "status": "succeeded", "usage": "off_session",
     });
-    let events = vec![crate::stripe_events::event("checkout.session.completed", session), crate::stripe_events::event("setup_intent.succeeded", intent)];
-    (events, json!({ "customer": customer, "payment_method": pm, "setup_intent": seti }))
+    (vec![("checkout.session.completed", session), ("setup_intent.succeeded", intent)], json!({ "customer": customer, "payment_method": pm, "setup_intent": seti }))
+}
+
+/// What `POST /v1/payment_intents` made: the answer, and the event Stripe sends after it
+/// (type, object; with the endpoint to send it to, when one is registered).
+pub struct Made {
+    pub response: Response,
+    pub event: Option<(&'static str, Value, (String, String))>,
+    /// A paid intent: (id, charge, cents), for refunds and disputes.
+    pub paid: Option<(String, String, u64)>,
 }
 
 /// `POST /v1/payment_intents`.
-pub fn payment_intent(f: &Map<String, Value>, idempotency_key: Option<&str>) -> Response {
+pub fn payment_intent(f: &Map<String, Value>, idempotency_key: Option<&str>, new_id: &dyn Fn(&str) -> String) -> Made {
+    let plain = |response: Response| Made { response, event: None, paid: None };
     let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let Some(amount) = f.get("amount").and_then(Value::as_str).and_then(|a| a.parse::<u64>().ok()) else { return missing("amount") };
+    let Some(amount) = f.get("amount").and_then(Value::as_str).and_then(|a| a.parse::<u64>().ok()) else { return plain(missing("amount")) };
     if s("currency").is_empty() {
-        return missing("currency");
+        return plain(missing("currency"));
     }
     let (customer, pm) = (s("customer"), s("payment_method"));
     let behaviour = {
         let c = cards();
         match c.methods.get(&pm) {
             Some((owner, b)) if *owner == customer => b.clone(),
-            Some(_) => return err(400, "invalid_request_error", &format!("The provided PaymentMethod {pm} does not belong to the Customer {customer}."), Some("payment_method"), Some("resource_missing")),
-            None => return err(400, "invalid_request_error", &format!("No such PaymentMethod: '{pm}'"), Some("payment_method"), Some("resource_missing")),
+            Some(_) => return plain(err(400, "invalid_request_error", &format!("The provided PaymentMethod {pm} does not belong to the Customer {customer}."), Some("payment_method"), Some("resource_missing"))),
+            None => return plain(err(400, "invalid_request_error", &format!("No such PaymentMethod: '{pm}'"), Some("payment_method"), Some("resource_missing"))),
         }
     };
     if s("confirm") != "true" || s("off_session") != "true" {
-        return err(400, "invalid_request_error", "This mock makes off-session payments only: confirm=true and off_session=true.", Some("off_session"), None);
+        return plain(err(400, "invalid_request_error", "This mock makes off-session payments only: confirm=true and off_session=true.", Some("off_session"), None));
     }
-    let id = crate::stripe_events::new_id("pi");
-    let charge = crate::stripe_events::new_id("ch");
+    let id = new_id("pi");
+    let charge = new_id("ch");
     let mut pi = json!({
         "id": id, "object": "payment_intent", "amount": amount, "amount_capturable": 0, "amount_received": 0, "capture_method": "automatic",
         "confirmation_method": "automatic", "created": common::now_secs(), "currency": s("currency"), "customer": customer, "description": f.get("description"),
@@ -113,6 +122,7 @@ pub fn payment_intent(f: &Map<String, Value>, idempotency_key: Option<&str>) -> 
         "payment_method": pm, "payment_method_types": ["card"], "status": "succeeded",
     });
     let declined = behaviour != "ok";
+    let mut paid = None;
     let (status, body, ty) = if declined {
         let (code, message) = if behaviour == "authentication_required" {
             ("authentication_required", "Your card was declined. This transaction requires authentication.")
@@ -128,22 +138,15 @@ pub fn payment_intent(f: &Map<String, Value>, idempotency_key: Option<&str>) -> 
         (402, json!({ "error": e }), "payment_intent.payment_failed")
     } else {
         pi["amount_received"] = json!(amount);
-        crate::stripe_events::remember_payment(&id, &charge, amount);
+        paid = Some((id.clone(), charge.clone(), amount));
         (200, pi.clone(), "payment_intent.succeeded")
     };
     let mut record = pi.clone();
     record["idempotency_key"] = json!(idempotency_key);
     let mut c = cards();
     c.intents.push(record);
-    if let Some((to, secret)) = c.endpoint.clone() {
-        let event = crate::stripe_events::event(ty, pi);
-        // Stripe sends the event shortly after it answers the create.
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(150));
-            crate::stripe_events::post_event(&to, &secret, &event);
-        });
-    }
-    Response::json(status, &body)
+    let event = c.endpoint.clone().map(|to| (ty, pi, to));
+    Made { response: Response::json(status, &body), event, paid }
 }
 
 /// `POST /__control/stripe/endpoint {to, secret}`.
