@@ -42,16 +42,7 @@ fn replays() -> &'static Mutex<Replays> {
     CACHE.get_or_init(Default::default)
 }
 
-fn error(status: u16, kind: &str, message: &str, param: Option<&str>, code: Option<&str>) -> Response {
-    let mut e = json!({ "type": kind, "message": message });
-    if let Some(p) = param {
-        e["param"] = json!(p);
-    }
-    if let Some(c) = code {
-        e["code"] = json!(c);
-    }
-    Response::json(status, &json!({ "error": e }))
-}
+use crate::common::stripe_error as error;
 
 pub fn error_for_status(status: u16) -> Response {
     match status {

@@ -39,16 +39,7 @@ pub fn cards() -> std::sync::MutexGuard<'static, Cards> {
     CARDS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn err(status: u16, kind: &str, message: &str, param: Option<&str>, code: Option<&str>) -> Response {
-    let mut e = json!({ "type": kind, "message": message });
-    if let Some(p) = param {
-        e["param"] = json!(p);
-    }
-    if let Some(c) = code {
-        e["code"] = json!(c);
-    }
-    Response::json(status, &json!({ "error": e }))
-}
+use crate::common::stripe_error as err;
 
 fn missing(p: &str) -> Response {
     err(400, "invalid_request_error", &format!("Missing required param: {p}."), Some(p), Some("parameter_missing"))
