@@ -35,7 +35,7 @@ export function addAlertRoutes({ paths, schemas, h }) {
       reqSchema: "AlertRequest", example: { threshold: 100, url: "https://hooks.example.com/broker" },
       description: "When a call first leaves the balance below `threshold`, the gateway POSTs a `balance.low` event to `url`, once, until the next top-up re-arms it. "
         + "Each POST carries `Broker-Signature: t=<unix>,v1=<hex>`: HMAC-SHA256 over `\"{t}.{body}\"` with the secret in this answer (shown the first time only). "
-        + "Retried 3 more times (1, 3, 8 s) when the receiver does not answer 2xx. Auto top-up failures are sent too (`auto_topup.failed`). " + bad,
+        + "Retried 3 more times (1, 3, 8 s) when the receiver does not answer 2xx, then by the cron sweeper (every 10 minutes, 3 runs). Auto top-up failures are sent too (`auto_topup.failed`). " + bad,
     }),
     delete: op("deleteAlert", "Remove the alert (and its secret)", "Alert"),
   };

@@ -62,7 +62,7 @@ pub async fn after_settlement(store: &Upstash, w: &Watch) {
     };
     if let Some((target, threshold_mc)) = fired.alert {
         let event = AlertEvent::balance_low(format!("evt_{}", random_id()), &w.key_id, now_ms() / 1000, fired.balance_mc, threshold_mc);
-        deliver(&target, &event, &w.redactor, &w.request_id).await;
+        deliver(store, &target, &event, &w.redactor, &w.request_id).await;
     }
     match fired.topup {
         TopupStep::Nothing => {}
@@ -71,12 +71,43 @@ pub async fn after_settlement(store: &Upstash, w: &Watch) {
     }
 }
 
-/// Posts a signed alert, retrying a refused or failed delivery; logs the outcome.
-pub async fn deliver(target: &AlertTarget, event: &AlertEvent, redactor: &Redactor, request_id: &str) {
-    redactor.add(&target.secret);
+/// Posts a signed alert, retrying a refused or failed delivery (`alerts::RETRY_MS`); logs the
+/// outcome. An alert no attempt delivered is queued for the cron sweeper.
+pub async fn deliver(store: &Upstash, target: &AlertTarget, event: &AlertEvent, redactor: &Redactor, request_id: &str) {
     let body = event.body();
-    let mut last = String::new();
-    for (i, wait) in alerts::RETRY_MS.iter().enumerate() {
+    if !post(target, &body, &alerts::RETRY_MS, redactor, request_id).await {
+        if let Err(e) = lowbal::queue_alert(store, &event.key_id, &body, 0).await {
+            redactor.line(Level::Error, "alert", fields! {"outcome" => "not queued", "event_id" => event.id, "error" => e.message, "request_id" => request_id});
+        }
+    }
+}
+
+/// The sweeper's turn: one more attempt for each queued alert (at most `n`), queued again
+/// until it has had `lowbal::QUEUE_TRIES`.
+pub async fn retry_queued(store: &Upstash, redactor: &Redactor, n: usize) -> Result<usize, broker_core::error::ApiError> {
+    let mut delivered = 0;
+    for q in lowbal::take_queued(store, n).await? {
+        let Some(target) = q.target else {
+            redactor.line(Level::Info, "alert", fields! {"outcome" => "dropped: the alert was removed", "key_id" => q.key_id});
+            continue;
+        };
+        if post(&target, &q.body, &[0], redactor, "sweeper").await {
+            delivered += 1;
+        } else if q.tries + 1 < lowbal::QUEUE_TRIES {
+            lowbal::queue_alert(store, &q.key_id, &q.body, q.tries + 1).await?;
+        } else {
+            redactor.line(Level::Error, "alert", fields! {"outcome" => "given up", "key_id" => q.key_id, "sweeper_tries" => q.tries + 1});
+        }
+    }
+    Ok(delivered)
+}
+
+/// Sends `body` signed to `target`, waiting `waits` before each attempt; whether it arrived.
+async fn post(target: &AlertTarget, body: &str, waits: &[u64], redactor: &Redactor, request_id: &str) -> bool {
+    redactor.add(&target.secret);
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let (kind, id, key_id) = (v["type"].clone(), v["id"].clone(), v["key_id"].clone());
+    for (i, wait) in waits.iter().enumerate() {
         if *wait > 0 {
             Delay::from(Duration::from_millis(*wait)).await;
         }
@@ -88,21 +119,23 @@ pub async fn deliver(target: &AlertTarget, event: &AlertEvent, redactor: &Redact
                 ("user-agent".into(), "ai-api-broker-alerts/1".into()),
                 (alerts::SIGNATURE_HEADER.to_ascii_lowercase(), alerts::signature_header(&target.secret, t, body.as_bytes())),
             ],
-            body: body.clone().into_bytes(),
+            body: body.as_bytes().to_vec(),
         };
-        match fetch::send(&req, alerts::DELIVERY_TIMEOUT_MS).await {
+        let last = match fetch::send(&req, alerts::DELIVERY_TIMEOUT_MS).await {
             Ok(sent) if alerts::delivered(sent.response.status_code()) => {
-                let f = fields! {"outcome" => "delivered", "event" => event.kind, "event_id" => event.id, "key_id" => event.key_id, "attempts" => i + 1, "request_id" => request_id};
-                return redactor.line(Level::Info, "alert", f);
+                let f = fields! {"outcome" => "delivered", "event" => kind, "event_id" => id, "key_id" => key_id, "attempts" => i + 1, "request_id" => request_id};
+                redactor.line(Level::Info, "alert", f);
+                return true;
             }
-            Ok(sent) => last = format!("the receiver answered {}", sent.response.status_code()),
-            Err(e) => last = e.message,
-        }
-        let f = fields! {"outcome" => "retrying", "event" => event.kind, "event_id" => event.id, "key_id" => event.key_id, "attempt" => i + 1, "error" => last, "request_id" => request_id};
-        redactor.line(Level::Warn, "alert", f);
+            Ok(sent) => format!("the receiver answered {}", sent.response.status_code()),
+            Err(e) => e.message,
+        };
+        let outcome = if i + 1 < waits.len() { "retrying" } else { "failed" };
+        let level = if i + 1 < waits.len() { Level::Warn } else { Level::Error };
+        let f = fields! {"outcome" => outcome, "event" => kind.clone(), "event_id" => id.clone(), "key_id" => key_id.clone(), "attempt" => i + 1, "error" => last, "request_id" => request_id};
+        redactor.line(level, "alert", f);
     }
-    let f = fields! {"outcome" => "failed", "event" => event.kind, "event_id" => event.id, "key_id" => event.key_id, "attempts" => alerts::RETRY_MS.len(), "error" => last, "request_id" => request_id};
-    redactor.line(Level::Error, "alert", f);
+    false
 }
 
 /// Creates the day's `n`-th auto top-up. The credits come with `payment_intent.succeeded`
@@ -148,7 +181,7 @@ async fn charge(store: &Upstash, w: &Watch, day: &str, n: u64, customer: &str, p
             w.line(Level::Warn, "auto_topup", fields! {"outcome" => "declined: turned off", "code" => code, "payment_intent" => payment_intent.unwrap_or_default(), "n" => n});
             if let Ok((true, Some(target))) = off {
                 let event = AlertEvent::topup_failed(format!("evt_{}", random_id()), &w.key_id, now_ms() / 1000, &code, &message);
-                deliver(&target, &event, &w.redactor, &w.request_id).await;
+                deliver(store, &target, &event, &w.redactor, &w.request_id).await;
             }
         }
         Created::Failed { status, message } => {

@@ -25,8 +25,8 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
         // Auto top-up's events: a saved card, a paid or failed top-up (its alert posted after).
         let (answer, alert) = payments::stripe_topup(&store, ctx, broker_core::auto_topup::interpret(&event, &ctx.settings().rate)).await?;
         if let Some(a) = alert {
-            let (redactor, rid) = (ctx.redactor().clone(), ctx.request_id().to_string());
-            ctx.wait_until(async move { crate::watch::deliver(&a.target, &a.event, &redactor, &rid).await });
+            let (redactor, rid, store) = (ctx.redactor().clone(), ctx.request_id().to_string(), ctx.store()?);
+            ctx.wait_until(async move { crate::watch::deliver(&store, &a.target, &a.event, &redactor, &rid).await });
         }
         return Ok(json(200, &answer, &[]));
     }

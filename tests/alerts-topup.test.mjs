@@ -106,6 +106,27 @@ test("a receiver that fails first gets the same event again, with back-off", asy
   assert.ok(!JSON.stringify(lines).includes(set.secret), "the secret is not logged");
 });
 
+test("an alert no attempt delivered waits for the cron sweeper, which delivers it", async () => {
+  const key = await c.createKey({ credits: 1 });
+  const name = `q-${key.id}`;
+  await mock("POST", `alerts/${name}`, { fail_next: 4, status: 500 });
+  const set = await (await c.api("/v1/alerts", { key: key.api_key, method: "PUT", body: { threshold: 1, url: receiverUrl(name) } })).json();
+  await chat(key.api_key);
+  // Four attempts (at once, then 1, 3 and 8 s later) all refused: queued.
+  await until(() => c.logLines().some((l) => l.msg === "alert" && l.key_id === key.id && l.outcome === "failed"), "the last attempt", 30000);
+  assert.deepEqual((await received(name)).map((d) => d.status), [500, 500, 500, 500]);
+  const sweep = await fetch(`${stack.workerUrl}/__scheduled?cron=*/10+*+*+*+*`);
+  assert.equal(sweep.status, 200);
+  const got = await until(async () => { const d = await received(name); return d.length === 5 && d; }, "the sweeper's delivery");
+  assert.equal(got[4].status, 200);
+  assert.equal(JSON.parse(got[4].body).id, JSON.parse(got[0].body).id, "the same event");
+  assert.ok(verify(got[4].headers["broker-signature"], got[4].body, set.secret));
+  // Delivered: the queue is empty, a second run sends nothing.
+  await fetch(`${stack.workerUrl}/__scheduled?cron=*/10+*+*+*+*`);
+  await sleep(500);
+  assert.equal((await received(name)).length, 5);
+});
+
 test("bad settings are 400 naming the field, and change nothing", async () => {
   const key = await c.createKey({ credits: 5 });
   for (const [body, field] of [

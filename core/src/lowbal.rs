@@ -162,3 +162,46 @@ pub async fn put_topup<S: Store>(store: &S, key_id: &str, t: &TopupSetting) -> R
 pub async fn delete_topup<S: Store>(store: &S, key_id: &str) -> Result<(), ApiError> {
     store.command(vec![json!("HSET"), json!(rk::lowbal(key_id)), json!("t_on"), json!("0"), json!("t_armed"), json!("0"), json!("t_status"), json!("off")]).await.map(|_| ())
 }
+
+/// Alerts whose delivery failed every attempt wait here for the cron sweeper (newest first),
+/// each `{"key_id", "body", "tries"}`: at most [`QUEUE_KEEP`] kept, each tried at most
+/// [`QUEUE_TRIES`] more times (once per sweeper run, every 10 minutes). The URL and secret are
+/// read again when it is sent: a removed alert drops its queued events.
+pub const QUEUE_KEEP: usize = 1000;
+pub const QUEUE_TRIES: u64 = 3;
+
+/// Queues an undelivered alert (`tries`: sweeper attempts made so far).
+pub async fn queue_alert<S: Store>(store: &S, key_id: &str, body: &str, tries: u64) -> Result<(), ApiError> {
+    let entry = json!({ "key_id": key_id, "body": body, "tries": tries }).to_string();
+    store
+        .pipeline(vec![vec![json!("LPUSH"), json!(rk::ALERT_QUEUE), json!(entry)], vec![json!("LTRIM"), json!(rk::ALERT_QUEUE), json!(0), json!(QUEUE_KEEP - 1)]])
+        .await
+        .map(|_| ())
+}
+
+/// A queued alert, taken off the queue: its key, body, tries so far, and where to send it now
+/// (`None`: the alert was removed meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub key_id: String,
+    pub body: String,
+    pub tries: u64,
+    pub target: Option<AlertTarget>,
+}
+
+/// Takes up to `n` of the oldest queued alerts.
+pub async fn take_queued<S: Store>(store: &S, n: usize) -> Result<Vec<Queued>, ApiError> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let Some(raw) = store.command(vec![json!("RPOP"), json!(rk::ALERT_QUEUE)]).await?.as_str().map(str::to_string) else { break };
+        let Ok(v) = serde_json::from_str::<Value>(&raw) else { continue };
+        let (Some(key_id), Some(body)) = (v["key_id"].as_str(), v["body"].as_str()) else { continue };
+        let f = fields(store, key_id).await?;
+        let target = match (f.get("a_url"), f.get("a_secret")) {
+            (Some(url), Some(secret)) => Some(AlertTarget { url: url.clone(), secret: secret.clone() }),
+            _ => None,
+        };
+        out.push(Queued { key_id: key_id.to_string(), body: body.to_string(), tries: v["tries"].as_u64().unwrap_or(0), target });
+    }
+    Ok(out)
+}

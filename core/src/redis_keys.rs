@@ -35,11 +35,13 @@
 //! | `abk:stats:<day>:payments` | hash | the day's `topup`, `grant`, `adjustment`, `refund` counts and mc |
 //! | `abk:lowbal:<id>` | hash | a key's low-balance alert (`a_*`: threshold, URL, signing secret, armed) and auto top-up (`t_*`: threshold, amount, cents, max per day, on, armed, status, error; `customer`, `pm`: the saved card): `lowbal_v1.lua` |
 //! | `abk:topup:<id>:<day>` | string | auto top-ups started that day (2 days) |
+//! | `abk:alerts:retry` | list | alerts no attempt delivered, for the sweeper (`crate::lowbal::queue_alert`) |
 
 pub const PREFIX: &str = "abk:";
 pub const OPEN_HOLDS: &str = "abk:open_holds";
 pub const UNMATCHED_PAYMENTS: &str = "abk:unmatched_payments";
 pub const PAYPAL_TOKEN: &str = "abk:paypal:token";
+pub const ALERT_QUEUE: &str = "abk:alerts:retry";
 
 pub fn key_record(key_id: &str) -> String {
     format!("abk:key:{key_id}")
