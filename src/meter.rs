@@ -432,6 +432,8 @@ impl Call {
         // A whole answer comes right after its head: one read of all of it (a read per piece
         // costs a promise each), bounded by the idle timeout.
         let whole = meter.whole_body() && matches!(response.body(), worker::ResponseBody::Stream(_));
+        // Pieces read from the provider (CPU goes per piece: the bench divides by it).
+        let mut reads: u64 = 0;
         let end = match if whole { None } else { Body::of(&mut response) } {
             None if !whole => End::Complete,
             None => {
@@ -469,6 +471,7 @@ impl Call {
                     }
                     match next_chunk(&mut body, &mut timer).await {
                         Next::Chunk(n) => {
+                            reads += 1;
                             last_byte_at = now_ms();
                             let out = meter.push(&body.buf[..n]);
                             if let (Some(head), false) = (&streaming, out.is_empty()) {
@@ -525,6 +528,7 @@ impl Call {
             _ => {}
         }
         let mut log = log;
+        log.fields.insert("provider_reads".into(), reads.into());
         if let Some(m) = &finish.metered {
             log.fields.extend(metered_facts(&billing, m));
             let charge = billing.charge(m.cost_pico_usd);
