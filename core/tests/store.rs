@@ -127,7 +127,7 @@ fn create_key(r: &Redis, n: u32, credits_mc: i64) -> (String, String) {
 fn admit(r: &Redis, hash: &str, rid: &str, class: &str, hold: HoldPlan, units: u64) -> Result<Admitted, ApiError> {
     let limits = limits();
     let meta = meta();
-    block(r.admit(&Admission { key_hash: hash.into(), now_ms: 1000, request_id: rid, class, client_ip: "203.0.113.7", limits: &limits, hold, units, meta: &meta }))
+    block(r.admit(&Admission { key_hash: hash.into(), now_ms: 1000, request_id: rid, class, client_ip: "203.0.113.7", limits: &limits, hold, units, meta: &meta, idempotency: None }))
 }
 
 fn fixed(mc: i64) -> HoldPlan {
