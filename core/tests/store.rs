@@ -801,3 +801,7 @@ fn a_calls_bill_follows_it_from_hold_to_sweep_to_correction_for_its_key_only() {
     assert_eq!((b["settled_ts"].as_i64(), b["corrected_ts"].as_i64()), (Some(9000), Some(10_000)));
     assert_eq!(block(r.bill(&other, "req_bill")).unwrap(), BillReply::Ledger(vec![]));
 }
+
+// Idempotency-Key (issue 24): its own file.
+#[path = "store/idempotency.rs"]
+mod idempotency;
