@@ -69,7 +69,7 @@ test("a retried call with the same Idempotency-Key is charged once and gets the 
   const want = expectedMc(mockInput(content), 24);
   assert.equal(await c.balanceMc(key.api_key), 10_000 - want, "one charge");
   const entries = await calls(key);
-  assert.deepEqual(entries.map((e) => [e.ref, e.amount]), [[rid, -want]], "one ledger entry");
+  assert.deepEqual(entries.map((e) => [e.ref, e.amount_mc]), [[rid, -want]], "one ledger entry");
   assert.equal((await c.mockRequests("openai")).length, 1, "the provider saw one call");
   // The same key on another API key is another key: it runs.
   const other = await c.createKey({ credits: 10 });
