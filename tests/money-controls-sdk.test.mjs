@@ -271,3 +271,48 @@ test("a quote with a cap is the hold admission then takes", async () => {
   const no = await quote({ "x-max-credits": "0.001" });
   assert.deepEqual([no.admitted, no.hold_mc, no.refusal], [false, null, "over_max_credits"]);
 });
+
+test("an image call: replayed once done, and refused over its cap (a fixed hold)", async () => {
+  const key = await c.createKey({ credits: 100 });
+  const ai = openai(key);
+  const body = { model: "gpt-image-2", prompt: "A lighthouse at dusk", size: "1024x1024", quality: "low" };
+  const first = await ai.images.generate(body, withKey("img-1")).withResponse();
+  const rid = first.response.headers.get("x-request-id");
+  await c.settled(key.id, rid);
+  const after = await c.balanceMc(key.api_key);
+  const again = await ai.images.generate(body, withKey("img-1")).withResponse();
+  assert.deepEqual([again.response.headers.get("idempotent-replayed"), again.response.headers.get("x-request-id")], ["true", rid]);
+  assert.deepEqual(again.data, first.data);
+  assert.equal(await c.balanceMc(key.api_key), after);
+  assert.equal((await c.mockRequests("openai-images")).length, 1);
+  const e = await failure(ai.images.generate(body, { headers: { "X-Max-Credits": "0.001" } }));
+  assert.equal(e.status, 402);
+  assert.equal(e.code, "over_max_credits");
+  assert.equal(e.error.credits_required, (await c.settled(key.id, rid)).find((x) => x.type === "call").hold / 1000, "the image's fixed hold");
+  assert.equal(await c.balanceMc(key.api_key), after);
+});
+
+// ---- Still one blocking Redis round trip before the provider
+
+test("with both controls, a call makes one Redis round trip before the provider, and a replay one in all", async () => {
+  const key = await c.createKey({ credits: 10 });
+  const ai = openai(key);
+  const controls = withKey("one-trip", { "X-Max-Credits": "1" });
+  // admit_v5 and settle_v5 loaded, and the warm-up's settlement landed before the count starts.
+  const warm = await ai.chat.completions.create(chatBody("warm the scripts"), withKey("warm-up")).withResponse();
+  await c.settled(key.id, warm.response.headers.get("x-request-id"));
+  await c.mockScript({ provider: "openai", gate: true });
+  await c.frontReset();
+  const first = ai.chat.completions.create(chatBody("one trip"), controls).withResponse();
+  await waitFor(async () => (await held()) === 1, "the call at the provider");
+  const before = await c.frontStats();
+  assert.equal(before.requests, 1, JSON.stringify(before.log));
+  assert.deepEqual(before.log[0].commands, ["EVALSHA"], "the admission script, nothing else");
+  await release();
+  const done = await first;
+  await c.settled(key.id, done.response.headers.get("x-request-id"));
+  await c.frontReset();
+  const replay = await ai.chat.completions.create(chatBody("one trip"), controls).withResponse();
+  assert.equal(replay.response.headers.get("idempotent-replayed"), "true");
+  assert.equal((await c.frontStats()).requests, 1, "a replay is answered by the admission round trip alone");
+});
