@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { useStack } from "./lib/stack-client.mjs";
+import { waitFor } from "./lib/procs.mjs";
 
 const { stack, c } = await useStack();
 
@@ -39,15 +40,6 @@ const failure = async (p) => {
 };
 const held = async () => (await (await fetch(`${stack.mocksUrl}/__control/held`)).json()).held;
 const release = () => fetch(`${stack.mocksUrl}/__control/release`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
-async function waitFor(probe, what, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 // ---- Idempotency-Key
 
@@ -99,7 +91,7 @@ test("a retry while the first call is in flight gets 409 with Retry-After, and t
   const content = "hold on";
   await c.mockScript({ provider: "openai", gate: true });
   const first = ai.chat.completions.create(chatBody(content), withKey("flight-1")).withResponse();
-  await waitFor(async () => (await held()) === 1, "the first call at the provider");
+  await waitFor(async () => (await held()) === 1, { what: "the first call at the provider" });
   const rid = (await c.redis("ZRANGE", "abk:open_holds", 0, -1))[0];
   const e = await failure(ai.chat.completions.create(chatBody(content), withKey("flight-1")));
   assert.equal(e.status, 409);
@@ -304,7 +296,7 @@ test("with both controls, a call makes one Redis round trip before the provider,
   await c.mockScript({ provider: "openai", gate: true });
   await c.frontReset();
   const first = ai.chat.completions.create(chatBody("one trip"), controls).withResponse();
-  await waitFor(async () => (await held()) === 1, "the call at the provider");
+  await waitFor(async () => (await held()) === 1, { what: "the call at the provider" });
   const before = await c.frontStats();
   assert.equal(before.requests, 1, JSON.stringify(before.log));
   assert.deepEqual(before.log[0].commands, ["EVALSHA"], "the admission script, nothing else");

@@ -5,7 +5,7 @@
 //! `ApiError` (an outage is a 503: the gateway fails closed).
 
 use crate::error::ApiError;
-use crate::idempotency::{Found, Replay};
+use crate::idempotency::Replay;
 use crate::metering::{Admission, Admitted, Settlement};
 use crate::rapidapi::{RapidAdmission, RapidSettlement};
 use crate::ratelimit::RateState;
@@ -307,9 +307,10 @@ pub trait Store {
         }
     }
 
-    /// [`Store::admit_call`] for a call that is admitted or refused (a replay is its 409).
+    /// [`Store::admit_call`] for a caller that expects a call admitted or refused (the host
+    /// tests): a replay is an error there.
     async fn admit(&self, a: &Admission<'_>) -> Result<Admitted, ApiError> {
-        self.admit_call(a).await?.map_err(|r| Found::Done { request_id: r.request_id, charged_mc: 0, answer: None }.error())
+        self.admit_call(a).await?.map_err(|r| ApiError::internal(format!("a replay of {} where an admission was expected", r.request_id)))
     }
 
     /// A RapidAPI call's admission: the rate limit of its RapidAPI plan (nothing is held).
