@@ -2,6 +2,7 @@
 // to public/openapi.json (committed; a test fails when it is stale). The route table it must match
 // is core/src/routes.rs (checked both ways by `cargo test -p broker-core` and tests/openapi.test.mjs).
 import { addClientRoutes } from "./openapi-clients.mjs";
+import { addMoneyControls } from "./openapi-money-controls.mjs";
 import { addAlertRoutes, describeTopupEvents } from "./openapi-alerts.mjs";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
@@ -426,6 +427,8 @@ addClientRoutes({
   h: { ref, obj, str, num, int, nullable, errors, body, json, sse, meteredHeaders, requestIdHeader, bearer, customerErrors, xBroker },
 });
 
+// Idempotency-Key and X-Max-Credits on every metered route (docs/openapi-money-controls.mjs).
+addMoneyControls({ paths, components: spec.components });
 // Low-balance alerts and auto top-up (docs/openapi-alerts.mjs).
 addAlertRoutes({ paths, schemas, h: { ref, obj, str, num, int, errors, body, json } });
 describeTopupEvents(paths);

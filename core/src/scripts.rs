@@ -3,6 +3,7 @@
 //! Each script's arguments are built by one type (see each script's header for its owner).
 
 use crate::error::ApiError;
+use crate::idempotency::{Found, StoredAnswer};
 use crate::ratelimit::RateState;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
@@ -46,8 +47,8 @@ impl Script {
     }
 }
 
-pub static ADMIT: Script = script!("admit_v4");
-pub static SETTLE: Script = script!("settle_v4");
+pub static ADMIT: Script = script!("admit_v5");
+pub static SETTLE: Script = script!("settle_v5");
 pub static CREDIT: Script = script!("credit_v4");
 pub static CLAWBACK: Script = script!("clawback_v3");
 pub static KEYS: Script = script!("keys_v3");
@@ -91,6 +92,8 @@ pub enum AdmitReply {
     RateLimited { plan: String, rate: RateState },
     NoPlan { plan: String },
     Insufficient { needed_mc: i64, balance_mc: i64, rate: RateState },
+    /// The call's `Idempotency-Key` is known: it is not run (issue 24).
+    Idempotent(Found),
 }
 
 impl AdmitReply {
@@ -107,6 +110,15 @@ impl AdmitReply {
             "rate_limited" => rate_at(v, 1).map(|rate| AdmitReply::RateLimited { plan: text(v, 4).unwrap_or_default(), rate }),
             "no_plan" => Some(AdmitReply::NoPlan { plan: text(v, 1).unwrap_or_default() }),
             "insufficient" => (|| Some(AdmitReply::Insufficient { needed_mc: int(v, 1)?, balance_mc: int(v, 2)?, rate: rate_at(v, 3)? }))(),
+            "idem_busy" => text(v, 1).map(|request_id| AdmitReply::Idempotent(Found::InFlight { request_id })),
+            "idem_reused" => text(v, 1).map(|request_id| AdmitReply::Idempotent(Found::Reused { request_id })),
+            "idem_done" => (|| {
+                let answer = match text(v, 3).unwrap_or_default() {
+                    a if a.is_empty() => None,
+                    a => Some(StoredAnswer::decode(&a)?),
+                };
+                Some(AdmitReply::Idempotent(Found::Done { request_id: text(v, 1)?, charged_mc: int(v, 2)?, answer }))
+            })(),
             _ => None,
         };
         r.ok_or_else(|| bad_reply(ADMIT.name, v))
