@@ -62,4 +62,5 @@ pub mod stats;
 pub mod store;
 pub mod stripe;
 pub mod stripe_billing;
+pub mod subkeys;
 pub mod usage;

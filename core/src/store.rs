@@ -203,7 +203,7 @@ pub enum Reader<'a> {
     Customer { key_hash: String, client_ip: &'a str, anonymous: crate::ratelimit::RateLimit, now_ms: u64, request_id: &'a str },
 }
 
-/// `read_v2`'s arguments: whom, and which page of the ledger (count 0: none).
+/// `read_v3`'s arguments: whom, and which page of the ledger (count 0: none).
 #[derive(Debug, Clone)]
 pub struct Read<'a> {
     pub who: Reader<'a>,
