@@ -17,7 +17,6 @@ local a = redis.call('HMGET', 'abk:key:' .. acct, 'status', 'parent')
 if not a[1] then return {'missing'} end
 -- Only an account key manages sub-keys (a sub-key has a parent).
 if a[2] then return {'forbidden'} end
-if a[1] ~= 'active' then return {'revoked'} end
 
 local FIELDS = {'name', 'status', 'plan', 'created_ms', 'last_used_ms', 'rotated_ms', 'revoked_ms', 'cap_day', 'cap_month',
   'cap_total', 'models', 'spent_day', 'spent_day_at', 'spent_month', 'spent_month_at', 'spent_total', 'held'}
@@ -29,6 +28,20 @@ local function own(sub)
   return skey
 end
 
+if op == 'list' then
+  local ids = redis.call('SMEMBERS', set)
+  table.sort(ids)
+  local out = {'list'}
+  for _, sub in ipairs(ids) do
+    local row = redis.call('HMGET', 'abk:key:' .. sub, unpack(FIELDS))
+    local item = {sub}
+    for i = 1, #FIELDS do item[#item + 1] = row[i] or '' end
+    out[#out + 1] = item
+  end
+  return out
+end
+-- Only an active account changes its sub-keys (listing works for admins on any account).
+if a[1] ~= 'active' then return {'revoked'} end
 if op == 'create' then
   local n = redis.call('SCARD', set)
   if n >= tonumber(ARGV[13]) then return {'too_many', n} end
@@ -43,18 +56,6 @@ if op == 'create' then
   end
   redis.call('SADD', set, sub)
   return {'ok', n + 1}
-end
-if op == 'list' then
-  local ids = redis.call('SMEMBERS', set)
-  table.sort(ids)
-  local out = {'list'}
-  for _, sub in ipairs(ids) do
-    local row = redis.call('HMGET', 'abk:key:' .. sub, unpack(FIELDS))
-    local item = {sub}
-    for i = 1, #FIELDS do item[#item + 1] = row[i] or '' end
-    out[#out + 1] = item
-  end
-  return out
 end
 if op == 'revoke' then
   local skey = own(ARGV[4])

@@ -187,8 +187,8 @@ impl Admitted {
                 r if r.starts_with("account_") => "this sub-key's account key has been revoked",
                 _ => "invalid API key",
             })),
-            AdmitReply::SubKeyCap { needed_mc, room_mc, cap, rate } => Err(crate::subkeys::cap_reached(needed_mc, room_mc, &cap).with_headers(rate.headers(class))),
-            AdmitReply::ModelNotAllowed { model } => Err(crate::subkeys::model_not_allowed(&model)),
+            AdmitReply::SubKeyCap { needed_mc, room_mc, cap, rate } => Err(crate::sub_key_fields::cap_reached(needed_mc, room_mc, &cap).with_headers(rate.headers(class))),
+            AdmitReply::ModelNotAllowed { model } => Err(crate::sub_key_fields::model_not_allowed(&model)),
             AdmitReply::IpLimited { rate } => Err(crate::ratelimit::ip_limited_error(rate.reset_ms).with_headers(rate.headers("auth"))),
             AdmitReply::RateLimited { plan, rate } => {
                 let window = limits.get(&plan, class).map(|l| l.window_secs()).unwrap_or(0);

@@ -48,7 +48,7 @@ impl Script {
 
 pub static ADMIT: Script = script!("admit_v5");
 pub static SETTLE: Script = script!("settle_v5");
-pub static CREDIT: Script = script!("credit_v4");
+pub static CREDIT: Script = script!("credit_v5");
 pub static CLAWBACK: Script = script!("clawback_v3");
 pub static KEYS: Script = script!("keys_v3");
 pub static READ: Script = script!("read_v3");
@@ -163,7 +163,7 @@ pub enum CreditReply {
 /// `store::Store::clawback`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShareNeeded {
-    /// `credit_v4`: a refund came before this purchase: the pending record,
+    /// `credit_v5`: a refund came before this purchase: the pending record,
     /// `<refunded cents>|<paid cents>`.
     EarlyRefund { pending: String },
     /// `clawback_v3`: the payment's marker (`<key id>|<credited mc>`) and the share taken so far.
@@ -315,7 +315,7 @@ pub struct KeyView {
     pub ledger_len: i64,
     pub entries: Vec<String>,
     /// A sub-key's own fields (issue 25); `None` for an account key.
-    pub sub: Option<crate::subkeys::SubKeyFields>,
+    pub sub: Option<crate::sub_key_fields::SubKeyFields>,
 }
 
 /// What `read_v3` found.
@@ -344,7 +344,7 @@ impl ReadReply {
 impl KeyView {
     fn decode(v: &Value) -> Option<KeyView> {
         let opt = |i| int(v, i);
-        let entries = v.as_array()?.iter().skip(16 + crate::subkeys::READ_FIELDS).filter_map(|e| e.as_str().map(str::to_string)).collect();
+        let entries = v.as_array()?.iter().skip(16 + crate::sub_key_fields::READ_FIELDS).filter_map(|e| e.as_str().map(str::to_string)).collect();
         Some(KeyView {
             key_id: text(v, 1)?,
             status: text(v, 2)?,
@@ -362,7 +362,7 @@ impl KeyView {
             stripe_customer: text(v, 14).unwrap_or_default(),
             subscription: text(v, 15).unwrap_or_default(),
             entries,
-            sub: crate::subkeys::SubKeyFields::decode_read(v, 16),
+            sub: crate::sub_key_fields::SubKeyFields::decode_read(v, 16),
         })
     }
 }

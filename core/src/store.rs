@@ -40,7 +40,7 @@ impl CreditTarget {
     }
 }
 
-/// A top-up, grant, adjustment or import: `credit_v4`'s arguments.
+/// A top-up, grant, adjustment or import: `credit_v5`'s arguments.
 #[derive(Debug, Clone)]
 pub struct Credit {
     pub target: CreditTarget,
@@ -62,7 +62,7 @@ impl Credit {
     }
 
     /// The arguments with the share of an early refund computed from its pending record
-    /// (`<refunded cents>|<paid cents>`, as `credit_v4` answered it).
+    /// (`<refunded cents>|<paid cents>`, as `credit_v5` answered it).
     pub fn argv_with_share(&self, early: Option<(&str, i64)>) -> Vec<String> {
         let (payment, early_key) = self.payment.clone().unwrap_or_default();
         let [day, keep, ttl] = self.retention.argv(self.now_ms);
