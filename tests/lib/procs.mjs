@@ -7,7 +7,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const TOOLS_DIR = process.env.BROKER_TOOLS_DIR || path.join(ROOT, "target", "tools");
+// Cargo's target directory: CARGO_TARGET_DIR when set (CI keeps one outside the clone), else ./target.
+export const TOOLS_DIR = process.env.BROKER_TOOLS_DIR || path.join(path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target"), "tools");
 
 const children = new Set();
 // Each child leads its own process group, so killing it also kills what it spawned

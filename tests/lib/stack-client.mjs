@@ -210,7 +210,17 @@ export function client(stack) {
       } finally {
         await mock("POST", "release", {});
       }
-      const results = await all;
+      // A call the loaded gateway admits only after the release would wait at the gate for the
+      // next one and time out: keep the gate opening until every call is answered.
+      let done = false;
+      const keepOpen = (async () => {
+        while (!done) {
+          await new Promise((r) => setTimeout(r, 50));
+          if (!done) await mock("POST", "release", {});
+        }
+      })();
+      const results = await all.finally(() => { done = true; });
+      await keepOpen;
       await mock("POST", "reset", {});
       return results;
     },
