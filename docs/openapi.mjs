@@ -2,6 +2,7 @@
 // to public/openapi.json (committed; a test fails when it is stale). The route table it must match
 // is core/src/routes.rs (checked both ways by `cargo test -p broker-core` and tests/openapi.test.mjs).
 import { addClientRoutes } from "./openapi-clients.mjs";
+import { addMoneyControls } from "./openapi-money-controls.mjs";
 import { addSubKeyRoutes } from "./openapi-subkeys.mjs";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
@@ -426,5 +427,8 @@ addClientRoutes({
   paths, schemas, tags: spec.tags, securitySchemes: spec.components.securitySchemes, SHAPE_SCHEMA,
   h: { ref, obj, str, num, int, nullable, errors, body, json, sse, meteredHeaders, requestIdHeader, bearer, customerErrors, xBroker },
 });
+
+// Idempotency-Key and X-Max-Credits on every metered route (docs/openapi-money-controls.mjs).
+addMoneyControls({ paths, components: spec.components });
 // Sub-keys (issue 25; docs/openapi-subkeys.mjs).
 addSubKeyRoutes({ paths, schemas, h: { ref, obj, str, num, int, nullable, get, post, keyPath } });

@@ -23,9 +23,10 @@ fn anthropic_betas(req: &Request) -> Result<betas::Betas, ApiError> {
 
 pub async fn handle(ctx: &Ctx, mut req: Request, route: Route) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let (controls, body) = meter::controls(&req, body)?;
     let product = chat_product(ctx, &req, route, &body)?;
     let payer = payer(ctx, &req, route == Route::AnthropicCompatible)?;
-    meter::run(ctx, payer, product).await
+    meter::run(ctx, payer, product, controls).await
 }
 
 /// A chat call parsed and priced (the call itself and `POST /v1/quote` both start here).
@@ -58,9 +59,10 @@ pub async fn count_tokens(ctx: &Ctx, mut req: Request) -> HandlerResult {
 /// `POST /v1/responses`: OpenAI's Responses API on every provider.
 pub async fn responses(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let (controls, body) = meter::controls(&req, body)?;
     let product = responses_product(ctx, &body)?;
     let payer = payer(ctx, &req, false)?;
-    meter::run(ctx, payer, product).await
+    meter::run(ctx, payer, product, controls).await
 }
 
 pub fn responses_product(ctx: &Ctx, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {

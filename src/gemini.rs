@@ -18,9 +18,10 @@ use worker::Request;
 
 pub async fn generate(ctx: &Ctx, mut req: Request, model: &str, stream: bool) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let (controls, body) = meter::controls(&req, body)?;
     let alt = req.url().ok().and_then(|u| u.query_pairs().find(|(k, _)| k == "alt").map(|(_, v)| v.into_owned()));
     let product = gemini_product(ctx, model, stream, alt.as_deref(), &body)?;
-    meter::run(ctx, gemini_payer(ctx, &req)?, product).await
+    meter::run(ctx, gemini_payer(ctx, &req)?, product, controls).await
 }
 
 /// A Gemini call parsed and priced (the call itself and `POST /v1/quote` both start here).

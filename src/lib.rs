@@ -76,7 +76,10 @@ async fn fetch(req: Request, env: Env, wait: Context) -> Result<Response> {
         }
     };
     let h = resp.headers_mut();
-    let _ = h.set("x-request-id", &request_id);
+    // A replay (Idempotency-Key) names the first call's request id; every other answer its own.
+    if h.get("idempotent-replayed").ok().flatten().as_deref() != Some("true") {
+        let _ = h.set("x-request-id", &request_id);
+    }
     for (k, v) in broker_core::cors::SECURITY_HEADERS.iter().copied().chain(cors.iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()))) {
         let _ = h.set(k, v);
     }

@@ -17,8 +17,9 @@ use worker::Request;
 /// `POST /v1/images/generations` (OpenAI's shape) and `POST /v1/image` (the gateway's).
 pub async fn images(ctx: &Ctx, mut req: Request, route: ImageRoute) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let (controls, body) = meter::controls(&req, body)?;
     let product = images_product(ctx, route, &body)?;
-    meter::run(ctx, payer(ctx, &req, false)?, product).await
+    meter::run(ctx, payer(ctx, &req, false)?, product, controls).await
 }
 
 pub fn images_product(ctx: &Ctx, route: ImageRoute, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
@@ -32,8 +33,9 @@ pub fn images_product(ctx: &Ctx, route: ImageRoute, body: &[u8]) -> Result<Box<d
 /// `POST /v1/tts` (ElevenLabs' fields) and `POST /v1/audio/speech` (OpenAI's shape).
 pub async fn speech(ctx: &Ctx, mut req: Request, route: SpeechRoute) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let (controls, body) = meter::controls(&req, body)?;
     let product = speech_product(ctx, route, &body)?;
-    meter::run(ctx, payer(ctx, &req, false)?, product).await
+    meter::run(ctx, payer(ctx, &req, false)?, product, controls).await
 }
 
 pub fn speech_product(ctx: &Ctx, route: SpeechRoute, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
@@ -48,8 +50,9 @@ pub fn speech_product(ctx: &Ctx, route: SpeechRoute, body: &[u8]) -> Result<Box<
 /// `POST /v1/music`.
 pub async fn music(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let (controls, body) = meter::controls(&req, body)?;
     let product = music_product(ctx, &body)?;
-    meter::run(ctx, payer(ctx, &req, false)?, product).await
+    meter::run(ctx, payer(ctx, &req, false)?, product, controls).await
 }
 
 pub fn music_product(ctx: &Ctx, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {
@@ -59,8 +62,9 @@ pub fn music_product(ctx: &Ctx, body: &[u8]) -> Result<Box<dyn Product>, ApiErro
 /// `POST /v1/embeddings` (OpenAI's shape).
 pub async fn embeddings(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_body_bytes).await?;
+    let (controls, body) = meter::controls(&req, body)?;
     let product = embeddings_product(ctx, &body)?;
-    meter::run(ctx, payer(ctx, &req, false)?, product).await
+    meter::run(ctx, payer(ctx, &req, false)?, product, controls).await
 }
 
 pub fn embeddings_product(ctx: &Ctx, body: &[u8]) -> Result<Box<dyn Product>, ApiError> {

@@ -25,7 +25,9 @@ use crate::fields;
 use crate::http::{self, HandlerResult};
 use crate::log::{Level, Redactor};
 use crate::upstash::Upstash;
+use broker_core::controls::CallControls;
 use broker_core::error::{ApiError, ErrorKind};
+use broker_core::idempotency::{StoredAnswer, MAX_STORED_BODY};
 use broker_core::metering::Metered;
 use broker_core::money::credits_json;
 use broker_core::payer::{Bill, CallFacts, Closing, Payer, Recorded, Refused};
@@ -104,11 +106,24 @@ fn metered_facts(billing: &Bill, m: &Metered) -> Map<String, Value> {
     f
 }
 
+/// A metered call's money controls (`X-Max-Credits`, `max_credits`, `Idempotency-Key`; issue
+/// 24), and the body its route parses (without `max_credits`).
+pub fn controls(req: &worker::Request, body: Vec<u8>) -> Result<(CallControls, Vec<u8>), ApiError> {
+    let h = req.headers();
+    CallControls::read(|name| h.get(name).ok().flatten(), &req.path(), body)
+}
+
 /// Runs a product's call for `payer`: admission, then the call and its settlement in
 /// `wait_until`. Returns the client's answer (whole, or a stream of the provider's answer).
-pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerResult {
+/// With a spending cap the hold is narrowed to it first (or the call refused, nothing held);
+/// a retry with a known `Idempotency-Key` gets the first call's answer from admission.
+pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>, controls: CallControls) -> HandlerResult {
     let settings = ctx.settings();
     let (hold, units) = product.hold(&settings.rate);
+    let hold = match controls.cap_mc {
+        Some(cap) => broker_core::spend_cap::cap_plan(hold, units, cap)?,
+        None => hold,
+    };
     let meta = product.meta();
     let store = ctx.store()?;
     let class = product.class();
@@ -128,10 +143,15 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerR
         meta: &meta,
         rate: settings.rate,
         retention: settings.retention(),
+        controls: &controls,
     };
     let (admitted, billing) = match payer.admit(&store, &facts).await {
         Ok(a) => a,
-        Err(Refused { error, release }) => {
+        Err(Refused { replay: Some(r), .. }) => {
+            ctx.fact("idempotent_replay_of", r.request_id.clone());
+            return Ok(http::bytes(r.answer.status, &r.answer.content_type, r.answer.body.clone(), &r.headers()));
+        }
+        Err(Refused { error, release, .. }) => {
             if let Some(release) = release {
                 ctx.wait_until(settle(store, release, log));
             }
@@ -158,6 +178,7 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>) -> HandlerR
         deadline_ms: settings.client_gone_deadline_ms,
         retention: settings.retention(),
         log,
+        keep_answer: controls.idempotency.is_some(),
     };
     let stream_credit_headers = call.billing.pending_headers();
     let (tx, rx) = oneshot::channel();
@@ -200,6 +221,8 @@ struct Call {
     deadline_ms: u64,
     retention: Retention,
     log: CallLog,
+    /// The call has an `Idempotency-Key`: a whole answer is kept for its replays.
+    keep_answer: bool,
 }
 
 /// The streaming client's side: a JS `ReadableStream` whose controller the pump enqueues into.
@@ -382,7 +405,7 @@ fn now_ms() -> u64 {
 
 impl Call {
     async fn run(self, answer: oneshot::Sender<Answer>) {
-        let Call { upstream, granted, product, billing, store, head_ms, idle_ms, deadline_ms, retention, log } = self;
+        let Call { upstream, granted, product, billing, store, head_ms, idle_ms, deadline_ms, retention, log, keep_answer } = self;
         let released = |why: &str| billing.release(why, now_ms(), retention);
         let started = now_ms();
         let sent = match fetch::send(&upstream, head_ms).await {
@@ -432,6 +455,8 @@ impl Call {
         // A whole answer comes right after its head: one read of all of it (a read per piece
         // costs a promise each), bounded by the idle timeout.
         let whole = meter.whole_body() && matches!(response.body(), worker::ResponseBody::Stream(_));
+        // Pieces read from the provider (CPU goes per piece: the bench divides by it).
+        let mut reads: u64 = 0;
         let end = match if whole { None } else { Body::of(&mut response) } {
             None if !whole => End::Complete,
             None => {
@@ -469,6 +494,7 @@ impl Call {
                     }
                     match next_chunk(&mut body, &mut timer).await {
                         Next::Chunk(n) => {
+                            reads += 1;
                             last_byte_at = now_ms();
                             let out = meter.push(&body.buf[..n]);
                             if let (Some(head), false) = (&streaming, out.is_empty()) {
@@ -525,6 +551,7 @@ impl Call {
             _ => {}
         }
         let mut log = log;
+        log.fields.insert("provider_reads".into(), reads.into());
         if let Some(m) = &finish.metered {
             log.fields.extend(metered_facts(&billing, m));
             let charge = billing.charge(m.cost_pico_usd);
@@ -539,14 +566,21 @@ impl Call {
                 log.line(Level::Warn, "high_cost", fields! {"cost_usd" => m.cost_pico_usd as f64 / 1e12, "threshold_usd" => log.high_cost_usd_micro as f64 / 1e6});
             }
         }
+        let mut kept: Option<StoredAnswer> = None;
         if let Some(a) = answer.take() {
             let mut facts = fields! {"upstream_ms" => upstream_ms};
             if let Some(m) = &finish.metered {
                 facts.extend(metered_facts(&billing, m));
             }
+            // A whole answer of at most 256 KiB is kept for the replays of its Idempotency-Key.
+            if let (true, Ok(w)) = (keep_answer, &finish.answer) {
+                if w.body.len() <= MAX_STORED_BODY {
+                    kept = Some(StoredAnswer { status: w.status, content_type: w.content_type.clone(), headers: w.headers.clone(), body: w.body.clone() });
+                }
+            }
             let _ = a.send(Answer::Whole(finish.answer, facts));
         }
-        let settlement = match finish.metered {
+        let mut settlement = match finish.metered {
             Some(mut m) => {
                 if let Some(n) = client_note {
                     m.note = Some(m.note.map_or(n.to_string(), |x| format!("{x}; {n}")));
@@ -555,6 +589,9 @@ impl Call {
             }
             None => released("the provider served nothing billable"),
         };
+        if let (Some(k), Closing::Credits(s)) = (&kept, &mut settlement) {
+            s.idempotency.keep(k);
+        }
         settle(store, settlement, log).await;
     }
 }

@@ -26,7 +26,10 @@ pub async fn quote(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let meta = product.meta();
     let prices = catalogue(ctx).into_iter().find(|m| m["provider"] == meta.provider.as_str() && m["model"] == meta.model.as_str());
     let (balance, from_key) = q.balance_mc.map_or((k.balance_mc, true), |b| (b, false));
-    Ok(json(200, &quote::quote_json(&q, &meta, &plan, units, balance, from_key, prices), &[]))
+    // The cap as the call would have it: `X-Max-Credits`, the quote's or the body's `max_credits`.
+    let header = broker_core::spend_cap::parse_header(req.headers().get(broker_core::spend_cap::HEADER).ok().flatten().as_deref())?;
+    let cap = broker_core::spend_cap::combine(header, q.cap_mc);
+    Ok(json(200, &quote::quote_json(&q, &meta, &plan, units, balance, from_key, prices, cap), &[]))
 }
 
 fn product(ctx: &Ctx, req: &Request, q: &QuoteRequest) -> Result<Box<dyn Product>, ApiError> {

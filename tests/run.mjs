@@ -26,6 +26,7 @@ const WEIGHT = {
   dev: 7, operations: 7, "mock-providers": 6, "chat-agents": 5, portal: 4, "security-paths": 4,
   "payments-takeback": 4, openapi: 3, "zz-redis-down": 3, "upstash-front": 2, checkout: 2, rapidapi: 1,
   "mock-agents": 1,
+  "money-controls-sdk": 3,
   subkeys: 7, "portal-keys": 14,
 };
 const DEFAULT_SECS = 6;

@@ -1,7 +1,8 @@
--- admit_v5: the one blocking Redis round trip of a metered call.
+-- admit_v6: the one blocking Redis round trip of a metered call.
 -- Validates the key, applies the sliding-window rate limit of its plan and the route's class,
 -- and reserves the worst-case cost: the hold moves from `balance` (spendable) to `held` and is
--- recorded under the request id with the call's ledger fields, for settle_v5 and the sweeper.
+-- recorded under the request id with the call's ledger fields, for settle_v6 and the sweeper.
+-- v5 (issue 24): the `Idempotency-Key` check and claim, in its own blocks below.
 -- Every hold is computed in Rust (broker_core::metering::HoldPlan::ladder): the script only
 -- picks the first rung the balance covers and compares integers; its only arithmetic is a
 -- sub-key's cap room (cap − spent − held, integers far below 2^53).
@@ -14,13 +15,16 @@
 --       7 anon_window_ms, 8 plan limits "plan:limit:window_ms,...", 9 the hold ladder
 --       "hold_mc:units,..." (dearest first; one rung when the hold is fixed), 10 the call's
 --       ledger fields (JSON fragment), 11 its analytics label (`<provider>/<model>`),
---       12 today (YYYY-MM-DD, UTC: a sub-key's day and month caps)
+--       12 the Idempotency-Key's SHA-256 ('' without one), 13 the call's fingerprint (SHA-256
+--       of route and body), 14 the key record's lifetime (s), 15 today (YYYY-MM-DD, UTC: a
+--       sub-key's day and month caps)
 --
--- v5 (issue 25): a sub-key (a key record with `parent`) is admitted on its account's balance,
+-- v6 (issue 25): a sub-key (a key record with `parent`) is admitted on its account's balance,
 -- within its own caps, models and plan; see the sub-key block below (broker_core::subkeys).
 local key_hash, now, rid, route, ip = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local anon_limit, anon_window = tonumber(ARGV[6]), tonumber(ARGV[7])
-local ladder, meta, label, today = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local ladder, meta, label = ARGV[9], ARGV[10], ARGV[11]
+local idem, idem_fp, idem_ttl, today = ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 
 local function anonymous(reason)
   local zkey = 'abk:rl:ip:' .. ip
@@ -39,6 +43,22 @@ local rec = redis.call('HMGET', kkey, 'status', 'plan', 'balance', 'parent')
 if not rec[1] then return anonymous('unknown') end
 if rec[1] ~= 'active' then return anonymous(rec[1]) end
 local plan, balance = rec[2], tonumber(rec[3]) or 0
+
+-- Idempotency-Key (issue 24): check. ---------------------------------------------------------
+-- Before the rate limit and the hold: a retry of a known call never runs, holds or counts.
+-- Records: broker_core::idempotency (`fp`, `rid`; `charged` once closed; `answer` when kept).
+-- A sub-key's records are its own (`id` is the calling key's here).
+local ikey
+if idem ~= '' then
+  ikey = 'abk:idem:' .. id .. ':' .. idem
+  local r = redis.call('HMGET', ikey, 'fp', 'rid', 'charged', 'answer')
+  if r[1] then
+    if r[1] ~= idem_fp then return {'idem_reused', r[2]} end
+    if not r[3] then return {'idem_busy', r[2]} end
+    return {'idem_done', r[2], r[3], r[4] or ''}
+  end
+end
+-- ---------------------------------------------------------------------------------------------
 
 local function plan_limit(p)
   for name, l, w in string.gmatch(ARGV[8], '([^:,]+):(%d+):(%d+)') do
@@ -101,7 +121,7 @@ for h, u in string.gmatch(ladder, '(%d+):(%d+)') do
   smallest = h
   if not hold and tonumber(h) <= balance and (not room or tonumber(h) <= room) then hold, units = h, u end
 end
-if not smallest then return redis.error_reply('ERR admit_v5: empty hold ladder') end
+if not smallest then return redis.error_reply('ERR admit_v6: empty hold ladder') end
 if not hold then
   if room and tonumber(smallest) > room and room < balance then
     return {'sub_key_cap', smallest, room, room_cap, limit, limit - n, reset}
@@ -115,7 +135,7 @@ redis.call('HINCRBY', kkey, 'held', hold)
 redis.call('HSET', kkey, 'last_used_ms', now)
 if sub then
   record(akey, awin, now, rid)
-  -- The sub-key's open holds count against its caps until settle_v5 moves them to its spend;
+  -- The sub-key's open holds count against its caps until settle_v6 moves them to its spend;
   -- its tag (`"sub_key":…,"sub_key_name":…`) leads the call's ledger fields.
   redis.call('HINCRBY', 'abk:key:' .. sub, 'held', hold)
   redis.call('HSET', 'abk:key:' .. sub, 'last_used_ms', now)
@@ -123,4 +143,13 @@ if sub then
 end
 redis.call('SET', 'abk:hold:' .. rid, id .. '|' .. hold .. '|' .. label .. '|' .. meta)
 redis.call('ZADD', 'abk:open_holds', now, rid)
+
+-- Idempotency-Key (issue 24): claim, only for an admitted call (a refused one leaves the key
+-- unused). settle_v6 closes it through abk:idem_of:<rid>. -----------------------------------
+if ikey then
+  redis.call('HSET', ikey, 'fp', idem_fp, 'rid', rid)
+  redis.call('EXPIRE', ikey, idem_ttl)
+  redis.call('SET', 'abk:idem_of:' .. rid, ikey, 'EX', idem_ttl)
+end
+-- ---------------------------------------------------------------------------------------------
 return {'ok', id, plan, hold, after, units, limit, limit - n - 1, reset, sub or ''}

@@ -1,4 +1,4 @@
--- settle_v5: after a call, charge what it cost and release the rest of its hold, once per
+-- settle_v6: after a call, charge what it cost and release the rest of its hold, once per
 -- request, writing the call's one ledger entry (with the hold it had).
 -- The charge is decided by broker_core::metering::Billing; this script applies it as given. An
 -- exact usage above the hold is charged in full: the balance may become a debt, which
@@ -16,13 +16,32 @@
 --
 -- ARGV: 1 request_id, 2 charge (mc), 3 now_ms, 4 mode (settle|sweep), 5 ledger fields (JSON
 --       fragment), 6 ledger entries kept per key, 7 day (YYYY-MM-DD), 8 units, 9 provider cost
---       (micro-USD), 10 analytics ttl (s)
+--       (micro-USD), 10 analytics ttl (s), 11 the Idempotency-Key record's closing ('' the call
+--       has none, `release`, `done`), 12 the answer kept for replays ('' none)
+-- v5 (issue 24): the closing of the call's Idempotency-Key record, in its own block below.
 --
--- v5 (issue 25): a call made with a sub-key (its ledger fields start with `"sub_key":"<id>"`,
--- put there by admit_v5) moves the sub-key's hold to its spend counters, and its entry is
+-- v6 (issue 25): a call made with a sub-key (its ledger fields start with `"sub_key":"<id>"`,
+-- put there by admit_v6) moves the sub-key's hold to its spend counters, and its entry is
 -- copied to the sub-key's own list (what the sub-key sees on /v1/usage) and its rollups.
 local rid, charge, now, mode, frag, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
 local day, units, cost, ttl = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local idem_close, idem_answer = ARGV[11], ARGV[12]
+
+-- Idempotency-Key (issue 24): close the call's record (broker_core::idempotency), if it has one
+-- and still owns it. Released (not served): removed, so a retry runs. Served: the charge, and
+-- the answer when kept. The sweeper's charge closes it too (`done` with the hold).
+local function close_idem(how, charged)
+  if how == '' then return end
+  local ikey = redis.call('GET', 'abk:idem_of:' .. rid)
+  if not ikey or redis.call('HGET', ikey, 'rid') ~= rid then return end
+  if how == 'release' then
+    redis.call('DEL', ikey, 'abk:idem_of:' .. rid)
+    return
+  end
+  redis.call('HSET', ikey, 'charged', charged)
+  if idem_answer ~= '' then redis.call('HSET', ikey, 'answer', idem_answer) end
+end
+-- ---------------------------------------------------------------------------------------------
 
 -- ---- sub-keys (issue 25) -----------------------------------------------------------------
 local function sub_of(meta)
@@ -60,7 +79,7 @@ if rec then
   local id, hold_s, label, meta = split4(rec)
   local hold = tonumber(hold_s)
   if mode == 'sweep' then charge = hold end
-  if charge < 0 then return redis.error_reply('ERR settle_v5: negative charge') end
+  if charge < 0 then return redis.error_reply('ERR settle_v6: negative charge') end
   local admitted = tonumber(redis.call('ZSCORE', 'abk:open_holds', rid)) or 0
   redis.call('DEL', 'abk:hold:' .. rid)
   redis.call('ZREM', 'abk:open_holds', rid)
@@ -82,6 +101,7 @@ if rec then
   if charge > hold then
     call_stats(day, id, label, {exceeded = 1, exceeded_hold_mc = hold, exceeded_charged_mc = charge}, ttl)
   end
+  close_idem(mode == 'sweep' and 'done' or idem_close, charge)
   if mode == 'sweep' then
     redis.call('SET', 'abk:swept:' .. rid, rec, 'EX', 2592000)
     return {'swept', charge, bal}
@@ -117,6 +137,7 @@ if mode == 'settle' then
     if refund < 0 then
       call_stats(day, id, label, {exceeded = 1, exceeded_hold_mc = tonumber(hold_s), exceeded_charged_mc = charge}, ttl)
     end
+    close_idem(idem_close, charge)
     return {'corrected', refund, bal}
   end
 end

@@ -8,9 +8,10 @@ pub struct CorsOrigins(Vec<String>);
 
 /// Headers a browser client may read from answers.
 pub const EXPOSED: &str = "X-Request-Id, X-Credits-Charged, X-Credits-Remaining, X-Credits-Held, RateLimit, RateLimit-Policy, \
-X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
+X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, Idempotent-Replayed";
 /// Headers a browser client may send (the official SDKs add their `x-stainless-*` and `anthropic-*`).
-const ALLOWED_HEADERS: &[&str] = &["authorization", "content-type", "x-api-key", "accept", "openai-organization", "openai-project"];
+/// `idempotency-key` and `x-max-credits`: the money controls of a call (docs/money-controls.md).
+const ALLOWED_HEADERS: &[&str] = &["authorization", "content-type", "x-api-key", "accept", "openai-organization", "openai-project", "idempotency-key", "x-max-credits"];
 const ALLOWED_PREFIXES: &[&str] = &["x-stainless-", "anthropic-"];
 
 impl CorsOrigins {
@@ -99,6 +100,8 @@ mod tests {
         let allow = h.iter().find(|(k, _)| k == "access-control-allow-headers").unwrap().1.clone();
         assert!(allow.contains("authorization") && allow.contains("x-stainless-os") && allow.contains("anthropic-version"));
         assert!(!allow.contains("x-evil") && !allow.contains("bad header"));
+        assert!(allow.contains("idempotency-key") && allow.contains("x-max-credits"), "the money controls");
+        assert!(EXPOSED.contains("Idempotent-Replayed"));
         assert!(h.contains(&("access-control-allow-origin".into(), "http://localhost:3000".into())));
         assert!(applies_to("/v1/chat") && !applies_to("/admin/keys") && !applies_to("/webhooks/stripe"));
     }

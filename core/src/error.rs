@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// The balance cannot cover the worst case of the call (402).
     InsufficientCredits,
+    /// The call may cost more than the cap its client set (`X-Max-Credits`, `max_credits`) (402).
+    OverMaxCredits,
     /// Authenticated but not allowed, e.g. a plan with no configured limits (403).
     Forbidden,
     /// No such route or resource (404).
@@ -26,6 +28,12 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// Rate limit hit (429); `retry_after_secs` goes into `Retry-After`.
     RateLimited { retry_after_secs: u64 },
+    /// A call with this `Idempotency-Key` is in flight (409, with `Retry-After`).
+    IdempotencyInFlight { retry_after_secs: u64 },
+    /// This `Idempotency-Key` was used by a call whose answer is not kept (409).
+    IdempotencyKeyUsed,
+    /// This `Idempotency-Key` was used with another route or body (422).
+    IdempotencyKeyReused,
     /// The provider failed or answered garbage (502).
     UpstreamError,
     /// Redis or a required secret is unavailable: fail closed (503).
@@ -41,12 +49,14 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest | ErrorKind::UnknownModel => 400,
             ErrorKind::Unauthorized => 401,
-            ErrorKind::InsufficientCredits => 402,
+            ErrorKind::InsufficientCredits | ErrorKind::OverMaxCredits => 402,
             ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::RateLimited { .. } => 429,
+            ErrorKind::IdempotencyInFlight { .. } | ErrorKind::IdempotencyKeyUsed => 409,
+            ErrorKind::IdempotencyKeyReused => 422,
             ErrorKind::UpstreamError => 502,
             ErrorKind::Unavailable => 503,
             ErrorKind::UpstreamTimeout => 504,
@@ -61,6 +71,10 @@ impl ErrorKind {
             ErrorKind::UnknownModel => "unknown_model",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::InsufficientCredits => "insufficient_credits",
+            ErrorKind::OverMaxCredits => "over_max_credits",
+            ErrorKind::IdempotencyInFlight { .. } => "idempotency_in_flight",
+            ErrorKind::IdempotencyKeyUsed => "idempotency_key_used",
+            ErrorKind::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
@@ -120,7 +134,7 @@ impl ApiError {
     /// Every header of the answer: the attached ones, and `Retry-After` for a 429.
     pub fn response_headers(&self) -> Vec<(String, String)> {
         let mut h = self.headers.clone();
-        if let ErrorKind::RateLimited { retry_after_secs } = self.kind {
+        if let ErrorKind::RateLimited { retry_after_secs } | ErrorKind::IdempotencyInFlight { retry_after_secs } = self.kind {
             h.push(("retry-after".into(), retry_after_secs.to_string()));
         }
         h
@@ -220,7 +234,11 @@ fn openai_type(kind: &ErrorKind) -> &'static str {
         | ErrorKind::UnknownModel
         | ErrorKind::NotFound
         | ErrorKind::MethodNotAllowed
-        | ErrorKind::PayloadTooLarge => "invalid_request_error",
+        | ErrorKind::PayloadTooLarge
+        | ErrorKind::OverMaxCredits
+        | ErrorKind::IdempotencyInFlight { .. }
+        | ErrorKind::IdempotencyKeyUsed
+        | ErrorKind::IdempotencyKeyReused => "invalid_request_error",
         ErrorKind::Unauthorized => "authentication_error",
         ErrorKind::Forbidden => "permission_error",
         ErrorKind::InsufficientCredits => "insufficient_quota",
@@ -232,10 +250,12 @@ fn openai_type(kind: &ErrorKind) -> &'static str {
 /// The canonical gRPC code name Google's APIs put in `error.status`.
 fn google_status(kind: &ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::UnknownModel | ErrorKind::MethodNotAllowed | ErrorKind::PayloadTooLarge => "INVALID_ARGUMENT",
+        ErrorKind::InvalidRequest | ErrorKind::UnknownModel | ErrorKind::MethodNotAllowed | ErrorKind::PayloadTooLarge | ErrorKind::IdempotencyKeyReused => "INVALID_ARGUMENT",
         ErrorKind::Unauthorized => "UNAUTHENTICATED",
         ErrorKind::Forbidden => "PERMISSION_DENIED",
-        ErrorKind::InsufficientCredits => "FAILED_PRECONDITION",
+        ErrorKind::InsufficientCredits | ErrorKind::OverMaxCredits => "FAILED_PRECONDITION",
+        ErrorKind::IdempotencyInFlight { .. } => "ABORTED",
+        ErrorKind::IdempotencyKeyUsed => "ALREADY_EXISTS",
         ErrorKind::NotFound => "NOT_FOUND",
         ErrorKind::RateLimited { .. } => "RESOURCE_EXHAUSTED",
         ErrorKind::Unavailable | ErrorKind::UpstreamError => "UNAVAILABLE",
@@ -246,9 +266,13 @@ fn google_status(kind: &ErrorKind) -> &'static str {
 
 fn anthropic_type(kind: &ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::UnknownModel | ErrorKind::MethodNotAllowed => {
-            "invalid_request_error"
-        }
+        ErrorKind::InvalidRequest
+        | ErrorKind::UnknownModel
+        | ErrorKind::MethodNotAllowed
+        | ErrorKind::OverMaxCredits
+        | ErrorKind::IdempotencyInFlight { .. }
+        | ErrorKind::IdempotencyKeyUsed
+        | ErrorKind::IdempotencyKeyReused => "invalid_request_error",
         ErrorKind::Unauthorized => "authentication_error",
         ErrorKind::Forbidden | ErrorKind::InsufficientCredits => "permission_error",
         ErrorKind::NotFound => "not_found_error",
@@ -263,7 +287,7 @@ fn anthropic_type(kind: &ErrorKind) -> &'static str {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorKind; 13] = [
+    const ALL: [ErrorKind; 17] = [
         ErrorKind::InvalidRequest,
         ErrorKind::UnknownModel,
         ErrorKind::Unauthorized,
@@ -273,6 +297,10 @@ mod tests {
         ErrorKind::MethodNotAllowed,
         ErrorKind::PayloadTooLarge,
         ErrorKind::RateLimited { retry_after_secs: 1 },
+        ErrorKind::OverMaxCredits,
+        ErrorKind::IdempotencyInFlight { retry_after_secs: 1 },
+        ErrorKind::IdempotencyKeyUsed,
+        ErrorKind::IdempotencyKeyReused,
         ErrorKind::UpstreamError,
         ErrorKind::Unavailable,
         ErrorKind::UpstreamTimeout,
@@ -281,11 +309,12 @@ mod tests {
 
     #[test]
     fn the_statuses_are_the_designs_and_agree_with_googles_code_mapping() {
-        // DESIGN.md §2: the statuses of the request path (and 500 for a bug).
+        // DESIGN.md §2: the statuses of the request path (and 500 for a bug), with issue 24's
+        // 409 and 422 of `Idempotency-Key`.
         let mut statuses: Vec<u16> = ALL.iter().map(ErrorKind::status).collect();
         statuses.sort_unstable();
         statuses.dedup();
-        assert_eq!(statuses, [400, 401, 402, 403, 404, 405, 413, 429, 500, 502, 503, 504]);
+        assert_eq!(statuses, [400, 401, 402, 403, 404, 405, 409, 413, 422, 429, 500, 502, 503, 504]);
         // google/rpc/code.proto's "HTTP Mapping" of each code, restated: a client that retries
         // on 5xx (or gives up on 4xx) decides the same from either field.
         let google_http = |code: &str| match code {
@@ -293,6 +322,7 @@ mod tests {
             "UNAUTHENTICATED" => 401,
             "PERMISSION_DENIED" => 403,
             "NOT_FOUND" => 404,
+            "ABORTED" | "ALREADY_EXISTS" => 409,
             "RESOURCE_EXHAUSTED" => 429,
             "INTERNAL" => 500,
             "UNAVAILABLE" => 503,
@@ -306,7 +336,7 @@ mod tests {
             assert_eq!(status / 100, mapped / 100, "{kind:?}: {status} against Google's {mapped}");
             // Where the gateway departs from Google's number, it is for a status Google has no code of.
             if status != mapped {
-                assert!([402, 405, 413, 502].contains(&status), "{kind:?}");
+                assert!([402, 405, 413, 422, 502].contains(&status), "{kind:?}");
             }
         }
     }

@@ -21,6 +21,7 @@
 //!    The rules and their table: `docs/billing.md`.
 
 use crate::error::{ApiError, ErrorKind};
+use crate::idempotency::{self, Claim};
 use crate::money::{credits_json, credits_string, CreditRate};
 use crate::provider::Provider;
 use crate::ratelimit::{RateLimits, RateState};
@@ -138,12 +139,14 @@ pub struct Admission<'a> {
     /// The output cap when the hold is fixed (sent back as the granted count).
     pub units: u64,
     pub meta: &'a CallMeta,
+    /// The call's `Idempotency-Key` claim, checked and claimed in the same script (issue 24).
+    pub idempotency: Option<&'a Claim>,
 }
 
 impl Admission<'_> {
     pub fn argv(&self) -> Vec<String> {
         let ladder: Vec<String> = self.hold.ladder(self.units).iter().map(|(h, u)| format!("{h}:{u}")).collect();
-        vec![
+        let mut argv = vec![
             self.key_hash.clone(),
             self.now_ms.to_string(),
             self.request_id.to_string(),
@@ -155,8 +158,10 @@ impl Admission<'_> {
             ladder.join(","),
             self.meta.fragment(),
             self.meta.label(),
-            crate::pricing::utc_date(self.now_ms),
-        ]
+        ];
+        argv.extend(Claim::argv(self.idempotency));
+        argv.push(crate::pricing::utc_date(self.now_ms));
+        argv
     }
 }
 
@@ -198,6 +203,7 @@ impl Admitted {
                 )
                 .with_headers(rate.headers(class)))
             }
+            AdmitReply::Idempotent(found) => Err(found.error()),
             AdmitReply::NoPlan { plan } => Err(ApiError::new(ErrorKind::Forbidden, format!("the key's plan `{plan}` has no configured limits for this route"))),
             AdmitReply::Insufficient { needed_mc, balance_mc, rate } => Err(ApiError::new(
                 ErrorKind::InsufficientCredits,
@@ -279,6 +285,10 @@ pub struct Billing {
     pub hold_mc: i64,
     pub balance_after_hold_mc: i64,
     pub price_table: &'static str,
+    /// The client's spending cap (`X-Max-Credits`): the charge never goes above it.
+    pub cap_mc: Option<i64>,
+    /// Whether the call carries an `Idempotency-Key` (its settlement closes the key's record).
+    pub idempotent: bool,
 }
 
 /// The charge of a settled call, as the client is told and the ledger records.
@@ -300,13 +310,38 @@ impl Billing {
             hold_mc: admitted.hold_mc,
             balance_after_hold_mc: admitted.balance_after_mc,
             price_table: crate::pricing::table_version(),
+            cap_mc: None,
+            idempotent: false,
+        }
+    }
+
+    /// The call's controls (issue 24): its spending cap, and whether it has an idempotency key.
+    pub fn with_controls(mut self, cap_mc: Option<i64>, idempotent: bool) -> Billing {
+        self.cap_mc = cap_mc;
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// What the usage came to before the cap, rounded up once.
+    fn uncapped_mc(&self, cost_pico_usd: u128) -> i64 {
+        self.rate.millicredits_for_pico_usd(cost_pico_usd).max(0)
+    }
+
+    /// How a served call closes its idempotency record.
+    fn served(&self) -> idempotency::Close {
+        if self.idempotent {
+            idempotency::Close::Done { answer: None }
+        } else {
+            idempotency::Close::Nothing
         }
     }
 
     /// The charge for a metered cost: the cost in credits, rounded up once, in full even above
-    /// the hold (the provider billed it; the hold only decided admission).
+    /// the hold (the provider billed it; the hold only decided admission), but never above the
+    /// client's cap (`X-Max-Credits`: the client's word is the limit of what it pays).
     pub fn charge(&self, cost_pico_usd: u128) -> Charge {
-        let charged = self.rate.millicredits_for_pico_usd(cost_pico_usd).max(0);
+        let uncapped = self.uncapped_mc(cost_pico_usd);
+        let charged = self.cap_mc.map_or(uncapped, |cap| uncapped.min(cap));
         Charge { charged_mc: charged, remaining_mc: self.balance_after_hold_mc + self.hold_mc - charged, over_hold_mc: (charged - self.hold_mc).max(0) }
     }
 
@@ -355,6 +390,11 @@ impl Billing {
                 credits_string(self.hold_mc)
             ));
         }
+        let uncapped = self.uncapped_mc(m.cost_pico_usd);
+        if let Some(cap) = self.cap_mc.filter(|cap| uncapped > *cap) {
+            fields.push(("max_credits", json!({ "max_mc": cap, "usage_mc": uncapped })));
+            notes.push(format!("usage came to {} credits, above the call's cap of {}: charged the cap", credits_string(uncapped), credits_string(cap)));
+        }
         if !notes.is_empty() {
             fields.push(("note", json!(notes.join("; "))));
         }
@@ -367,6 +407,7 @@ impl Billing {
             units: m.units.count(),
             cost_usd_micro: micro_usd(m.cost_pico_usd),
             retention,
+            idempotency: self.served(),
         }
     }
 
@@ -384,6 +425,7 @@ impl Billing {
             units: 0,
             cost_usd_micro: 0,
             retention,
+            idempotency: self.served(),
         }
     }
 
@@ -398,6 +440,8 @@ impl Billing {
             units: 0,
             cost_usd_micro: 0,
             retention,
+            // Not served: an idempotency key the call claimed can be used again.
+            idempotency: idempotency::Close::Release,
         }
     }
 }
@@ -429,6 +473,8 @@ pub struct Settlement {
     pub units: u64,
     pub cost_usd_micro: u64,
     pub retention: Retention,
+    /// What becomes of the call's `Idempotency-Key` record (the sweeper's finds it by itself).
+    pub idempotency: idempotency::Close,
 }
 
 impl Settlement {
@@ -444,6 +490,7 @@ impl Settlement {
             units: 0,
             cost_usd_micro: 0,
             retention,
+            idempotency: idempotency::Close::Nothing,
         }
     }
 
@@ -453,7 +500,9 @@ impl Settlement {
             SettleMode::Sweep => "sweep",
         };
         let [day, keep, ttl] = self.retention.argv(self.now_ms);
-        vec![self.request_id.clone(), self.charge_mc.to_string(), self.now_ms.to_string(), mode.to_string(), self.fragment.clone(), keep, day, self.units.to_string(), self.cost_usd_micro.to_string(), ttl]
+        let mut argv = vec![self.request_id.clone(), self.charge_mc.to_string(), self.now_ms.to_string(), mode.to_string(), self.fragment.clone(), keep, day, self.units.to_string(), self.cost_usd_micro.to_string(), ttl];
+        argv.extend(self.idempotency.argv());
+        argv
     }
 }
 
@@ -502,7 +551,29 @@ mod tests {
         assert!(entry["note"].as_str().unwrap().contains("usage not reported"));
         assert!(entry["note"].as_str().unwrap().contains("usage came to 0.18 credits, 0.08 more than the hold of 0.1: charged in full"), "{}", entry["note"]);
         assert_eq!(entry["hold_exceeded"], json!({"hold_mc": 100, "charged_mc": 180, "over_mc": 80}));
-        assert_eq!(argv[5..], ["10000".to_string(), "1970-01-01".into(), "12".into(), "1000".into(), "86400".into()]);
+        assert_eq!(argv[5..], ["10000".to_string(), "1970-01-01".into(), "12".into(), "1000".into(), "86400".into(), String::new(), String::new()]);
+    }
+
+    #[test]
+    fn with_a_cap_the_charge_never_exceeds_it_even_above_a_wrong_bound() {
+        let b = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900)).with_controls(Some(150), true);
+        // $0.0001 → 18 mc: under the cap, charged as is.
+        assert_eq!(b.charge(100_000_000).charged_mc, 18);
+        // $0.001 → 180 mc, above the hold of 100 and the cap of 150: the cap.
+        assert_eq!(b.charge(1_000_000_000), Charge { charged_mc: 150, remaining_mc: 850, over_hold_mc: 50 });
+        let m = Metered::exact(1_000_000_000, Units::Tokens(Usage { input: 5, output: 7, ..Usage::default() }));
+        let s = b.settle(&m, 42, RETAIN);
+        assert_eq!(s.charge_mc, 150);
+        let entry: Value = serde_json::from_str(&format!("{{{}}}", s.fragment)).unwrap();
+        assert_eq!(entry["max_credits"], json!({"max_mc": 150, "usage_mc": 180}));
+        assert!(entry["note"].as_str().unwrap().contains("above the call's cap of 0.15: charged the cap"), "{}", entry["note"]);
+        // The idempotency record is closed as served; a release frees it; no key, nothing.
+        assert_eq!(s.argv()[10..], ["done".to_string(), String::new()]);
+        assert_eq!(Billing::release("req_1", "x", 1, RETAIN).argv()[10], "release");
+        let plain = Billing::new("req_1", CreditRate::default_rate(), &admitted(100, 900));
+        assert_eq!(plain.charge(1_000_000_000).charged_mc, 180, "no cap: in full");
+        assert_eq!(plain.settle(&m, 42, RETAIN).argv()[10], "");
+        assert_eq!(b.charge_hold("x", 1, RETAIN).argv()[10], "done");
     }
 
     /// Each `local name = ARGV[n]` of a script's header, and each `ARGV[n]` it reads in place
@@ -532,7 +603,7 @@ mod tests {
         // mc = 108,000 micro-mc. Its 16,384-token cap: ⌈1,769.472⌉ = 1,770 mc; the next rung,
         // 16,384 − 2,048 = 14,336 tokens: ⌈1,548.288⌉ = 1,549 mc; the last, 1 token: 1 mc.
         let flexible = HoldPlan { fixed_mc: 30, flexible: Some(FlexibleOutput { per_unit_micro_mc: 108_000, max_units: 16_384, min_units: 1 }) };
-        let a = Admission { key_hash: "h".into(), now_ms: 7, request_id: "req_9", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: flexible, units: 0, meta: &meta };
+        let a = Admission { key_hash: "h".into(), now_ms: 7, request_id: "req_9", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: flexible, units: 0, meta: &meta, idempotency: None };
         let argv = a.argv();
         let expected = [
             ("key_hash", "h"),
@@ -544,6 +615,9 @@ mod tests {
             ("anon_window", "900000"),
             ("plan_limits", "pro:100:3600000"),
             ("label", "openai/gpt-4o-mini"),
+            ("idem", ""),
+            ("idem_fp", ""),
+            ("idem_ttl", ""),
             ("today", "1970-01-01"),
         ];
         let read = argv_positions(crate::scripts::ADMIT.source);

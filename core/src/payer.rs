@@ -10,7 +10,9 @@
 //! answers say about the payment), and closes the call with the [`Closing`] the bill gives.
 //! Only this module tells the kinds apart; `metering` is about credits only.
 
+use crate::controls::CallControls;
 use crate::error::{ApiError, ErrorKind};
+use crate::idempotency::Replay;
 use crate::metering::{Admission, Admitted, Billing, CallMeta, Charge, HoldPlan, Metered, Settlement};
 use crate::money::{credits_json, credits_string, CreditRate};
 use crate::rapidapi::{self, RapidAdmission, RapidCall, RapidSettlement};
@@ -42,6 +44,8 @@ pub struct CallFacts<'a> {
     pub meta: &'a CallMeta,
     pub rate: CreditRate,
     pub retention: Retention,
+    /// The client's spending cap and idempotency key (issue 24); `hold` is already capped.
+    pub controls: &'a CallControls,
 }
 
 /// A refused admission: the error the client sees, and, when the store's answer was lost (the
@@ -50,6 +54,9 @@ pub struct CallFacts<'a> {
 pub struct Refused {
     pub error: ApiError,
     pub release: Option<Closing>,
+    /// A retry with a known `Idempotency-Key`: the first call's answer, given back instead of
+    /// `error` (nothing run, held or charged).
+    pub replay: Option<Replay>,
 }
 
 impl Payer {
@@ -68,23 +75,30 @@ impl Payer {
                     hold: c.hold,
                     units: c.units,
                     meta: c.meta,
+                    idempotency: c.controls.idempotency.as_ref(),
                 };
-                match store.admit(&admission).await {
-                    Ok(admitted) => {
-                        let bill = Bill::from(Billing::new(c.request_id, c.rate, &admitted));
-                        Ok((admitted, bill))
+                match store.admit_call(&admission).await {
+                    Ok(Ok(admitted)) => {
+                        let billing = Billing::new(c.request_id, c.rate, &admitted).with_controls(c.controls.cap_mc, c.controls.idempotency.is_some());
+                        Ok((admitted, Bill::from(billing)))
+                    }
+                    Ok(Err(replay)) => {
+                        let error = ApiError::internal("a replay is an answer");
+                        Err(Refused { error, release: None, replay: Some(replay) })
                     }
                     Err(error) => {
-                        // The script may have run and its answer got lost: release whatever it held.
+                        // The script may have run and its answer got lost: release whatever it held
+                        // (and the idempotency key it may have claimed).
                         let lost = error.kind == ErrorKind::Unavailable;
                         let release = lost.then(|| Closing::Credits(Billing::release(c.request_id, "the admission's answer was lost", c.now_ms, c.retention)));
-                        Err(Refused { error, release })
+                        Err(Refused { error, release, replay: None })
                     }
                 }
             }
             Payer::RapidApi { user, subscription, rate_plan } => {
+                c.controls.check_rapidapi().map_err(|error| Refused { error, release: None, replay: None })?;
                 let admission = RapidAdmission { user: &user, now_ms: c.now_ms, request_id: c.request_id, class: c.class, plan: &rate_plan, limits: c.limits };
-                let rate = store.rapid_admit(&admission).await.map_err(|error| Refused { error, release: None })?;
+                let rate = store.rapid_admit(&admission).await.map_err(|error| Refused { error, release: None, replay: None })?;
                 let admitted = rapidapi::admitted(rate, &user, &rate_plan, c.class, c.hold, c.units);
                 let call = RapidCall { user, subscription, label: c.meta.label() };
                 Ok((admitted, Bill { request_id: c.request_id.to_string(), account: Account::RapidApi(call) }))

@@ -93,7 +93,7 @@ impl Store for Lost {
 fn a_lost_admission_answer_releases_what_a_key_may_have_held_and_fails_closed() {
     let limits = RateLimits::parse("free:ai=10/3600, anonymous=5/900").unwrap_or_else(|e| panic!("{e}"));
     let meta = CallMeta { provider: Provider::OpenAi, model: "gpt-4o-mini".into(), product: "chat" };
-    let facts = CallFacts { now_ms: 7, request_id: "req_lost", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: HoldPlan::fixed(200, 500).0, units: 500, meta: &meta, rate: CreditRate::default_rate(), retention: RETAIN };
+    let facts = CallFacts { now_ms: 7, request_id: "req_lost", class: "ai", client_ip: "203.0.113.1", limits: &limits, hold: HoldPlan::fixed(200, 500).0, units: 500, meta: &meta, rate: CreditRate::default_rate(), retention: RETAIN, controls: &Default::default() };
     let Err(refused) = pollster::block_on(Payer::Key("sk-test".into()).admit(&Lost, &facts)) else { panic!("admitted without a store") };
     assert_eq!(refused.error.status(), 503);
     let Some(Closing::Credits(release)) = refused.release else { panic!("no release scheduled") };

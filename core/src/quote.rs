@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::metering::{CallMeta, HoldPlan};
 use crate::money::{credits_json, parse_credits};
 use crate::routes::{self, Endpoint};
+use crate::spend_cap;
 use serde_json::{json, Value};
 
 /// A quote request: the metered route, the call's body, and an optional balance to quote for.
@@ -20,6 +21,9 @@ pub struct QuoteRequest {
     pub body: Vec<u8>,
     /// `balance` (credits): quote for this balance instead of the key's.
     pub balance_mc: Option<i64>,
+    /// The call's spending cap given in the quote (`max_credits`, or the call body's own
+    /// `max_credits`, taken out of `body` as the route would): the smaller of the two.
+    pub cap_mc: Option<i64>,
 }
 
 impl QuoteRequest {
@@ -56,14 +60,34 @@ pub fn parse(body: &[u8]) -> Result<QuoteRequest, ApiError> {
         },
     };
     let body = serde_json::to_vec(call).map_err(|e| ApiError::invalid(format!("`body`: {e}")))?;
-    Ok(QuoteRequest { endpoint: resolved.endpoint, params: resolved.params, route: path.to_string(), body, balance_mc })
+    let quoted_cap = match obj.get(spend_cap::FIELD) {
+        None | Some(Value::Null) => None,
+        Some(v) => spend_cap::take_field(&serde_json::to_vec(&json!({ spend_cap::FIELD: v })).unwrap_or_default())?.0,
+    };
+    let (body_cap, stripped) = spend_cap::take_field(&body)?;
+    let cap_mc = spend_cap::combine(quoted_cap, body_cap);
+    Ok(QuoteRequest { endpoint: resolved.endpoint, params: resolved.params, route: path.to_string(), body: stripped.unwrap_or(body), balance_mc, cap_mc })
 }
 
 /// The quote: the ladder admission chooses from and its choice at `balance_mc`. `prices` is the
-/// model's entry of `/v1/models` (credits per unit), when it has one.
-pub fn quote_json(q: &QuoteRequest, meta: &CallMeta, plan: &HoldPlan, units: u64, balance_mc: i64, from_key: bool, prices: Option<Value>) -> Value {
+/// model's entry of `/v1/models` (credits per unit), when it has one. With a spending cap
+/// (`cap_mc`) the ladder is the capped one admission gets; a call its cap refuses is quoted
+/// `admitted: false` with `refusal: "over_max_credits"` (the call's 402).
+#[allow(clippy::too_many_arguments)]
+pub fn quote_json(q: &QuoteRequest, meta: &CallMeta, plan: &HoldPlan, units: u64, balance_mc: i64, from_key: bool, prices: Option<Value>, cap_mc: Option<i64>) -> Value {
+    let capped = cap_mc.map(|cap| spend_cap::cap_plan(*plan, units, cap));
+    let over_cap = matches!(capped, Some(Err(_)));
+    let plan = match capped {
+        Some(Ok(p)) => p,
+        _ => *plan,
+    };
     let ladder = plan.ladder(units);
-    let chosen = ladder.iter().find(|(h, _)| *h <= balance_mc).copied();
+    let chosen = ladder.iter().find(|(h, _)| *h <= balance_mc).copied().filter(|_| !over_cap);
+    let refusal = match chosen {
+        Some(_) => None,
+        None if over_cap => Some("over_max_credits"),
+        None => Some("insufficient_credits"),
+    };
     let (max_hold, max_units) = ladder.first().copied().unwrap_or((plan.fixed_mc, units));
     let min_hold = ladder.last().map_or(plan.fixed_mc, |(h, _)| *h);
     json!({
@@ -85,6 +109,9 @@ pub fn quote_json(q: &QuoteRequest, meta: &CallMeta, plan: &HoldPlan, units: u64
         "balance_credits": credits_json(balance_mc),
         "balance_mc": balance_mc,
         "balance_from": if from_key { "key" } else { "request" },
+        "max_credits": cap_mc.map(credits_json),
+        "max_credits_mc": cap_mc,
+        "refusal": refusal,
         "prices": prices,
     })
 }
@@ -110,12 +137,29 @@ mod tests {
         let meta = CallMeta { provider: Provider::OpenAi, model: "m".into(), product: "chat" };
         let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_micro_mc: 1_000_000, max_units: 800, min_units: 1 }) };
         let ladder = plan.ladder(0);
-        let rich = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None);
+        let rich = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, None);
         assert_eq!((rich["hold_mc"].as_i64(), rich["output_cap"].as_u64()), (Some(ladder[0].0), Some(800)));
         let (h, u) = ladder[3];
-        let poor = quote_json(&q, &meta, &plan, 0, h, false, None);
+        let poor = quote_json(&q, &meta, &plan, 0, h, false, None, None);
         assert_eq!((poor["hold_mc"].as_i64(), poor["output_cap"].as_u64(), poor["balance_from"].as_str()), (Some(h), Some(u), Some("request")));
-        let broke = quote_json(&q, &meta, &plan, 0, 0, true, None);
+        let broke = quote_json(&q, &meta, &plan, 0, 0, true, None, None);
         assert_eq!((broke["admitted"].as_bool(), broke["hold_mc"].is_null(), broke["min_hold_mc"].as_i64()), (Some(false), true, ladder.last().map(|r| r.0)));
+        assert_eq!(broke["refusal"], "insufficient_credits");
+        // A cap: the capped ladder's top (100 mc + ⌊(300 − 100) mc ÷ 1 mc⌋ = 200 tokens), as admission gets it.
+        let capped = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, Some(300));
+        assert_eq!((capped["hold_mc"].as_i64(), capped["output_cap"].as_u64(), capped["max_hold_mc"].as_i64(), capped["max_credits"].as_f64()), (Some(300), Some(200), Some(300), Some(0.3)));
+        assert_eq!(capped["hold_mc"].as_i64(), Some(crate::spend_cap::cap_plan(plan, 0, 300).unwrap().ladder(0)[0].0));
+        let refused = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, Some(100));
+        assert_eq!((refused["admitted"].as_bool(), refused["refusal"].as_str()), (Some(false), Some("over_max_credits")));
+    }
+
+    #[test]
+    fn the_cap_comes_from_the_quote_or_the_calls_body_which_loses_the_field() {
+        let q = parse(br#"{"route":"/v1/chat","body":{"model":"m","max_credits":2},"max_credits":"0.5"}"#).unwrap();
+        assert_eq!(q.cap_mc, Some(500));
+        assert_eq!(serde_json::from_slice::<Value>(&q.body).unwrap(), json!({"model": "m"}));
+        assert_eq!(parse(br#"{"route":"/v1/chat","body":{"max_credits":2}}"#).unwrap().cap_mc, Some(2000));
+        assert_eq!(parse(br#"{"route":"/v1/chat","body":{}}"#).unwrap().cap_mc, None);
+        assert_eq!(parse(br#"{"route":"/v1/chat","body":{},"max_credits":0}"#).unwrap_err().status(), 400);
     }
 }

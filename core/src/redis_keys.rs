@@ -12,6 +12,8 @@
 //! | `abk:rl:rapid:<user>:<class>` | zset | sliding window of a RapidAPI user's calls in a route class |
 //! | `abk:hold:<request id>` | string | an open call: `<key id>|<hold mc>|<ledger fields>` |
 //! | `abk:open_holds` | zset | open calls by admission time (the sweeper's work list) |
+//! | `abk:idem:<key id>:<sha256 of the Idempotency-Key>` | hash | a call's idempotency record (24 h): `fp`, `rid`; `charged` once closed, `answer` when kept (`idempotency.rs`) |
+//! | `abk:idem_of:<request id>` | string | the idempotency record of a call (24 h), for its settlement and the sweeper |
 //! | `abk:swept:<request id>` | string | a call the sweeper charged (30 days): a late settlement corrects it |
 //! | `abk:dedupe:stripe:event:<id>` | string | a Stripe event already handled (90 days) |
 //! | `abk:dedupe:stripe:session:<id>` | string | a checkout session already credited |
@@ -89,6 +91,14 @@ pub fn stripe_pending_disputes(payment_intent: &str) -> String {
 /// Webhook deliveries of `source` from a client address (its `ratelimit::address_bucket`).
 pub fn webhook_attempts(source: &str, ip: &str) -> String {
     format!("abk:rl:webhook:{source}:{ip}")
+}
+/// A call's `Idempotency-Key` record: the key's id and the SHA-256 of the header (issue 24).
+pub fn idempotency(key_id: &str, header_hash: &str) -> String {
+    format!("abk:idem:{key_id}:{header_hash}")
+}
+/// The idempotency record of a call, by its request id.
+pub fn idempotency_of(request_id: &str) -> String {
+    format!("abk:idem_of:{request_id}")
 }
 /// A key of the original product (`user:<key>:credits`) already imported.
 pub fn legacy_import(key_hash: &str) -> String {
@@ -185,6 +195,8 @@ mod tests {
         assert_eq!(admin_failures("203.0.113.7"), "abk:adminfail:203.0.113.7");
         assert_eq!(legacy_import("ab12"), "abk:dedupe:import:ab12");
         assert_eq!(stats_payments("2026-11-27"), "abk:stats:2026-11-27:payments");
+        assert_eq!(idempotency("key_1", "ab12"), "abk:idem:key_1:ab12");
+        assert_eq!(idempotency_of("req_1"), "abk:idem_of:req_1");
         // The call rollups, as lib_v2.lua's call_stats and rapid_v1.lua write them.
         assert_eq!(stats_calls("2026-11-27", &StatsScope::All), "abk:stats:2026-11-27");
         assert_eq!(stats_calls("2026-11-27", &StatsScope::Key("key_1".into())), "abk:stats:2026-11-27:key_1");

@@ -3,6 +3,7 @@
 //! Each script's arguments are built by one type (see each script's header for its owner).
 
 use crate::error::ApiError;
+use crate::idempotency::{Found, StoredAnswer};
 use crate::ratelimit::RateState;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
@@ -97,6 +98,8 @@ pub enum AdmitReply {
     SubKeyCap { needed_mc: i64, room_mc: i64, cap: String, rate: RateState },
     /// A sub-key whose allowed models do not include `model` (`<provider>/<model>`).
     ModelNotAllowed { model: String },
+    /// The call's `Idempotency-Key` is known: it is not run (issue 24).
+    Idempotent(Found),
 }
 
 impl AdmitReply {
@@ -115,6 +118,15 @@ impl AdmitReply {
             "insufficient" => (|| Some(AdmitReply::Insufficient { needed_mc: int(v, 1)?, balance_mc: int(v, 2)?, rate: rate_at(v, 3)? }))(),
             "sub_key_cap" => (|| Some(AdmitReply::SubKeyCap { needed_mc: int(v, 1)?, room_mc: int(v, 2)?, cap: text(v, 3)?, rate: rate_at(v, 4)? }))(),
             "model_not_allowed" => text(v, 1).map(|model| AdmitReply::ModelNotAllowed { model }),
+            "idem_busy" => text(v, 1).map(|request_id| AdmitReply::Idempotent(Found::InFlight { request_id })),
+            "idem_reused" => text(v, 1).map(|request_id| AdmitReply::Idempotent(Found::Reused { request_id })),
+            "idem_done" => (|| {
+                let answer = match text(v, 3).unwrap_or_default() {
+                    a if a.is_empty() => None,
+                    a => Some(StoredAnswer::decode(&a)?),
+                };
+                Some(AdmitReply::Idempotent(Found::Done { request_id: text(v, 1)?, charged_mc: int(v, 2)?, answer }))
+            })(),
             _ => None,
         };
         r.ok_or_else(|| bad_reply(ADMIT.name, v))

@@ -5,6 +5,7 @@
 //! `ApiError` (an outage is a 503: the gateway fails closed).
 
 use crate::error::ApiError;
+use crate::idempotency::Replay;
 use crate::metering::{Admission, Admitted, Settlement};
 use crate::rapidapi::{RapidAdmission, RapidSettlement};
 use crate::ratelimit::RateState;
@@ -297,9 +298,19 @@ pub trait Store {
     async fn pipeline(&self, commands: Vec<Vec<Value>>) -> Result<Vec<Value>, ApiError>;
 
     /// Key, rate limit and hold, atomically: the one blocking round trip of a metered call.
+    /// A known `Idempotency-Key` is answered from the same round trip: `Ok(Err(replay))` when
+    /// the first call's answer is kept, its 409/422 otherwise.
+    async fn admit_call(&self, a: &Admission<'_>) -> Result<Result<Admitted, Replay>, ApiError> {
+        match scripts::AdmitReply::decode(&self.eval(&scripts::ADMIT, a.argv()).await?)? {
+            scripts::AdmitReply::Idempotent(found) => found.replay().map(Err),
+            reply => Admitted::from_reply(reply, a.class, a.limits).map(Ok),
+        }
+    }
+
+    /// [`Store::admit_call`] for a caller that expects a call admitted or refused (the host
+    /// tests): a replay is an error there.
     async fn admit(&self, a: &Admission<'_>) -> Result<Admitted, ApiError> {
-        let reply = scripts::AdmitReply::decode(&self.eval(&scripts::ADMIT, a.argv()).await?)?;
-        Admitted::from_reply(reply, a.class, a.limits)
+        self.admit_call(a).await?.map_err(|r| ApiError::internal(format!("a replay of {} where an admission was expected", r.request_id)))
     }
 
     /// A RapidAPI call's admission: the rate limit of its RapidAPI plan (nothing is held).

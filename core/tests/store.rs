@@ -127,7 +127,7 @@ fn create_key(r: &Redis, n: u32, credits_mc: i64) -> (String, String) {
 fn admit(r: &Redis, hash: &str, rid: &str, class: &str, hold: HoldPlan, units: u64) -> Result<Admitted, ApiError> {
     let limits = limits();
     let meta = meta();
-    block(r.admit(&Admission { key_hash: hash.into(), now_ms: 1000, request_id: rid, class, client_ip: "203.0.113.7", limits: &limits, hold, units, meta: &meta }))
+    block(r.admit(&Admission { key_hash: hash.into(), now_ms: 1000, request_id: rid, class, client_ip: "203.0.113.7", limits: &limits, hold, units, meta: &meta, idempotency: None }))
 }
 
 fn fixed(mc: i64) -> HoldPlan {
@@ -801,6 +801,10 @@ fn a_calls_bill_follows_it_from_hold_to_sweep_to_correction_for_its_key_only() {
     assert_eq!((b["settled_ts"].as_i64(), b["corrected_ts"].as_i64()), (Some(9000), Some(10_000)));
     assert_eq!(block(r.bill(&other, "req_bill")).unwrap(), BillReply::Ledger(vec![]));
 }
+
+// Idempotency-Key (issue 24): its own file.
+#[path = "store/idempotency.rs"]
+mod idempotency;
 
 // Sub-keys (issue 25): their own file.
 #[path = "store/subkeys.rs"]

@@ -96,7 +96,7 @@ impl Product for ChatProduct {
 
 /// How the customer gets the answer.
 enum Sink {
-    Stream(StreamTranslator),
+    Stream(Box<StreamTranslator>),
     /// A whole answer: the provider's body, read to its end.
     Whole(Vec<u8>),
 }
@@ -124,7 +124,7 @@ impl ChatMeter {
         let req = &product.req;
         let wire = wire(req.provider);
         let sink = if req.stream {
-            Sink::Stream(StreamTranslator::new(req.provider, req.route, req.include_usage, billing.clone(), product.created, req.model_label()))
+            Sink::Stream(Box::new(StreamTranslator::new(req.provider, req.route, req.include_usage, billing.clone(), product.created, req.model_label())))
         } else {
             Sink::Whole(Vec::new())
         };

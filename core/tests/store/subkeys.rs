@@ -22,7 +22,7 @@ fn sub_key(r: &Redis, account: &str, n: u32, caps: Caps, models: &[&str]) -> (St
 
 fn admit_at(r: &Redis, hash: &str, rid: &str, now_ms: u64, hold: HoldPlan, units: u64) -> Result<Admitted, ApiError> {
     let (limits, meta) = (limits(), meta());
-    block(r.admit(&Admission { key_hash: hash.into(), now_ms, request_id: rid, class: "ai", client_ip: "203.0.113.7", limits: &limits, hold, units, meta: &meta }))
+    block(r.admit(&Admission { key_hash: hash.into(), now_ms, request_id: rid, class: "ai", client_ip: "203.0.113.7", limits: &limits, hold, units, meta: &meta, idempotency: None }))
 }
 
 fn settle_at(r: &Redis, a: &Admitted, rid: &str, cost_pico: u128, now_ms: u64) -> SettleReply {
