@@ -1,6 +1,6 @@
 -- subkeys_v1 (issue 25): an account key's sub-keys: create, list, revoke, rotate, atomically.
 -- A sub-key is a key record (hashed like every key) with `parent` = the account's key id; it
--- spends the account's balance within its own caps (admit_v5, settle_v5). The account lists its
+-- spends the account's balance within its own caps (admit_v6, settle_v6). The account lists its
 -- active sub-keys in abk:subkeys:<account id>; a revoked one leaves the list (its record and its
 -- ledger entries stay). Every input is checked in Rust first (broker_core::subkeys), which owns
 -- the arguments (SubKeyOp::argv) and decodes the replies (SubKeyReply::decode).

@@ -47,8 +47,8 @@ impl Script {
     }
 }
 
-pub static ADMIT: Script = script!("admit_v5");
-pub static SETTLE: Script = script!("settle_v5");
+pub static ADMIT: Script = script!("admit_v6");
+pub static SETTLE: Script = script!("settle_v6");
 pub static CREDIT: Script = script!("credit_v5");
 pub static CLAWBACK: Script = script!("clawback_v3");
 pub static KEYS: Script = script!("keys_v3");

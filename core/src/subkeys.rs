@@ -1,9 +1,9 @@
 //! Sub-keys (issue 25): keys an account key makes that spend the account's balance, each with
 //! its own name, caps (credits per UTC day, per UTC month, in total), allowed models and a rate
 //! plan no higher than the account's. A sub-key is a key record with `parent` = the account's key
-//! id; admission (`admit_v5`) checks its status, its account's, its models, its plan's window and
+//! id; admission (`admit_v6`) checks its status, its account's, its models, its plan's window and
 //! the account's, and keeps `spend in the period + open holds + this hold` within every cap in the
-//! same round trip as the balance; settlement (`settle_v5`) moves the hold to its spend and names
+//! same round trip as the balance; settlement (`settle_v6`) moves the hold to its spend and names
 //! it in the call's ledger entry. A sub-key manages no keys and buys nothing (403).
 //!
 //! This module: the inputs (`POST /v1/keys`), the `subkeys_v1` script's arguments and replies, the
@@ -104,7 +104,7 @@ pub fn parse_create(body: &Map<String, Value>, account_plan: &str, limits: &Rate
     Ok(NewSubKey { name, plan, caps, models })
 }
 
-/// The ledger fields that lead every call of a sub-key (`admit_v5` prepends them; `settle_v5`
+/// The ledger fields that lead every call of a sub-key (`admit_v6` prepends them; `settle_v6`
 /// finds the sub-key by the first).
 pub fn ledger_tag(sub_id: &str, name: &str) -> String {
     scripts::ledger_fragment(&[("sub_key", json!(sub_id)), ("sub_key_name", json!(name))])

@@ -65,7 +65,7 @@ fn the_script_arguments_carry_caps_models_and_the_ledger_tag() {
     assert_eq!(argv[10], ",openai/gpt-4o-mini,anthropic/claude-haiku-4-5,");
     let tag: Value = serde_json::from_str(&format!("{{{}}}", argv[11])).unwrap();
     assert_eq!(tag, json!({"sub_key": "key_000000000000000b", "sub_key_name": "ci \"bot\""}));
-    assert!(argv[11].starts_with("\"sub_key\":\"key_000000000000000b\""), "settle_v5 finds the sub-key at the start");
+    assert!(argv[11].starts_with("\"sub_key\":\"key_000000000000000b\""), "settle_v6 finds the sub-key at the start");
     assert_eq!(argv[12], "100");
     assert_eq!(SubKeyOp::Revoke { account: "a", sub_id: "b" }.argv(1), ["revoke", "a", "1", "b"]);
 }

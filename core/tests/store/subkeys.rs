@@ -1,4 +1,4 @@
-//! Sub-keys (issue 25) on redis-server: `subkeys_v1`, and `admit_v5`/`settle_v5`/`read_v3` for a
+//! Sub-keys (issue 25) on redis-server: `subkeys_v1`, and `admit_v6`/`settle_v6`/`read_v3` for a
 //! sub-key: caps with open holds, UTC days and months, a narrowed ladder, models, revoke and rotate,
 //! the 100 limit, sweep and correction. A module of `store.rs` (its harness).
 
