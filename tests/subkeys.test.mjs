@@ -198,3 +198,24 @@ test("200 concurrent calls on a sub-key whose cap covers 10 serve at most 10, an
   assert.ok(bal >= 500_000 - cap, "the balance never went below what the cap allows");
   assert.equal((await keys(account.api_key)).body.keys[0].spend_mc.total, spent);
 });
+
+test("a sub-key's retry with the same Idempotency-Key runs once and spends its cap once (issues 24 and 25 together)", async () => {
+  const content = "idempotent sub-key call";
+  const account = await c.createKey({ credits: 40 });
+  const sub = (await createSub(account.api_key, { name: "retrying client", total_cap: 5 })).body;
+  const send = () => c.api("/v1/chat", { key: sub.api_key, headers: { "idempotency-key": "order-42" },
+    body: { provider: "openai", model: "gpt-4o-mini", max_tokens: 24, messages: [{ role: "user", content }] } });
+  const first = await send();
+  assert.equal(first.status, 200);
+  const rid = first.headers.get("x-request-id");
+  await c.settled(account.id, rid);
+  const again = await send();
+  assert.equal(again.status, 200);
+  assert.deepEqual([again.headers.get("idempotent-replayed"), again.headers.get("x-request-id")], ["true", rid]);
+  const u = mockUsage(content, 24);
+  const want = expectedMc(u.input, u.output);
+  const calls = (await c.ledger(account.id)).filter((e) => e.type === "call");
+  assert.deepEqual(calls.map((e) => [e.ref, e.amount_mc, e.sub_key]), [[rid, -want, sub.id]], "one call, charged once");
+  assert.equal((await keys(account.api_key)).body.keys[0].spend_mc.total, want, "the cap counts it once");
+  assert.equal(await c.balanceMc(account.api_key), 40_000 - want);
+});
