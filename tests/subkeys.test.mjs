@@ -55,6 +55,11 @@ test("an account key creates, lists, rotates and revokes sub-keys; a sub-key man
     assert.equal(r.status, 403, `${path}: ${JSON.stringify(r.body)}`);
     assert.equal(r.body.error.code, "sub_key_forbidden");
   }
+  // Admins see the sub-key with its account, and the account with its sub-keys.
+  const adminSub = await c.admin(`/admin/keys/${made.body.id}`);
+  assert.equal(adminSub.body.parent, account.id);
+  assert.deepEqual(adminSub.body.sub_key.caps, { daily: 2.5, monthly: null, total: 10 });
+  assert.deepEqual((await c.admin(`/admin/keys/${account.id}`)).body.sub_keys.map((k) => k.id), [made.body.id]);
   // Its balance is the account's, with its own caps.
   const bal = await json(await c.api("/v1/balance", { key: sub }));
   assert.equal(bal.body.credits, 50);

@@ -43,8 +43,15 @@ end
 -- Only an active account changes its sub-keys (listing works for admins on any account).
 if a[1] ~= 'active' then return {'revoked'} end
 if op == 'create' then
-  local n = redis.call('SCARD', set)
-  if n >= tonumber(ARGV[13]) then return {'too_many', n} end
+  local n, max = redis.call('SCARD', set), tonumber(ARGV[13])
+  if n >= max then
+    -- A sub-key an admin revoked by id (keys_v3) is still listed: it frees its place now.
+    for _, m in ipairs(redis.call('SMEMBERS', set)) do
+      if redis.call('HGET', 'abk:key:' .. m, 'status') ~= 'active' then redis.call('SREM', set, m) end
+    end
+    n = redis.call('SCARD', set)
+    if n >= max then return {'too_many', n} end
+  end
   local sub, hash = ARGV[4], ARGV[5]
   local skey = 'abk:key:' .. sub
   if redis.call('EXISTS', skey) == 1 then return {'exists'} end

@@ -154,6 +154,10 @@ fn an_account_has_at_most_100_sub_keys() {
     let reply = op(&r, &SubKeyOp::Create { account: &acct, sub_id: "key_00000000ffffffff", key_hash: "f".repeat(64), new: &new }, &acct);
     assert_eq!(reply, SubKeyReply::TooMany(100));
     assert_eq!(block(r.command(vec![json!("EXISTS"), json!(rk::key_record("key_00000000ffffffff"))])).unwrap(), json!(0), "nothing was made");
+    // An admin revokes one by id: its place is free for the next.
+    block(r.key_op(&KeyOp::Revoke { key_id: &format!("key_{:016x}", 0xabc0_0000_u32 + 1000) }, 2)).unwrap();
+    let reply = op(&r, &SubKeyOp::Create { account: &acct, sub_id: "key_00000000ffffffff", key_hash: "f".repeat(64), new: &new }, &acct);
+    assert_eq!(reply, SubKeyReply::Ok(100));
 }
 
 #[test]
