@@ -224,3 +224,26 @@ test("a sub-key's retry with the same Idempotency-Key runs once and spends its c
   assert.equal((await keys(account.api_key)).body.keys[0].spend_mc.total, want, "the cap counts it once");
   assert.equal(await c.balanceMc(account.api_key), 40_000 - want);
 });
+
+test("a sub-key's call is still one Upstash round trip before the response, and one after", async () => {
+  const account = await c.createKey({ credits: 10 });
+  const sub = (await createSub(account.api_key, { name: "one trip", daily_cap: 5, monthly_cap: 6, total_cap: 7, models: ["openai/gpt-4o-mini"] })).body;
+  // Warm: the script is cached in Redis (EVALSHA hits), as in steady state.
+  await c.settled(account.id, (await chat(sub.api_key, "warm")).headers.get("x-request-id"));
+  // Emulate a distant region so "before" and "after" are far apart in time (as metering.test.mjs).
+  await c.frontDelay(300);
+  try {
+    await c.frontReset();
+    const res = await chat(sub.api_key, "one round trip");
+    const headersAt = Date.now();
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    await c.settled(account.id, res.headers.get("x-request-id"));
+    const worker = (await c.frontStats()).log.filter((e) => !e.commands.includes("LRANGE"));
+    const before = worker.filter((e) => e.received_ms <= headersAt - 150);
+    assert.deepEqual(before.map((e) => e.commands), [["EVALSHA"]], JSON.stringify(worker));
+    assert.equal(worker.length, 2, "admission + settlement");
+  } finally {
+    await c.frontDelay(0);
+  }
+});
