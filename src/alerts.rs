@@ -4,7 +4,6 @@
 //! `broker_core::auto_topup`'s, the store steps `broker_core::lowbal`'s; what happens after a
 //! call is `crate::watch`.
 
-use crate::account::caller;
 use crate::checkout::stripe_post;
 use crate::context::Ctx;
 use crate::http::{json, read_body, HandlerResult};
@@ -26,6 +25,14 @@ fn local_stack(ctx: &Ctx) -> bool {
     ctx.secret("UPSTASH_REDIS_REST_URL").is_ok_and(|u| broker_core::clock::is_loopback_url(u.expose()))
 }
 
+/// The calling key, which must be an account key: a sub-key spends its account's balance, so
+/// the account's owner sets its alert and auto top-up (a sub-key gets 403).
+async fn account_caller(ctx: &Ctx, req: &Request) -> Result<broker_core::scripts::KeyView, ApiError> {
+    let k = crate::account::caller(ctx, req, 0, 0).await?;
+    broker_core::subkeys::forbid_sub_key(&k, "set the account's low-balance alert or auto top-up")?;
+    Ok(k)
+}
+
 fn alert_view(f: &std::collections::HashMap<String, String>) -> Value {
     let threshold = f.get("a_thr").and_then(|t| t.parse::<i64>().ok());
     alerts::setting_json(threshold, f.get("a_url").map(String::as_str), f.get("a_armed").map(String::as_str) == Some("1"))
@@ -33,14 +40,14 @@ fn alert_view(f: &std::collections::HashMap<String, String>) -> Value {
 
 /// `GET /v1/alerts`.
 pub async fn get_alert(ctx: &Ctx, req: Request) -> HandlerResult {
-    let k = caller(ctx, &req, 0, 0).await?;
+    let k = account_caller(ctx, &req).await?;
     Ok(json(200, &alert_view(&lowbal::fields(&ctx.store()?, &k.key_id).await?), &[]))
 }
 
 /// `PUT /v1/alerts {threshold, url}`: armed at once; the signing secret is in the answer the
 /// first time only.
 pub async fn put_alert(ctx: &Ctx, mut req: Request) -> HandlerResult {
-    let k = caller(ctx, &req, 0, 0).await?;
+    let k = account_caller(ctx, &req).await?;
     let setting = alerts::parse_setting(&body(ctx, &mut req).await?, local_stack(ctx))?;
     let store = ctx.store()?;
     let new_secret = format!("whsec_{}", crate::context::random_hex(24)?);
@@ -59,20 +66,20 @@ pub async fn put_alert(ctx: &Ctx, mut req: Request) -> HandlerResult {
 
 /// `DELETE /v1/alerts`: no alert, and its secret forgotten.
 pub async fn delete_alert(ctx: &Ctx, req: Request) -> HandlerResult {
-    let k = caller(ctx, &req, 0, 0).await?;
+    let k = account_caller(ctx, &req).await?;
     lowbal::delete_alert(&ctx.store()?, &k.key_id).await?;
     Ok(json(200, &j!({ "enabled": false }), &[]))
 }
 
 /// `GET /v1/auto-topup`.
 pub async fn get_topup(ctx: &Ctx, req: Request) -> HandlerResult {
-    let k = caller(ctx, &req, 0, 0).await?;
+    let k = account_caller(ctx, &req).await?;
     Ok(json(200, &auto_topup::setting_json(&lowbal::fields(&ctx.store()?, &k.key_id).await?), &[]))
 }
 
 /// `PUT /v1/auto-topup {threshold, amount, max_per_day?}`: needs a saved card.
 pub async fn put_topup(ctx: &Ctx, mut req: Request) -> HandlerResult {
-    let k = caller(ctx, &req, 0, 0).await?;
+    let k = account_caller(ctx, &req).await?;
     let s = ctx.settings();
     let setting = auto_topup::parse_setting(&body(ctx, &mut req).await?, &s.rate, s.pack_bounds)?;
     let store = ctx.store()?;
@@ -82,7 +89,7 @@ pub async fn put_topup(ctx: &Ctx, mut req: Request) -> HandlerResult {
 
 /// `DELETE /v1/auto-topup`: off (the card stays saved).
 pub async fn delete_topup(ctx: &Ctx, req: Request) -> HandlerResult {
-    let k = caller(ctx, &req, 0, 0).await?;
+    let k = account_caller(ctx, &req).await?;
     let store = ctx.store()?;
     lowbal::delete_topup(&store, &k.key_id).await?;
     Ok(json(200, &auto_topup::setting_json(&lowbal::fields(&store, &k.key_id).await?), &[]))
@@ -92,7 +99,7 @@ pub async fn delete_topup(ctx: &Ctx, req: Request) -> HandlerResult {
 /// the key's Stripe customer (made first if the key has none). Stripe's `setup_intent.succeeded`
 /// then saves the card (`broker_core::payments::stripe_topup`).
 pub async fn save_card(ctx: &Ctx, mut req: Request) -> HandlerResult {
-    let k = caller(ctx, &req, 0, 0).await?;
+    let k = account_caller(ctx, &req).await?;
     let b = body(ctx, &mut req).await?;
     alerts::only_fields(&b, &["success_url", "cancel_url"])?;
     let (success, cancel) = (stripe_billing::return_url(&b, "success_url")?, stripe_billing::return_url(&b, "cancel_url")?);

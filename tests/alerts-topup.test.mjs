@@ -159,6 +159,11 @@ test("bad settings are 400 naming the field, and change nothing", async () => {
   assert.deepEqual(await c.redis("HGETALL", `abk:lowbal:${key.id}`), [], "nothing stored");
   assert.equal(await c.balanceMc(key.api_key), 5000, "nothing charged");
   assert.equal((await c.api("/v1/alerts", { method: "PUT", body: { threshold: 1, url: "https://hooks.example.com/x" } })).status, 401);
+  // A sub-key spends its account's balance: only the account key sets its alert and auto top-up.
+  const sub = await (await c.api("/v1/keys", { key: key.api_key, body: { name: "ci" } })).json();
+  for (const [path, method, body] of [["/v1/alerts", "PUT", { threshold: 1, url: "https://hooks.example.com/x" }], ["/v1/auto-topup", "GET"], ["/v1/auto-topup/card", "POST", { success_url: ok, cancel_url: back }]]) {
+    assert.equal((await c.api(path, { key: sub.api_key, method, body })).status, 403, `${method} ${path} with a sub-key`);
+  }
 });
 
 /** Saves a card for `key` through Checkout in setup mode; returns the mock's answer. */

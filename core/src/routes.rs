@@ -41,6 +41,11 @@ pub enum Endpoint {
     AutoTopupPut,
     AutoTopupDelete,
     AutoTopupCard,
+    /// Sub-keys of the caller's account (issue 25).
+    ListSubKeys,
+    CreateSubKey,
+    RevokeSubKey,
+    RotateSubKey,
     StripeWebhook,
     PaypalWebhook,
     AdminAddCredits,
@@ -76,6 +81,7 @@ impl Endpoint {
             Health | Models | Plans => Access::Public,
             NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | GeminiCountTokens | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
             | UsageDaily | RequestBill | Quote | Checkout | BillingPortal | RotateOwnKey | AlertGet | AlertPut | AlertDelete | AutoTopupGet | AutoTopupPut | AutoTopupDelete | AutoTopupCard => Access::Customer,
+            ListSubKeys | CreateSubKey | RevokeSubKey | RotateSubKey => Access::Customer,
             StripeWebhook | PaypalWebhook => Access::Webhook,
             AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
             | AdminRevokeKey | AdminRotateKey => Access::Admin,
@@ -134,6 +140,10 @@ pub const ROUTES: &[Route] = &[
     route("PUT", "/v1/auto-topup", Endpoint::AutoTopupPut),
     route("DELETE", "/v1/auto-topup", Endpoint::AutoTopupDelete),
     route("POST", "/v1/auto-topup/card", Endpoint::AutoTopupCard),
+    route("GET", "/v1/keys", Endpoint::ListSubKeys),
+    route("POST", "/v1/keys", Endpoint::CreateSubKey),
+    route("POST", "/v1/keys/{key_id}/revoke", Endpoint::RevokeSubKey),
+    route("POST", "/v1/keys/{key_id}/rotate", Endpoint::RotateSubKey),
     route("POST", "/webhooks/stripe", Endpoint::StripeWebhook),
     route("POST", "/webhooks/paypal", Endpoint::PaypalWebhook),
     route("POST", "/admin/add-credits", Endpoint::AdminAddCredits),
