@@ -48,7 +48,15 @@
   }
 
   async function refresh() {
-    const [a, t] = await Promise.all([api("/v1/alerts"), api("/v1/auto-topup")]);
+    let a, t;
+    try {
+      [a, t] = await Promise.all([api("/v1/alerts"), api("/v1/auto-topup")]);
+    } catch (e) {
+      // Signed in with a sub-key: the alert and auto top-up are its account key's to set.
+      if (/sub-key/.test(e.message)) return ($("lowbal-card").hidden = true);
+      throw e;
+    }
+    $("lowbal-card").hidden = false;
     showAlert(a);
     showTopup(t);
   }
