@@ -93,7 +93,8 @@ test("@google/genai (JS) with only its baseUrl changed: generateContent and the 
 // Gemini CLI 0.61 picks the "gateway" auth type whenever GOOGLE_GEMINI_BASE_URL is set, and its
 // headless auth check then refuses it ("Invalid auth method selected."): the settings select the
 // API-key auth instead, which still takes its base URL from GOOGLE_GEMINI_BASE_URL. The rest turns
-// off what would call anything but the gateway (usage statistics, telemetry, update checks).
+// off what would call anything but the gateway (usage statistics, telemetry, update checks); its
+// error reports (the refused router call) go to TMPDIR, removed with the home directory.
 function geminiCliEnv(apiKey) {
   const home = tempDir("gemini-cli-home-");
   fs.mkdirSync(path.join(home, ".gemini"));
@@ -106,7 +107,7 @@ function geminiCliEnv(apiKey) {
   return {
     home,
     env: {
-      HOME: home, GOOGLE_GEMINI_BASE_URL: stack.workerUrl, GEMINI_API_KEY: apiKey,
+      HOME: home, TMPDIR: home, GOOGLE_GEMINI_BASE_URL: stack.workerUrl, GEMINI_API_KEY: apiKey,
       GEMINI_TELEMETRY_ENABLED: "false", GEMINI_CLI_NO_RELAUNCH: "true", GEMINI_CLI_TRUST_WORKSPACE: "true",
     },
   };
