@@ -9,7 +9,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { useStack, PRICE_DATE } from "./lib/stack-client.mjs";
 import { MOCK_DEFAULTS } from "./lib/mocks.mjs";
-import { clientHome, run, tempDir } from "./lib/clients.mjs";
+import { assertGeminiSdkSent, clientHome, listPriceMc, run, settledCalls, tempDir } from "./lib/clients.mjs";
 
 const { stack, c } = await useStack();
 
@@ -20,22 +20,10 @@ const PRICES = {
   "gemini-3.8-flash": PRICE_DATE >= "2027-01-01" ? [1_500_000n, 7_500_000n] : [750_000n, 3_750_000n],
   "gemini-3.1-pro-preview": [2_000_000n, 12_000_000n],
 };
-/** credits = usd × 1.8 / 0.01, in millicredits, rounded up once per call: pico-USD × 18 / 1e8. */
-function expectedMc(model, inTok, outTok) {
-  const [pin, pout] = PRICES[model];
-  return Number(((BigInt(inTok) * pin + BigInt(outTok) * pout) * 18n + 99_999_999n) / 100_000_000n);
-}
+const expectedMc = (model, inTok, outTok = 0) => listPriceMc(PRICES, model, inTok, outTok);
 const REPLY = /^Mock reply/;
 
-/** The key's settled `call` entries once there are `n` of them (settlement runs after the answer). */
-async function calls(keyId, n, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const entries = (await c.redis("LRANGE", `abk:ledger:${keyId}`, 0, 200)).map((e) => JSON.parse(e)).filter((e) => e.type === "call");
-    if (entries.length >= n || Date.now() > deadline) return entries;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const calls = (keyId, n) => settledCalls(c, keyId, n);
 
 test("@google/genai (JS) with only its baseUrl changed: generateContent and the stream charged the mock's usage; countTokens free", async () => {
   const key = await c.createKey({ credits: 10 });
@@ -79,15 +67,8 @@ test("@google/genai (JS) with only its baseUrl changed: generateContent and the 
   assert.equal(await c.balanceMc(key.api_key), balance0 - 2 * each);
   assert.equal((await calls(key.id, 2)).length, 2);
 
-  // What Gemini was sent: the SDK's body, with the gateway's own key.
-  const sent = (await c.mockRequests("gemini")).filter((q) => !q.path.endsWith(":countTokens"));
-  assert.equal(sent.length, 2);
-  for (const q of sent) {
-    assert.equal(q.path, "/gemini/v1beta/models/gemini-3.5-flash:streamGenerateContent");
-    assert.equal(q.headers["x-goog-api-key"], MOCK_DEFAULTS.googleKey);
-    assert.equal(q.body.generationConfig.maxOutputTokens, 50);
-    assert.equal(q.body.systemInstruction.parts[0].text, "Be brief.");
-  }
+  // What Gemini was sent: the SDK's body, with the key in the gateway's own header.
+  await assertGeminiSdkSent(c, 2);
 });
 
 // Gemini CLI 0.61 picks the "gateway" auth type whenever GOOGLE_GEMINI_BASE_URL is set, and its
