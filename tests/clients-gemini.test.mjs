@@ -106,9 +106,13 @@ test("Gemini CLI (gemini -p) answers from the mock through streamGenerateContent
     const key = await c.createKey({ credits: 100 });
     const { home, env } = geminiCliEnv(key.api_key);
     const balance0 = await c.balanceMc(key.api_key);
+    const logged = c.logLines().length;
     const r = await run(gemini, [...args, "-p", "Say hi"], { env, cwd: home });
     assert.equal(r.code, 0, `${args}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, REPLY, String(args));
+    // The router's call on the default model, refused by name before anything is held.
+    const routed = c.logLines().slice(logged).filter((l) => l.route === "/v1beta/models/gemini-3.5-flash-lite:generateContent");
+    assert.deepEqual([...new Set(routed.map((l) => `${l.status} ${l.error_type}`))], args.length ? [] : ["400 unknown_model"]);
     const sent = await c.mockRequests("gemini");
     assert.ok(sent.length >= 1, "the CLI's calls reached Gemini");
     for (const q of sent) {
