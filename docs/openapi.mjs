@@ -3,6 +3,7 @@
 // is core/src/routes.rs (checked both ways by `cargo test -p broker-core` and tests/openapi.test.mjs).
 import { addClientRoutes } from "./openapi-clients.mjs";
 import { addMoneyControls } from "./openapi-money-controls.mjs";
+import { addSubKeyRoutes } from "./openapi-subkeys.mjs";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
 const obj = (properties, required = [], extra = {}) => ({ type: "object", properties, required, ...extra });
@@ -25,8 +26,8 @@ const meteredHeaders = {
 const ERROR_TEXT = {
   400: "Bad request: malformed JSON, bad media input, a field outside the route's allowlist, an unknown or retired model, or the provider refused the request.",
   401: "Missing, unknown or revoked key (or a wrong secret).",
-  402: "The balance cannot cover the worst case of the call (`credits_required`, `credits_available`).",
-  403: "The key's plan has no configured limit, or the RapidAPI subscription is not mapped.",
+  402: "The balance cannot cover the worst case of the call (`credits_required`, `credits_available`), or a sub-key's cap cannot (`code: sub_key_cap_reached`).",
+  403: "The key's plan has no configured limit, the RapidAPI subscription is not mapped, a sub-key may not use the model, or a sub-key asked for what only its account may do.",
   404: "No such route or resource.",
   405: "The path exists, the method does not.",
   413: "The body is over MAX_BODY_BYTES (webhooks: MAX_WEBHOOK_BYTES).",
@@ -100,6 +101,7 @@ const schemas = {
   Balance: obj({
     credits: credits("Spendable now; negative is a debt"), millicredits: int(""), held_credits: credits("Held by calls in flight"), held_millicredits: int(""),
     key_id: str(""), plan: str(""), usd_per_credit: str(""), debt_credits: credits("The debt, when credits < 0"), note: str(""),
+    sub_key: { type: "object", description: "A sub-key's caps, spend and what is left (its balance is its account's). See docs/accounts.md." },
   }, ["credits", "millicredits", "held_credits", "held_millicredits", "key_id", "plan", "usd_per_credit"]),
   LedgerEntry: obj({
     type: str("", { examples: ["call", "correction", "grant", "adjustment", "topup", "refund", "dispute", "dispute_won", "dispute_lost", "import"] }), credits: num(""), amount_mc: int("Signed amount, millicredits."),
@@ -428,3 +430,5 @@ addClientRoutes({
 
 // Idempotency-Key and X-Max-Credits on every metered route (docs/openapi-money-controls.mjs).
 addMoneyControls({ paths, components: spec.components });
+// Sub-keys (issue 25; docs/openapi-subkeys.mjs).
+addSubKeyRoutes({ paths, schemas, h: { ref, obj, str, num, int, nullable, get, post, keyPath } });

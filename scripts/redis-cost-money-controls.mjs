@@ -1,4 +1,4 @@
-// Redis time (SLOWLOG, threshold 0) of admit_v5 / settle_v5 for each kind of call of issue 24
+// Redis time (SLOWLOG, threshold 0) of admit_v6 / settle_v6 for each kind of call of issue 24
 // (plain, Idempotency-Key first call and replay, X-Max-Credits), and admit_v4 (commit 9a5dc5f, before issue 24) on the same
 // arguments as the baseline. Starts a stack of its own (redis on port 16399; needs redis-cli).
 //   N=300 node scripts/redis-cost-money-controls.mjs
@@ -27,8 +27,8 @@ try {
     await new Promise((r) => setTimeout(r, 1000));
     const log = JSON.parse(execFileSync("redis-cli", ["-p", String(redisPort), "--json", "SLOWLOG", "GET", "1000000"], { encoding: "utf8", maxBuffer: 1 << 30 }));
     const evals = log.filter((e) => e[3][0] === "EVALSHA");
-    // admit: 14 ARGV (args = EVALSHA sha 0 + 14); settle: 12 ARGV.
-    const admit = evals.filter((e) => e[3].length === 17).map((e) => e[2]);
+    // admit: 15 ARGV (args = EVALSHA sha 0 + 15); settle: 12 ARGV.
+    const admit = evals.filter((e) => e[3].length === 18).map((e) => e[2]);
     const settle = evals.filter((e) => e[3].length === 15).map((e) => e[2]);
     const stat = (xs) => { const v = [...xs].sort((a, b) => a - b); return { n: v.length, mean_us: +(v.reduce((a, b) => a + b, 0) / (v.length || 1)).toFixed(1), p50_us: v[Math.floor(v.length / 2)], p99_us: v[Math.floor(v.length * 0.99)] }; };
     kinds[kind] = { admit: stat(admit), settle: stat(settle) };
@@ -42,7 +42,7 @@ try {
   cli("SLOWLOG", "RESET");
   await (await call(body("template"))).text();
   await new Promise((r) => setTimeout(r, 500));
-  const tmpl = JSON.parse(execFileSync("redis-cli", ["-p", String(redisPort), "--json", "SLOWLOG", "GET", "1000"], { encoding: "utf8", maxBuffer: 1 << 30 })).find((e) => e[3][0] === "EVALSHA" && e[3].length === 17)[3];
+  const tmpl = JSON.parse(execFileSync("redis-cli", ["-p", String(redisPort), "--json", "SLOWLOG", "GET", "1000"], { encoding: "utf8", maxBuffer: 1 << 30 })).find((e) => e[3][0] === "EVALSHA" && e[3].length === 18)[3];
   const sha = cli("SCRIPT", "LOAD", v4);
   cli("SLOWLOG", "RESET");
   for (let i = 0; i < N; i++) {

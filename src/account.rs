@@ -68,7 +68,12 @@ pub async fn caller_key(ctx: &Ctx, key: &str, offset: u64, count: u64) -> Result
 
 pub async fn balance(ctx: &Ctx, req: &Request) -> HandlerResult {
     let k = caller(ctx, req, 0, 0).await?;
-    Ok(json(200, &accounts::balance_json(&k, &ctx.settings().usd_per_credit), &[]))
+    let mut v = accounts::balance_json(&k, &ctx.settings().usd_per_credit);
+    // A sub-key sees its account's balance and its own caps (issue 25).
+    if let Some(sub) = broker_core::subkeys::balance_fields(&k, &broker_core::call::Call::today(ctx)) {
+        v["sub_key"] = sub;
+    }
+    Ok(json(200, &v, &[]))
 }
 
 pub async fn usage(ctx: &Ctx, req: &Request) -> HandlerResult {

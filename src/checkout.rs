@@ -46,6 +46,7 @@ async fn stripe_post(ctx: &Ctx, path: &str, form: &[(String, String)], idempoten
 /// Session for this key. The completed payment is credited by the Stripe webhook.
 pub async fn checkout(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let k = caller(ctx, &req, 0, 0).await?;
+    broker_core::subkeys::forbid_sub_key(&k, "buy credits")?;
     let body = body(ctx, &mut req).await?;
     let s = ctx.settings();
     let (purchase, form) = checkout::checkout(&body, &k.key_id, &s.rate, s.pack_bounds, &s.subscription_plans)?;
@@ -60,6 +61,7 @@ pub async fn checkout(ctx: &Ctx, mut req: Request) -> HandlerResult {
 /// subscription (the key must have subscribed once).
 pub async fn billing_portal(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let k = caller(ctx, &req, 0, 0).await?;
+    broker_core::subkeys::forbid_sub_key(&k, "manage a subscription")?;
     let form = checkout::portal_form(&k.stripe_customer, &body(ctx, &mut req).await?)?;
     let session = stripe_post(ctx, "/v1/billing_portal/sessions", &form, &format!("{}:{}", k.key_id, ctx.request_id())).await?;
     let url = session.get("url").and_then(Value::as_str).ok_or_else(|| ApiError::upstream("Stripe answered no portal session").public())?;

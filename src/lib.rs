@@ -16,6 +16,7 @@ mod context;
 mod fetch;
 mod gemini;
 mod http;
+mod keys_api;
 mod log;
 mod media;
 mod meter;

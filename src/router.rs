@@ -53,6 +53,10 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         Endpoint::Checkout => checkout::checkout(ctx, req).await,
         Endpoint::BillingPortal => checkout::billing_portal(ctx, req).await,
         Endpoint::RotateOwnKey => checkout::rotate(ctx, req).await,
+        Endpoint::ListSubKeys => crate::keys_api::list(ctx, req).await,
+        Endpoint::CreateSubKey => crate::keys_api::create(ctx, req).await,
+        Endpoint::RevokeSubKey => crate::keys_api::revoke(ctx, req, resolved.param("key_id")).await,
+        Endpoint::RotateSubKey => crate::keys_api::rotate(ctx, req, resolved.param("key_id")).await,
         Endpoint::StripeWebhook => webhooks::stripe(ctx, req).await,
         Endpoint::PaypalWebhook => webhooks::paypal(ctx, req).await,
         Endpoint::AdminAddCredits

@@ -1,7 +1,7 @@
 //! The scheduled sweeper: charges the hold of calls whose settlement never ran (the isolate was
 //! stopped mid-call, `waitUntil` ran out, Redis failed every retry). The hold is the proven upper
 //! bound of the call; a settlement that arrives after the sweep refunds the difference once
-//! (see `settle_v5.lua`).
+//! (see `settle_v6.lua`).
 
 use crate::context::read_var;
 use crate::fields;

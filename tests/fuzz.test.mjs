@@ -64,6 +64,8 @@ async function ledgerSums(keyId) {
   const key = await c.admin(`/admin/keys/${keyId}`);
   if (key.status === 404) return null; // an id the fuzzer made up
   assert.equal(key.status, 200, `${keyId}: ${JSON.stringify(key.body)}`);
+  // A sub-key spends its account's balance (checked with the account's ledger): docs/accounts.md.
+  if (key.body.parent) return null;
   let sum = 0, carried = 0;
   for (let offset = 0; offset !== null;) {
     const page = await c.admin(`/admin/keys/${keyId}/ledger?limit=200&offset=${offset}`);

@@ -290,7 +290,7 @@ test("with both controls, a call makes one Redis round trip before the provider,
   const key = await c.createKey({ credits: 10 });
   const ai = openai(key);
   const controls = withKey("one-trip", { "X-Max-Credits": "1" });
-  // admit_v5 and settle_v5 loaded, and the warm-up's settlement landed before the count starts.
+  // admit_v6 and settle_v6 loaded, and the warm-up's settlement landed before the count starts.
   const warm = await ai.chat.completions.create(chatBody("warm the scripts"), withKey("warm-up")).withResponse();
   await c.settled(key.id, warm.response.headers.get("x-request-id"));
   await c.mockScript({ provider: "openai", gate: true });

@@ -27,6 +27,7 @@ const WEIGHT = {
   "payments-takeback": 4, openapi: 3, "zz-redis-down": 3, "upstash-front": 2, checkout: 2, rapidapi: 1,
   "mock-agents": 1,
   "money-controls-sdk": 3,
+  subkeys: 7, "portal-keys": 14,
   "clients-gemini": 8,
 };
 const DEFAULT_SECS = 6;

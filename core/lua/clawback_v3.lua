@@ -1,5 +1,5 @@
 -- clawback_v3: a refunded payment takes back its share of the credits it bought, once per event.
--- The payment's marker (written by credit_v4 as "<key id>|<credited mc>") names the key and the
+-- The payment's marker (written by credit_v5 as "<key id>|<credited mc>") names the key and the
 -- amount; refunds are cumulative (Stripe's amount_refunded), so the share taken so far is kept
 -- beside the marker and only the difference is taken.
 -- The share is computed in Rust (broker_core::money::refund_share_mc), never here: a call without

@@ -105,6 +105,7 @@ pub fn ledger_json(k: &KeyView, offset: u64, limit: u64) -> Value {
 /// caller sent) is still the key's: of two rotations at once, one wins.
 pub async fn rotate_own<S: Store>(store: &S, call: &impl Call, key: &str) -> Result<Value, ApiError> {
     let k = read_caller(store, call, key, 0, 0).await?;
+    crate::sub_key_fields::forbid(k.sub.as_ref(), "rotate itself (its account key rotates it: POST /v1/keys/{id}/rotate)")?;
     let new_key = call.new_plaintext_key()?;
     let op = KeyOp::Rotate { key_id: &k.key_id, new_hash: hash_key(&new_key), current_hash: Some(hash_key(key)) };
     match store.key_op(&op, call.now_ms()).await? {

@@ -261,7 +261,11 @@ pub async fn revoke<S: Store>(store: &S, call: &impl Call, id: &str) -> Result<V
 /// `GET /admin/keys/{id}`: the record with its balance.
 pub async fn get_key<S: Store>(store: &S, call: &impl Call, id: &str) -> Result<Value, ApiError> {
     let k = read_by_id(store, key_id(id)?, 0, 0).await?.ok_or_else(no_such_key)?;
-    Ok(key_json(&k, &call.settings().usd_per_credit))
+    let mut v = key_json(&k, &call.settings().usd_per_credit);
+    for (f, x) in crate::subkeys::admin_fields(store, &k, &call.today(), call.now_ms()).await? {
+        v[f] = x;
+    }
+    Ok(v)
 }
 
 /// `GET /admin/keys/{id}/ledger?limit=&offset=`.

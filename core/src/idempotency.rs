@@ -1,8 +1,8 @@
 //! `Idempotency-Key` (issue 24): a retried call with the same key and body never runs or
 //! charges again. This module owns the header's format, the call's fingerprint, the arguments
 //! the admission and settlement scripts take for it, and the stored answer's encoding. It leaves
-//! the check itself to `admit_v5` (inside the call's one blocking round trip) and the closing to
-//! `settle_v5` (in `wait_until`, with the settlement).
+//! the check itself to `admit_v6` (inside the call's one blocking round trip) and the closing to
+//! `settle_v6` (in `wait_until`, with the settlement).
 //!
 //! The record, `abk:idem:<key id>:<sha256 of the header>` (a hash, kept [`KEEP_SECS`]):
 //!
@@ -64,7 +64,7 @@ impl Claim {
         Claim { key_hash: hex::encode(Sha256::digest(key.as_bytes())), fingerprint: fingerprint(route, body) }
     }
 
-    /// `admit_v5`'s arguments 12 to 14: the header's hash, the fingerprint, the lifetime (s);
+    /// `admit_v6`'s arguments 12 to 14: the header's hash, the fingerprint, the lifetime (s);
     /// three empty strings for a call without the header.
     pub fn argv(claim: Option<&Claim>) -> [String; 3] {
         match claim {
@@ -74,7 +74,7 @@ impl Claim {
     }
 }
 
-/// What the settlement does with a call's record (`settle_v5`'s argument 11).
+/// What the settlement does with a call's record (`settle_v6`'s argument 11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Close {
     /// The call had no `Idempotency-Key`: nothing to do (no extra Redis command).

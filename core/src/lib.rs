@@ -65,4 +65,6 @@ pub mod stats;
 pub mod store;
 pub mod stripe;
 pub mod stripe_billing;
+pub mod sub_key_fields;
+pub mod subkeys;
 pub mod usage;

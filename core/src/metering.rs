@@ -125,7 +125,7 @@ impl CallMeta {
 }
 
 /// The admission script's input. This type is the one owner of the argument order of
-/// `lua/admit_v5.lua`.
+/// `lua/admit_v6.lua`.
 #[derive(Debug, Clone)]
 pub struct Admission<'a> {
     pub key_hash: String,
@@ -160,6 +160,7 @@ impl Admission<'_> {
             self.meta.label(),
         ];
         argv.extend(Claim::argv(self.idempotency));
+        argv.push(crate::pricing::utc_date(self.now_ms));
         argv
     }
 }
@@ -186,11 +187,13 @@ impl Admitted {
             AdmitReply::Admitted { key_id, plan, hold_mc, balance_after_mc, max_tokens, rate } => {
                 Ok(Admitted { key_id, plan, hold_mc, balance_after_mc, granted_units: max_tokens, rate, class: class.to_string() })
             }
-            AdmitReply::Unauthorized { reason, .. } => Err(ApiError::unauthorized(if reason == "revoked" {
-                "this API key has been revoked"
-            } else {
-                "invalid API key"
+            AdmitReply::Unauthorized { reason, .. } => Err(ApiError::unauthorized(match reason.as_str() {
+                "revoked" => "this API key has been revoked",
+                r if r.starts_with("account_") => "this sub-key's account key has been revoked",
+                _ => "invalid API key",
             })),
+            AdmitReply::SubKeyCap { needed_mc, room_mc, cap, rate } => Err(crate::sub_key_fields::cap_reached(needed_mc, room_mc, &cap).with_headers(rate.headers(class))),
+            AdmitReply::ModelNotAllowed { model } => Err(crate::sub_key_fields::model_not_allowed(&model)),
             AdmitReply::IpLimited { rate } => Err(crate::ratelimit::ip_limited_error(rate.reset_ms).with_headers(rate.headers("auth"))),
             AdmitReply::RateLimited { plan, rate } => {
                 let window = limits.get(&plan, class).map(|l| l.window_secs()).unwrap_or(0);
@@ -448,14 +451,14 @@ pub fn micro_usd(pico: u128) -> u64 {
     u64::try_from(pico.div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
-/// `settle_v5`'s modes: a call's own settlement, or the sweeper charging a lost one.
+/// `settle_v6`'s modes: a call's own settlement, or the sweeper charging a lost one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettleMode {
     Settle,
     Sweep,
 }
 
-/// The settlement script's input: the one owner of `lua/settle_v5.lua`'s argument order.
+/// The settlement script's input: the one owner of `lua/settle_v6.lua`'s argument order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
     pub request_id: String,
@@ -593,7 +596,7 @@ mod tests {
     }
 
     #[test]
-    fn admission_arguments_are_where_admit_v5_reads_them() {
+    fn admission_arguments_are_where_admit_v6_reads_them() {
         let limits = RateLimits::parse("pro:ai=100/3600, pro:image=5/60, anonymous=5/900").unwrap();
         let meta = CallMeta { provider: Provider::OpenAi, model: "gpt-4o-mini".into(), product: "chat" };
         // gpt-4o-mini output: $0.60/M = 600,000 pico-USD a token × 1.8 ÷ $0.01 a credit = 0.108
@@ -615,10 +618,11 @@ mod tests {
             ("idem", ""),
             ("idem_fp", ""),
             ("idem_ttl", ""),
+            ("today", "1970-01-01"),
         ];
         let read = argv_positions(crate::scripts::ADMIT.source);
         for (name, value) in expected {
-            let n = read.iter().find(|(r, _)| r == name).map(|(_, n)| *n).unwrap_or_else(|| panic!("admit_v5 reads no `{name}`: {read:?}"));
+            let n = read.iter().find(|(r, _)| r == name).map(|(_, n)| *n).unwrap_or_else(|| panic!("admit_v6 reads no `{name}`: {read:?}"));
             assert_eq!(argv[n - 1], value, "ARGV[{n}] ({name})");
         }
         let at = |name: &str| read.iter().find(|(r, _)| r == name).map(|(_, n)| argv[n - 1].clone()).unwrap();

@@ -1,7 +1,7 @@
 //! Who pays for a metered call, and each payer kind's own books. Two kinds:
 //!
 //! - **a customer's key**: prepaid credits, held at admission and charged at settlement
-//!   ([`crate::metering::Billing`], the `admit_v5`/`settle_v5` store operations);
+//!   ([`crate::metering::Billing`], the `admit_v6`/`settle_v6` store operations);
 //! - **RapidAPI for one of its users** ([`crate::rapidapi`]): RapidAPI bills its own user, so
 //!   nothing is held or charged and the answers carry no credit figures; the call is limited by
 //!   its subscription's rate plan and its provider cost goes to the analytics (`rapid_v1`).
@@ -223,11 +223,11 @@ impl Bill {
 }
 
 /// A call's last step on its payer's books, applied by the engine and retried on an outage.
-/// `settle_v5` is idempotent per request id; `rapid_v1 settle` is not: a retry after a lost answer
+/// `settle_v6` is idempotent per request id; `rapid_v1 settle` is not: a retry after a lost answer
 /// may count the call twice in RapidAPI's analytics (no money moves there).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Closing {
-    /// `settle_v5`: the charge and the call's ledger entry.
+    /// `settle_v6`: the charge and the call's ledger entry.
     Credits(Settlement),
     /// `rapid_v1 settle`: a served call into the analytics; `None` when there is nothing to
     /// record.

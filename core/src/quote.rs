@@ -1,6 +1,6 @@
 //! `POST /v1/quote`: what a metered call would hold, and the output cap admission would grant,
 //! from the same parsing and pricing the call itself goes through, without calling a provider,
-//! holding or charging anything. Admission's choice is `admit_v5`'s rule restated on the same
+//! holding or charging anything. Admission's choice is `admit_v6`'s rule restated on the same
 //! ladder ([`HoldPlan::ladder`]): the first rung the balance covers.
 
 use crate::error::ApiError;

@@ -4,8 +4,9 @@
 //! | key | type | what |
 //! |---|---|---|
 //! | `abk:keyhash:<sha256>` | string | key id of an API key (keys are stored hashed); `retired:<id>` once rotated away |
-//! | `abk:key:<id>` | hash | name, plan, status, `balance` (spendable mc; negative = debt), `held` (mc in open calls), created/last used/rotated/revoked ms, `charged_total`, `ledger_carried` |
-//! | `abk:ledger:<id>` | list | ledger entries (JSON), newest first, the newest `LEDGER_KEEP` |
+//! | `abk:key:<id>` | hash | name, plan, status, `balance` (spendable mc; negative = debt), `held` (mc in open calls), created/last used/rotated/revoked ms, `charged_total`, `ledger_carried`; a sub-key: `parent` (the account's id), `cap_day`/`cap_month`/`cap_total`, `models`, `spent_day`(`_at`), `spent_month`(`_at`), `spent_total`, `held` (its open holds), `ledger_tag` |
+//! | `abk:ledger:<id>` | list | ledger entries (JSON), newest first, the newest `LEDGER_KEEP`; a sub-key's: copies of its calls' entries |
+//! | `abk:subkeys:<account id>` | set | the account's active sub-keys (issue 25) |
 //! | `abk:rl:<id>:<class>` | zset | sliding window of a key's calls in a route class |
 //! | `abk:rl:ip:<ip>` | zset | sliding window of unknown-key calls from an address |
 //! | `abk:rl:rapid:<user>:<class>` | zset | sliding window of a RapidAPI user's calls in a route class |
@@ -46,6 +47,10 @@ pub fn key_record(key_id: &str) -> String {
 }
 pub fn ledger(key_id: &str) -> String {
     format!("abk:ledger:{key_id}")
+}
+/// An account's active sub-keys.
+pub fn sub_keys(account_id: &str) -> String {
+    format!("abk:subkeys:{account_id}")
 }
 pub fn admin_failures(ip: &str) -> String {
     format!("abk:adminfail:{ip}")
@@ -174,6 +179,7 @@ mod tests {
         // Written out by hand: renaming one would orphan every record stored under the old name.
         assert_eq!(key_record("key_0123456789abcdef"), "abk:key:key_0123456789abcdef");
         assert_eq!(ledger("key_1"), "abk:ledger:key_1");
+        assert_eq!(sub_keys("key_1"), "abk:subkeys:key_1");
         assert_eq!(stripe_event("evt_1"), "abk:dedupe:stripe:event:evt_1");
         assert_eq!(stripe_session("cs_1"), "abk:dedupe:stripe:session:cs_1");
         assert_eq!(stripe_invoice("in_1"), "abk:dedupe:stripe:invoice:in_1");

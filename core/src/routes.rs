@@ -34,6 +34,11 @@ pub enum Endpoint {
     Checkout,
     BillingPortal,
     RotateOwnKey,
+    /// Sub-keys of the caller's account (issue 25).
+    ListSubKeys,
+    CreateSubKey,
+    RevokeSubKey,
+    RotateSubKey,
     StripeWebhook,
     PaypalWebhook,
     AdminAddCredits,
@@ -69,6 +74,7 @@ impl Endpoint {
             Health | Models | Plans => Access::Public,
             NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | GeminiCountTokens | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
             | UsageDaily | RequestBill | Quote | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
+            ListSubKeys | CreateSubKey | RevokeSubKey | RotateSubKey => Access::Customer,
             StripeWebhook | PaypalWebhook => Access::Webhook,
             AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
             | AdminRevokeKey | AdminRotateKey => Access::Admin,
@@ -120,6 +126,10 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/checkout", Endpoint::Checkout),
     route("POST", "/v1/billing-portal", Endpoint::BillingPortal),
     route("POST", "/v1/keys/rotate", Endpoint::RotateOwnKey),
+    route("GET", "/v1/keys", Endpoint::ListSubKeys),
+    route("POST", "/v1/keys", Endpoint::CreateSubKey),
+    route("POST", "/v1/keys/{key_id}/revoke", Endpoint::RevokeSubKey),
+    route("POST", "/v1/keys/{key_id}/rotate", Endpoint::RotateSubKey),
     route("POST", "/webhooks/stripe", Endpoint::StripeWebhook),
     route("POST", "/webhooks/paypal", Endpoint::PaypalWebhook),
     route("POST", "/admin/add-credits", Endpoint::AdminAddCredits),

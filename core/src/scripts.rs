@@ -47,16 +47,18 @@ impl Script {
     }
 }
 
-pub static ADMIT: Script = script!("admit_v5");
-pub static SETTLE: Script = script!("settle_v5");
-pub static CREDIT: Script = script!("credit_v4");
+pub static ADMIT: Script = script!("admit_v6");
+pub static SETTLE: Script = script!("settle_v6");
+pub static CREDIT: Script = script!("credit_v5");
 pub static CLAWBACK: Script = script!("clawback_v3");
 pub static KEYS: Script = script!("keys_v3");
-pub static READ: Script = script!("read_v2");
+pub static READ: Script = script!("read_v3");
 pub static RAPID: Script = script!("rapid_v1");
 pub static DISPUTE: Script = script!("dispute_v1");
 pub static BILL: Script = script!("bill_v1");
-pub static ALL: [&Script; 9] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE, &BILL];
+/// Sub-keys (issue 25): `broker_core::subkeys`.
+pub static SUBKEYS: Script = script!("subkeys_v1");
+pub static ALL: [&Script; 10] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE, &BILL, &SUBKEYS];
 
 pub(crate) fn bad_reply(script: &str, v: &Value) -> ApiError {
     ApiError::unavailable(format!("unexpected reply from {script}: {v}"))
@@ -91,6 +93,11 @@ pub enum AdmitReply {
     RateLimited { plan: String, rate: RateState },
     NoPlan { plan: String },
     Insufficient { needed_mc: i64, balance_mc: i64, rate: RateState },
+    /// A sub-key's cap (`cap`: `daily_cap`, `monthly_cap` or `total_cap`) leaves `room_mc`, less
+    /// than the smallest hold (issue 25).
+    SubKeyCap { needed_mc: i64, room_mc: i64, cap: String, rate: RateState },
+    /// A sub-key whose allowed models do not include `model` (`<provider>/<model>`).
+    ModelNotAllowed { model: String },
     /// The call's `Idempotency-Key` is known: it is not run (issue 24).
     Idempotent(Found),
 }
@@ -109,6 +116,8 @@ impl AdmitReply {
             "rate_limited" => rate_at(v, 1).map(|rate| AdmitReply::RateLimited { plan: text(v, 4).unwrap_or_default(), rate }),
             "no_plan" => Some(AdmitReply::NoPlan { plan: text(v, 1).unwrap_or_default() }),
             "insufficient" => (|| Some(AdmitReply::Insufficient { needed_mc: int(v, 1)?, balance_mc: int(v, 2)?, rate: rate_at(v, 3)? }))(),
+            "sub_key_cap" => (|| Some(AdmitReply::SubKeyCap { needed_mc: int(v, 1)?, room_mc: int(v, 2)?, cap: text(v, 3)?, rate: rate_at(v, 4)? }))(),
+            "model_not_allowed" => text(v, 1).map(|model| AdmitReply::ModelNotAllowed { model }),
             "idem_busy" => text(v, 1).map(|request_id| AdmitReply::Idempotent(Found::InFlight { request_id })),
             "idem_reused" => text(v, 1).map(|request_id| AdmitReply::Idempotent(Found::Reused { request_id })),
             "idem_done" => (|| {
@@ -166,7 +175,7 @@ pub enum CreditReply {
 /// `store::Store::clawback`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShareNeeded {
-    /// `credit_v4`: a refund came before this purchase: the pending record,
+    /// `credit_v5`: a refund came before this purchase: the pending record,
     /// `<refunded cents>|<paid cents>`.
     EarlyRefund { pending: String },
     /// `clawback_v3`: the payment's marker (`<key id>|<credited mc>`) and the share taken so far.
@@ -317,9 +326,11 @@ pub struct KeyView {
     pub revoked_ms: Option<i64>,
     pub ledger_len: i64,
     pub entries: Vec<String>,
+    /// A sub-key's own fields (issue 25); `None` for an account key.
+    pub sub: Option<crate::sub_key_fields::SubKeyFields>,
 }
 
-/// What `read_v2` found.
+/// What `read_v3` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadReply {
     Found(Box<KeyView>),
@@ -345,7 +356,7 @@ impl ReadReply {
 impl KeyView {
     fn decode(v: &Value) -> Option<KeyView> {
         let opt = |i| int(v, i);
-        let entries = v.as_array()?.iter().skip(16).filter_map(|e| e.as_str().map(str::to_string)).collect();
+        let entries = v.as_array()?.iter().skip(16 + crate::sub_key_fields::READ_FIELDS).filter_map(|e| e.as_str().map(str::to_string)).collect();
         Some(KeyView {
             key_id: text(v, 1)?,
             status: text(v, 2)?,
@@ -363,6 +374,7 @@ impl KeyView {
             stripe_customer: text(v, 14).unwrap_or_default(),
             subscription: text(v, 15).unwrap_or_default(),
             entries,
+            sub: crate::sub_key_fields::SubKeyFields::decode_read(v, 16),
         })
     }
 }
@@ -433,8 +445,11 @@ mod tests {
 
     #[test]
     fn key_view_decodes_with_entries() {
-        let v = json!(["ok", "key_1", "active", "free", "1500", "demo", "10", "", "0", "", "", 2, "300", "-5", "cus_1", "", "{\"amount\":1}", "{\"amount\":2}"]);
+        let none = ["", "", "", "", "", "", "0", "", "0", "", "0", "0"];
+        let mut v = json!(["ok", "key_1", "active", "free", "1500", "demo", "10", "", "0", "", "", 2, "300", "-5", "cus_1", ""]);
+        v.as_array_mut().unwrap().extend(none.iter().map(|s| json!(s)).chain([json!("{\"amount\":1}"), json!("{\"amount\":2}")]));
         let ReadReply::Found(k) = ReadReply::decode(&v).unwrap() else { panic!("not found") };
+        assert_eq!(k.sub, None, "an account key has no sub-key fields");
         assert_eq!((k.balance_mc, k.held_mc, k.carried_mc), (1500, 300, -5));
         assert_eq!(k.last_used_ms, None);
         assert_eq!((k.stripe_customer.as_str(), k.subscription.as_str()), ("cus_1", ""));

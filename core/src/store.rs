@@ -41,7 +41,7 @@ impl CreditTarget {
     }
 }
 
-/// A top-up, grant, adjustment or import: `credit_v4`'s arguments.
+/// A top-up, grant, adjustment or import: `credit_v5`'s arguments.
 #[derive(Debug, Clone)]
 pub struct Credit {
     pub target: CreditTarget,
@@ -63,7 +63,7 @@ impl Credit {
     }
 
     /// The arguments with the share of an early refund computed from its pending record
-    /// (`<refunded cents>|<paid cents>`, as `credit_v4` answered it).
+    /// (`<refunded cents>|<paid cents>`, as `credit_v5` answered it).
     pub fn argv_with_share(&self, early: Option<(&str, i64)>) -> Vec<String> {
         let (payment, early_key) = self.payment.clone().unwrap_or_default();
         let [day, keep, ttl] = self.retention.argv(self.now_ms);
@@ -204,7 +204,7 @@ pub enum Reader<'a> {
     Customer { key_hash: String, client_ip: &'a str, anonymous: crate::ratelimit::RateLimit, now_ms: u64, request_id: &'a str },
 }
 
-/// `read_v2`'s arguments: whom, and which page of the ledger (count 0: none).
+/// `read_v3`'s arguments: whom, and which page of the ledger (count 0: none).
 #[derive(Debug, Clone)]
 pub struct Read<'a> {
     pub who: Reader<'a>,

@@ -805,3 +805,7 @@ fn a_calls_bill_follows_it_from_hold_to_sweep_to_correction_for_its_key_only() {
 // Idempotency-Key (issue 24): its own file.
 #[path = "store/idempotency.rs"]
 mod idempotency;
+
+// Sub-keys (issue 25): their own file.
+#[path = "store/subkeys.rs"]
+mod sub_keys;

@@ -40,7 +40,7 @@
     for (const e of page.entries) {
       const tr = document.createElement("tr");
       const when = new Date(e.ts).toISOString().replace("T", " ").slice(0, 19);
-      for (const [value, cls] of [[when], [e.type], [e.model ?? ""], [credits(e.credits), "num"], [credits(e.balance_credits), "num"], [e.ref ?? e.reason ?? ""]]) {
+      for (const [value, cls] of [[when], [e.sub_key_name ? `${e.type} · ${e.sub_key_name}` : e.type], [e.model ?? ""], [credits(e.credits), "num"], [credits(e.balance_credits), "num"], [e.ref ?? e.reason ?? ""]]) {
         const td = document.createElement("td");
         td.textContent = value;
         if (cls) td.className = cls;
@@ -81,7 +81,7 @@
   }
 
   async function refresh() {
-    await Promise.all([showBalance(), showLedger(), showChart()]);
+    await Promise.all([showBalance(), showLedger(), showChart(), window.PortalKeys.show(api)]);
   }
 
   $("signin-form").addEventListener("submit", async (ev) => {

@@ -1,5 +1,5 @@
-//! `Idempotency-Key` at the script level (issue 24): `admit_v5` checks and claims a key's record
-//! in the admission round trip, `settle_v5` closes it. The real scripts on redis-server.
+//! `Idempotency-Key` at the script level (issue 24): `admit_v6` checks and claims a key's record
+//! in the admission round trip, `settle_v6` closes it. The real scripts on redis-server.
 
 use super::*;
 use broker_core::idempotency::{Claim, Found, StoredAnswer};

@@ -1,4 +1,4 @@
--- credit_v4: add (or, for admin adjustments, remove) credits, exactly once per dedupe key.
+-- credit_v5: add (or, for admin adjustments, remove) credits, exactly once per dedupe key.
 -- Used by Stripe and PayPal top-ups and admin grants. Every dedupe key is checked and set in the
 -- same atomic step as the credit, so a replayed event or a second event for the same checkout
 -- session changes nothing. Markers keep "<key id>|<amount>": clawback_v3 reads a payment's marker
@@ -30,6 +30,8 @@ for _, k in ipairs(dedupe) do
 end
 local id = key_id_of(target)
 if not id or redis.call('EXISTS', 'abk:key:' .. id) == 0 then return {'unknown_key'} end
+-- v5 (issue 25): a sub-key holds no credits (it spends its account's): it is no credit target.
+if redis.call('HEXISTS', 'abk:key:' .. id, 'parent') == 1 then return {'unknown_key'} end
 local kkey = 'abk:key:' .. id
 local early = pending ~= '' and payment ~= '' and redis.call('GET', pending)
 if early and early ~= seen_pending then return {'refund_share', early} end

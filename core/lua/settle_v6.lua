@@ -1,4 +1,4 @@
--- settle_v5: after a call, charge what it cost and release the rest of its hold, once per
+-- settle_v6: after a call, charge what it cost and release the rest of its hold, once per
 -- request, writing the call's one ledger entry (with the hold it had).
 -- The charge is decided by broker_core::metering::Billing; this script applies it as given. An
 -- exact usage above the hold is charged in full: the balance may become a debt, which
@@ -19,6 +19,10 @@
 --       (micro-USD), 10 analytics ttl (s), 11 the Idempotency-Key record's closing ('' the call
 --       has none, `release`, `done`), 12 the answer kept for replays ('' none)
 -- v5 (issue 24): the closing of the call's Idempotency-Key record, in its own block below.
+--
+-- v6 (issue 25): a call made with a sub-key (its ledger fields start with `"sub_key":"<id>"`,
+-- put there by admit_v6) moves the sub-key's hold to its spend counters, and its entry is
+-- copied to the sub-key's own list (what the sub-key sees on /v1/usage) and its rollups.
 local rid, charge, now, mode, frag, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
 local day, units, cost, ttl = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local idem_close, idem_answer = ARGV[11], ARGV[12]
@@ -38,12 +42,44 @@ local function close_idem(how, charged)
   if idem_answer ~= '' then redis.call('HSET', ikey, 'answer', idem_answer) end
 end
 -- ---------------------------------------------------------------------------------------------
+
+-- ---- sub-keys (issue 25) -----------------------------------------------------------------
+local function sub_of(meta)
+  return string.match(meta or '', '^"sub_key":"(key_%x+)"')
+end
+
+-- Adds `amount` (negative: a correction's refund) to the sub-key's spend. A settlement rolls
+-- the day and month counters over to today's; a correction only touches the periods that are
+-- still current.
+local function sub_spend(sub, amount, roll)
+  local skey = 'abk:key:' .. sub
+  local at = redis.call('HMGET', skey, 'spent_day_at', 'spent_month_at')
+  local month = string.sub(day, 1, 7)
+  for _, p in ipairs({{'spent_day', at[1], day}, {'spent_month', at[2], month}}) do
+    if p[2] == p[3] then
+      redis.call('HINCRBY', skey, p[1], amount)
+    elseif roll then
+      redis.call('HSET', skey, p[1], amount, p[1] .. '_at', p[3])
+    end
+  end
+  redis.call('HINCRBY', skey, 'spent_total', amount)
+end
+
+-- The sub-key's copy of the entry (newest first, the newest `keep`) and its rollups.
+local function sub_books(sub, entry, label, metrics)
+  local lkey = 'abk:ledger:' .. sub
+  redis.call('LPUSH', lkey, entry)
+  redis.call('LTRIM', lkey, 0, keep - 1)
+  for metric, n in pairs(metrics) do stat('abk:stats:' .. day .. ':' .. sub, label .. ':' .. metric, n, ttl) end
+end
+-- ---- end of sub-keys ---------------------------------------------------------------------
+
 local rec = redis.call('GET', 'abk:hold:' .. rid)
 if rec then
   local id, hold_s, label, meta = split4(rec)
   local hold = tonumber(hold_s)
   if mode == 'sweep' then charge = hold end
-  if charge < 0 then return redis.error_reply('ERR settle_v5: negative charge') end
+  if charge < 0 then return redis.error_reply('ERR settle_v6: negative charge') end
   local admitted = tonumber(redis.call('ZSCORE', 'abk:open_holds', rid)) or 0
   redis.call('DEL', 'abk:hold:' .. rid)
   redis.call('ZREM', 'abk:open_holds', rid)
@@ -51,9 +87,17 @@ if rec then
   redis.call('HINCRBY', kkey, 'held', -hold)
   local bal = redis.call('HINCRBY', kkey, 'balance', hold - charge)
   if charge > 0 then redis.call('HINCRBY', kkey, 'charged_total', charge) end
-  ledger_push(id, string.format('{"ts":%d,"type":"call","amount":%d,"balance":%d,"hold":%d,"ref":"%s","admitted_ts":%d%s%s}',
-    now, -charge, ledger_balance(kkey), hold, rid, admitted, more(meta), more(frag)), keep)
-  call_stats(day, id, label, {calls = 1, units = units, cost_micro = cost, charged_mc = charge}, ttl)
+  local entry = string.format('{"ts":%d,"type":"call","amount":%d,"balance":%d,"hold":%d,"ref":"%s","admitted_ts":%d%s%s}',
+    now, -charge, ledger_balance(kkey), hold, rid, admitted, more(meta), more(frag))
+  ledger_push(id, entry, keep)
+  local metrics = {calls = 1, units = units, cost_micro = cost, charged_mc = charge}
+  call_stats(day, id, label, metrics, ttl)
+  local sub = sub_of(meta)
+  if sub then
+    redis.call('HINCRBY', 'abk:key:' .. sub, 'held', -hold)
+    sub_spend(sub, charge, true)
+    sub_books(sub, entry, label, metrics)
+  end
   if charge > hold then
     call_stats(day, id, label, {exceeded = 1, exceeded_hold_mc = hold, exceeded_charged_mc = charge}, ttl)
   end
@@ -72,14 +116,24 @@ if mode == 'settle' then
     redis.call('DEL', 'abk:swept:' .. rid)
     local kkey = 'abk:key:' .. id
     local bal = tonumber(redis.call('HGET', kkey, 'balance')) or 0
+    local sub = sub_of(meta)
     if refund ~= 0 then
       bal = redis.call('HINCRBY', kkey, 'balance', refund)
       redis.call('HINCRBY', kkey, 'charged_total', -refund)
-      ledger_push(id, string.format('{"ts":%d,"type":"correction","amount":%d,"balance":%d,"ref":"%s"%s%s}',
-        now, refund, ledger_balance(kkey), rid, more(meta), more(frag)), keep)
+      local entry = string.format('{"ts":%d,"type":"correction","amount":%d,"balance":%d,"ref":"%s"%s%s}',
+        now, refund, ledger_balance(kkey), rid, more(meta), more(frag))
+      ledger_push(id, entry, keep)
+      if sub then
+        sub_spend(sub, -refund, false)
+        sub_books(sub, entry, label, {})
+      end
     end
     -- The sweep counted the call and charged its hold; the exact settlement brings what it used.
-    call_stats(day, id, label, {units = units, cost_micro = cost, charged_mc = -refund, corrected_mc = refund}, ttl)
+    local metrics = {units = units, cost_micro = cost, charged_mc = -refund, corrected_mc = refund}
+    call_stats(day, id, label, metrics, ttl)
+    if sub then
+      for m, v in pairs(metrics) do stat('abk:stats:' .. day .. ':' .. sub, label .. ':' .. m, v, ttl) end
+    end
     if refund < 0 then
       call_stats(day, id, label, {exceeded = 1, exceeded_hold_mc = tonumber(hold_s), exceeded_charged_mc = charge}, ttl)
     end
