@@ -28,6 +28,7 @@ const WEIGHT = {
   "mock-agents": 1,
   "money-controls-sdk": 3,
   subkeys: 7, "portal-keys": 14,
+  "clients-gemini": 8,
 };
 const DEFAULT_SECS = 6;
 // A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1 min of requests).
