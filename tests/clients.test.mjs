@@ -10,8 +10,8 @@ import fs from "node:fs";
 import path from "node:path";
 import OpenAI from "openai";
 import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
-import { MOCK_DEFAULTS, parseSSE } from "./lib/mocks.mjs";
-import { clientHome, run, setupClients, tempDir } from "./lib/clients.mjs";
+import { parseSSE } from "./lib/mocks.mjs";
+import { assertGeminiSdkSent, clientHome, listPriceMc, run, settledCalls, setupClients, tempDir } from "./lib/clients.mjs";
 
 let stack, c;
 before(async () => {
@@ -34,23 +34,11 @@ const PRICES = {
   "text-embedding-3-small": [20_000n, 0n],
   "text-embedding-3-large": [130_000n, 0n],
 };
-/** credits = usd × 1.8 / 0.01, in millicredits, rounded up once: pico-USD × 18 / 1e8. */
-function expectedMc(model, inTok, outTok = 0) {
-  const [pin, pout] = PRICES[model];
-  return Number(((BigInt(inTok) * pin + BigInt(outTok) * pout) * 18n + 99_999_999n) / 100_000_000n);
-}
+const expectedMc = (model, inTok, outTok = 0) => listPriceMc(PRICES, model, inTok, outTok);
 /** The mock's embedding usage rule: a text costs max(1, ceil(chars / 4)) tokens, token ids their count. */
 const embedTokens = (inputs) => inputs.reduce((n, x) => n + (typeof x === "string" ? Math.max(1, Math.ceil([...x].length / 4)) : x.length), 0);
 
-/** The key's settled `call` entries (as stored) once there are `n` of them (settlement runs after the answer). */
-async function calls(keyId, n, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const entries = (await c.redis("LRANGE", `abk:ledger:${keyId}`, 0, 200)).map((e) => JSON.parse(e)).filter((e) => e.type === "call");
-    if (entries.length >= n || Date.now() > deadline) return entries;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const calls = (keyId, n) => settledCalls(c, keyId, n);
 
 test("Claude Code (claude -p) answers from the mock through /v1/messages, every call charged its usage at list price", async () => {
   const key = await c.createKey({ credits: 3000 });
@@ -250,14 +238,7 @@ test("google-genai (Python) with only its base URL changed: generateContent and 
   assert.equal(entries.length, 2);
   for (const e of entries) assert.equal(e.amount, -expectedMc("gemini-3.5-flash", 120, 34));
   // What Gemini was sent: the SDK's body, with the key in the gateway's own header.
-  const sent = (await c.mockRequests("gemini")).filter((q) => !q.path.endsWith(":countTokens"));
-  assert.equal(sent.length, 2);
-  for (const q of sent) {
-    assert.equal(q.path, "/gemini/v1beta/models/gemini-3.5-flash:streamGenerateContent");
-    assert.equal(q.headers["x-goog-api-key"], MOCK_DEFAULTS.googleKey);
-    assert.equal(q.body.generationConfig.maxOutputTokens, 50);
-    assert.equal(q.body.systemInstruction.parts[0].text, "Be brief.");
-  }
+  await assertGeminiSdkSent(c, 2);
 });
 
 test("Gemini's own API by hand: ?key= works and stays out of the log; bad input in Google's error shape", async () => {

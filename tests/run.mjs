@@ -28,6 +28,7 @@ const WEIGHT = {
   "mock-agents": 1,
   "money-controls-sdk": 3,
   subkeys: 7, "portal-keys": 14,
+  "clients-gemini": 8,
   "alerts-topup": 23, "portal-alerts": 13,
 };
 const DEFAULT_SECS = 6;
