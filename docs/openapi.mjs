@@ -4,6 +4,7 @@
 import { addClientRoutes } from "./openapi-clients.mjs";
 import { addMoneyControls } from "./openapi-money-controls.mjs";
 import { addSubKeyRoutes } from "./openapi-subkeys.mjs";
+import { addAlertRoutes, describeTopupEvents } from "./openapi-alerts.mjs";
 
 const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
 const obj = (properties, required = [], extra = {}) => ({ type: "object", properties, required, ...extra });
@@ -432,3 +433,6 @@ addClientRoutes({
 addMoneyControls({ paths, components: spec.components });
 // Sub-keys (issue 25; docs/openapi-subkeys.mjs).
 addSubKeyRoutes({ paths, schemas, h: { ref, obj, str, num, int, nullable, get, post, keyPath } });
+// Low-balance alerts and auto top-up (docs/openapi-alerts.mjs).
+addAlertRoutes({ paths, schemas, h: { ref, obj, str, num, int, errors, body, json } });
+describeTopupEvents(paths);

@@ -22,7 +22,7 @@ async fn body(ctx: &Ctx, req: &mut Request) -> Result<Map<String, Value>, ApiErr
 }
 
 /// A form POST to Stripe's API with the secret key; its JSON answer, or the error a client sees.
-async fn stripe_post(ctx: &Ctx, path: &str, form: &[(String, String)], idempotency_key: &str) -> Result<Value, ApiError> {
+pub async fn stripe_post(ctx: &Ctx, path: &str, form: &[(String, String)], idempotency_key: &str) -> Result<Value, ApiError> {
     let secret = ctx.secret("STRIPE_SECRET_KEY")?;
     let req = UpstreamRequest {
         url: format!("{}{path}", ctx.settings().stripe_base_url),

@@ -10,6 +10,7 @@
 
 mod account;
 mod admin;
+mod alerts;
 mod chat;
 mod checkout;
 mod context;
@@ -25,6 +26,7 @@ mod quote;
 mod router;
 mod sweeper;
 mod upstash;
+mod watch;
 mod webhooks;
 
 use context::{random_hex, Ctx};

@@ -69,6 +69,8 @@ pub struct CallLog {
     pub fields: Map<String, Value>,
     pub slow_upstream_ms: u64,
     pub high_cost_usd_micro: u64,
+    /// The key's low-balance watchers, checked after its settlement (`crate::watch`).
+    pub watch: Option<Rc<crate::watch::Watch>>,
 }
 
 impl CallLog {
@@ -79,6 +81,7 @@ impl CallLog {
             fields: Map::new(),
             slow_upstream_ms: ctx.settings().slow_upstream_ms,
             high_cost_usd_micro: ctx.settings().high_cost_usd_micro,
+            watch: None,
         }
     }
 
@@ -165,6 +168,9 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>, controls: C
     for (k, v) in [("key_id", Value::from(admitted.key_id.as_str())), ("plan", Value::from(admitted.plan.as_str())), ("credits_held", credits_json(admitted.hold_mc))] {
         log.fields.insert(k.into(), v.clone());
         ctx.fact(k, v);
+    }
+    if billing.credits().is_some() {
+        log.watch = Some(Rc::new(crate::watch::Watch::for_call(ctx, &admitted.key_id)));
     }
     let mut headers = admitted.rate_headers();
     let call = Call {
@@ -660,12 +666,17 @@ pub async fn settle(store: Upstash, s: Closing, log: CallLog) {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let outcome = s.apply(&store).await.map(|r| recorded_fields(&r));
+        let outcome = s.apply(&store).await;
         let mut f = fields! {"attempts" => attempts, "wasm_memory_mib" => wasm_memory_mib()};
         match outcome {
-            Ok(fields) => {
-                f.extend(fields);
-                return log.line(Level::Info, "settlement", f);
+            Ok(recorded) => {
+                f.extend(recorded_fields(&recorded));
+                log.line(Level::Info, "settlement", f);
+                // Charged: the balance may have crossed below a low-balance threshold.
+                if let (Recorded::Credits(SettleReply::Settled { .. } | SettleReply::Corrected { .. }), Some(w)) = (&recorded, &log.watch) {
+                    crate::watch::after_settlement(&store, w).await;
+                }
+                return;
             }
             Err(e) => match waits.next() {
                 Some(ms) if e.kind == ErrorKind::Unavailable => {

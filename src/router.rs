@@ -4,7 +4,7 @@
 
 use crate::context::Ctx;
 use crate::http::HandlerResult;
-use crate::{account, admin, chat, checkout, gemini, media, webhooks};
+use crate::{account, admin, alerts, chat, checkout, gemini, media, webhooks};
 use broker_core::chat::Route;
 use broker_core::error::ErrorShape;
 use broker_core::products::images::ImageRoute;
@@ -57,6 +57,13 @@ pub async fn route(ctx: &Ctx, req: Request, path: &str) -> HandlerResult {
         Endpoint::CreateSubKey => crate::keys_api::create(ctx, req).await,
         Endpoint::RevokeSubKey => crate::keys_api::revoke(ctx, req, resolved.param("key_id")).await,
         Endpoint::RotateSubKey => crate::keys_api::rotate(ctx, req, resolved.param("key_id")).await,
+        Endpoint::AlertGet => alerts::get_alert(ctx, req).await,
+        Endpoint::AlertPut => alerts::put_alert(ctx, req).await,
+        Endpoint::AlertDelete => alerts::delete_alert(ctx, req).await,
+        Endpoint::AutoTopupGet => alerts::get_topup(ctx, req).await,
+        Endpoint::AutoTopupPut => alerts::put_topup(ctx, req).await,
+        Endpoint::AutoTopupDelete => alerts::delete_topup(ctx, req).await,
+        Endpoint::AutoTopupCard => alerts::save_card(ctx, req).await,
         Endpoint::StripeWebhook => webhooks::stripe(ctx, req).await,
         Endpoint::PaypalWebhook => webhooks::paypal(ctx, req).await,
         Endpoint::AdminAddCredits

@@ -36,5 +36,11 @@ pub async fn sweep(env: &Env, log: &Redactor, now_ms: u64) -> Result<usize, ApiE
             charged += 1;
         }
     }
+    // Low-balance alerts whose delivery failed every attempt: one more try each (docs/accounts.md).
+    match crate::watch::retry_queued(&store, log, BATCH).await {
+        Ok(n) if n > 0 => log.line(Level::Info, "sweeper", fields! {"alerts_delivered" => n}),
+        Ok(_) => {}
+        Err(e) => log.line(Level::Error, "sweeper", fields! {"alerts" => "not retried", "error" => e.message}),
+    }
     Ok(charged)
 }

@@ -20,7 +20,17 @@ pub async fn stripe(ctx: &Ctx, mut req: Request) -> HandlerResult {
     let body = read_body(&mut req, ctx.settings().max_webhook_bytes).await?;
     let header = req.headers().get("stripe-signature").ok().flatten();
     let event = payments::stripe_verified(ctx, header.as_deref(), &body, secret.expose())?;
-    Ok(json(200, &payments::stripe_event(&ctx.store()?, ctx, &event).await?, &[]))
+    let store = ctx.store()?;
+    if broker_core::auto_topup::handles(event.get("type").and_then(Value::as_str).unwrap_or("")) {
+        // Auto top-up's events: a saved card, a paid or failed top-up (its alert posted after).
+        let (answer, alert) = payments::stripe_topup(&store, ctx, broker_core::auto_topup::interpret(&event, &ctx.settings().rate)).await?;
+        if let Some(a) = alert {
+            let (redactor, rid, store) = (ctx.redactor().clone(), ctx.request_id().to_string(), ctx.store()?);
+            ctx.wait_until(async move { crate::watch::deliver(&store, &a.target, &a.event, &redactor, &rid).await });
+        }
+        return Ok(json(200, &answer, &[]));
+    }
+    Ok(json(200, &payments::stripe_event(&store, ctx, &event).await?, &[]))
 }
 
 fn header(req: &Request, name: &str) -> Result<String, ApiError> {

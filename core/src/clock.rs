@@ -59,7 +59,7 @@ fn is_date(s: &str) -> bool {
 }
 
 /// `http(s)://HOST[:port][/…]` with HOST 127.x.x.x, `localhost` or `[::1]`.
-fn is_loopback_url(url: &str) -> bool {
+pub fn is_loopback_url(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
         return false;
     };

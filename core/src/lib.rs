@@ -25,6 +25,8 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alerts;
+pub mod auto_topup;
 pub mod bills;
 pub mod call;
 pub mod chat;
@@ -39,6 +41,7 @@ pub mod error;
 pub mod idempotency;
 pub mod keys;
 pub mod ledger;
+pub mod lowbal;
 pub mod media_prices;
 pub mod metering;
 pub mod money;

@@ -150,6 +150,8 @@ async fn credit_stripe<S: Store>(store: &S, call: &impl Call, c: &Credit, paymen
 async fn credited<S: Store>(store: &S, call: &impl Call, reply: CreditReply, c: &Credit, source: &str, event_id: &str) -> Result<Value, ApiError> {
     match reply {
         CreditReply::Credited { key_id, balance_mc, early_refund_mc } => {
+            // A top-up arms the key's low-balance watchers again (the alert, the auto top-up).
+            crate::lowbal::rearm(store, &key_id).await?;
             let log = json!({ "key_id": key_id, "credits_added": credits_json(c.amount_mc), "credits_taken_back": credits_json(early_refund_mc), "credits_after": credits_json(balance_mc) });
             outcome(call, source, event_id, "credited", fields(log));
             Ok(ack(json!({ "credited": true, "key_id": key_id, "credits_added": credits_json(c.amount_mc), "credits_taken_back": credits_json(early_refund_mc) })))
@@ -355,4 +357,55 @@ pub async fn paypal_event<S: Store>(store: &S, call: &impl Call, event: &Value) 
             credited(store, call, reply, &c, "paypal", &event_id).await
         }
     }
+}
+
+/// A verified Stripe event of auto top-up (`crate::auto_topup::interpret`): a saved card is kept,
+/// a paid top-up credited once (as any purchase: the event and the payment intent dedupe it), a
+/// failed one turns auto top-up off. The answer, and the alert to post (a failure, when the key
+/// has an alert URL and auto top-up was on until now).
+pub async fn stripe_topup<S: Store>(store: &S, call: &impl Call, ev: crate::auto_topup::TopupEvent) -> Result<(Value, Option<TopupAlert>), ApiError> {
+    use crate::auto_topup::TopupEvent;
+    match ev {
+        TopupEvent::Ignore { event_id, reason } => Ok((ignore(call, "stripe", &event_id, reason), None)),
+        TopupEvent::CardSaved { event_id, key_id, customer, payment_method } => {
+            let saved = crate::lowbal::save_card(store, &key_id, &customer, &payment_method).await?;
+            outcome(call, "stripe", &event_id, if saved { "card_saved" } else { "unknown_key" }, fields(json!({ "key_id": key_id })));
+            Ok((ack(json!({ "credited": false, "card_saved": saved })), None))
+        }
+        TopupEvent::Paid { event_id, key_id, payment_intent, amount_mc, cents } => {
+            let Some(target) = CreditTarget::key_id(&key_id) else { return Ok((ignore(call, "stripe", &event_id, "malformed key id".into()), None)) };
+            let fragment = ledger_fragment(&[("source", json!("stripe")), ("ref", json!(event_id)), ("payment_intent", json!(payment_intent)), ("auto_topup", json!(true)), ("amount_total_cents", json!(cents))]);
+            let c = Credit {
+                target,
+                amount_mc,
+                now_ms: call.now_ms(),
+                kind: "topup",
+                fragment,
+                retention: call.settings().retention(),
+                payment: Some(stripe_payment_markers(&payment_intent)),
+                dedupe: vec![rk::stripe_event(&event_id)],
+            };
+            let reply = credit_stripe(store, call, &c, Some(&payment_intent), cents, &event_id).await?;
+            Ok((credited(store, call, reply, &c, "stripe", &event_id).await?, None))
+        }
+        TopupEvent::Failed { event_id, key_id, payment_intent, code, message } => {
+            let (was_on, target) = crate::lowbal::topup_off(store, &key_id, &format!("off: the card was declined ({code})"), &message).await?;
+            outcome(call, "stripe", &event_id, "auto_topup_failed", fields(json!({ "key_id": key_id, "payment_intent": payment_intent, "code": code, "turned_off": was_on })));
+            let alert = match (was_on, target) {
+                (true, Some(t)) => {
+                    let id = format!("evt_{}", call.random_hex(12)?);
+                    Some(TopupAlert { target: t, event: crate::alerts::AlertEvent::topup_failed(id, &key_id, call.now_ms() / 1000, &code, &message) })
+                }
+                _ => None,
+            };
+            Ok((ack(json!({ "credited": false, "auto_topup": "off" })), alert))
+        }
+    }
+}
+
+/// An alert a payment event asks to post.
+#[derive(Debug, Clone)]
+pub struct TopupAlert {
+    pub target: crate::lowbal::AlertTarget,
+    pub event: crate::alerts::AlertEvent,
 }

@@ -36,11 +36,15 @@
 //! | `abk:stats:<day>:rapidapi:<user>` | hash | the same for one RapidAPI user |
 //! | `abk:stats:<day>:rapidapi-plan:<plan>` | hash | the same for one RapidAPI subscription |
 //! | `abk:stats:<day>:payments` | hash | the day's `topup`, `grant`, `adjustment`, `refund` counts and mc |
+//! | `abk:lowbal:<id>` | hash | a key's low-balance alert (`a_*`: threshold, URL, signing secret, armed) and auto top-up (`t_*`: threshold, amount, cents, max per day, on, armed, status, error; `customer`, `pm`: the saved card): `lowbal_v1.lua` |
+//! | `abk:topup:<id>:<day>` | string | auto top-ups started that day (2 days) |
+//! | `abk:alerts:retry` | list | alerts no attempt delivered, for the sweeper (`crate::lowbal::queue_alert`) |
 
 pub const PREFIX: &str = "abk:";
 pub const OPEN_HOLDS: &str = "abk:open_holds";
 pub const UNMATCHED_PAYMENTS: &str = "abk:unmatched_payments";
 pub const PAYPAL_TOKEN: &str = "abk:paypal:token";
+pub const ALERT_QUEUE: &str = "abk:alerts:retry";
 
 pub fn key_record(key_id: &str) -> String {
     format!("abk:key:{key_id}")
@@ -103,6 +107,14 @@ pub fn idempotency_of(request_id: &str) -> String {
 /// A key of the original product (`user:<key>:credits`) already imported.
 pub fn legacy_import(key_hash: &str) -> String {
     format!("abk:dedupe:import:{key_hash}")
+}
+/// A key's low-balance watchers (`lowbal_v1.lua`).
+pub fn lowbal(key_id: &str) -> String {
+    format!("abk:lowbal:{key_id}")
+}
+/// The auto top-ups a key started on `day`.
+pub fn topup_day(key_id: &str, day: &str) -> String {
+    format!("abk:topup:{key_id}:{day}")
 }
 /// Keys of the original product: `user:<plaintext key>:credits` (credits, a number).
 pub const LEGACY_PATTERN: &str = "user:*:credits";

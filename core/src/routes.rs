@@ -34,6 +34,13 @@ pub enum Endpoint {
     Checkout,
     BillingPortal,
     RotateOwnKey,
+    AlertGet,
+    AlertPut,
+    AlertDelete,
+    AutoTopupGet,
+    AutoTopupPut,
+    AutoTopupDelete,
+    AutoTopupCard,
     /// Sub-keys of the caller's account (issue 25).
     ListSubKeys,
     CreateSubKey,
@@ -73,7 +80,7 @@ impl Endpoint {
         match self {
             Health | Models | Plans => Access::Public,
             NativeChat | OpenAiChatCompletions | OpenAiResponses | AnthropicMessages | AnthropicCountTokens | OpenAiEmbeddings | GeminiGenerateContent | GeminiStreamGenerateContent | GeminiCountTokens | OpenAiImages | NativeImage | OpenAiSpeech | NativeTts | Music | Balance | Usage
-            | UsageDaily | RequestBill | Quote | Checkout | BillingPortal | RotateOwnKey => Access::Customer,
+            | UsageDaily | RequestBill | Quote | Checkout | BillingPortal | RotateOwnKey | AlertGet | AlertPut | AlertDelete | AutoTopupGet | AutoTopupPut | AutoTopupDelete | AutoTopupCard => Access::Customer,
             ListSubKeys | CreateSubKey | RevokeSubKey | RotateSubKey => Access::Customer,
             StripeWebhook | PaypalWebhook => Access::Webhook,
             AdminAddCredits | AdminImportKeys | AdminCreateKey | AdminStats | AdminUnmatchedPayments | AdminGetKey | AdminKeyLedger | AdminGrantCredits
@@ -126,6 +133,13 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/v1/checkout", Endpoint::Checkout),
     route("POST", "/v1/billing-portal", Endpoint::BillingPortal),
     route("POST", "/v1/keys/rotate", Endpoint::RotateOwnKey),
+    route("GET", "/v1/alerts", Endpoint::AlertGet),
+    route("PUT", "/v1/alerts", Endpoint::AlertPut),
+    route("DELETE", "/v1/alerts", Endpoint::AlertDelete),
+    route("GET", "/v1/auto-topup", Endpoint::AutoTopupGet),
+    route("PUT", "/v1/auto-topup", Endpoint::AutoTopupPut),
+    route("DELETE", "/v1/auto-topup", Endpoint::AutoTopupDelete),
+    route("POST", "/v1/auto-topup/card", Endpoint::AutoTopupCard),
     route("GET", "/v1/keys", Endpoint::ListSubKeys),
     route("POST", "/v1/keys", Endpoint::CreateSubKey),
     route("POST", "/v1/keys/{key_id}/revoke", Endpoint::RevokeSubKey),

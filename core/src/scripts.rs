@@ -58,7 +58,8 @@ pub static DISPUTE: Script = script!("dispute_v1");
 pub static BILL: Script = script!("bill_v1");
 /// Sub-keys (issue 25): `broker_core::subkeys`.
 pub static SUBKEYS: Script = script!("subkeys_v1");
-pub static ALL: [&Script; 10] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE, &BILL, &SUBKEYS];
+pub static LOWBAL: Script = script!("lowbal_v1");
+pub static ALL: [&Script; 11] = [&ADMIT, &SETTLE, &CREDIT, &CLAWBACK, &KEYS, &READ, &RAPID, &DISPUTE, &BILL, &SUBKEYS, &LOWBAL];
 
 pub(crate) fn bad_reply(script: &str, v: &Value) -> ApiError {
     ApiError::unavailable(format!("unexpected reply from {script}: {v}"))

@@ -99,7 +99,7 @@
     $("signin").hidden = true;
     $("account").hidden = false;
     offset = 0;
-    await Promise.all([refresh(), showPlans()]).catch((e) => text($("buy-error"), e.message));
+    await Promise.all([refresh(), showPlans(), window.PortalAlerts?.start(api)]).catch((e) => text($("buy-error"), e.message));
   });
   $("signout").addEventListener("click", () => location.reload());
   $("older").addEventListener("click", () => { offset += PAGE; showLedger(); });

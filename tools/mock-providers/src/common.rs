@@ -237,6 +237,18 @@ pub fn to_colon_space_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     out
 }
 
+/// Stripe's error body (`{"error": {type, message, param?, code?}}`) with `status`.
+pub fn stripe_error(status: u16, kind: &str, message: &str, param: Option<&str>, code: Option<&str>) -> crate::http::Response {
+    let mut e = serde_json::json!({ "type": kind, "message": message });
+    if let Some(p) = param {
+        e["param"] = serde_json::json!(p);
+    }
+    if let Some(c) = code {
+        e["code"] = serde_json::json!(c);
+    }
+    crate::http::Response::json(status, &serde_json::json!({ "error": e }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

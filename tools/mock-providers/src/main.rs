@@ -38,6 +38,8 @@ mod request_log;
 mod stability;
 mod stripe;
 mod stripe_events;
+mod stripe_offsession;
+mod alert_receiver;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,12 +90,29 @@ fn route(state: &State, req: &Request) -> Response {
     // The payment services' webhook events (made and delivered on a test's request).
     if req.method == "POST" {
         let body = || serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
+        if req.path == "/__control/stripe/endpoint" {
+            return stripe_offsession::set_endpoint(&body());
+        }
+        if let Some(name) = req.path.strip_prefix("/__control/alerts/") {
+            return alert_receiver::control(name, &body());
+        }
         if let Some(action) = req.path.strip_prefix("/__control/stripe/") {
             return stripe_events::control(action, &body());
         }
         if let Some(action) = req.path.strip_prefix("/__control/paypal/") {
             return paypal_events::control(state, action, &body());
         }
+    }
+    if req.method == "GET" && req.path == "/__control/stripe/payment_intents" {
+        return stripe_offsession::intents();
+    }
+    if req.method == "GET" {
+        if let Some(name) = req.path.strip_prefix("/__control/alerts/") {
+            return alert_receiver::received(name);
+        }
+    }
+    if let Some(name) = req.path.strip_prefix("/alerts/") {
+        return alert_receiver::receive(name, req);
     }
     if req.path == "/__control" || req.path.starts_with("/__control/") {
         return control::handle(state, req);

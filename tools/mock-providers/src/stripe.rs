@@ -42,16 +42,7 @@ fn replays() -> &'static Mutex<Replays> {
     CACHE.get_or_init(Default::default)
 }
 
-fn error(status: u16, kind: &str, message: &str, param: Option<&str>, code: Option<&str>) -> Response {
-    let mut e = json!({ "type": kind, "message": message });
-    if let Some(p) = param {
-        e["param"] = json!(p);
-    }
-    if let Some(c) = code {
-        e["code"] = json!(c);
-    }
-    Response::json(status, &json!({ "error": e }))
-}
+use crate::common::stripe_error as error;
 
 pub fn error_for_status(status: u16) -> Response {
     match status {
@@ -108,7 +99,13 @@ fn checkout(state: &State, f: &Map<String, Value>, seq: u64) -> Response {
         return error(400, "invalid_request_error", "Missing required param: success_url.", Some("success_url"), Some("parameter_missing"))
     };
     let items: BTreeMap<String, Value> = f.get("line_items").and_then(Value::as_object).map(|m| m.clone().into_iter().collect()).unwrap_or_default();
-    if items.is_empty() {
+    if mode == "setup" && !items.is_empty() {
+        return error(400, "invalid_request_error", "You cannot pass `line_items` in `setup` mode.", Some("line_items"), Some("parameter_unknown"));
+    }
+    if mode == "setup" && s("currency").is_none() {
+        return error(400, "invalid_request_error", "Missing required param: currency.", Some("currency"), Some("parameter_missing"));
+    }
+    if items.is_empty() && mode != "setup" {
         return error(400, "invalid_request_error", "Missing required param: line_items.", Some("line_items"), Some("parameter_missing"));
     }
     let mut total = 0u64;
@@ -132,13 +129,13 @@ fn checkout(state: &State, f: &Map<String, Value>, seq: u64) -> Response {
         "amount_total": total,
         "cancel_url": s("cancel_url"),
         "client_reference_id": s("client_reference_id"),
-        "currency": "usd",
-        "customer": null,
+        "currency": s("currency").unwrap_or_else(|| "usd".into()),
+        "customer": s("customer"),
         "livemode": false,
         "metadata": f.get("metadata").cloned().unwrap_or(json!({})),
         "mode": mode,
         "payment_intent": null,
-        "payment_status": "unpaid",
+        "payment_status": if mode == "setup" { "no_payment_required" } else { "unpaid" },
         "status": "open",
         "subscription": null,
         "success_url": success_url,
@@ -195,6 +192,17 @@ pub fn handle(state: &State, req: &Request) -> Response {
     let resp = match (req.method.as_str(), req.path.strip_prefix("/stripe").unwrap_or(&req.path)) {
         ("POST", "/v1/checkout/sessions") => checkout(state, &f, seq),
         ("POST", "/v1/billing_portal/sessions") => portal(state, &f, seq),
+        ("POST", "/v1/customers") => crate::stripe_offsession::customer(&f, &crate::stripe_events::new_id),
+        ("POST", "/v1/payment_intents") => {
+            let made = crate::stripe_offsession::payment_intent(&f, req.header("idempotency-key"), &crate::stripe_events::new_id);
+            if let Some((pi, charge, cents)) = &made.paid {
+                crate::stripe_events::remember_payment(pi, charge, *cents);
+            }
+            if let Some((ty, object, (to, secret))) = made.event {
+                crate::stripe_events::emit_later(ty, object, to, secret);
+            }
+            made.response
+        }
         _ => return error(404, "invalid_request_error", &format!("Unrecognized request URL ({} {}).", req.method, req.path), None, None),
     };
     if let (Some(k), crate::http::Body::Full(bytes)) = (idem, &resp.body) {

@@ -11,6 +11,7 @@
 //!   Payment mode: `checkout.session.completed` (`payment_status: paid`, a `pi_…`). Subscription
 //!   mode: `checkout.session.completed` (with `customer`, `subscription`), then `invoice.paid`
 //!   (`billing_reason: subscription_create`, a line billing the session's price).
+//!   Setup mode: `crate::stripe_offsession` (`card`: `declined`, `authentication_required`).
 //! - `refund {payment_intent, amount}`: `charge.refunded` (`amount_refunded` cumulative).
 //! - `dispute {payment_intent, type, status?, amount?}`: `charge.dispute.<type>` (created,
 //!   updated, closed, funds_withdrawn, funds_reinstated) of the payment's one dispute.
@@ -59,7 +60,7 @@ fn account() -> std::sync::MutexGuard<'static, Account> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-fn new_id(prefix: &str) -> String {
+pub fn new_id(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n =
         N.fetch_add(1, Ordering::Relaxed) ^ crate::request_log::now_ms().wrapping_mul(0x9e37_79b9);
@@ -76,6 +77,22 @@ pub fn remember_session(session: &Value, form: &Map<String, Value>) {
             .sessions
             .insert(id.to_string(), (session.clone(), form.clone()));
     }
+}
+
+/// Called by `POST /v1/payment_intents` (`crate::stripe_offsession`): a paid intent, for `refund`
+/// and `dispute`.
+pub fn remember_payment(payment_intent: &str, charge: &str, cents: u64) {
+    account().payments.insert(payment_intent.to_string(), (charge.to_string(), cents, 0, None));
+}
+
+/// The event an API call leads to (`payment_intent.*`), posted signed to the registered
+/// endpoint shortly after the call is answered, as Stripe does.
+pub fn emit_later(ty: &str, object: Value, to: String, secret: String) {
+    let e = event(ty, object);
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        send(&json!({ "to": to, "secret": secret }), vec![e]);
+    });
 }
 
 /// Called by `POST /v1/billing_portal/sessions`.
@@ -95,7 +112,7 @@ pub fn signature(secret: &str, t: u64, payload: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn event(ty: &str, object: Value) -> Value {
+pub fn event(ty: &str, object: Value) -> Value {
     let e = json!({
         "id": new_id("evt"), "object": "event", "api_version": "2025-06-30.basil", "created": common::now_secs(),
         "data": { "object": object }, "livemode": false, "pending_webhooks": 1,
@@ -235,6 +252,14 @@ pub fn control(action: &str, body: &Value) -> Response {
             let Some((mut session, form)) = a.sessions.get(s(body, "session")).cloned() else {
                 return bad("no such checkout session");
             };
+            if session["mode"] == "setup" {
+                drop(a);
+                let (made, extra) = crate::stripe_offsession::complete_setup(session, &form, s(body, "card"), &new_id);
+                let events = made.into_iter().map(|(ty, o)| event(ty, o)).collect();
+                let mut answer = extra;
+                answer["deliveries"] = send(body, events);
+                return Response::json(200, &answer);
+            }
             let customer = new_id("cus");
             session["status"] = json!("complete");
             session["payment_status"] = json!("paid");
