@@ -642,9 +642,9 @@ fn wasm_memory_mib() -> u64 {
 /// A settlement's outcome as log fields.
 pub fn settle_fields(reply: &SettleReply) -> Map<String, Value> {
     match *reply {
-        SettleReply::Settled { charged_mc, balance_mc } => fields! {"outcome" => "settled", "charged_mc" => charged_mc, "balance_mc" => balance_mc},
+        SettleReply::Settled { charged_mc, balance_mc, .. } => fields! {"outcome" => "settled", "charged_mc" => charged_mc, "balance_mc" => balance_mc},
         SettleReply::Swept { charged_mc, balance_mc } => fields! {"outcome" => "swept: charged the hold", "charged_mc" => charged_mc, "balance_mc" => balance_mc},
-        SettleReply::Corrected { refunded_mc, balance_mc } => fields! {"outcome" => "corrected after a sweep", "refunded_mc" => refunded_mc, "balance_mc" => balance_mc},
+        SettleReply::Corrected { refunded_mc, balance_mc, .. } => fields! {"outcome" => "corrected after a sweep", "refunded_mc" => refunded_mc, "balance_mc" => balance_mc},
         SettleReply::Missing => fields! {"outcome" => "already settled"},
     }
 }
@@ -672,8 +672,8 @@ pub async fn settle(store: Upstash, s: Closing, log: CallLog) {
             Ok(recorded) => {
                 f.extend(recorded_fields(&recorded));
                 log.line(Level::Info, "settlement", f);
-                // Charged: the balance may have crossed below a low-balance threshold.
-                if let (Recorded::Credits(SettleReply::Settled { .. } | SettleReply::Corrected { .. }), Some(w)) = (&recorded, &log.watch) {
+                // Charged, with a low-balance watcher armed: the balance may have crossed below it.
+                if let (Recorded::Credits(SettleReply::Settled { watching: true, .. } | SettleReply::Corrected { watching: true, .. }), Some(w)) = (&recorded, &log.watch) {
                     crate::watch::after_settlement(&store, w).await;
                 }
                 return;

@@ -291,13 +291,13 @@ test("with both controls, a call makes one Redis round trip before the provider,
   const ai = openai(key);
   const controls = withKey("one-trip", { "X-Max-Credits": "1" });
   // admit_v6 and settle_v6 loaded, and the warm-up's settlement landed before the count starts.
-  // After its settlement a call also reads the key's low-balance watchers (docs/accounts.md):
-  // waits for that too, so that no call's commands leak into the next count.
+  // Admission and settlement (a key without an armed low-balance watcher makes no third
+  // request): waits for both, so that no call's commands leak into the next count.
   const commands = async (n) => waitFor(async () => (await c.frontStats()).log.filter((e) => !e.commands.includes("LRANGE")).length >= n, { what: `${n} commands at the front` });
   await c.frontReset();
   const warm = await ai.chat.completions.create(chatBody("warm the scripts"), withKey("warm-up")).withResponse();
   await c.settled(key.id, warm.response.headers.get("x-request-id"));
-  await commands(3);
+  await commands(2);
   await c.mockScript({ provider: "openai", gate: true });
   await c.frontReset();
   const first = ai.chat.completions.create(chatBody("one trip"), controls).withResponse();
@@ -308,7 +308,7 @@ test("with both controls, a call makes one Redis round trip before the provider,
   await release();
   const done = await first;
   await c.settled(key.id, done.response.headers.get("x-request-id"));
-  await commands(3);
+  await commands(2);
   await c.frontReset();
   const replay = await ai.chat.completions.create(chatBody("one trip"), controls).withResponse();
   assert.equal(replay.response.headers.get("idempotent-replayed"), "true");

@@ -74,6 +74,14 @@ local function sub_books(sub, entry, label, metrics)
 end
 -- ---- end of sub-keys ---------------------------------------------------------------------
 
+-- Low-balance watchers (lowbal_v1): 1 when one of the account's is armed, so that the worker
+-- reads them after a settlement only then (an account without an armed watcher costs nothing more).
+local function watching(id)
+  local w = redis.call('HMGET', 'abk:lowbal:' .. id, 'a_armed', 't_on', 't_armed')
+  if w[1] == '1' or (w[2] == '1' and w[3] == '1') then return 1 end
+  return 0
+end
+
 local rec = redis.call('GET', 'abk:hold:' .. rid)
 if rec then
   local id, hold_s, label, meta = split4(rec)
@@ -106,7 +114,7 @@ if rec then
     redis.call('SET', 'abk:swept:' .. rid, rec, 'EX', 2592000)
     return {'swept', charge, bal}
   end
-  return {'ok', charge, bal}
+  return {'ok', charge, bal, watching(id)}
 end
 if mode == 'settle' then
   local swept = redis.call('GET', 'abk:swept:' .. rid)
@@ -138,7 +146,7 @@ if mode == 'settle' then
       call_stats(day, id, label, {exceeded = 1, exceeded_hold_mc = tonumber(hold_s), exceeded_charged_mc = charge}, ttl)
     end
     close_idem(idem_close, charge)
-    return {'corrected', refund, bal}
+    return {'corrected', refund, bal, watching(id)}
   end
 end
 return {'missing'}

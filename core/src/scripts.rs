@@ -136,24 +136,30 @@ impl AdmitReply {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SettleReply {
-    Settled { charged_mc: i64, balance_mc: i64 },
+    /// `watching`: a low-balance watcher of the account is armed (lowbal_v1 is read only then).
+    Settled { charged_mc: i64, balance_mc: i64, watching: bool },
     /// Charged the whole hold by the sweeper; a late settlement corrects it.
     Swept { charged_mc: i64, balance_mc: i64 },
     /// A late exact settlement after a sweep: `refunded_mc` went back to the balance (negative:
     /// the exact usage came to more than the hold, and the difference was charged).
-    Corrected { refunded_mc: i64, balance_mc: i64 },
+    Corrected { refunded_mc: i64, balance_mc: i64, watching: bool },
     /// No open hold for this request (already settled, or never admitted).
     Missing,
 }
 
+/// The settle script's fourth element: 1 when a low-balance watcher is armed.
+fn watching(v: &Value) -> bool {
+    int(v, 3) == Some(1)
+}
+
 impl SettleReply {
     pub fn decode(v: &Value) -> Result<SettleReply, ApiError> {
-        let two = |f: fn(i64, i64) -> SettleReply| Some(f(int(v, 1)?, int(v, 2)?));
-        let r = match text(v, 0).as_deref() {
-            Some("ok") => two(|charged_mc, balance_mc| SettleReply::Settled { charged_mc, balance_mc }),
-            Some("swept") => two(|charged_mc, balance_mc| SettleReply::Swept { charged_mc, balance_mc }),
-            Some("corrected") => two(|refunded_mc, balance_mc| SettleReply::Corrected { refunded_mc, balance_mc }),
-            Some("missing") => Some(SettleReply::Missing),
+        let (a, b, watching) = (int(v, 1), int(v, 2), watching(v));
+        let r = match (text(v, 0).as_deref(), a, b) {
+            (Some("ok"), Some(charged_mc), Some(balance_mc)) => Some(SettleReply::Settled { charged_mc, balance_mc, watching }),
+            (Some("swept"), Some(charged_mc), Some(balance_mc)) => Some(SettleReply::Swept { charged_mc, balance_mc }),
+            (Some("corrected"), Some(refunded_mc), Some(balance_mc)) => Some(SettleReply::Corrected { refunded_mc, balance_mc, watching }),
+            (Some("missing"), _, _) => Some(SettleReply::Missing),
             _ => None,
         };
         r.ok_or_else(|| bad_reply(SETTLE.name, v))
@@ -419,8 +425,9 @@ mod tests {
 
     #[test]
     fn settle_and_payment_replies_decode() {
-        assert_eq!(SettleReply::decode(&json!(["ok", 18, 982])).unwrap(), SettleReply::Settled { charged_mc: 18, balance_mc: 982 });
-        assert_eq!(SettleReply::decode(&json!(["corrected", 82, 1000])).unwrap(), SettleReply::Corrected { refunded_mc: 82, balance_mc: 1000 });
+        assert_eq!(SettleReply::decode(&json!(["ok", 18, 982, 0])).unwrap(), SettleReply::Settled { charged_mc: 18, balance_mc: 982, watching: false });
+        assert_eq!(SettleReply::decode(&json!(["ok", 18, 982, 1])).unwrap(), SettleReply::Settled { charged_mc: 18, balance_mc: 982, watching: true });
+        assert_eq!(SettleReply::decode(&json!(["corrected", 82, 1000, 0])).unwrap(), SettleReply::Corrected { refunded_mc: 82, balance_mc: 1000, watching: false });
         assert!(SettleReply::decode(&json!(["ok"])).is_err());
         assert_eq!(ClawbackReply::decode(&json!(["pending"])).unwrap(), ClawbackReply::Pending);
         assert_eq!(ClawbackReply::decode(&json!(["ok", "key_1", 500, -200])).unwrap(), ClawbackReply::Taken { key_id: "key_1".into(), taken_mc: 500, balance_mc: -200 });

@@ -177,7 +177,7 @@ fn a_call_holds_then_settles_into_one_ledger_entry() {
     assert_eq!(entries(&r, &id).len(), 1, "admission writes no ledger entry");
     // $0.0002 = 2e8 pico → 36 mc.
     let s = billing(&a, "req_a").settle(&Metered::exact(200_000_000, tokens(5)), 2000, RETAIN);
-    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 36, balance_mc: 9_964 });
+    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 36, balance_mc: 9_964, watching: false });
     assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Missing, "settled once");
     let es = entries(&r, &id);
     assert_eq!(es.len(), 2);
@@ -242,7 +242,7 @@ fn the_sweeper_charges_a_lost_hold_and_a_late_settlement_corrects_it_once() {
     assert_eq!(charge["model"], "gpt-4o-mini", "the hold remembers what it was for");
     // The call's own settlement arrives: it refunds the difference, once.
     let late = billing(&a, "req_lost").settle(&Metered::exact(200_000_000, tokens(5)), 10_000, RETAIN);
-    assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Corrected { refunded_mc: 764, balance_mc: 9_964 });
+    assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Corrected { refunded_mc: 764, balance_mc: 9_964, watching: false });
     assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Missing);
     assert_eq!(entries(&r, &id)[0]["type"], "correction");
     assert_eq!(view(&r, &id).charged_total_mc, 36);
@@ -256,7 +256,7 @@ fn a_usage_above_the_hold_is_charged_in_full_and_the_debt_refuses_admission() {
     let a = admit(&r, &hash, "req_o", "ai", fixed(100), 1).unwrap();
     // $0.07 = 7e10 pico → 12.6 credits = 12,600 mc, 12,500 above the hold of 100.
     let s = billing(&a, "req_o").settle(&Metered::exact(70_000_000_000, tokens(9)), 2, RETAIN);
-    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 12_600, balance_mc: -2_600 });
+    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 12_600, balance_mc: -2_600, watching: false });
     let e = &entries(&r, &id)[0];
     assert_eq!((e["amount"].clone(), e["hold"].clone()), (json!(-12_600), json!(100)));
     assert_eq!(e["hold_exceeded"], json!({"hold_mc": 100, "charged_mc": 12_600, "over_mc": 12_500}));
@@ -267,7 +267,7 @@ fn a_usage_above_the_hold_is_charged_in_full_and_the_debt_refuses_admission() {
     let a = admit(&r, &hash, "req_q", "ai", fixed(200), 1).unwrap();
     block(r.settle(&Settlement::sweep("req_q", 7200, 3, RETAIN))).unwrap();
     let late = billing(&a, "req_q").settle(&Metered::exact(5_000_000_000, tokens(3)), 4, RETAIN);
-    assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Corrected { refunded_mc: -700, balance_mc: 6_500 }, "900 mc used, 200 held: 700 more");
+    assert_eq!(block(r.settle(&late)).unwrap(), SettleReply::Corrected { refunded_mc: -700, balance_mc: 6_500, watching: false }, "900 mc used, 200 held: 700 more");
     let days = broker_core::stats::days("1970-01-01", "1970-01-01").unwrap();
     let (calls, payments) = block(r.stats_rollups(&days, &StatsScope::All)).unwrap();
     let report = broker_core::stats::report(&days, &calls, &payments, &broker_core::money::Decimal::parse("0.01").unwrap(), None, broker_core::stats::View::Admin);
@@ -294,7 +294,7 @@ fn money_stays_exact_with_balances_up_to_2_pow_53() {
     // 0.01 = 9,007,199,253,692,280.9999999 mc → 9,007,199,253,692,281.
     let s = billing(&a, "req_big").settle(&Metered::exact(50_039_995_853_846_005_555_555, tokens(1)), 2, RETAIN);
     assert_eq!(s.charge_mc, 9_007_199_253_692_281);
-    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 9_007_199_253_692_281, balance_mc: 135 });
+    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 9_007_199_253_692_281, balance_mc: 135, watching: false });
     assert_ledger_invariant(&r, &id);
 
     // A purchase of 2^52 + 2 mc refunded 200,001 of 300,001 cents: ⌈4,503,599,627,370,498 ×

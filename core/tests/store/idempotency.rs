@@ -48,7 +48,7 @@ fn a_claimed_key_is_in_flight_until_settled_then_replayed_and_never_charged_twic
     let answer = StoredAnswer { status: 200, content_type: "application/json".into(), headers: vec![("x-credits-charged".into(), "0.036".into())], body: b"{\"ok\":true}".to_vec() };
     let mut s = idem_billing(&a, "req_1").settle(&Metered::exact(200_000_000, tokens(5)), 2000, RETAIN);
     s.idempotency.keep(&answer);
-    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 36, balance_mc: 9_964 });
+    assert_eq!(block(r.settle(&s)).unwrap(), SettleReply::Settled { charged_mc: 36, balance_mc: 9_964, watching: false });
     let replay = admit_with(&r, &hash, "req_4", fixed(500), &claim).unwrap().unwrap_err();
     assert_eq!((replay.request_id.as_str(), &replay.answer), ("req_1", &answer));
     assert_eq!(view(&r, &id).balance_mc, 9_964, "the replay held and charged nothing");
@@ -70,7 +70,7 @@ fn a_refused_or_released_call_leaves_the_key_usable() {
     assert_eq!(cmd(&r, &["EXISTS", &rk::idempotency(&id, &claim.key_hash)]), json!(0));
     // Admitted, then released (the provider refused): removed.
     admit_with(&r, &hash, "req_2", fixed(50), &claim).unwrap().unwrap();
-    assert_eq!(block(r.settle(&Billing::release("req_2", "the provider answered 500", 2000, RETAIN))).unwrap(), SettleReply::Settled { charged_mc: 0, balance_mc: 100 });
+    assert_eq!(block(r.settle(&Billing::release("req_2", "the provider answered 500", 2000, RETAIN))).unwrap(), SettleReply::Settled { charged_mc: 0, balance_mc: 100, watching: false });
     assert_eq!(cmd(&r, &["EXISTS", &rk::idempotency(&id, &claim.key_hash)]), json!(0));
     assert_eq!(cmd(&r, &["EXISTS", &rk::idempotency_of("req_2")]), json!(0));
     assert!(admit_with(&r, &hash, "req_3", fixed(50), &claim).unwrap().is_ok(), "the retry runs");
