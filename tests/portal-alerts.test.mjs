@@ -2,23 +2,13 @@
 // signing secret once, sees a refused URL's reason, saves a card through Stripe Checkout (setup
 // mode, the Stripe mock), turns auto top-up on and, after the card is declined on a crossing,
 // sees that auto top-up is off and why. Nothing is loaded from anywhere but 127.0.0.1.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
-import { openBrowser } from "./lib/browser.mjs";
+import { useBrowserPage } from "./lib/browser.mjs";
 import { FEW_WORDS_PX, screenshot, textBoxes } from "./lib/layout.mjs";
 
 let stack, c, b;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-  b = await openBrowser();
-  await b.page.setViewportSize({ width: 1280, height: 900 });
-});
-after(async () => {
-  await b?.close();
-  await releaseStack();
-});
+useBrowserPage((s) => ({ stack, c, b } = s));
 
 const control = async (route, body) => {
   const r = await fetch(`${stack.mocksUrl}/__control/${route}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

@@ -2,23 +2,13 @@
 // sign in with the account key, create a sub-key (its key shown once), see it listed with its
 // caps, make a call with it, see its spend (list price × the mock's usage) and the ledger line
 // naming it, rotate it, revoke it. Signed in with a sub-key, the section is not there.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
-import { openBrowser } from "./lib/browser.mjs";
+import { useBrowserPage } from "./lib/browser.mjs";
 import { FEW_WORDS_PX, screenshot, textBoxes } from "./lib/layout.mjs";
 
 let stack, c, b;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-  b = await openBrowser();
-  await b.page.setViewportSize({ width: 1280, height: 900 });
-});
-after(async () => {
-  await b?.close();
-  await releaseStack();
-});
+useBrowserPage((s) => ({ stack, c, b } = s));
 
 // gpt-4o-mini's list price (micro-USD per 1M tokens) and the mock's usage rule, restated.
 const PRICE = [150_000n, 600_000n];

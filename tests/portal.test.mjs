@@ -3,23 +3,13 @@
 // stacked by model in distinct colours, with the day's credits on hover; the ledger pages, a
 // checkout starts, the key rotates; no heading or paragraph is squeezed. Nothing is loaded from
 // anywhere but the gateway's own origin. A screenshot is saved under .stack/screenshots/.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
-import { openBrowser } from "./lib/browser.mjs";
+import { useBrowserPage } from "./lib/browser.mjs";
 import { FEW_WORDS_PX, screenshot, textBoxes } from "./lib/layout.mjs";
 
 let stack, c, b;
-before(async () => {
-  stack = await getStack();
-  c = client(stack);
-  b = await openBrowser();
-  await b.page.setViewportSize({ width: 1280, height: 900 });
-});
-after(async () => {
-  await b?.close();
-  await releaseStack();
-});
+useBrowserPage((s) => ({ stack, c, b } = s));
 
 /** `YYYY-MM-DD` as the chart's axis writes it ("Dec 4"), in UTC. */
 const axisLabel = (day) => new Date(`${day}T00:00:00Z`).toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
