@@ -80,14 +80,8 @@ impl ChatWire for OpenAi {
                     out.push(Decoded::ToolCallArgs { slot, fragment: f.to_string() });
                 }
             }
-            if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
-                out.push(Decoded::Finish(f.to_string()));
-            }
         }
-        if let Some(uv) = v.get("usage").filter(|x| x.is_object()) {
-            *usage = Some(usage_from(uv));
-            out.push(Decoded::FinalUsage);
-        }
+        finish_and_usage(v, usage, &mut out);
         out
     }
 
@@ -106,14 +100,8 @@ impl ChatWire for OpenAi {
                     out.push(Decoded::ToolCallArgs { slot, fragment: f.to_string() });
                 }
             }
-            if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
-                out.push(Decoded::Finish(f.to_string()));
-            }
         }
-        if let Some(uv) = v.get("usage").filter(|x| x.is_object()) {
-            *usage = Some(usage_from(uv));
-            out.push(Decoded::FinalUsage);
-        }
+        finish_and_usage(v, usage, &mut out);
         out
     }
 
@@ -128,6 +116,17 @@ impl ChatWire for OpenAi {
     /// every other chunk passes through unparsed.
     fn billing_event(&self, _name: Option<&str>, data: &str) -> bool {
         data == "[DONE]" || super::has_key(data, "\"error\"") || super::key_value_starts(data, "\"usage\"", b'{')
+    }
+}
+
+/// What a chunk or a whole answer ends with: its choice's finish reason, then the usage.
+fn finish_and_usage(v: &Value, usage: &mut Option<Usage>, out: &mut Vec<Decoded>) {
+    if let Some(f) = v.pointer("/choices/0/finish_reason").and_then(Value::as_str) {
+        out.push(Decoded::Finish(f.to_string()));
+    }
+    if let Some(uv) = v.get("usage").filter(|x| x.is_object()) {
+        *usage = Some(usage_from(uv));
+        out.push(Decoded::FinalUsage);
     }
 }
 
