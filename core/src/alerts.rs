@@ -112,8 +112,20 @@ pub fn check_url(url: &str, local_stack: bool) -> Result<(), String> {
         }
     } else if !host.contains('.') || host.bytes().any(|b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.')) {
         return Err("must name a public host".into());
+    } else if numeric_last_label(&host) {
+        // A URL parser reads `127.1` or `0x7f.0.0.1` as an IPv4 address (WHATWG's host parsing,
+        // which fetch uses): only the canonical dotted form, checked above, is accepted.
+        return Err("must write an IP address in its canonical dotted form".into());
     }
     Ok(())
+}
+
+/// True when the host's last label is a number (decimal, or hex `0x…`): WHATWG URL parsing then
+/// takes the whole host for an IPv4 address, whatever its other labels are.
+fn numeric_last_label(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or("");
+    let hex = last.strip_prefix("0x").is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    hex || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
@@ -233,6 +245,11 @@ mod tests {
             "https://[fe80::1]/x",
             "https://[fd00::1]/x",
             "https://[::ffff:10.0.0.1]/x",
+            "https://127.1/x",
+            "https://10.1/x",
+            "https://0x7f.0.0.1/x",
+            "https://0x7f000001.0x1/x",
+            "https://169.254.169.254.:443/x",
             "https://user:pw@hooks.example.com/x",
             "https://intranet/x",
             "https:// hooks.example.com",
