@@ -14,11 +14,11 @@
 //!   bound; an answer that is not an embedding list releases the hold.
 
 use super::images::splice_member;
-use super::media::{allow_only, object, opt_choice, opt_str, present, req_text, split_provider};
+use super::media::{allow_only, broken_off, object, opt_choice, opt_str, present, req_text, split_provider, start_json_answer};
 use crate::embedding_prices::{embedding_model, EmbeddingModel, MAX_INPUTS, MAX_REQUEST_TOKENS};
-use crate::error::{ApiError, ErrorKind, ErrorShape};
+use crate::error::{ApiError, ErrorShape};
 use crate::metering::{CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
-use crate::money::{credits_json, credits_string, CreditRate};
+use crate::money::CreditRate;
 use crate::payer::Bill;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::provider::Provider;
@@ -28,9 +28,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 const FIELDS: &[&str] = &["model", "input", "encoding_format", "dimensions", "user"];
-
-/// Most bytes reserved up front for an answer (from its `Content-Length`).
-const RESERVE_MAX_BYTES: usize = 64 << 20;
 
 /// A checked embeddings request.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,14 +208,7 @@ impl Meter for EmbeddingsMeter {
     }
 
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
-        match head.header("content-type") {
-            Some(ct) if ct.trim_start().starts_with("application/json") => {}
-            other => return Err(ApiError::upstream(format!("openai answered `{}` instead of JSON", other.unwrap_or("no content type")))),
-        }
-        if let Some(len) = head.header("content-length").and_then(|l| l.trim().parse::<usize>().ok()) {
-            self.body.reserve(len.min(RESERVE_MAX_BYTES));
-        }
-        Ok(())
+        start_json_answer(head, &mut self.body)
     }
 
     fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
@@ -230,12 +220,7 @@ impl Meter for EmbeddingsMeter {
         if end != End::Complete {
             // The provider answered 200: the vectors were computed and their usage is lost.
             let m = self.bound(format!("{}; usage never read: billed the upper bound (the hold)", end.describe()));
-            let charge = self.billing.charge(m.cost_pico_usd);
-            let kind = if end == End::IdleTimeout { ErrorKind::UpstreamTimeout } else { ErrorKind::UpstreamError };
-            let e = ApiError::new(kind, format!("the provider's answer broke off ({}); billed {} credits, the most this call could cost", end.describe(), credits_string(charge.charged_mc)))
-                .public()
-                .with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }));
-            return Finish { tail: Vec::new(), answer: Err(e), metered: Some(m) };
+            return broken_off(&self.billing, &end, m, "");
         }
         let parsed = serde_json::from_slice::<Answer>(&self.body).ok().filter(|a| a.object.as_deref() == Some("list") && a.data.is_some());
         let Some(a) = parsed else {

@@ -4,6 +4,8 @@
 use super::*;
 use crate::config::Secret;
 use crate::metering::{Admitted, Billing};
+use crate::error::ErrorKind;
+use crate::money::credits_json;
 use crate::ratelimit::RateState;
 
 const FLOAT_BODY: &[u8] = include_bytes!("../../../fixtures/openai/embeddings.response.json");

@@ -14,11 +14,11 @@
 //! - An answer cut off after the 200 is billed the bound: the images were generated and their
 //!   usage is unknown. An answer that is not an image generation at all releases the hold.
 
-use super::media::{allow_only, object, opt_choice, opt_int, opt_str, present, req_text, split_provider};
-use crate::error::{ApiError, ErrorKind, ErrorShape};
+use super::media::{allow_only, broken_off, object, opt_choice, opt_int, opt_str, present, req_text, split_provider, start_json_answer};
+use crate::error::{ApiError, ErrorShape};
 use crate::media_prices::{self, ImageBilling, ImageModel, ImageQuality, ImageSize, ImageTokenRates, IMAGE_N_MAX, IMAGE_PROMPT_MAX_CHARS};
 use crate::metering::{CallMeta, HoldPlan, Metered, Units, MEDIA_CLASS};
-use crate::money::{credits_json, credits_string, CreditRate};
+use crate::money::CreditRate;
 use crate::payer::Bill;
 use crate::product::{End, Finish, Meter, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
 use crate::provider::Provider;
@@ -41,9 +41,6 @@ const NATIVE_FIELDS: &[&str] = &["provider", "model", "prompt", "n", "size", "qu
 /// Tokens a prompt may cost beyond its UTF-8 bytes (a text token is at least one byte; the model
 /// may wrap the prompt in a few of its own). Part of the hold's bound, not of any charge.
 pub const PROMPT_OVERHEAD_TOKENS: u64 = 64;
-
-/// Most bytes reserved up front for an answer (from its `Content-Length`).
-const RESERVE_MAX_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRequest {
@@ -367,15 +364,7 @@ impl Meter for ImagesMeter {
     }
 
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
-        match head.header("content-type") {
-            Some(ct) if ct.trim_start().starts_with("application/json") => {}
-            other => return Err(ApiError::upstream(format!("openai answered `{}` instead of JSON", other.unwrap_or("no content type")))),
-        }
-        // Megabytes of base64: grow once, not by doubling.
-        if let Some(len) = head.header("content-length").and_then(|l| l.trim().parse::<usize>().ok()) {
-            self.body.reserve(len.min(RESERVE_MAX_BYTES));
-        }
-        Ok(())
+        start_json_answer(head, &mut self.body)
     }
 
     fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
@@ -387,12 +376,7 @@ impl Meter for ImagesMeter {
         if end != End::Complete {
             // The provider answered 200: the images exist and their usage is lost with the body.
             let m = self.bound(format!("{}; usage never read: billed the upper bound (the hold)", end.describe()));
-            let charge = self.billing.charge(m.cost_pico_usd);
-            let kind = if end == End::IdleTimeout { ErrorKind::UpstreamTimeout } else { ErrorKind::UpstreamError };
-            let e = ApiError::new(kind, format!("the provider's answer broke off ({}); billed {} credits, the most this call could cost, since the images were generated", end.describe(), credits_string(charge.charged_mc)))
-                .public()
-                .with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }));
-            return Finish { tail: Vec::new(), answer: Err(e), metered: Some(m) };
+            return broken_off(&self.billing, &end, m, ", since the images were generated");
         }
         let starts_as_object = self.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         let parsed = serde_json::from_slice::<Answer>(&self.body).ok().filter(|a| starts_as_object && a.data.is_some());

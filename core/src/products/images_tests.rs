@@ -4,6 +4,7 @@
 use super::*;
 use crate::config::Secret;
 use crate::metering::{Admitted, Billing};
+use crate::money::credits_json;
 use crate::ratelimit::RateState;
 
 const TODAY: &str = "2026-11-27";

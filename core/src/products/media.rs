@@ -6,6 +6,10 @@
 //! top-level fields and refuses any other.
 
 use crate::error::{ApiError, ErrorKind};
+use crate::metering::Metered;
+use crate::money::{credits_json, credits_string};
+use crate::payer::Bill;
+use crate::product::{End, Finish, ProviderHead};
 use crate::provider::Provider;
 use serde_json::{json, Map, Value};
 
@@ -134,6 +138,35 @@ pub fn upstream_error(provider: Provider, status: u16, body: &[u8]) -> ApiError 
     }
     let normalized = json!({ "error": { "message": message } }).to_string();
     crate::providers::upstream_error(provider, status, normalized.as_bytes())
+}
+
+/// Most bytes reserved up front for a whole JSON answer (from its `Content-Length`).
+const RESERVE_MAX_BYTES: usize = 64 << 20;
+
+/// The head of a whole JSON answer from OpenAI (images, embeddings): any other content type is
+/// not its answer; the announced length is reserved once (megabytes of base64 grow once, not by
+/// doubling).
+pub fn start_json_answer(head: &ProviderHead, body: &mut Vec<u8>) -> Result<(), ApiError> {
+    match head.header("content-type") {
+        Some(ct) if ct.trim_start().starts_with("application/json") => {}
+        other => return Err(ApiError::upstream(format!("openai answered `{}` instead of JSON", other.unwrap_or("no content type")))),
+    }
+    if let Some(len) = head.header("content-length").and_then(|l| l.trim().parse::<usize>().ok()) {
+        body.reserve(len.min(RESERVE_MAX_BYTES));
+    }
+    Ok(())
+}
+
+/// A whole answer that broke off after its 200: the work was done and its usage is lost with the
+/// body, so `bound` (the hold) is charged and the client told so; `since` ends the message (the
+/// reason it is charged, or nothing).
+pub fn broken_off(billing: &Bill, end: &End, bound: Metered, since: &str) -> Finish {
+    let charge = billing.charge(bound.cost_pico_usd);
+    let kind = if *end == End::IdleTimeout { ErrorKind::UpstreamTimeout } else { ErrorKind::UpstreamError };
+    let e = ApiError::new(kind, format!("the provider's answer broke off ({}); billed {} credits, the most this call could cost{since}", end.describe(), credits_string(charge.charged_mc)))
+        .public()
+        .with_details(json!({ "credits_charged": credits_json(charge.charged_mc) }));
+    Finish { tail: Vec::new(), answer: Err(e), metered: Some(bound) }
 }
 
 #[cfg(test)]
