@@ -28,13 +28,19 @@ async function waitFor(probe, what, timeoutMs = 15000) {
 test("five calls add five ledger entries, each naming its hold; open holds show in /v1/balance", async () => {
   const key = await c.createKey({ credits: 10 });
   const before = (await c.ledger(key.id)).length;
-  await c.mockScript({ provider: "openai", delay_ms: 800 });
+  // The first call waits at the mock's gate until its open hold has been seen.
+  await c.mockScript({ provider: "openai", gate: true });
   const body = { provider: "openai", model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "count me" }] };
   const first = c.api("/v1/chat", { key: key.api_key, body });
-  const open = await waitFor(async () => {
-    const b = await (await c.api("/v1/balance", { key: key.api_key })).json();
-    return b.held_millicredits > 0 && b;
-  }, "an open hold");
+  let open;
+  try {
+    open = await waitFor(async () => {
+      const b = await (await c.api("/v1/balance", { key: key.api_key })).json();
+      return b.held_millicredits > 0 && b;
+    }, "an open hold");
+  } finally {
+    await c.mockRelease();
+  }
   assert.equal(open.millicredits + open.held_millicredits, 10_000, "spendable + held = the balance");
   const rids = [(await first).headers.get("x-request-id")];
   for (let i = 0; i < 4; i++) rids.push((await c.api("/v1/chat", { key: key.api_key, body })).headers.get("x-request-id"));
@@ -175,11 +181,15 @@ test("a provider message about the gateway's own account never reaches the custo
 
 test("a settlement that meets Redis errors is retried and lands once", async () => {
   const key = await c.createKey({ credits: 10 });
-  await c.mockScript({ provider: "openai", delay_ms: 700 });
+  await c.mockScript({ provider: "openai", gate: true });
   const pending = c.api("/v1/chat", { key: key.api_key, body: { provider: "openai", model: "gpt-4o-mini", max_tokens: 5, messages: [{ role: "user", content: "retry" }] } });
-  await waitFor(async () => (await c.redis("ZCARD", "abk:open_holds")) > 0, "the admission");
-  // The next two settlement attempts fail at the Upstash front; the third lands.
-  await c.frontFail(2, "EVALSHA");
+  try {
+    await waitFor(async () => (await c.mockHeld()) === 1, "the admitted call at the provider");
+    // The next two settlement attempts fail at the Upstash front; the third lands.
+    await c.frontFail(2, "EVALSHA");
+  } finally {
+    await c.mockRelease();
+  }
   const res = await pending;
   assert.equal(res.status, 200);
   const rid = res.headers.get("x-request-id");

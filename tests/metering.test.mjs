@@ -418,7 +418,7 @@ test("GET /v1/models lists every priced model with credits per million tokens", 
 
 test("a plain call whose client hangs up mid-call is still settled (no hold left open)", async () => {
   const key = await c.createKey({ credits: 10 });
-  await c.mockScript({ provider: "openai", delay_ms: 1500 });
+  await c.mockScript({ provider: "openai", gate: true }); // answers only after the hang-up
   const ac = new AbortController();
   const content = "hang up";
   const pending = c.api("/v1/chat", {
@@ -435,6 +435,7 @@ test("a plain call whose client hangs up mid-call is still settled (no hold left
   assert.equal((await (await c.api("/v1/balance", { key: key.api_key })).json()).held_millicredits > 0, true, "/v1/balance shows the open hold");
   ac.abort();
   await pending;
+  await c.mockRelease();
   const entries = await c.settled(key.id, rid, 15000);
   const charge = entries.find((e) => e.type === "call");
   const u = mockUsage([content], 24);
@@ -444,8 +445,9 @@ test("a plain call whose client hangs up mid-call is still settled (no hold left
 
 test("the sweeper charges the hold of a call whose settlement has not come; its late settlement corrects it once", async () => {
   const key = await c.createKey({ credits: 10 });
-  // A call still in flight after HOLD_SWEEP_AFTER_SECS (2 s in tests) looks lost to the sweeper.
-  await c.mockScript({ provider: "openai", delay_ms: 3500 });
+  // A call still in flight after HOLD_SWEEP_AFTER_SECS (2 s in tests) looks lost to the sweeper:
+  // it waits at the mock's gate until the sweeper has charged its hold.
+  await c.mockScript({ provider: "openai", gate: true });
   const content = "slow and swept";
   const pending = c.api("/v1/chat", { key: key.api_key, body: { provider: "openai", model: "gpt-4o-mini", max_tokens: 24, messages: [{ role: "user", content }] } });
   let rid;
@@ -467,6 +469,7 @@ test("the sweeper charges the hold of a call whose settlement has not come; its 
   assert.match(swept.note, /charged the hold/);
   assert.equal(await c.balanceMc(key.api_key), 10_000 - swept.hold);
   // The call finishes and settles exactly: the difference comes back, once.
+  await c.mockRelease();
   const res = await pending;
   assert.equal(res.status, 200);
   const want = expectedMc("gpt-4o-mini", mockUsage([content], 24).input, 24);

@@ -34,7 +34,7 @@ const settledBill = (key, rid) => waitFor(async () => {
 test("a call's bill: held while in flight, then settled at list price; another key and unknown ids get 404", async () => {
   const key = await c.createKey({ credits: 10 });
   const other = await c.createKey({ credits: 10 });
-  await c.mockScript({ provider: "openai", delay_ms: 1500 });
+  await c.mockScript({ provider: "openai", gate: true }); // in flight until the release below
   const content = "what does this cost";
   const pending = chat(key, content);
   const rid = await waitFor(async () => (await c.redis("ZRANGE", "abk:open_holds", 0, -1))[0], "the open hold");
@@ -48,6 +48,7 @@ test("a call's bill: held while in flight, then settled at list price; another k
   assert.equal(await c.balanceMc(key.api_key), 10_000 - h.held_mc, "the bill's hold is the one reserved");
   // Another key cannot see it, in flight or settled.
   assert.equal((await bill(other, rid)).status, 404);
+  await c.mockRelease();
   const res = await pending;
   assert.equal(res.status, 200);
   assert.equal(res.headers.get("x-request-id"), rid);

@@ -197,14 +197,18 @@ async function postPaypal(event, opts = {}) {
   return call("POST", "/webhooks/paypal", { body: raw, headers: paypalHeaders(raw, opts) });
 }
 
-async function mockScript(obj) {
-  const res = await fetch(`${stack.mocksUrl}/__control/script`, {
-    method: "POST",
+/** The mocks' control API (`/__control/<what>`): a script, the gate's count, its release. */
+async function mockControl(method, what, body) {
+  const res = await fetch(`${stack.mocksUrl}/__control/${what}`, {
+    method,
     headers: { "content-type": "application/json" },
-    body: JSON.stringify(obj),
+    body: method === "GET" ? undefined : JSON.stringify(body ?? {}),
   });
-  assert.equal(res.status, 200, `mock script: ${await res.text()}`);
+  const text = await res.text();
+  assert.equal(res.status, 200, `mock ${what}: ${text}`);
+  return JSON.parse(text);
 }
+const mockScript = (obj) => mockControl("POST", "script", obj);
 
 // ---------------------------------------------------------------------------------------------
 // Chat (to produce call entries)
@@ -508,15 +512,23 @@ test("stripe: a refund that arrives while a call holds the credits leaves nothin
   const key = await newKey({ credits: 0 });
   const bought = stripeEvent({ session: { amount_total: 1000 }, metadata: { key_id: key.id } });
   assert.equal((await postStripe(bought)).json.credited, true);
-  // A slow call holds most of the 1000 credits while the refund arrives.
-  await mockScript({ provider: "anthropic", delay_ms: 1500 });
+  // A call held at the mock's gate (no fixed delay a loaded machine could outrun) holds most of
+  // the 1000 credits while the refund arrives; the gate opens only after the refund is in.
+  await mockScript({ provider: "anthropic", gate: true });
   const pending = call("POST", "/v1/messages", { key: key.api_key, json: { model: "claude-haiku-4-5", max_tokens: 64000, messages: [{ role: "user", content: "hold" }] } });
-  const held = await eventually(async () => (await adminKey(key.id)).held_millicredits > 0 && (await adminKey(key.id)).held_millicredits, { what: "the call's hold" });
+  await eventually(async () => (await mockControl("GET", "held")).held === 1, { what: "the call at the provider's gate" });
+  const held = (await adminKey(key.id)).held_millicredits;
+  assert.ok(held > 0, "the call holds credits while the provider works");
   const refund = {
     id: `evt_${rnd(12)}`, object: "event", type: "charge.refunded", created: Math.floor(Date.now() / 1000),
     data: { object: { id: `ch_${rnd(12)}`, object: "charge", payment_intent: bought.data.object.payment_intent, amount: 1000, amount_captured: 1000, amount_refunded: 1000, refunded: true } },
   };
-  const r = await postStripe(refund);
+  let r;
+  try {
+    r = await postStripe(refund);
+  } finally {
+    await mockControl("POST", "release");
+  }
   assert.equal(r.json.credits_taken_back, 1000, r.text);
   assert.equal(r.json.credits_after * 1000, -held, "everything the refund bought is taken, the held part as a debt");
   const served = await pending;

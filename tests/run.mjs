@@ -61,6 +61,7 @@ for (const l of lanes) {
 
 const secs = (t0) => (Date.now() - t0) / 1000;
 const timings = [];
+const failures = []; // [file, its report]: printed again at the very end, where a CI log's tail shows it
 const t0 = Date.now();
 
 // 1. One build of the worker for every stack of the run.
@@ -86,6 +87,7 @@ function runFile(file, env, label) {
       const s = secs(t);
       process.stdout.write(`\n── ${file} [${label}] ${ok ? "ok" : "FAILED"} in ${s.toFixed(1)} s\n${out}`);
       timings.push([`${file} [${label}]`, s, ok]);
+      if (!ok) failures.push([`${file} [${label}]`, out]);
       resolve(ok && !sig);
     });
   });
@@ -133,5 +135,11 @@ timings.push(["integration tests, wall clock", secs(t0)]);
 const width = Math.max(...timings.map(([n]) => n.length));
 console.log("\n[test] integration timings (s):");
 for (const [name, s, ok] of timings) console.log(`  ${name.padEnd(width)} ${s.toFixed(1).padStart(7)}${ok === false ? "  FAILED" : ""}`);
+for (const [name, out] of failures) {
+  // node's spec reporter ends with a "failing tests" section: the failed tests and their errors.
+  const at = out.lastIndexOf("failing tests:");
+  const lines = (at >= 0 ? out.slice(out.lastIndexOf("\n", at) + 1) : out).split("\n");
+  console.log(`\n[test] FAILED: ${name}\n${(at >= 0 ? lines.slice(0, 120) : lines.slice(-60)).join("\n")}`);
+}
 if (process.env.TEST_TIMINGS) fs.appendFileSync(process.env.TEST_TIMINGS, timings.map(([n, s]) => `${n}\t${s.toFixed(1)}`).join("\n") + "\n");
 process.exit(allOk ? 0 : 1);

@@ -153,6 +153,9 @@ export function client(stack) {
     mockScript: (obj) => mock("POST", "script", obj),
     mockRequests: (provider) => mock("GET", provider ? `requests?provider=${provider}` : "requests"),
     mockReset: () => mock("POST", "reset", {}),
+    /** Responses of `gate: true` scripts waiting at the mock's gate, and its opening. */
+    mockHeld: async () => (await mock("GET", "held")).held,
+    mockRelease: () => mock("POST", "release", {}),
     /**
      * `n` calls at once (`call()` returns a fetch promise) while the provider holds every call it
      * receives (script `provider` with `gate: true`), released once every call is either answered
