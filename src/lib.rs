@@ -22,6 +22,7 @@ mod log;
 mod media;
 mod meter;
 mod payer;
+mod pipe;
 mod quote;
 mod router;
 mod sweeper;

@@ -24,6 +24,7 @@ use crate::fetch;
 use crate::fields;
 use crate::http::{self, HandlerResult};
 use crate::log::{Level, Redactor};
+use crate::pipe::{Pipe, PipeEnd};
 use crate::upstash::Upstash;
 use broker_core::controls::CallControls;
 use broker_core::error::{ApiError, ErrorKind};
@@ -333,6 +334,12 @@ enum Next {
 
 /// Bytes read from a provider per read, at most.
 const READ_BUFFER_BYTES: usize = 32 * 1024;
+/// A piped stream's client already has its bytes: after a read that waited for the provider,
+/// the meter's copy is read again this much later, so the next read takes all that gathered
+/// meanwhile (a read per piece is what costs; the settlement comes at most this much later).
+const METER_READ_PAUSE_MS: u64 = 100;
+/// A read that took this long waited for the provider (bytes at hand come in well under it).
+const PROVIDER_WAIT_MS: u64 = 10;
 
 /// A provider's body: one read (one promise) per piece the runtime hands over, into one reused
 /// buffer (a BYOB reader) where the runtime offers one. (The default reader costs the same CPU
@@ -350,11 +357,15 @@ enum Source {
 }
 
 impl Body {
-    fn of(response: &mut Response) -> Option<Body> {
+    fn of(response: &Response) -> Option<Body> {
         let worker::ResponseBody::Stream(raw) = response.body() else { return None };
+        Body::of_stream(raw.clone())
+    }
+
+    fn of_stream(raw: web_sys::ReadableStream) -> Option<Body> {
         let source = match wasm_streams::ReadableStream::from_raw(raw.clone().unchecked_into()).try_into_async_read() {
             Ok(read) => Source::Byob(read),
-            Err(_) => Source::Chunks(response.stream().ok()?),
+            Err(_) => Source::Chunks(Response::from_body(worker::ResponseBody::Stream(raw)).ok()?.stream().ok()?),
         };
         Some(Body { source, buf: vec![0; READ_BUFFER_BYTES] })
     }
@@ -463,7 +474,21 @@ impl Call {
         let whole = meter.whole_body() && matches!(response.body(), worker::ResponseBody::Stream(_));
         // Pieces read from the provider (CPU goes per piece: the bench divides by it).
         let mut reads: u64 = 0;
-        let end = match if whole { None } else { Body::of(&mut response) } {
+        // A byte-exact stream goes to the client through the runtime's own pipe (opened with the
+        // first bytes the meter accepts); the meter reads a copy.
+        let mut pipe: Option<Pipe> = None;
+        let body = match response.body() {
+            _ if whole => None,
+            worker::ResponseBody::Stream(raw) if streaming.is_some() && meter.byte_exact_stream() => match Pipe::split(raw.as_ref()) {
+                Some((p, copy)) => {
+                    pipe = Some(p);
+                    Body::of_stream(copy.unchecked_into())
+                }
+                None => Body::of(&response),
+            },
+            _ => Body::of(&response),
+        };
+        let end = match body {
             None if !whole => End::Complete,
             None => {
                 let read = whole_body(&mut response);
@@ -483,9 +508,10 @@ impl Call {
                 let mut last_byte_at = now_ms();
                 let mut timer = Timer::at(last_byte_at + idle_ms);
                 loop {
-                    let client_left = match &client {
-                        Some(c) => c.is_gone(),
-                        None => answer.as_ref().is_none_or(|a| a.is_canceled()),
+                    let client_left = match (&client, &pipe) {
+                        (Some(c), _) => c.is_gone(),
+                        (_, Some(p)) if p.is_open() => p.broke_off(),
+                        _ => answer.as_ref().is_none_or(|a| a.is_canceled()),
                     };
                     if client_left && gone_at.is_none() {
                         gone_at = Some(now_ms());
@@ -498,12 +524,21 @@ impl Call {
                     if timer.fires_at > due {
                         timer = Timer::at(due);
                     }
+                    let asked_at = now_ms();
                     match next_chunk(&mut body, &mut timer).await {
                         Next::Chunk(n) => {
                             reads += 1;
                             last_byte_at = now_ms();
                             let out = meter.push(&body.buf[..n]);
                             if let (Some(head), false) = (&streaming, out.is_empty()) {
+                                if pipe.as_ref().is_some_and(|p| !p.is_open()) && gone_at.is_none() && !open_pipe(&mut answer, &mut pipe, head, upstream_ms) {
+                                    // No pipe after all: relayed.
+                                    if let Some(p) = pipe.take() {
+                                        p.discard();
+                                    }
+                                }
+                            }
+                            if let (Some(head), false, None) = (&streaming, out.is_empty(), &pipe) {
                                 if client.is_none() && gone_at.is_none() {
                                     client = open_stream(&mut answer, head, upstream_ms);
                                 }
@@ -513,6 +548,14 @@ impl Call {
                                         client_note = Some("the client stopped reading; the answer was metered without it");
                                     }
                                 }
+                            }
+                            // A read that waited for the provider while the client has its bytes:
+                            // let the next ones gather (the client's side pulls them meanwhile).
+                            // One that found bytes at hand (the tee's, or the socket's when the
+                            // client reads nothing) goes on at once: a client that reads nothing
+                            // does not slow the metering down.
+                            if pipe.as_ref().is_some_and(|p| p.is_open() && !p.broke_off()) && n < READ_BUFFER_BYTES && last_byte_at >= asked_at + PROVIDER_WAIT_MS {
+                                Delay::from(Duration::from_millis(METER_READ_PAUSE_MS)).await;
                             }
                         }
                         Next::End => break End::Complete,
@@ -532,9 +575,26 @@ impl Call {
         };
         if matches!(end, End::IdleTimeout | End::ClientGoneDeadline) {
             cancel.abort();
+            if let Some(p) = &pipe {
+                p.stop();
+            }
+        }
+        let piped = pipe.as_ref().is_some_and(Pipe::is_open);
+        if piped && matches!(end, End::Broken(_)) {
+            // The provider's body failed: the pipe broke off with it, not because the client left.
+            client_note = None;
         }
         let abort = meter.abort_client_stream(&end).then(|| end.describe());
         let mut finish = meter.finish(end);
+        // The pipe's end (the tail after the provider's last byte) runs beside the settlement.
+        let pipe_end = match pipe.take() {
+            Some(p) if p.is_open() => Some(p.end(std::mem::take(&mut finish.tail), deadline_ms)),
+            Some(p) => {
+                p.discard();
+                None
+            }
+            None => None,
+        };
         match (&streaming, &mut client) {
             (Some(_), Some(c)) => {
                 c.send(&std::mem::take(&mut finish.tail), 0).await;
@@ -558,6 +618,7 @@ impl Call {
         }
         let mut log = log;
         log.fields.insert("provider_reads".into(), reads.into());
+        log.fields.insert("piped".into(), piped.into());
         if let Some(m) = &finish.metered {
             log.fields.extend(metered_facts(&billing, m));
             let charge = billing.charge(m.cost_pico_usd);
@@ -598,11 +659,32 @@ impl Call {
         if let (Some(k), Closing::Credits(s)) = (&kept, &mut settlement) {
             s.idempotency.keep(k);
         }
-        settle(store, settlement, log).await;
+        match pipe_end {
+            Some(delivering) => {
+                let pipe_log = log.clone();
+                let delivered = async move {
+                    if let PipeEnd::ClientTooSlow = delivering.await {
+                        pipe_log.line(Level::Warn, "client_too_slow", fields! {"waited_ms" => deadline_ms});
+                    }
+                };
+                futures_util::future::join(settle(store, settlement, log), delivered).await;
+            }
+            None => settle(store, settlement, log).await,
+        }
     }
 }
 
 /// Hands the handler a streaming answer; `None` when the client already left.
+/// Hands the handler the pipe's end of a byte-exact stream; false when it could not be opened
+/// (the client already left, or the runtime refused the pipe).
+fn open_pipe(answer: &mut Option<oneshot::Sender<Answer>>, pipe: &mut Option<Pipe>, head: &StreamHead, upstream_ms: u64) -> bool {
+    if answer.as_ref().is_none_or(|a| a.is_canceled()) {
+        return false;
+    }
+    let Some(body) = pipe.as_mut().and_then(Pipe::open) else { return false };
+    answer.take().is_some_and(|a| a.send(Answer::Stream { head: head.clone(), body, facts: fields! {"upstream_ms" => upstream_ms} }).is_ok())
+}
+
 fn open_stream(answer: &mut Option<oneshot::Sender<Answer>>, head: &StreamHead, upstream_ms: u64) -> Option<Client> {
     let a = answer.take()?;
     let (client, body) = Client::open()?;

@@ -36,7 +36,14 @@ const WEATHER_TOOL = {
 };
 const MODELS = ["gpt-4o-mini", "anthropic/claude-haiku-4-5", "google/gemini-3.8-flash"];
 
-const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0 });
+/** The `X-Request-Id` of the last answer an SDK client below received (its head, streams too). */
+let lastRequestId = null;
+const recordingFetch = async (...args) => {
+  const r = await fetch(...args);
+  lastRequestId = r.headers.get("x-request-id");
+  return r;
+};
+const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0, fetch: recordingFetch });
 
 /** Tells the mock which usage to report for the next provider call (each provider's own field
  *  names; `output` undefined: the mock's own rule, min(max_tokens, 24) plus 16 when thinking).
@@ -65,11 +72,14 @@ async function assertCharged(key, requestId, want) {
 }
 
 /** One turn through the OpenAI SDK, plain or with its stream helper: the assistant message,
- *  finish reason, usage and the gateway's x_broker object. */
+ *  finish reason, usage and the request id. A stream in OpenAI's own format is OpenAI's bytes
+ *  (no `x_broker`: the head's `X-Request-Id` names its bill); a translated one carries
+ *  `x_broker` in its usage chunk. */
 async function turn(openai, body, stream) {
   if (!stream) {
     const r = await openai.chat.completions.create(body);
-    return { message: r.choices[0].message, finish: r.choices[0].finish_reason, usage: r.usage, broker: r.x_broker };
+    assert.equal(r.x_broker.request_id, lastRequestId);
+    return { message: r.choices[0].message, finish: r.choices[0].finish_reason, usage: r.usage, requestId: r.x_broker.request_id };
   }
   const s = openai.chat.completions.stream({ ...body, stream_options: { include_usage: true } });
   let usage, broker;
@@ -79,7 +89,9 @@ async function turn(openai, body, stream) {
     for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) argFragments.push(tc);
   });
   const fin = await s.finalChatCompletion();
-  return { message: fin.choices[0].message, finish: fin.choices[0].finish_reason, usage, broker, argFragments };
+  if (body.model.includes("/")) assert.equal(broker?.request_id, lastRequestId, `${body.model}: the translated usage chunk names the call`);
+  else assert.equal(broker, undefined, `${body.model}: OpenAI's own stream comes as OpenAI sent it`);
+  return { message: fin.choices[0].message, finish: fin.choices[0].finish_reason, usage, requestId: lastRequestId, argFragments };
 }
 
 for (const stream of [false, true]) {
@@ -103,7 +115,7 @@ for (const stream of [false, true]) {
         assert.equal(first.argFragments.map((f) => f.function.arguments ?? "").join(""), call.function.arguments);
       }
       assertPassedOn(first.usage, u1, model);
-      await assertCharged(key, first.broker.request_id, expectedMc(model, u1.input, u1.output));
+      await assertCharged(key, first.requestId, expectedMc(model, u1.input, u1.output));
 
       messages.push(first.message, { role: "tool", tool_call_id: call.id, content: JSON.stringify({ temp_c: 18, sky: "clear" }) });
       const u2 = await mockReports(41, 7);
@@ -112,7 +124,7 @@ for (const stream of [false, true]) {
       assert.ok(second.message.content.startsWith("Mock reply"), model);
       assert.ok(!second.message.tool_calls?.length);
       assertPassedOn(second.usage, u2, model);
-      await assertCharged(key, second.broker.request_id, expectedMc(model, u2.input, u2.output));
+      await assertCharged(key, second.requestId, expectedMc(model, u2.input, u2.output));
     }
     // What each provider was sent on the second turn: its own tool-result vocabulary.
     const [oa] = (await c.mockRequests("openai")).slice(-1);
@@ -131,17 +143,23 @@ for (const stream of [false, true]) {
 
 test("anthropic SDK: a tool_use → tool_result loop on /v1/messages, plain and streaming, charged exactly", async () => {
   const key = await c.createKey({ credits: 20 });
-  const anthropic = new Anthropic({ baseURL: stack.workerUrl, apiKey: key.api_key, maxRetries: 0 });
+  const anthropic = new Anthropic({ baseURL: stack.workerUrl, apiKey: key.api_key, maxRetries: 0, fetch: recordingFetch });
   const tools = [{ name: "get_weather", description: "Current weather", input_schema: WEATHER_TOOL.function.parameters }];
   for (const stream of [false, true]) {
     const messages = [{ role: "user", content: `Weather in Paris? ${stream}` }];
     const ask = async () => {
-      if (!stream) return anthropic.messages.create({ model: "claude-haiku-4-5", max_tokens: 300, tools, messages });
+      if (!stream) {
+        const m = await anthropic.messages.create({ model: "claude-haiku-4-5", max_tokens: 300, tools, messages });
+        assert.equal(m.x_broker.request_id, lastRequestId);
+        return m;
+      }
+      // Anthropic's own stream comes as Anthropic sent it: its bill is named by the head.
       const s = anthropic.messages.stream({ model: "claude-haiku-4-5", max_tokens: 300, tools, messages });
-      let broker;
-      s.on("streamEvent", (e) => { if (e.type === "message_delta") broker = e.x_broker; });
+      const seen = [];
+      s.on("streamEvent", (e) => seen.push(e));
       const m = await s.finalMessage();
-      return { ...m, x_broker: broker };
+      assert.ok(seen.some((e) => e.type === "message_delta") && seen.every((e) => !("x_broker" in e)));
+      return { ...m, x_broker: { request_id: lastRequestId } };
     };
     const u1 = await mockReports(23, 5);
     const first = await ask();

@@ -114,6 +114,12 @@ pub trait Meter {
     fn abort_client_stream(&self, _end: &End) -> bool {
         false
     }
+    /// Whether the streamed answer is the provider's bytes unchanged (`push` returns its input;
+    /// only `finish` may add a tail): the engine may then hand the client the runtime's own pipe
+    /// of the provider's body and feed `push` a copy, read in large pieces (issue 22).
+    fn byte_exact_stream(&self) -> bool {
+        false
+    }
 }
 
 /// A parsed, priced request of one product, ready for the engine.

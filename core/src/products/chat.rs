@@ -193,9 +193,9 @@ impl ChatMeter {
             Some(v) => self.wire.decode(ev.event, v, &mut self.usage),
         };
         self.absorb(value.as_ref(), &decoded);
-        let tally = (self.final_usage && decoded.iter().any(|d| matches!(d, Decoded::FinalUsage | Decoded::Finish(_)))).then(|| self.tally(&self.metered(&End::Complete)));
+        let final_usage = self.final_usage && decoded.contains(&Decoded::FinalUsage);
         if let Sink::Stream(t) = &mut self.sink {
-            t.event(ev.raw, ev.event, value.as_ref(), &decoded, tally, out);
+            t.event(ev.raw, &decoded, final_usage, out);
         }
     }
 
@@ -280,6 +280,10 @@ impl Meter for ChatMeter {
 
     fn whole_body(&self) -> bool {
         !self.product.req.stream
+    }
+
+    fn byte_exact_stream(&self) -> bool {
+        matches!(&self.sink, Sink::Stream(t) if t.byte_exact())
     }
 
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {

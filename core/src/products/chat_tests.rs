@@ -61,21 +61,16 @@ fn tokens(f: &Finish) -> Usage {
 const OPENAI_STREAM: &str = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#;
 
 #[test]
-fn openai_passthrough_is_byte_exact_except_the_usage_chunk() {
-    let (mut m, _) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+fn openai_passthrough_with_usage_asked_for_is_the_providers_bytes() {
+    let (mut m, billing) = meter(Route::OpenAiCompatible, OPENAI_STREAM);
+    assert!(m.byte_exact_stream(), "the engine may pipe it");
     let (out, f) = run(&mut m, OPENAI_SSE, 7, End::Complete);
-    let original = std::str::from_utf8(OPENAI_SSE).unwrap();
-    let usage_at = original.find("\"choices\":[],").unwrap();
-    let head = &original[..original[..usage_at].rfind("data: ").unwrap()];
-    assert!(out.starts_with(head), "every chunk before the usage chunk is unchanged");
-    let last = data_events(&out).pop().unwrap();
-    assert_eq!(last["usage"]["completion_tokens"], 214);
-    // 72 in at $0.15/M + 1792 cached at $0.075/M + 214 out at $0.60/M = $0.0002736 × 180 → 49.248 → 50 mc
-    assert_eq!(last["x_broker"]["credits_charged"], json!(0.05));
-    assert!(out.ends_with("data: [DONE]\n\n"));
+    assert_eq!(out.as_bytes(), OPENAI_SSE, "byte for byte, the usage chunk included, nothing added");
     let metered = f.metered.as_ref().unwrap();
     assert!(metered.exact);
     assert_eq!(tokens(&f), Usage { input: 72, cached_input: 1792, output: 214, ..Usage::default() });
+    // 72 in at $0.15/M + 1792 cached at $0.075/M + 214 out at $0.60/M = $0.0002736 × 180 → 49.248 → 50 mc
+    assert_eq!(billing.charge(metered.cost_pico_usd).charged_mc, 50);
 }
 
 #[test]
@@ -97,14 +92,36 @@ fn the_usage_chunk_is_dropped_when_the_client_did_not_ask() {
 }
 
 #[test]
-fn anthropic_passthrough_adds_credits_to_message_delta() {
-    let (mut m, _) = meter(Route::AnthropicCompatible, r#"{"model":"claude-sonnet-4-6","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+fn anthropic_passthrough_is_the_providers_bytes() {
+    let (mut m, billing) = meter(Route::AnthropicCompatible, r#"{"model":"claude-sonnet-4-6","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+    assert!(m.byte_exact_stream(), "the engine may pipe it");
     let (out, f) = run(&mut m, ANTHROPIC_SSE, 5, End::Complete);
-    let delta = data_events(&out).into_iter().find(|e| e["type"] == "message_delta").unwrap();
-    // 12 in ($3), 2048 write-5m ($3.75), 31 out ($15) = $0.008181 × 180 = 1.47258 → 1.473 credits
-    assert_eq!(delta["x_broker"]["credits_charged"], json!(1.473));
-    assert!(out.contains("event: message_stop"));
+    assert_eq!(out.as_bytes(), ANTHROPIC_SSE);
+    // 12 in ($3), 2048 write-5m ($3.75), 31 out ($15) = $0.008181 × 180 = 1.47258 → 1,473 mc
+    assert_eq!(billing.charge(f.metered.as_ref().unwrap().cost_pico_usd).charged_mc, 1473);
     assert_eq!(tokens(&f), Usage { input: 12, cache_write_5m: 2048, output: 31, ..Usage::default() });
+}
+
+#[test]
+fn streams_that_change_bytes_are_not_piped() {
+    // OpenAI without the usage chunk asked for (it is consumed), and every translated stream.
+    let (m, _) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","stream":true,"max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#);
+    assert!(!m.byte_exact_stream());
+    let (m, _) = meter(Route::OpenAiCompatible, r#"{"model":"anthropic/claude-sonnet-4-6","stream":true,"stream_options":{"include_usage":true},"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+    assert!(!m.byte_exact_stream());
+    let (m, _) = meter(Route::OpenAiCompatible, r#"{"model":"gpt-4o-mini","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}"#);
+    assert!(!m.byte_exact_stream(), "a whole answer is not a stream");
+}
+
+#[test]
+fn a_byte_exact_stream_cut_short_gets_the_gateways_error_event_after_the_providers_bytes() {
+    let (mut m, _) = meter(Route::AnthropicCompatible, r#"{"model":"claude-sonnet-4-6","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+    let text = std::str::from_utf8(ANTHROPIC_SSE).unwrap();
+    let cut = &text[..text.find("event: message_delta").unwrap()];
+    let (out, f) = run(&mut m, cut.as_bytes(), 9, End::Complete);
+    assert!(out.starts_with(cut), "the provider's bytes first, unchanged");
+    assert!(out[cut.len()..].starts_with("event: error\n"), "then the error event: {}", &out[cut.len()..]);
+    assert!(!f.metered.unwrap().exact, "usage never came: billed the bound");
 }
 
 #[test]

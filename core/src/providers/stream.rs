@@ -1,10 +1,11 @@
 //! A provider's stream, decoded, rendered in the customer's format.
 //!
 //! When the customer speaks the provider's own format (OpenAI→OpenAI, Anthropic→Anthropic) the
-//! bytes pass through unchanged, except the one event that carries the final usage, which gets
-//! an extra `x_broker` object (credits charged and remaining; the official SDKs ignore unknown
-//! fields). Otherwise events are translated. Never blocks, never buffers: the chat meter feeds it
-//! one decoded event at a time.
+//! bytes pass through unchanged ([`StreamTranslator::byte_exact`]: the engine hands them over as
+//! the runtime's own pipe), except an OpenAI usage chunk the customer did not ask for, which is
+//! consumed. The charge is the call's bill (`GET /v1/requests/{request_id}`). Otherwise events are
+//! translated, and the usage event carries an extra `x_broker` object. Never blocks, never
+//! buffers: the chat meter feeds it one decoded event at a time.
 
 use super::decoded::{Decoded, ToolCalls};
 use crate::chat::Route;
@@ -47,6 +48,12 @@ impl StreamTranslator {
         matches!((self.provider, self.route), (Provider::OpenAi, Route::OpenAiCompatible) | (Provider::Anthropic, Route::AnthropicCompatible))
     }
 
+    /// Whether every byte the provider sends goes to the customer unchanged, up to the end: its
+    /// own format, and (OpenAI) the usage chunk was asked for, so there is nothing to consume.
+    pub fn byte_exact(&self) -> bool {
+        self.passthrough() && (self.provider == Provider::Anthropic || self.include_usage)
+    }
+
     /// A passed-through event that does not matter to billing: its bytes as they came.
     pub fn forward(&mut self, raw: &[u8], out: &mut Vec<u8>) {
         if !self.ended {
@@ -62,14 +69,13 @@ impl StreamTranslator {
         }
     }
 
-    /// One decoded provider event. `v` is its JSON (`None` for `[DONE]`); `tally` the usage and
-    /// charge when this event carried the final usage.
-    pub fn event(&mut self, raw: &[u8], name: Option<&str>, v: Option<&Value>, decoded: &[Decoded], tally: Option<Tally>, out: &mut Vec<u8>) {
+    /// One decoded provider event; `final_usage` when it carried the final usage.
+    pub fn event(&mut self, raw: &[u8], decoded: &[Decoded], final_usage: bool, out: &mut Vec<u8>) {
         if self.ended {
             return;
         }
         if self.passthrough() {
-            self.passthrough_event(raw, name, v, decoded, tally, out);
+            self.passthrough_event(raw, decoded, final_usage, out);
         } else {
             for d in decoded {
                 self.translate(d, out);
@@ -77,30 +83,18 @@ impl StreamTranslator {
         }
     }
 
-    fn passthrough_event(&mut self, raw: &[u8], name: Option<&str>, v: Option<&Value>, decoded: &[Decoded], tally: Option<Tally>, out: &mut Vec<u8>) {
+    fn passthrough_event(&mut self, raw: &[u8], decoded: &[Decoded], final_usage: bool, out: &mut Vec<u8>) {
         if decoded.contains(&Decoded::Done) {
             self.ended = true;
-            out.extend_from_slice(raw);
-            return;
+        } else if final_usage {
+            self.usage_sent = true;
+            if !self.byte_exact() {
+                // The customer did not ask for the usage chunk (`choices: []`); many clients
+                // index choices[0] blindly, so it is consumed here, not forwarded.
+                return;
+            }
         }
-        let (Some(t), Some(v)) = (tally.filter(|_| decoded.contains(&Decoded::FinalUsage)), v) else {
-            out.extend_from_slice(raw);
-            return;
-        };
-        self.usage_sent = true;
-        if self.provider == Provider::OpenAi && !self.include_usage {
-            // The customer did not ask for the usage chunk (`choices: []`); many clients index
-            // choices[0] blindly, so it is consumed here, not forwarded.
-            return;
-        }
-        let mut v = v.clone();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("x_broker".into(), self.billing.broker_json(&t.charge));
-        }
-        match name {
-            Some(n) => out.extend(encode_event(n, &v.to_string())),
-            None => out.extend(encode_data(&v.to_string())),
-        }
+        out.extend_from_slice(raw);
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Vec<u8> {
