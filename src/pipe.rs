@@ -86,14 +86,19 @@ impl Pipe {
     /// Starts the runtime's pipe; the client's body. The branch has kept every byte so far.
     pub fn open(&mut self) -> Option<web_sys::ReadableStream> {
         let options = js_sys::Object::new();
-        for (k, v) in [("preventClose", JsValue::TRUE), ("signal", get(&self.stop, "signal")?)] {
+        for (k, v) in [("preventClose", JsValue::TRUE), ("preventCancel", JsValue::TRUE), ("signal", get(&self.stop, "signal")?)] {
             js_sys::Reflect::set(&options, &k.into(), &v).ok()?;
         }
         let piped: js_sys::Promise = call(&self.to_client, "pipeTo", &[&self.writable, &options])?.dyn_into().ok()?;
         let (tx, rx) = oneshot::channel();
         let ended = self.ended.clone();
+        let branch = self.to_client.clone();
         spawn_local(async move {
             let ok = JsFuture::from(piped).await.is_ok();
+            if !ok {
+                // Let go of what the client will never read (the tee keeps it for this branch).
+                detach(call(&branch, "cancel", &[]));
+            }
             ended.set(Some(ok));
             let _ = tx.send(ok);
         });
