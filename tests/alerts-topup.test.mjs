@@ -217,8 +217,8 @@ test("auto top-up: a crossing creates one off-session PaymentIntent; its webhook
   assert.equal(topups[0].amount_mc, 1_000_000);
   assert.equal((await intentsOf(key.id)).length, 1, "three crossings at once made one payment");
   // The same event again (Stripe retries) credits nothing.
-  const ev = (await c.logLines()).find((l) => l.msg === "webhook" && l.outcome === "credited" && l.key_id === key.id);
-  assert.ok(ev, "the credit's webhook line");
+  // The webhook's log line is written once its credit has landed: it may reach the log just after.
+  const ev = await until(async () => (await c.logLines()).find((l) => l.msg === "webhook" && l.outcome === "credited" && l.key_id === key.id), "the credit's webhook line");
   const again = await mock("POST", "stripe/resend", { event: ev.event_id, to: `${stack.workerUrl}/webhooks/stripe`, secret: stack.stripeSecret });
   assert.equal(again.deliveries[0].body.duplicate, true);
   assert.equal(await c.balanceMc(key.api_key), want);

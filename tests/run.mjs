@@ -30,6 +30,7 @@ const WEIGHT = {
   subkeys: 7, "portal-keys": 14,
   "clients-gemini": 8,
   "alerts-topup": 23, "portal-alerts": 13,
+  "stream-pipe": 12,
 };
 const DEFAULT_SECS = 6;
 // A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1 min of requests).

@@ -448,6 +448,12 @@ impl Meter for GeminiMeter {
         self.product.req.stream.then(|| StreamHead { content_type: "text/event-stream".into(), headers: vec![("cache-control".into(), "no-cache".into())] })
     }
 
+    /// A streamed answer is Gemini's bytes (the engine may pipe it; the few events `push` would
+    /// drop, ones that are not JSON, then reach the client as Gemini sent them).
+    fn byte_exact_stream(&self) -> bool {
+        self.product.req.stream
+    }
+
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
         match head.header("content-type") {
             Some(ct) if ct.starts_with("text/event-stream") => Ok(()),

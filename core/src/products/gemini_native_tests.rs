@@ -100,6 +100,8 @@ fn what_cannot_be_priced_is_a_400_naming_it() {
 fn a_stream_passes_through_byte_for_byte_and_is_charged_its_last_usage() {
     let mut m = meter(true, REQUEST);
     assert_eq!(m.stream_head().unwrap().content_type, "text/event-stream");
+    assert!(m.byte_exact_stream(), "the engine may pipe it");
+    assert!(!meter(false, REQUEST).byte_exact_stream(), "a whole answer is assembled, not piped");
     let (out, f) = run(&mut m, STREAM, End::Complete);
     assert_eq!(out, STREAM, "unchanged, CRLF framing included");
     let metered = f.metered.unwrap();
