@@ -33,6 +33,7 @@ use broker_core::metering::Metered;
 use broker_core::money::credits_json;
 use broker_core::payer::{Bill, CallFacts, Closing, Payer, Recorded, Refused};
 use broker_core::product::{End, Product, ProviderHead, StreamHead, UpstreamRequest, WholeAnswer};
+use broker_core::read_pacing::{self, ReadPacing};
 use broker_core::scripts::{Retention, SettleReply};
 use futures_channel::oneshot;
 use futures_util::future::{select, Either};
@@ -334,12 +335,6 @@ enum Next {
 
 /// Bytes read from a provider per read, at most.
 const READ_BUFFER_BYTES: usize = 32 * 1024;
-/// A piped stream's client already has its bytes: after a read that waited for the provider,
-/// the meter's copy is read again this much later, so the next read takes all that gathered
-/// meanwhile (a read per piece is what costs; the settlement comes at most this much later).
-const METER_READ_PAUSE_MS: u64 = 100;
-/// A read that took this long waited for the provider (bytes at hand come in well under it).
-const PROVIDER_WAIT_MS: u64 = 10;
 
 /// A provider's body: one read (one promise) per piece the runtime hands over, into one reused
 /// buffer (a BYOB reader) where the runtime offers one. (The default reader costs the same CPU
@@ -507,6 +502,7 @@ impl Call {
             Some(mut body) => {
                 let mut last_byte_at = now_ms();
                 let mut timer = Timer::at(last_byte_at + idle_ms);
+                let mut pacing = ReadPacing::default();
                 loop {
                     let client_left = match (&client, &pipe) {
                         (Some(c), _) => c.is_gone(),
@@ -549,13 +545,17 @@ impl Call {
                                     }
                                 }
                             }
-                            // A read that waited for the provider while the client has its bytes:
-                            // let the next ones gather (the client's side pulls them meanwhile).
-                            // One that found bytes at hand (the tee's, or the socket's when the
-                            // client reads nothing) goes on at once: a client that reads nothing
-                            // does not slow the metering down.
-                            if pipe.as_ref().is_some_and(|p| p.is_open() && !p.broke_off()) && n < READ_BUFFER_BYTES && last_byte_at >= asked_at + PROVIDER_WAIT_MS {
-                                Delay::from(Duration::from_millis(METER_READ_PAUSE_MS)).await;
+                            // The client of a pipe has its bytes already: the meter's copy is read
+                            // in as few reads as the pacing finds (broker_core::read_pacing).
+                            // The pause ends early when the pipe has carried the last byte: the
+                            // client's body is closed only after the meter has read its copy.
+                            if let Some(p) = pipe.as_ref().filter(|p| p.is_open() && !p.broke_off()) {
+                                if pacing.pause_after(n, READ_BUFFER_BYTES, last_byte_at - asked_at) {
+                                    let pause = Delay::from(Duration::from_millis(read_pacing::PAUSE_MS));
+                                    let ended = p.ended();
+                                    futures_util::pin_mut!(ended);
+                                    select(pause, ended).await;
+                                }
                             }
                         }
                         Next::End => break End::Complete,

@@ -34,6 +34,8 @@ pub struct Pipe {
     /// it broke off (the client hung up, or the provider's body failed).
     ended: Rc<Cell<Option<bool>>>,
     done: Option<oneshot::Receiver<bool>>,
+    /// The runtime's promise of the pipe, once started.
+    piped: Option<js_sys::Promise>,
 }
 
 /// How a pipe's end went for the client.
@@ -79,7 +81,7 @@ impl Pipe {
         let stop = construct("AbortController")?;
         let (readable, writable) = (get(&its, "readable")?, get(&its, "writable")?);
         let branches: js_sys::Array = call(body, "tee", &[])?.dyn_into().ok()?;
-        let pipe = Pipe { to_client: branches.get(0), readable, writable, stop, ended: Rc::default(), done: None };
+        let pipe = Pipe { to_client: branches.get(0), readable, writable, stop, ended: Rc::default(), done: None, piped: None };
         Some((pipe, branches.get(1)))
     }
 
@@ -93,6 +95,7 @@ impl Pipe {
         let (tx, rx) = oneshot::channel();
         let ended = self.ended.clone();
         let branch = self.to_client.clone();
+        self.piped = Some(piped.clone());
         spawn_local(async move {
             let ok = JsFuture::from(piped).await.is_ok();
             if !ok {
@@ -108,6 +111,13 @@ impl Pipe {
 
     pub fn is_open(&self) -> bool {
         self.done.is_some()
+    }
+
+    /// Resolves once the pipe has ended, however (at once when it never started).
+    pub async fn ended(&self) {
+        if let Some(p) = &self.piped {
+            let _ = JsFuture::from(p.clone()).await;
+        }
     }
 
     /// The pipe broke off before the provider's end: the client hung up (or the body failed).

@@ -58,6 +58,7 @@ pub mod quote;
 pub mod providers;
 pub mod rapidapi;
 pub mod ratelimit;
+pub mod read_pacing;
 pub mod routes;
 pub mod redis_keys;
 pub mod responses;
