@@ -11,11 +11,14 @@
 //!    silence), and, once the client is gone, under a deadline (`CLIENT_GONE_DEADLINE_MS`) below
 //!    the platform's `waitUntil` allowance: past it the call is cancelled and settled with what
 //!    is known (bounded by the hold),
-//! 4. forwarding to a streaming client through a bounded buffer: the client's body is a JS
-//!    `ReadableStream` the pump enqueues each piece into (one call, no promise per chunk), with a
-//!    1 MiB byte-length high-water mark; while it is full the provider is not read (its flow
-//!    control slows it), and a client that reads nothing for the client-gone deadline is dropped
-//!    (the call is still metered), so memory stays bounded,
+//! 4. forwarding to a streaming client: a byte-exact stream (the provider's own format, nothing
+//!    to change) is the runtime's own pipe of the provider's body (`crate::pipe`), the meter
+//!    reading a teed copy in few, large pieces (`broker_core::read_pacing`); any other stream
+//!    goes through a bounded buffer: the client's body is a JS `ReadableStream` the pump
+//!    enqueues each piece into (one call, no promise per chunk), with a 1 MiB byte-length
+//!    high-water mark; while it is full the provider is not read (its flow control slows it), and
+//!    a client that reads nothing for the client-gone deadline is dropped (the call is still
+//!    metered), so memory stays bounded,
 //! 5. settlement (retried on Redis errors; idempotent per request id). A settlement that never
 //!    lands is charged the hold by the sweeper.
 
@@ -550,7 +553,7 @@ impl Call {
                             // The pause ends early when the pipe has carried the last byte: the
                             // client's body is closed only after the meter has read its copy.
                             if let Some(p) = pipe.as_ref().filter(|p| p.is_open() && !p.broke_off()) {
-                                if pacing.pause_after(n, READ_BUFFER_BYTES, last_byte_at - asked_at) {
+                                if pacing.pause_after(n, READ_BUFFER_BYTES, last_byte_at.saturating_sub(asked_at)) {
                                     let pause = Delay::from(Duration::from_millis(read_pacing::PAUSE_MS));
                                     let ended = p.ended();
                                     futures_util::pin_mut!(ended);
@@ -674,7 +677,6 @@ impl Call {
     }
 }
 
-/// Hands the handler a streaming answer; `None` when the client already left.
 /// Hands the handler the pipe's end of a byte-exact stream; false when it could not be opened
 /// (the client already left, or the runtime refused the pipe).
 fn open_pipe(answer: &mut Option<oneshot::Sender<Answer>>, pipe: &mut Option<Pipe>, head: &StreamHead, upstream_ms: u64) -> bool {
@@ -685,6 +687,7 @@ fn open_pipe(answer: &mut Option<oneshot::Sender<Answer>>, pipe: &mut Option<Pip
     answer.take().is_some_and(|a| a.send(Answer::Stream { head: head.clone(), body, facts: fields! {"upstream_ms" => upstream_ms} }).is_ok())
 }
 
+/// Hands the handler a streaming answer; `None` when the client already left.
 fn open_stream(answer: &mut Option<oneshot::Sender<Answer>>, head: &StreamHead, upstream_ms: u64) -> Option<Client> {
     let a = answer.take()?;
     let (client, body) = Client::open()?;
