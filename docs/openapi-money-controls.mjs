@@ -45,6 +45,8 @@ export function addMoneyControls({ paths, components }) {
   Object.assign(s.Quote.properties, {
     max_credits: { anyOf: [{ type: "number" }, { type: "null" }], description: "The cap quoted for (credits), or null." },
     max_credits_mc: { anyOf: [{ type: "integer" }, { type: "null" }] },
-    refusal: { anyOf: [{ type: "string", enum: ["insufficient_credits", "over_max_credits"] }, { type: "null" }], description: "Why the call would be refused (a 402), when `admitted` is false." },
+    refusal: { anyOf: [{ type: "string", enum: ["insufficient_credits", "over_max_credits", "sub_key_cap_reached"] }, { type: "null" }], description: "Why the call would be refused (a 402), when `admitted` is false." },
+    sub_key_room_credits: { anyOf: [{ type: "number" }, { type: "null" }], description: "A sub-key's call: the least room its caps leave (credits); null for an account key." },
+    sub_key_room_cap: { anyOf: [{ type: "string", enum: ["daily_cap", "monthly_cap", "total_cap"] }, { type: "null" }], description: "Which cap leaves that room." },
   });
 }

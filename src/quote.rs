@@ -29,7 +29,9 @@ pub async fn quote(ctx: &Ctx, mut req: Request) -> HandlerResult {
     // The cap as the call would have it: `X-Max-Credits`, the quote's or the body's `max_credits`.
     let header = broker_core::spend_cap::parse_header(req.headers().get(broker_core::spend_cap::HEADER).ok().flatten().as_deref())?;
     let cap = broker_core::spend_cap::combine(header, q.cap_mc);
-    Ok(json(200, &quote::quote_json(&q, &meta, &plan, units, balance, from_key, prices, cap), &[]))
+    // A sub-key's call is admitted within its caps too (admit_v6): quoted the same way.
+    let room = k.sub.as_ref().and_then(|s| s.room(&broker_core::call::Call::today(ctx)));
+    Ok(json(200, &quote::quote_json(&q, &meta, &plan, units, balance, from_key, prices, cap, room), &[]))
 }
 
 fn product(ctx: &Ctx, req: &Request, q: &QuoteRequest) -> Result<Box<dyn Product>, ApiError> {

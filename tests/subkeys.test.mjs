@@ -23,6 +23,12 @@ async function json(res) {
   return { status: res.status, body: await res.json() };
 }
 const keys = async (key) => json(await c.api("/v1/keys", { key }));
+/** `POST /v1/quote` for the chat call `chat()` makes. */
+const quote = async (key, content) => {
+  const r = await c.api("/v1/quote", { key, body: { route: "/v1/chat", body: { provider: "openai", model: "gpt-4o-mini", max_tokens: 24, messages: [{ role: "user", content }] } } });
+  assert.equal(r.status, 200);
+  return r.json();
+};
 const createSub = async (key, body) => json(await c.api("/v1/keys", { key, body }));
 
 /** The hold of one call of `chat(…, content)` (measured on a probe key's ledger). */
@@ -152,9 +158,14 @@ test("caps (total and daily) and allowed models are enforced", async () => {
   // A total cap of exactly one hold: one call, then its spend leaves less than a hold.
   for (const cap of ["total_cap", "daily_cap"]) {
     const sub = (await createSub(account.api_key, { name: cap, [cap]: hold / 1000 })).body;
+    // The quote sees the cap as admission will: the whole cap is room for this one hold.
+    const before = await quote(sub.api_key, content);
+    assert.deepEqual([before.admitted, before.hold_mc, before.sub_key_room_cap, before.sub_key_room_credits * 1000], [true, hold, cap, hold]);
     const first = await chat(sub.api_key, content);
     assert.equal(first.status, 200);
     await c.settled(account.id, first.headers.get("x-request-id"));
+    const after = await quote(sub.api_key, content);
+    assert.deepEqual([after.admitted, after.refusal, Math.round(after.sub_key_room_credits * 1000)], [false, "sub_key_cap_reached", hold - charge]);
     const second = await json(await chat(sub.api_key, content));
     assert.equal(second.status, 402, JSON.stringify(second.body));
     assert.equal(second.body.error.code, "sub_key_cap_reached");

@@ -72,9 +72,11 @@ pub fn parse(body: &[u8]) -> Result<QuoteRequest, ApiError> {
 /// The quote: the ladder admission chooses from and its choice at `balance_mc`. `prices` is the
 /// model's entry of `/v1/models` (credits per unit), when it has one. With a spending cap
 /// (`cap_mc`) the ladder is the capped one admission gets; a call its cap refuses is quoted
-/// `admitted: false` with `refusal: "over_max_credits"` (the call's 402).
+/// `admitted: false` with `refusal: "over_max_credits"` (the call's 402). A sub-key's caps
+/// (`room`: the least any of them leaves, and its name) narrow the choice as `admit_v6` does:
+/// a call its caps refuse while the balance would cover it is `refusal: "sub_key_cap_reached"`.
 #[allow(clippy::too_many_arguments)]
-pub fn quote_json(q: &QuoteRequest, meta: &CallMeta, plan: &HoldPlan, units: u64, balance_mc: i64, from_key: bool, prices: Option<Value>, cap_mc: Option<i64>) -> Value {
+pub fn quote_json(q: &QuoteRequest, meta: &CallMeta, plan: &HoldPlan, units: u64, balance_mc: i64, from_key: bool, prices: Option<Value>, cap_mc: Option<i64>, room: Option<(i64, &str)>) -> Value {
     let capped = cap_mc.map(|cap| spend_cap::cap_plan(*plan, units, cap));
     let over_cap = matches!(capped, Some(Err(_)));
     let plan = match capped {
@@ -82,14 +84,16 @@ pub fn quote_json(q: &QuoteRequest, meta: &CallMeta, plan: &HoldPlan, units: u64
         _ => *plan,
     };
     let ladder = plan.ladder(units);
-    let chosen = ladder.iter().find(|(h, _)| *h <= balance_mc).copied().filter(|_| !over_cap);
-    let refusal = match chosen {
-        Some(_) => None,
-        None if over_cap => Some("over_max_credits"),
-        None => Some("insufficient_credits"),
-    };
+    let fits_room = |h: i64| room.is_none_or(|(r, _)| h <= r);
+    let chosen = ladder.iter().find(|(h, _)| *h <= balance_mc && fits_room(*h)).copied().filter(|_| !over_cap);
     let (max_hold, max_units) = ladder.first().copied().unwrap_or((plan.fixed_mc, units));
     let min_hold = ladder.last().map_or(plan.fixed_mc, |(h, _)| *h);
+    let refusal = match (chosen, room) {
+        (Some(_), _) => None,
+        _ if over_cap => Some("over_max_credits"),
+        (None, Some((r, _))) if min_hold > r && r < balance_mc => Some("sub_key_cap_reached"),
+        _ => Some("insufficient_credits"),
+    };
     json!({
         "object": "quote",
         "route": q.route,
@@ -111,6 +115,8 @@ pub fn quote_json(q: &QuoteRequest, meta: &CallMeta, plan: &HoldPlan, units: u64
         "balance_from": if from_key { "key" } else { "request" },
         "max_credits": cap_mc.map(credits_json),
         "max_credits_mc": cap_mc,
+        "sub_key_room_credits": room.map(|(r, _)| credits_json(r.max(0))),
+        "sub_key_room_cap": room.map(|(_, c)| c),
         "refusal": refusal,
         "prices": prices,
     })
@@ -137,20 +143,39 @@ mod tests {
         let meta = CallMeta { provider: Provider::OpenAi, model: "m".into(), product: "chat" };
         let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_micro_mc: 1_000_000, max_units: 800, min_units: 1 }) };
         let ladder = plan.ladder(0);
-        let rich = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, None);
+        let rich = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, None, None);
         assert_eq!((rich["hold_mc"].as_i64(), rich["output_cap"].as_u64()), (Some(ladder[0].0), Some(800)));
         let (h, u) = ladder[3];
-        let poor = quote_json(&q, &meta, &plan, 0, h, false, None, None);
+        let poor = quote_json(&q, &meta, &plan, 0, h, false, None, None, None);
         assert_eq!((poor["hold_mc"].as_i64(), poor["output_cap"].as_u64(), poor["balance_from"].as_str()), (Some(h), Some(u), Some("request")));
-        let broke = quote_json(&q, &meta, &plan, 0, 0, true, None, None);
+        let broke = quote_json(&q, &meta, &plan, 0, 0, true, None, None, None);
         assert_eq!((broke["admitted"].as_bool(), broke["hold_mc"].is_null(), broke["min_hold_mc"].as_i64()), (Some(false), true, ladder.last().map(|r| r.0)));
         assert_eq!(broke["refusal"], "insufficient_credits");
         // A cap: the capped ladder's top (100 mc + ⌊(300 − 100) mc ÷ 1 mc⌋ = 200 tokens), as admission gets it.
-        let capped = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, Some(300));
+        let capped = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, Some(300), None);
         assert_eq!((capped["hold_mc"].as_i64(), capped["output_cap"].as_u64(), capped["max_hold_mc"].as_i64(), capped["max_credits"].as_f64()), (Some(300), Some(200), Some(300), Some(0.3)));
         assert_eq!(capped["hold_mc"].as_i64(), Some(crate::spend_cap::cap_plan(plan, 0, 300).unwrap().ladder(0)[0].0));
-        let refused = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, Some(100));
+        let refused = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, Some(100), None);
         assert_eq!((refused["admitted"].as_bool(), refused["refusal"].as_str()), (Some(false), Some("over_max_credits")));
+    }
+
+    #[test]
+    fn a_sub_keys_caps_narrow_the_choice_as_admission_does() {
+        let q = parse(br#"{"route":"/v1/chat","body":{}}"#).unwrap();
+        let meta = CallMeta { provider: Provider::OpenAi, model: "m".into(), product: "chat" };
+        let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_micro_mc: 1_000_000, max_units: 800, min_units: 1 }) };
+        let ladder = plan.ladder(0);
+        // A room between two rungs: the first rung within both the balance and the room.
+        let (h, u) = ladder[2];
+        let narrowed = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, None, Some((h + 1, "daily_cap")));
+        assert_eq!((narrowed["hold_mc"].as_i64(), narrowed["output_cap"].as_u64()), (Some(h), Some(u)));
+        assert_eq!((narrowed["sub_key_room_cap"].as_str(), narrowed["sub_key_room_credits"].as_f64()), (Some("daily_cap"), Some((h + 1) as f64 / 1000.0)));
+        // Below the smallest rung, with the balance covering it: the cap's refusal.
+        let capped = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, None, Some((50, "total_cap")));
+        assert_eq!((capped["admitted"].as_bool(), capped["refusal"].as_str()), (Some(false), Some("sub_key_cap_reached")));
+        // A balance below both: insufficient credits, as admit_v6 says first.
+        let broke = quote_json(&q, &meta, &plan, 0, 10, true, None, None, Some((50, "total_cap")));
+        assert_eq!(broke["refusal"], "insufficient_credits");
     }
 
     #[test]

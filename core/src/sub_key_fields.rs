@@ -92,6 +92,16 @@ impl SubKeyFields {
         })
     }
 
+    /// The least any cap leaves for a new hold (cap − spend in its period − open holds), with
+    /// that cap's name as admission reports it (`admit_v6`'s `room`); `None` without caps.
+    pub fn room(&self, today: &str) -> Option<(i64, &'static str)> {
+        let (day, month) = self.spend.current(today);
+        [(self.caps.daily, day, "daily_cap"), (self.caps.monthly, month, "monthly_cap"), (self.caps.total, self.spend.total_mc, "total_cap")]
+            .into_iter()
+            .filter_map(|(cap, spent, name)| cap.map(|c| (c - spent - self.spend.held_mc, name)))
+            .min_by_key(|(left, _)| *left)
+    }
+
     /// Caps, spend and what each cap leaves (credits), as `/v1/keys` and `/v1/balance` show them.
     pub fn json(&self, today: &str) -> Value {
         let (day, month) = self.spend.current(today);
