@@ -81,7 +81,13 @@ fn admin_credit(call: &impl Call, target: CreditTarget, amount_mc: i64, kind: &'
 async fn grant_to<S: Store>(store: &S, call: &impl Call, target: CreditTarget, amount: i64, why: &str) -> Result<Option<Value>, ApiError> {
     let kind = if amount > 0 { "grant" } else { "adjustment" };
     match store.credit(&admin_credit(call, target, amount, kind, why, Vec::new())).await? {
-        CreditReply::Credited { key_id, balance_mc, .. } => Ok(Some(json!({ "key_id": key_id, "credits_added": credits_json(amount), "credits": credits_json(balance_mc), "reason": why }))),
+        CreditReply::Credited { key_id, balance_mc, .. } => {
+            if amount > 0 {
+                // A grant arms the key's low-balance watchers again, as a top-up does.
+                crate::lowbal::rearm(store, &key_id).await?;
+            }
+            Ok(Some(json!({ "key_id": key_id, "credits_added": credits_json(amount), "credits": credits_json(balance_mc), "reason": why })))
+        }
         CreditReply::UnknownKey => Ok(None),
         CreditReply::Insufficient { balance_mc } => {
             Err(ApiError::invalid(format!("an adjustment of {} would take the balance ({}) below zero", credits_json(amount), credits_json(balance_mc))))
