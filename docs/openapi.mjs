@@ -350,7 +350,7 @@ paths["/v1/responses"] = {
     operationId: "responses", summary: "OpenAI-compatible Responses API (Codex, the Agents SDK, the AI SDK)", tags: ["Chat"], security: bearer,
     description: "Works with the OpenAI SDKs' `responses.create`, Codex CLI (`wire_api = \"responses\"`), the OpenAI Agents SDK, the Vercel AI SDK's `openai(model)` and LangChain's `use_responses_api`. " +
       "OpenAI models get OpenAI's own answer (events passed through); Anthropic and Gemini models are translated. The gateway keeps no state. " +
-      "With `stream: true`: named events `response.created` … `response.completed` (with usage and `x_broker`). Errors in OpenAI's shape.\n\n" + RESPONSES_FIELDS,
+      "With `stream: true`: named events `response.created` … `response.completed` (with usage; `x_broker` on a translated model's, while an OpenAI model's stream is OpenAI's bytes, its charge at `GET /v1/requests/{X-Request-Id}`). Errors in OpenAI's shape.\n\n" + RESPONSES_FIELDS,
     requestBody: body(ref("ResponsesRequest"), { model: "openai/gpt-4o-mini", input: "Say hi", max_output_tokens: 50 }),
     responses: {
       200: { description: "The response object; with `stream: true`, server-sent events (no `[DONE]`).", headers: meteredHeaders,

@@ -32,7 +32,24 @@ const REPLY = "Mock reply from the deterministic provider simulator: every word 
 const MODELS = ["gpt-4o-mini", "anthropic/claude-haiku-4-5", "google/gemini-3.8-flash"];
 const WEATHER = { type: "function", name: "get_weather", description: "Current weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } };
 
-const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0 });
+/** The `X-Request-Id` of the last answer an SDK client below received (its head, streams too). */
+let lastRequestId = null;
+const recordingFetch = async (...args) => {
+  const r = await fetch(...args);
+  lastRequestId = r.headers.get("x-request-id");
+  return r;
+};
+const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0, fetch: recordingFetch });
+
+/** A call's bill once settled, as `x_broker` shows a charge: OpenAI's own stream carries none. */
+async function billOf(apiKey, requestId) {
+  for (let i = 0; i < 200; i++) {
+    const b = await (await c.api(`/v1/requests/${requestId}`, { key: apiKey, method: "GET" })).json();
+    if (b.status === "settled") return { request_id: requestId, credits_charged: b.charged_mc / 1000 };
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${requestId} was not settled`);
+}
 
 /** The call's ledger entry: charged exactly `want`, never above its hold. */
 async function assertCharged(key, requestId, want) {
@@ -43,17 +60,24 @@ async function assertCharged(key, requestId, want) {
   return entry;
 }
 
-/** One call through the SDK, plain or streamed: the final response and the credits object. */
+/** One call through the SDK, plain or streamed: the final response and the credits object
+ *  (`x_broker`; for OpenAI's own stream, which comes byte for byte, the call's bill). */
 async function ask(openai, body, stream) {
   if (!stream) {
     const r = await openai.responses.create(body);
+    assert.equal(r.x_broker.request_id, lastRequestId);
     return { response: r, broker: r.x_broker, events: [] };
   }
   const s = await openai.responses.create({ ...body, stream: true });
   const events = [];
   for await (const e of s) events.push(e);
   const last = events.at(-1);
-  return { response: last.response, broker: last.x_broker, events };
+  if (body.model.includes("/")) {
+    assert.equal(last.x_broker.request_id, lastRequestId, "a translated stream's last event names the call");
+    return { response: last.response, broker: last.x_broker, events };
+  }
+  assert.equal(last.x_broker, undefined, "OpenAI's own stream comes as OpenAI sent it");
+  return { response: last.response, broker: await billOf(openai.apiKey, lastRequestId), events };
 }
 
 for (const stream of [false, true]) {
@@ -127,7 +151,7 @@ for (const stream of [false, true]) {
   });
 }
 
-test("a streamed answer's head says the charge is pending; the credits come in response.completed", async () => {
+test("a streamed answer's head says the charge is pending; the credits come in response.completed (translated) or the bill (OpenAI's own bytes)", async () => {
   const key = await c.createKey({ credits: 5 });
   for (const model of ["gpt-4o-mini", "anthropic/claude-haiku-4-5"]) {
     const r = await c.api("/v1/responses", { key: key.api_key, body: { model, input: "Say hi", stream: true } });
@@ -140,8 +164,10 @@ test("a streamed answer's head says the charge is pending; the credits come in r
     const last = events.at(-1).json;
     assert.equal(last.type, "response.completed");
     const want = expectedMc(model, mockInput("Say hi"), 24);
-    assert.equal(Math.round(last.x_broker.credits_charged * 1000), want);
-    await assertCharged(key, last.x_broker.request_id, want);
+    const broker = last.x_broker ?? await billOf(key.api_key, r.headers.get("x-request-id"));
+    assert.equal(model.includes("/"), "x_broker" in last, "only a translated stream adds x_broker");
+    assert.equal(Math.round(broker.credits_charged * 1000), want);
+    await assertCharged(key, broker.request_id, want);
   }
 });
 

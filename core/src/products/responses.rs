@@ -1,10 +1,11 @@
 //! The Responses API on the metering engine: the priced request ([`ResponsesProduct`], held like
 //! chat) and the meter of its provider stream ([`ResponsesMeter`]).
 //!
-//! - OpenAI models: OpenAI's own `/v1/responses` stream. Streamed to the client byte for byte;
-//!   only the terminal event (`response.completed`, `.incomplete`, `.failed`) is parsed, for its
-//!   usage, and re-sent with the gateway's `x_broker` credit figures. A whole answer is that
-//!   event's response object.
+//! - OpenAI models: OpenAI's own `/v1/responses` stream. Streamed to the client byte for byte
+//!   (the engine hands it over as the runtime's own pipe: `Meter::byte_exact_stream`); only the
+//!   terminal event (`response.completed`, `.incomplete`, `.failed`) is parsed, for its usage.
+//!   The charge is the call's bill (`GET /v1/requests/{id}`). A whole answer is that event's
+//!   response object, with the gateway's `x_broker` credit figures.
 //! - Anthropic and Gemini models: each provider event is decoded once (the chat wires) and
 //!   written as Responses events ([`ResponsesWriter`]).
 //!
@@ -183,7 +184,7 @@ impl ResponsesMeter {
         }
         let needs_parse = kind == "response.created" || kind == "error" || TERMINAL.contains(&kind.as_str());
         let parsed = if needs_parse { serde_json::from_str::<Value>(&ev.data).ok().filter(Value::is_object) } else { None };
-        let Some(mut v) = parsed else {
+        let Some(v) = parsed else {
             if self.stream {
                 out.extend_from_slice(&ev.raw);
             }
@@ -205,14 +206,10 @@ impl ResponsesMeter {
                     let msg = v.pointer("/response/error/message").and_then(Value::as_str).unwrap_or("the response failed");
                     self.provider_error = Some(msg.to_string());
                 }
-                let charge = self.billing.charge(self.metered(&End::Complete).cost_pico_usd);
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("x_broker".into(), self.billing.broker_json(&charge));
-                }
                 let Mode::Native(native) = &mut self.mode else { return };
                 native.response = v.get("response").cloned();
                 if self.stream {
-                    out.extend(encode_event(&kind, &v.to_string()));
+                    out.extend_from_slice(&ev.raw);
                 }
                 return;
             }
@@ -258,6 +255,10 @@ impl ResponsesMeter {
 }
 
 impl Meter for ResponsesMeter {
+    fn byte_exact_stream(&self) -> bool {
+        self.stream && matches!(self.mode, Mode::Native(_))
+    }
+
     fn stream_head(&self) -> Option<StreamHead> {
         self.stream.then(|| StreamHead { content_type: "text/event-stream".into(), headers: vec![("cache-control".into(), "no-cache".into())] })
     }
