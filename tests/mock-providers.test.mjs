@@ -759,8 +759,9 @@ test("script: stall_after_chunks + stall_ms pause a stream once, then it goes on
     await mock.script({ provider, stall_after_chunks: 2, stall_ms: 400 });
     const { res, text, times } = await timedEvents(...callArgs());
     assert.equal(res.status, 200, provider);
-    const gap = times[2] - times[1];
-    assert.ok(gap >= 380, `${provider}: gap after 2 chunks was ${gap} ms`);
+    // The third event comes after the stall (a late reader only makes it later); the first two
+    // before it. (Their gap itself is not measured: a loaded reader may see the second one late.)
+    assert.ok(times[2] >= 380, `${provider}: the third event came ${times[2]} ms after the request`);
     assert.ok(times[1] < 300, `${provider}: the first 2 chunks came at once (${times[1]} ms)`);
     const plain = await (await fetch(...callArgs())).text();
     assert.equal(parseSSE(text).length, parseSSE(plain).length, `${provider}: same events as without the stall`);

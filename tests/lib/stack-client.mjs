@@ -161,7 +161,10 @@ export function client(stack) {
      * receives (script `provider` with `gate: true`), released once every call is either answered
      * or held: all the admitted calls are in flight together, with no fixed wait (at most until
      * 1.5 s before the gateway's upstream timeout). Then the mock is reset (the script's unused
-     * turns). Returns [{status, body}].
+     * turns). Returns [{status, body}], with `heldAtRelease` (the calls in flight together at the
+     * gate: what admission let through at once) and `letGoEarly` (the machine was so loaded that
+     * the gate opened before every call was answered or held: later calls may then be admitted
+     * on what the first ones' settlements left, so only `heldAtRelease` bounds concurrency).
      */
     burstHeld: async (provider, n, call) => {
       await mock("POST", "script", { provider, times: n, gate: true });
@@ -207,13 +210,15 @@ export function client(stack) {
       // it (a loaded workerd may see a held answer's head seconds late) rather than turned into
       // 504s. Calls admitted later are not held (see keepOpen): the at-most-N check still holds.
       const letGoAfter = Date.now() + Number(stack.vars?.UPSTREAM_TIMEOUT_MS ?? 6000) / 2;
+      let heldAtRelease = 0;
       try {
-        while (answered + (await mock("GET", "held")).held < n && Date.now() < letGoAfter) {
+        while ((heldAtRelease = (await mock("GET", "held")).held) + answered < n && Date.now() < letGoAfter) {
           await new Promise((r) => setTimeout(r, 20));
         }
       } finally {
         await mock("POST", "release", {});
       }
+      const letGoEarly = heldAtRelease + answered < n;
       // A call the loaded gateway admits only after the release would wait at the gate for the
       // next one and time out: keep the gate opening until every call is answered.
       let done = false;
@@ -226,7 +231,7 @@ export function client(stack) {
       const results = await all.finally(() => { done = true; });
       await keepOpen;
       await mock("POST", "reset", {});
-      return results;
+      return Object.assign(results, { heldAtRelease, letGoEarly });
     },
     /** Forgets the per-IP counters of calls with unknown keys (tests share one address). */
     resetIpLimits: async () => {
