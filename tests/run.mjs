@@ -31,7 +31,7 @@ process.env.VSCODE_INSPECTOR_OPTIONS ||= "{}";
 // A file not listed counts as DEFAULT_SECS.
 const WEIGHT = {
   // Measured 2026-12-05 (warm run, both lanes and the fuzzer side by side, load average ~3).
-  fuzz: 90, "clients-responses": 38, metering: 24, "alerts-topup": 23, "billing-integrity": 18,
+  fuzz: 95, "clients-responses": 40, metering: 24, "alerts-topup": 23, "billing-integrity": 18,
   holds: 14, "payments-admin": 13, media: 12, dev: 10, docs: 9, subkeys: 9, "chat-agents": 9,
   portal: 8, clients: 8, "security-paths": 8, "clients-gemini": 7, operations: 7, openapi: 6,
   "portal-keys": 6, "portal-alerts": 6, "mock-providers": 5, "payments-takeback": 5, "zz-redis-down": 5,
@@ -39,25 +39,30 @@ const WEIGHT = {
   rapidapi: 2, "mock-agents": 1,
 };
 const DEFAULT_SECS = 6;
-// A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1 min of requests).
+// A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1.5 min of requests).
 const SOLO_SECS = 30;
 const args = process.argv.slice(2);
 const files = (args.length ? args : fs.readdirSync(path.join(ROOT, "tests")).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => path.join("tests", f)))
   .map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
-const usesSuiteStack = (f) => /\b(useStack|getStack)\(/.test(fs.readFileSync(path.join(ROOT, f), "utf8"));
+// A file uses the lane's stack through useStack/getStack, or through tests/lib/browser.mjs.
+const usesSuiteStack = (f) => /\b(useStack|getStack|useBrowserPage)\(/.test(fs.readFileSync(path.join(ROOT, f), "utf8"));
 const weight = (f) => WEIGHT[path.basename(f, ".test.mjs")] ?? DEFAULT_SECS;
 const last = files.filter((f) => path.basename(f) === LAST);
 const rest = files.filter((f) => path.basename(f) !== LAST);
-// Files with servers of their own that run long go alone; the rest share the lanes' time.
+// Files with servers of their own that run long go alone; the rest share the lanes' time. The
+// short files with servers of their own (they need no lane's stack) go to whichever is shorter:
+// a lane, or the queue that runs once a long one is done (`afterSolo`).
 const solo = rest.filter((f) => !usesSuiteStack(f) && weight(f) >= SOLO_SECS);
 const laned = rest.filter((f) => !solo.includes(f));
 
 const laneCount = Math.max(1, Math.min(Number(process.env.TEST_LANES ?? 2), laned.length || 1));
 const lanes = Array.from({ length: laneCount }, () => ({ files: [], secs: 0 }));
+const afterSolo = { files: [], secs: Math.max(0, ...solo.map(weight)) };
 for (const f of [...laned].sort((a, b) => weight(b) - weight(a) || a.localeCompare(b))) {
-  const lane = lanes.reduce((m, l) => (l.secs < m.secs ? l : m));
-  lane.files.push(f);
-  lane.secs += weight(f);
+  const bins = solo.length && !usesSuiteStack(f) ? [...lanes, afterSolo] : lanes;
+  const bin = bins.reduce((m, l) => (l.secs < m.secs ? l : m));
+  bin.files.push(f);
+  bin.secs += weight(f);
 }
 for (const l of lanes) {
   l.files.sort();
@@ -133,8 +138,8 @@ async function runOwn(list, parallel, label) {
   return ok;
 }
 
-console.log(`[test] ${files.length} files: ${laneCount} lane(s) with a stack each, ${solo.length} alone (${os.cpus().length} CPUs)`);
-const results = await Promise.all([...lanes.map(runLane), runOwn(solo, solo.length, "alone")]);
+console.log(`[test] ${files.length} files: ${laneCount} lane(s) with a stack each, ${solo.length} alone (then ${afterSolo.files.length} more with servers of their own) (${os.cpus().length} CPUs)`);
+const results = await Promise.all([...lanes.map(runLane), runOwn([...solo, ...afterSolo.files.sort()], solo.length, "alone")]);
 const allOk = results.every(Boolean);
 
 // 2. What took how long (a measurement for docs/testing.md, not a check).
