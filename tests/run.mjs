@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { ROOT } from "./lib/procs.mjs";
 import { startStack } from "../scripts/stack.mjs";
-import { TEST_VARS, describeStack } from "./lib/stack-client.mjs";
+import { TEST_VARS, describeStack, client } from "./lib/stack-client.mjs";
 
 const LAST = "zzz-no-secrets-in-logs.test.mjs";
 // No DevTools inspector in the test stacks' `wrangler dev`: with it open, every console line of
@@ -123,7 +123,13 @@ async function runLane(lane, i) {
   fs.writeFileSync(stackJson, JSON.stringify(describeStack(stack)));
   console.log(`[test] ${label} up in ${secs(t).toFixed(1)} s (worker ${stack.workerUrl}): ${lane.files.map((f) => path.basename(f, ".test.mjs")).join(", ")}`);
   let ok = true;
-  for (const f of lane.files) ok = (await runFile(f, { STACK_JSON: stackJson }, label)) && ok;
+  const c = client(describeStack(stack));
+  for (const f of lane.files) {
+    // Each file starts with the per-address limits it would have on a stack of its own (the
+    // browser files do not reset them per test; the files before them in the lane spend them).
+    await c.resetIpLimits();
+    ok = (await runFile(f, { STACK_JSON: stackJson }, label)) && ok;
+  }
   await stack.stop();
   return ok;
 }
