@@ -25,7 +25,10 @@ const LAST = "zzz-no-secrets-in-logs.test.mjs";
 // of CPU). No test uses it, and the worker's log is unchanged (wrangler reads it from workerd's
 // structured output). wrangler has no flag for this: it leaves the inspector off inside VS Code's
 // JavaScript debug terminal, which it recognises by this variable (with no debugger bootloader in
-// NODE_OPTIONS nothing else reads it). Inherited by every stack of the run and every test file.
+// NODE_OPTIONS nothing else reads it). Set for the lanes' stacks (started by this process) and by
+// the fuzzer for its own; the test files do not inherit it, so `npm run dev` (tests/dev.test.mjs)
+// and the files' own stacks run as a user's would.
+const INSPECTOR_VAR = process.env.VSCODE_INSPECTOR_OPTIONS;
 process.env.VSCODE_INSPECTOR_OPTIONS ||= "{}";
 // Seconds each file took in a warm run (docs/testing.md): the lanes are balanced by these.
 // A file not listed counts as DEFAULT_SECS.
@@ -89,7 +92,7 @@ function runFile(file, env, label) {
   const t = Date.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["--test", "--test-reporter=spec", file], {
-      cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+      cwd: ROOT, env: { ...process.env, VSCODE_INSPECTOR_OPTIONS: INSPECTOR_VAR, ...env }, stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
