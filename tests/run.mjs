@@ -16,42 +16,56 @@ import os from "node:os";
 import path from "node:path";
 import { ROOT } from "./lib/procs.mjs";
 import { startStack } from "../scripts/stack.mjs";
-import { TEST_VARS, describeStack } from "./lib/stack-client.mjs";
+import { TEST_VARS, describeStack, client } from "./lib/stack-client.mjs";
 
 const LAST = "zzz-no-secrets-in-logs.test.mjs";
+// No DevTools inspector in the test stacks' `wrangler dev`: with it open, every console line of
+// the worker also travels through workerd's inspector, wrangler's inspector proxy and node, about
+// a third of each request's CPU on the stack (measured on the fuzzer's 4,300 requests: 38 s → 26 s
+// of CPU). No test uses it, and the worker's log is unchanged (wrangler reads it from workerd's
+// structured output). wrangler has no flag for this: it leaves the inspector off inside VS Code's
+// JavaScript debug terminal, which it recognises by this variable (with no debugger bootloader in
+// NODE_OPTIONS nothing else reads it). Set for the lanes' stacks (started by this process) and by
+// the fuzzer for its own; the test files do not inherit it, so `npm run dev` (tests/dev.test.mjs)
+// and the files' own stacks run as a user's would.
+const INSPECTOR_VAR = process.env.VSCODE_INSPECTOR_OPTIONS;
+process.env.VSCODE_INSPECTOR_OPTIONS ||= "{}";
 // Seconds each file took in a warm run (docs/testing.md): the lanes are balanced by these.
 // A file not listed counts as DEFAULT_SECS.
 const WEIGHT = {
-  fuzz: 90, metering: 21, clients: 21, "billing-integrity": 19, media: 13, "payments-admin": 8, docs: 8,
-  dev: 7, operations: 7, "mock-providers": 6, "chat-agents": 5, portal: 4, "security-paths": 4,
-  "payments-takeback": 4, openapi: 3, "zz-redis-down": 3, "upstash-front": 2, checkout: 2, rapidapi: 1,
-  "mock-agents": 1,
-  "money-controls-sdk": 3,
-  subkeys: 7, "portal-keys": 14,
-  "clients-gemini": 8,
-  "alerts-topup": 23, "portal-alerts": 13,
-  "stream-pipe": 12,
+  // Measured 2026-12-05 (warm runs, the lanes and the fuzzer side by side, load average 3–8).
+  fuzz: 95, "clients-responses": 40, metering: 24, "alerts-topup": 23, "billing-integrity": 18,
+  holds: 14, "payments-admin": 13, media: 12, dev: 10, docs: 9, subkeys: 9, "chat-agents": 9,
+  portal: 8, clients: 8, "security-paths": 8, "clients-gemini": 7, operations: 7, openapi: 6,
+  "portal-keys": 6, "portal-alerts": 6, "mock-providers": 5, "payments-takeback": 5, "zz-redis-down": 5,
+  "upstash-front": 4, "money-controls-sdk": 4, responses: 3, "money-controls": 3, checkout: 2,
+  rapidapi: 2, "mock-agents": 1, "stream-pipe": 12,
 };
 const DEFAULT_SECS = 6;
-// A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1 min of requests).
+// A file this long runs alone, next to the lanes (the fuzzer: its own stack, ~1.5 min of requests).
 const SOLO_SECS = 30;
 const args = process.argv.slice(2);
 const files = (args.length ? args : fs.readdirSync(path.join(ROOT, "tests")).filter((f) => f.endsWith(".test.mjs")).sort().map((f) => path.join("tests", f)))
   .map((f) => path.relative(ROOT, path.resolve(ROOT, f)));
-const usesSuiteStack = (f) => /\b(useStack|getStack)\(/.test(fs.readFileSync(path.join(ROOT, f), "utf8"));
+// A file uses the lane's stack through useStack/getStack, or through tests/lib/browser.mjs.
+const usesSuiteStack = (f) => /\b(useStack|getStack|useBrowserPage)\(/.test(fs.readFileSync(path.join(ROOT, f), "utf8"));
 const weight = (f) => WEIGHT[path.basename(f, ".test.mjs")] ?? DEFAULT_SECS;
 const last = files.filter((f) => path.basename(f) === LAST);
 const rest = files.filter((f) => path.basename(f) !== LAST);
-// Files with servers of their own that run long go alone; the rest share the lanes' time.
+// Files with servers of their own that run long go alone; the rest share the lanes' time. The
+// short files with servers of their own (they need no lane's stack) go to whichever is shorter:
+// a lane, or the queue that runs once a long one is done (`afterSolo`).
 const solo = rest.filter((f) => !usesSuiteStack(f) && weight(f) >= SOLO_SECS);
 const laned = rest.filter((f) => !solo.includes(f));
 
 const laneCount = Math.max(1, Math.min(Number(process.env.TEST_LANES ?? 2), laned.length || 1));
 const lanes = Array.from({ length: laneCount }, () => ({ files: [], secs: 0 }));
+const afterSolo = { files: [], secs: Math.max(0, ...solo.map(weight)) };
 for (const f of [...laned].sort((a, b) => weight(b) - weight(a) || a.localeCompare(b))) {
-  const lane = lanes.reduce((m, l) => (l.secs < m.secs ? l : m));
-  lane.files.push(f);
-  lane.secs += weight(f);
+  const bins = solo.length && !usesSuiteStack(f) ? [...lanes, afterSolo] : lanes;
+  const bin = bins.reduce((m, l) => (l.secs < m.secs ? l : m));
+  bin.files.push(f);
+  bin.secs += weight(f);
 }
 for (const l of lanes) {
   l.files.sort();
@@ -78,7 +92,7 @@ function runFile(file, env, label) {
   const t = Date.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ["--test", "--test-reporter=spec", file], {
-      cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+      cwd: ROOT, env: { ...process.env, VSCODE_INSPECTOR_OPTIONS: INSPECTOR_VAR, ...env }, stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
@@ -112,7 +126,13 @@ async function runLane(lane, i) {
   fs.writeFileSync(stackJson, JSON.stringify(describeStack(stack)));
   console.log(`[test] ${label} up in ${secs(t).toFixed(1)} s (worker ${stack.workerUrl}): ${lane.files.map((f) => path.basename(f, ".test.mjs")).join(", ")}`);
   let ok = true;
-  for (const f of lane.files) ok = (await runFile(f, { STACK_JSON: stackJson }, label)) && ok;
+  const c = client(describeStack(stack));
+  for (const f of lane.files) {
+    // Each file starts with the per-address limits it would have on a stack of its own (the
+    // browser files do not reset them per test; the files before them in the lane spend them).
+    await c.resetIpLimits().catch((e) => console.error(`[test] ${label}: could not reset the per-address limits: ${e.message}`));
+    ok = (await runFile(f, { STACK_JSON: stackJson }, label)) && ok;
+  }
   await stack.stop();
   return ok;
 }
@@ -127,8 +147,8 @@ async function runOwn(list, parallel, label) {
   return ok;
 }
 
-console.log(`[test] ${files.length} files: ${laneCount} lane(s) with a stack each, ${solo.length} alone (${os.cpus().length} CPUs)`);
-const results = await Promise.all([...lanes.map(runLane), runOwn(solo, solo.length, "alone")]);
+console.log(`[test] ${files.length} files: ${laneCount} lane(s) with a stack each, ${solo.length} alone (then ${afterSolo.files.length} more with servers of their own) (${os.cpus().length} CPUs)`);
+const results = await Promise.all([...lanes.map(runLane), runOwn([...solo, ...afterSolo.files.sort()], solo.length, "alone")]);
 const allOk = results.every(Boolean);
 
 // 2. What took how long (a measurement for docs/testing.md, not a check).
