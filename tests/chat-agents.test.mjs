@@ -237,6 +237,7 @@ test("structured output returns valid JSON per provider, or a clear 400 where it
   for (const model of ["gpt-4o-mini", "google/gemini-3.8-flash"]) {
     const r = await openai.chat.completions.create({ model, max_tokens: 100, response_format: { type: "json_object" }, messages: [{ role: "user", content: "JSON please" }] });
     assert.equal(typeof JSON.parse(r.choices[0].message.content), "object", model);
+    await c.settled(key.id, r.x_broker.request_id); // the balance below is read once it has settled
   }
   const before = await c.balanceMc(key.api_key);
   await assert.rejects(
