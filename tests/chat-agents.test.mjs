@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { useStack, PRICE_DATE } from "./lib/stack-client.mjs";
+import { useStack, PRICE_DATE, requestIds } from "./lib/stack-client.mjs";
 
 const { stack, c } = await useStack();
 
@@ -37,13 +37,8 @@ const WEATHER_TOOL = {
 const MODELS = ["gpt-4o-mini", "anthropic/claude-haiku-4-5", "google/gemini-3.8-flash"];
 
 /** The `X-Request-Id` of the last answer an SDK client below received (its head, streams too). */
-let lastRequestId = null;
-const recordingFetch = async (...args) => {
-  const r = await fetch(...args);
-  lastRequestId = r.headers.get("x-request-id");
-  return r;
-};
-const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0, fetch: recordingFetch });
+const ids = requestIds();
+const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0, fetch: ids.fetch });
 
 /** Tells the mock which usage to report for the next provider call (each provider's own field
  *  names; `output` undefined: the mock's own rule, min(max_tokens, 24) plus 16 when thinking).
@@ -78,7 +73,7 @@ async function assertCharged(key, requestId, want) {
 async function turn(openai, body, stream) {
   if (!stream) {
     const r = await openai.chat.completions.create(body);
-    assert.equal(r.x_broker.request_id, lastRequestId);
+    assert.equal(r.x_broker.request_id, ids.last);
     return { message: r.choices[0].message, finish: r.choices[0].finish_reason, usage: r.usage, requestId: r.x_broker.request_id };
   }
   const s = openai.chat.completions.stream({ ...body, stream_options: { include_usage: true } });
@@ -89,9 +84,9 @@ async function turn(openai, body, stream) {
     for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) argFragments.push(tc);
   });
   const fin = await s.finalChatCompletion();
-  if (body.model.includes("/")) assert.equal(broker?.request_id, lastRequestId, `${body.model}: the translated usage chunk names the call`);
+  if (body.model.includes("/")) assert.equal(broker?.request_id, ids.last, `${body.model}: the translated usage chunk names the call`);
   else assert.equal(broker, undefined, `${body.model}: OpenAI's own stream comes as OpenAI sent it`);
-  return { message: fin.choices[0].message, finish: fin.choices[0].finish_reason, usage, requestId: lastRequestId, argFragments };
+  return { message: fin.choices[0].message, finish: fin.choices[0].finish_reason, usage, requestId: ids.last, argFragments };
 }
 
 for (const stream of [false, true]) {
@@ -143,14 +138,14 @@ for (const stream of [false, true]) {
 
 test("anthropic SDK: a tool_use → tool_result loop on /v1/messages, plain and streaming, charged exactly", async () => {
   const key = await c.createKey({ credits: 20 });
-  const anthropic = new Anthropic({ baseURL: stack.workerUrl, apiKey: key.api_key, maxRetries: 0, fetch: recordingFetch });
+  const anthropic = new Anthropic({ baseURL: stack.workerUrl, apiKey: key.api_key, maxRetries: 0, fetch: ids.fetch });
   const tools = [{ name: "get_weather", description: "Current weather", input_schema: WEATHER_TOOL.function.parameters }];
   for (const stream of [false, true]) {
     const messages = [{ role: "user", content: `Weather in Paris? ${stream}` }];
     const ask = async () => {
       if (!stream) {
         const m = await anthropic.messages.create({ model: "claude-haiku-4-5", max_tokens: 300, tools, messages });
-        assert.equal(m.x_broker.request_id, lastRequestId);
+        assert.equal(m.x_broker.request_id, ids.last);
         return m;
       }
       // Anthropic's own stream comes as Anthropic sent it: its bill is named by the head.
@@ -159,7 +154,7 @@ test("anthropic SDK: a tool_use → tool_result loop on /v1/messages, plain and 
       s.on("streamEvent", (e) => seen.push(e));
       const m = await s.finalMessage();
       assert.ok(seen.some((e) => e.type === "message_delta") && seen.every((e) => !("x_broker" in e)));
-      return { ...m, x_broker: { request_id: lastRequestId } };
+      return { ...m, x_broker: { request_id: ids.last } };
     };
     const u1 = await mockReports(23, 5);
     const first = await ask();

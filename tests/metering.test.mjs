@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { useStack } from "./lib/stack-client.mjs";
+import { useStack, requestIds } from "./lib/stack-client.mjs";
 
 const { stack, c } = await useStack();
 
@@ -89,15 +89,8 @@ for (const model of Object.keys(PRICES)) {
 
 test("openai SDK: plain and streaming through /v1/chat/completions, for all three providers", async () => {
   const key = await c.createKey({ credits: 50 });
-  let requestId = null; // the head's X-Request-Id of the SDK's last call
-  const openai = new OpenAI({
-    baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0,
-    fetch: async (...args) => {
-      const r = await fetch(...args);
-      requestId = r.headers.get("x-request-id");
-      return r;
-    },
-  });
+  const ids = requestIds(); // the head's X-Request-Id of the SDK's last call
+  const openai = new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0, fetch: ids.fetch });
   let spent = 0;
   for (const [model, bare] of [["gpt-4o-mini", "gpt-4o-mini"], ["anthropic/claude-haiku-4-5", "claude-haiku-4-5"], ["google/gemini-3.5-flash", "gemini-3.5-flash"]]) {
     const content = `hello ${model}`;
@@ -124,11 +117,11 @@ test("openai SDK: plain and streaming through /v1/chat/completions, for all thre
     if (model === bare) {
       // OpenAI's own stream, as OpenAI sent it: the charge is the call's bill.
       assert.equal(broker, undefined);
-      const entry = (await c.settled(key.id, requestId)).find((e) => e.type === "call");
+      const entry = (await c.settled(key.id, ids.last)).find((e) => e.type === "call");
       assert.equal(-entry.amount, want, model);
     } else {
       assert.equal(broker.credits_charged, mcToCredits(want), model);
-      assert.equal(broker.request_id, requestId);
+      assert.equal(broker.request_id, ids.last);
     }
     spent += want;
   }

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { useStack, PRICE_DATE } from "./lib/stack-client.mjs";
+import { useStack, PRICE_DATE, requestIds } from "./lib/stack-client.mjs";
 import { parseSSE } from "./lib/mocks.mjs";
 
 const { stack, c } = await useStack();
@@ -33,13 +33,8 @@ const MODELS = ["gpt-4o-mini", "anthropic/claude-haiku-4-5", "google/gemini-3.8-
 const WEATHER = { type: "function", name: "get_weather", description: "Current weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } };
 
 /** The `X-Request-Id` of the last answer an SDK client below received (its head, streams too). */
-let lastRequestId = null;
-const recordingFetch = async (...args) => {
-  const r = await fetch(...args);
-  lastRequestId = r.headers.get("x-request-id");
-  return r;
-};
-const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0, fetch: recordingFetch });
+const ids = requestIds();
+const openaiClient = (key) => new OpenAI({ baseURL: `${stack.workerUrl}/v1`, apiKey: key.api_key, maxRetries: 0, fetch: ids.fetch });
 
 /** A call's bill once settled, as `x_broker` shows a charge: OpenAI's own stream carries none. */
 async function billOf(apiKey, requestId) {
@@ -65,7 +60,7 @@ async function assertCharged(key, requestId, want) {
 async function ask(openai, body, stream) {
   if (!stream) {
     const r = await openai.responses.create(body);
-    assert.equal(r.x_broker.request_id, lastRequestId);
+    assert.equal(r.x_broker.request_id, ids.last);
     return { response: r, broker: r.x_broker, events: [] };
   }
   const s = await openai.responses.create({ ...body, stream: true });
@@ -73,11 +68,11 @@ async function ask(openai, body, stream) {
   for await (const e of s) events.push(e);
   const last = events.at(-1);
   if (body.model.includes("/")) {
-    assert.equal(last.x_broker.request_id, lastRequestId, "a translated stream's last event names the call");
+    assert.equal(last.x_broker.request_id, ids.last, "a translated stream's last event names the call");
     return { response: last.response, broker: last.x_broker, events };
   }
   assert.equal(last.x_broker, undefined, "OpenAI's own stream comes as OpenAI sent it");
-  return { response: last.response, broker: await billOf(openai.apiKey, lastRequestId), events };
+  return { response: last.response, broker: await billOf(openai.apiKey, ids.last), events };
 }
 
 for (const stream of [false, true]) {

@@ -137,11 +137,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn admission_takes_the_first_rung_the_balance_covers() {
+    /// A chat call's quote request, meta and hold plan: 100 mc fixed, then 1 mc per output token
+    /// up to 800 (admission picks the cap).
+    fn chat_call() -> (QuoteRequest, CallMeta, HoldPlan) {
         let q = parse(br#"{"route":"/v1/chat","body":{}}"#).unwrap();
         let meta = CallMeta { provider: Provider::OpenAi, model: "m".into(), product: "chat" };
         let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_micro_mc: 1_000_000, max_units: 800, min_units: 1 }) };
+        (q, meta, plan)
+    }
+
+    #[test]
+    fn admission_takes_the_first_rung_the_balance_covers() {
+        let (q, meta, plan) = chat_call();
         let ladder = plan.ladder(0);
         let rich = quote_json(&q, &meta, &plan, 0, 1_000_000, true, None, None, None);
         assert_eq!((rich["hold_mc"].as_i64(), rich["output_cap"].as_u64()), (Some(ladder[0].0), Some(800)));
@@ -161,9 +168,7 @@ mod tests {
 
     #[test]
     fn a_sub_keys_caps_narrow_the_choice_as_admission_does() {
-        let q = parse(br#"{"route":"/v1/chat","body":{}}"#).unwrap();
-        let meta = CallMeta { provider: Provider::OpenAi, model: "m".into(), product: "chat" };
-        let plan = HoldPlan { fixed_mc: 100, flexible: Some(FlexibleOutput { per_unit_micro_mc: 1_000_000, max_units: 800, min_units: 1 }) };
+        let (q, meta, plan) = chat_call();
         let ladder = plan.ladder(0);
         // A room between two rungs: the first rung within both the balance and the room.
         let (h, u) = ladder[2];

@@ -68,6 +68,20 @@ export async function useStack({ reset = true } = {}) {
 }
 
 /** The JSON-able view of a started stack. */
+/** A `fetch` for an SDK client (its `fetch` option) that remembers the `X-Request-Id` of the last
+ *  answer's head, streams included: `ids.fetch`, then `ids.last`. */
+export function requestIds() {
+  const ids = {
+    last: null,
+    fetch: async (...args) => {
+      const r = await fetch(...args);
+      ids.last = r.headers.get("x-request-id");
+      return r;
+    },
+  };
+  return ids;
+}
+
 export function describeStack(s) {
   return {
     workerUrl: s.workerUrl, upstashUrl: s.upstashUrl, upstashToken: s.upstashToken,
