@@ -37,6 +37,14 @@ impl ProviderHead {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+
+    /// The answer's content type starts with `want` (`what` names it for the 502 otherwise).
+    pub fn expect_content_type(&self, want: &str, what: &str) -> Result<(), ApiError> {
+        match self.header("content-type") {
+            Some(ct) if ct.starts_with(want) => Ok(()),
+            other => Err(ApiError::upstream(format!("the provider answered `{}` instead of {what}", other.unwrap_or("no content type")))),
+        }
+    }
 }
 
 /// How the provider's body ended.

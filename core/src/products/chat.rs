@@ -288,10 +288,7 @@ impl Meter for ChatMeter {
 
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
         let (want, what) = if self.product.req.stream { ("text/event-stream", "an event stream") } else { ("application/json", "a JSON answer") };
-        match head.header("content-type") {
-            Some(ct) if ct.starts_with(want) => Ok(()),
-            other => Err(ApiError::upstream(format!("the provider answered `{}` instead of {what}", other.unwrap_or("no content type")))),
-        }
+        head.expect_content_type(want, what)
     }
 
     fn push(&mut self, chunk: &[u8]) -> Vec<u8> {

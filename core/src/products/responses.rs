@@ -264,10 +264,7 @@ impl Meter for ResponsesMeter {
     }
 
     fn start(&mut self, head: &ProviderHead) -> Result<(), ApiError> {
-        match head.header("content-type") {
-            Some(ct) if ct.starts_with("text/event-stream") => Ok(()),
-            other => Err(ApiError::upstream(format!("the provider answered `{}` instead of an event stream", other.unwrap_or("no content type")))),
-        }
+        head.expect_content_type("text/event-stream", "an event stream")
     }
 
     fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
