@@ -14,6 +14,19 @@ export async function openBrowser() {
   const requests = [];
   context.on("request", (r) => requests.push(r.url()));
   const page = await context.newPage();
+  // `wrangler dev`'s static-asset server now and then holds a request for 30 s (seen once in
+  // ~120 stack logs: two of /portal/'s scripts answered after 30,392 ms; the worker is not on
+  // that path). A navigation that does not load within 15 s is made once more, and says so.
+  const goto = page.goto.bind(page);
+  page.goto = async (url, options = {}) => {
+    try {
+      return await goto(url, { timeout: 15_000, ...options });
+    } catch (e) {
+      if (e?.name !== "TimeoutError") throw e;
+      console.log(`# ${url} did not load within 15 s (the local asset server): loaded again`);
+      return goto(url, options);
+    }
+  };
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
