@@ -170,7 +170,9 @@ pub async fn run(ctx: &Ctx, payer: Payer, product: Box<dyn Product>, controls: C
         log.fields.insert(k.into(), v.as_str().into());
         ctx.fact(k, v);
     }
-    for (k, v) in [("key_id", Value::from(admitted.key_id.as_str())), ("plan", Value::from(admitted.plan.as_str())), ("credits_held", credits_json(admitted.hold_mc))] {
+    // A sub-key's call: `key_id` is its account's (whose balance it spends); `sub_key` names it.
+    let sub_key = admitted.sub_key.as_deref().map(|s| ("sub_key", Value::from(s)));
+    for (k, v) in [("key_id", Value::from(admitted.key_id.as_str())), ("plan", Value::from(admitted.plan.as_str())), ("credits_held", credits_json(admitted.hold_mc))].into_iter().chain(sub_key) {
         log.fields.insert(k.into(), v.clone());
         ctx.fact(k, v);
     }

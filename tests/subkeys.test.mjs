@@ -133,6 +133,13 @@ test("a call on a sub-key charges the shared balance at list price; the ledger a
   assert.equal(entry.sub_key, made.id);
   assert.equal(entry.sub_key_name, "reporting");
   assert.equal(await c.balanceMc(account.api_key), 30_000 - want, "the account's balance paid");
+  // The operator's log lines name both: the account that paid (`key_id`) and the sub-key.
+  let lines = [];
+  for (let i = 0; i < 100 && lines.length < 2; i++) {
+    if (i) await new Promise((res) => setTimeout(res, 50));
+    lines = c.logLines().filter((l) => l.request_id === rid && ["request", "settlement"].includes(l.msg));
+  }
+  assert.deepEqual(lines.map((l) => [l.msg, l.key_id, l.sub_key]).sort(), [["request", account.id, made.id], ["settlement", account.id, made.id]]);
   // The account makes a call of its own: the account sees both, the sub-key only its own.
   const own = await chat(account.api_key, "the account's own call");
   await c.settled(account.id, own.headers.get("x-request-id"));

@@ -177,6 +177,8 @@ pub struct Admitted {
     pub rate: RateState,
     /// The route class whose limit applied (names the rate-limit headers).
     pub class: String,
+    /// The sub-key that made the call (`key_id` is then its account's), for the call's log lines.
+    pub sub_key: Option<String>,
 }
 
 impl Admitted {
@@ -184,8 +186,8 @@ impl Admitted {
     pub fn from_reply(reply: AdmitReply, class: &str, limits: &RateLimits) -> Result<Admitted, ApiError> {
         let retry = |s: &RateState| s.reset_secs().max(1);
         match reply {
-            AdmitReply::Admitted { key_id, plan, hold_mc, balance_after_mc, max_tokens, rate } => {
-                Ok(Admitted { key_id, plan, hold_mc, balance_after_mc, granted_units: max_tokens, rate, class: class.to_string() })
+            AdmitReply::Admitted { key_id, plan, hold_mc, balance_after_mc, max_tokens, rate, sub_key } => {
+                Ok(Admitted { key_id, plan, hold_mc, balance_after_mc, granted_units: max_tokens, rate, class: class.to_string(), sub_key })
             }
             AdmitReply::Unauthorized { reason, .. } => Err(ApiError::unauthorized(match reason.as_str() {
                 "revoked" => "this API key has been revoked",
@@ -515,6 +517,7 @@ mod tests {
 
     fn admitted(hold: i64, after: i64) -> Admitted {
         Admitted {
+            sub_key: None,
             key_id: "key_1".into(),
             plan: "pro".into(),
             hold_mc: hold,

@@ -17,7 +17,7 @@ fn gpt_4o_mini_call() -> Metered {
 }
 
 fn credits(hold_mc: i64, balance_after_mc: i64) -> Bill {
-    let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc, balance_after_mc, granted_units: 500, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
+    let admitted = Admitted { sub_key: None, key_id: "key_1".into(), plan: "pro".into(), hold_mc, balance_after_mc, granted_units: 500, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
     Bill::from(Billing::new("req_k", CreditRate::default_rate(), &admitted))
 }
 

@@ -79,6 +79,7 @@ impl RapidAdmission<'_> {
 /// product allows (no balance bounds it).
 pub fn admitted(rate: RateState, user: &str, plan: &str, class: &str, hold: HoldPlan, units: u64) -> Admitted {
     Admitted {
+        sub_key: None,
         key_id: format!("rapidapi:{user}"),
         plan: plan.to_string(),
         hold_mc: 0,

@@ -87,7 +87,8 @@ pub(crate) fn rate_at(v: &Value, a: usize) -> Option<RateState> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdmitReply {
-    Admitted { key_id: String, plan: String, hold_mc: i64, balance_after_mc: i64, max_tokens: u64, rate: RateState },
+    /// `sub_key`: the sub-key that made the call (`key_id` is its account's).
+    Admitted { key_id: String, plan: String, hold_mc: i64, balance_after_mc: i64, max_tokens: u64, rate: RateState, sub_key: Option<String> },
     /// Unknown or revoked key (`reason`), counted against the client IP.
     Unauthorized { reason: String, rate: RateState },
     IpLimited { rate: RateState },
@@ -110,7 +111,8 @@ impl AdmitReply {
             "ok" => (|| {
                 let (hold_mc, max_tokens) = (int(v, 3)?, u64::try_from(int(v, 5)?).ok()?);
                 (hold_mc > 0 && max_tokens > 0).then_some(())?;
-                Some(AdmitReply::Admitted { key_id: text(v, 1)?, plan: text(v, 2)?, hold_mc, balance_after_mc: int(v, 4)?, max_tokens, rate: rate_at(v, 6)? })
+                let sub_key = text(v, 9).filter(|s| !s.is_empty());
+                Some(AdmitReply::Admitted { key_id: text(v, 1)?, plan: text(v, 2)?, hold_mc, balance_after_mc: int(v, 4)?, max_tokens, rate: rate_at(v, 6)?, sub_key })
             })(),
             "unauthorized" => rate_at(v, 2).map(|rate| AdmitReply::Unauthorized { reason: text(v, 1).unwrap_or_default(), rate }),
             "ip_limited" => rate_at(v, 1).map(|rate| AdmitReply::IpLimited { rate }),
@@ -402,9 +404,13 @@ mod tests {
                 hold_mc: 500,
                 balance_after_mc: 9500,
                 max_tokens: 256,
-                rate: RateState { limit: 100, remaining: 99, reset_ms: 3_600_000 }
+                rate: RateState { limit: 100, remaining: 99, reset_ms: 3_600_000 },
+                sub_key: None,
             }
         );
+        // A sub-key's call: the reply's last field names it.
+        let sub = json!(["ok", "key_1", "pro", 500, 9500, 256, 100, 99, 3600000, "key_000000000000000b"]);
+        assert!(matches!(AdmitReply::decode(&sub).unwrap(), AdmitReply::Admitted { sub_key: Some(s), .. } if s == "key_000000000000000b"));
         assert!(matches!(AdmitReply::decode(&json!(["insufficient", 900, 10, 100, 50, 1000])).unwrap(), AdmitReply::Insufficient { needed_mc: 900, .. }));
         assert!(matches!(AdmitReply::decode(&json!(["unauthorized", "revoked", 5, 4, 900000])).unwrap(), AdmitReply::Unauthorized { .. }));
         // A truncated or nonsensical "ok" is a broken store, never an admission.

@@ -109,7 +109,7 @@ mod tests {
     use crate::ratelimit::RateState;
 
     fn meter() -> AudioMeter {
-        let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: 540, balance_after_mc: 9460, granted_units: 10, rate: RateState { limit: 1, remaining: 0, reset_ms: 1 }, class: "media".into() };
+        let admitted = Admitted { sub_key: None, key_id: "key_1".into(), plan: "pro".into(), hold_mc: 540, balance_after_mc: 9460, granted_units: 10, rate: RateState { limit: 1, remaining: 0, reset_ms: 1 }, class: "media".into() };
         let billing = Billing::new("req_a", CreditRate::default_rate(), &admitted);
         // 10 characters at $0.0003 each.
         AudioMeter::new(billing.into(), "elevenlabs", Box::new(|_h: &ProviderHead| Metered::exact(3_000_000_000, Units::Characters(10))))

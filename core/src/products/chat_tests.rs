@@ -28,7 +28,7 @@ fn meter(route: Route, body: &str) -> (ChatMeter, Billing) {
     let granted = product.req.max_tokens.unwrap_or(units);
     // Admission with a balance that covers the whole ladder takes its dearest rung.
     let hold = plan.worst_case_mc(units);
-    let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
+    let admitted = Admitted { sub_key: None, key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
     let billing = Billing::new("req_t", rate, &admitted);
     (ChatMeter::new(product, billing.clone().into(), granted), billing)
 }

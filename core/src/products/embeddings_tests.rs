@@ -28,7 +28,7 @@ fn meter(body: &str) -> (Box<dyn Meter>, Billing) {
     let p = product(body).unwrap();
     let rate = CreditRate::default_rate();
     let (plan, units) = p.hold(&rate);
-    let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 1_000_000, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "media".into() };
+    let admitted = Admitted { sub_key: None, key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 1_000_000, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "media".into() };
     let billing = Billing::new("req_emb", rate, &admitted);
     (Box::new(p).meter(billing.clone().into(), units), billing)
 }

@@ -26,7 +26,7 @@ fn meter(stream: bool, body: &[u8]) -> Box<dyn Meter> {
     let p = product(stream, body).unwrap();
     let rate = CreditRate::default_rate();
     let (plan, units) = p.hold(&rate);
-    let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 1_000_000, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
+    let admitted = Admitted { sub_key: None, key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 1_000_000, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
     Box::new(p).meter(Billing::new("req_g", rate, &admitted).into(), units)
 }
 

@@ -43,7 +43,7 @@ fn request(model: &str, n: u64, extra: &str) -> String {
 fn meter(route: ImageRoute, body: &str) -> (Box<dyn Meter>, Billing) {
     let p = product(route, body).unwrap();
     let (plan, units) = p.hold(&rate());
-    let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 10_000_000 - plan.fixed_mc, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "media".into() };
+    let admitted = Admitted { sub_key: None, key_id: "key_1".into(), plan: "pro".into(), hold_mc: plan.fixed_mc, balance_after_mc: 10_000_000 - plan.fixed_mc, granted_units: units, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "media".into() };
     let billing = Billing::new("req_img", rate(), &admitted);
     (Box::new(p).meter(billing.clone().into(), units), billing)
 }

@@ -92,7 +92,7 @@ fn a_boundary_never_occurs_in_a_field() {
 #[test]
 fn a_generation_is_billed_once_the_provider_answered() {
     let p = product(json!({"prompt": "x", "model": "stable-audio-2.5"})).unwrap();
-    let admitted = Admitted { key_id: "k".into(), plan: "pro".into(), hold_mc: 36_000, balance_after_mc: 64_000, granted_units: 1, rate: RateState { limit: 1, remaining: 0, reset_ms: 1 }, class: "media".into() };
+    let admitted = Admitted { sub_key: None, key_id: "k".into(), plan: "pro".into(), hold_mc: 36_000, balance_after_mc: 64_000, granted_units: 1, rate: RateState { limit: 1, remaining: 0, reset_ms: 1 }, class: "media".into() };
     let billing = Billing::new("req_m", CreditRate::default_rate(), &admitted);
     let mut m = Box::new(p).meter(billing.clone().into(), 1);
     let head = ProviderHead { status: 200, headers: vec![("content-type".into(), "audio/mpeg".into()), ("finish-reason".into(), "SUCCESS".into()), ("seed".into(), "2894315561".into())] };

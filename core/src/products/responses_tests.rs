@@ -21,7 +21,7 @@ fn meter(body: Value) -> ResponsesMeter {
     // The hold admission takes for the whole output cap (the hold figures are checked by hand in
     // chat_tests: this meter shares chat's).
     let hold = plan.worst_case_mc(units);
-    let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
+    let admitted = Admitted { sub_key: None, key_id: "key_1".into(), plan: "pro".into(), hold_mc: hold, balance_after_mc: 1_000_000 - hold, granted_units: granted, rate: RateState { limit: 100, remaining: 99, reset_ms: 1 }, class: "ai".into() };
     ResponsesMeter::new(product, Billing::new("req_t", rate, &admitted).into(), granted)
 }
 

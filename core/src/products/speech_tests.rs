@@ -41,7 +41,7 @@ fn openai(body: &Value) -> Result<SpeechProduct, ApiError> {
 }
 
 fn billing(hold_mc: i64) -> Billing {
-    let admitted = Admitted { key_id: "key_1".into(), plan: "pro".into(), hold_mc, balance_after_mc: 10_000 - hold_mc, granted_units: 1, rate: RateState { limit: 1, remaining: 0, reset_ms: 1 }, class: "media".into() };
+    let admitted = Admitted { sub_key: None, key_id: "key_1".into(), plan: "pro".into(), hold_mc, balance_after_mc: 10_000 - hold_mc, granted_units: 1, rate: RateState { limit: 1, remaining: 0, reset_ms: 1 }, class: "media".into() };
     Billing::new("req_tts", rate(), &admitted)
 }
 

@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn text_deltas_are_the_bytes_json_would_print() {
-        let admitted = Admitted { key_id: "k".into(), plan: "p".into(), hold_mc: 5, balance_after_mc: 5, granted_units: 5, rate: RateState { limit: 1, remaining: 1, reset_ms: 1 }, class: "ai".into() };
+        let admitted = Admitted { sub_key: None, key_id: "k".into(), plan: "p".into(), hold_mc: 5, balance_after_mc: 5, granted_units: 5, rate: RateState { limit: 1, remaining: 1, reset_ms: 1 }, class: "ai".into() };
         let billing = Billing::new("req_x", CreditRate::default_rate(), &admitted);
         let text = "h\u{e9}\"llo\n\u{1F600}";
         for (route, usage) in [(Route::OpenAiCompatible, true), (Route::OpenAiCompatible, false), (Route::Native, false)] {
