@@ -156,6 +156,36 @@ test("a call on a sub-key charges the shared balance at list price; the ledger a
   assert.equal(JSON.stringify(daily).includes("gpt-4o-mini"), true);
 });
 
+test("a sub-key sees its own call's bill while it runs and once settled; a sibling sub-key never does", async () => {
+  const account = await c.createKey({ credits: 10 });
+  const mine = (await createSub(account.api_key, { name: "mine" })).body;
+  const sibling = (await createSub(account.api_key, { name: "sibling" })).body;
+  await c.mockScript({ provider: "openai", gate: true }); // in flight until the release below
+  const pending = chat(mine.api_key, "a bill in flight");
+  let rid;
+  try {
+    for (let i = 0; i < 200 && !rid; i++) {
+      [rid] = await c.redis("ZRANGE", "abk:open_holds", 0, -1);
+      if (!rid) await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.ok(rid, "the call was admitted");
+    const bill = (key) => c.api(`/v1/requests/${rid}`, { key, method: "GET" });
+    for (const key of [mine.api_key, account.api_key]) {
+      const b = await json(await bill(key));
+      assert.deepEqual([b.status, b.body.status], [200, "held"], JSON.stringify(b.body));
+    }
+    assert.equal((await bill(sibling.api_key)).status, 404, "a sibling sub-key does not see it");
+  } finally {
+    await c.mockRelease();
+  }
+  const res = await pending;
+  assert.equal(res.status, 200);
+  await c.settled(account.id, rid);
+  const settled = await json(await c.api(`/v1/requests/${rid}`, { key: mine.api_key, method: "GET" }));
+  assert.deepEqual([settled.status, settled.body.status], [200, "settled"]);
+  assert.equal((await c.api(`/v1/requests/${rid}`, { key: sibling.api_key, method: "GET" })).status, 404);
+});
+
 test("caps (total and daily) and allowed models are enforced", async () => {
   const content = "cap probe";
   const hold = await holdOf(content);

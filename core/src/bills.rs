@@ -1,5 +1,5 @@
 //! `GET /v1/requests/{request_id}`: one call's bill, for the key that made it, read from what the
-//! gateway already keeps (`lua/bill_v1.lua`): the open hold while the call runs, then the call's
+//! gateway already keeps (`lua/bill_v2.lua`): the open hold while the call runs, then the call's
 //! ledger entry and a correction of a sweep. Kept as long as the ledger keeps the entry.
 
 use crate::error::ApiError;
@@ -7,7 +7,7 @@ use crate::money::credits_json;
 use crate::scripts::bad_reply;
 use serde_json::{json, Map, Value};
 
-/// What `bill_v1` found for a request id of the key.
+/// What `bill_v2` found for a request id of the key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BillReply {
     /// Still open: the hold (mc), the admission time (ms) and the call's ledger fields.
@@ -18,15 +18,15 @@ pub enum BillReply {
 
 impl BillReply {
     pub fn decode(v: &Value) -> Result<BillReply, ApiError> {
-        let arr = v.as_array().ok_or_else(|| bad_reply("bill_v1", v))?;
+        let arr = v.as_array().ok_or_else(|| bad_reply("bill_v2", v))?;
         let s = |i: usize| arr.get(i).and_then(|x| x.as_str().map(str::to_string).or_else(|| x.as_i64().map(|n| n.to_string())));
         match s(0).as_deref() {
             Some("held") => {
                 let num = |i| s(i).and_then(|t| t.split('.').next().and_then(|n| n.parse::<i64>().ok()));
-                Ok(BillReply::Held { hold_mc: num(1).ok_or_else(|| bad_reply("bill_v1", v))?, admitted_ms: num(2).unwrap_or(0), meta: s(3).unwrap_or_default() })
+                Ok(BillReply::Held { hold_mc: num(1).ok_or_else(|| bad_reply("bill_v2", v))?, admitted_ms: num(2).unwrap_or(0), meta: s(3).unwrap_or_default() })
             }
             Some("ledger") => Ok(BillReply::Ledger(arr.iter().skip(1).filter_map(|e| e.as_str().map(str::to_string)).collect())),
-            _ => Err(bad_reply("bill_v1", v)),
+            _ => Err(bad_reply("bill_v2", v)),
         }
     }
 }

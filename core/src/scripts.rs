@@ -55,7 +55,7 @@ pub static KEYS: Script = script!("keys_v3");
 pub static READ: Script = script!("read_v3");
 pub static RAPID: Script = script!("rapid_v1");
 pub static DISPUTE: Script = script!("dispute_v1");
-pub static BILL: Script = script!("bill_v1");
+pub static BILL: Script = script!("bill_v2");
 /// Sub-keys (issue 25): `broker_core::subkeys`.
 pub static SUBKEYS: Script = script!("subkeys_v1");
 pub static LOWBAL: Script = script!("lowbal_v1");

@@ -408,7 +408,7 @@ pub trait Store {
         ReadReply::decode(&self.eval(&scripts::READ, r.argv()).await?)
     }
 
-    /// `bill_v1`: one call of a key (its open hold, or its ledger entries).
+    /// `bill_v2`: one call of a key (its open hold, or its ledger entries).
     async fn bill(&self, key_id: &str, request_id: &str) -> Result<crate::bills::BillReply, ApiError> {
         crate::bills::BillReply::decode(&self.eval(&scripts::BILL, vec![key_id.to_string(), request_id.to_string()]).await?)
     }

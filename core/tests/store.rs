@@ -777,7 +777,7 @@ fn the_import_takes_each_original_balance_once() {
     assert_ledger_invariant(&r, &id);
 }
 
-/// `bill_v1` (GET /v1/requests/{id}): a call's open hold, then its ledger entries, for its own
+/// `bill_v2` (GET /v1/requests/{id}): a call's open hold, then its ledger entries, for its own
 /// key only, through a sweep and the late settlement that corrects it.
 #[test]
 fn a_calls_bill_follows_it_from_hold_to_sweep_to_correction_for_its_key_only() {

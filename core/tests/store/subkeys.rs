@@ -173,3 +173,28 @@ fn a_swept_sub_key_call_is_charged_its_hold_and_a_late_settlement_corrects_its_s
     assert_eq!(sub_view(&r, &sub).sub.unwrap().spend.total_mc, 36);
     assert_ledger_invariant(&r, &acct);
 }
+
+/// `bill_v2`: a sub-key's call in flight is its own bill and its account's, never another
+/// sub-key's; once settled, the same.
+#[test]
+fn a_sub_keys_call_in_flight_is_its_own_bill_and_its_accounts_not_a_siblings() {
+    use broker_core::bills::BillReply;
+    let r = start();
+    let (acct, _) = create_key(&r, 121, 10_000);
+    let (sub, hash) = sub_key(&r, &acct, 21, Caps::default(), &[]);
+    let (sibling, _) = sub_key(&r, &acct, 22, Caps::default(), &[]);
+    let (stranger, _) = create_key(&r, 122, 10_000);
+    let a = admit_at(&r, &hash, "req_subbill", 1000, fixed(400), 1).unwrap();
+    for who in [&sub, &acct] {
+        let b = block(r.bill(who, "req_subbill")).unwrap();
+        assert!(matches!(&b, BillReply::Held { hold_mc: 400, admitted_ms: 1000, .. }), "{who}: {b:?}");
+    }
+    for who in [&sibling, &stranger] {
+        assert_eq!(block(r.bill(who, "req_subbill")).unwrap(), BillReply::Ledger(vec![]), "{who} sees nothing");
+    }
+    settle_at(&r, &a, "req_subbill", 200_000_000, 2000);
+    for who in [&sub, &acct] {
+        assert!(matches!(block(r.bill(who, "req_subbill")).unwrap(), BillReply::Ledger(es) if !es.is_empty()), "{who}: settled");
+    }
+    assert_eq!(block(r.bill(&sibling, "req_subbill")).unwrap(), BillReply::Ledger(vec![]));
+}
