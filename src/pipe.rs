@@ -13,7 +13,6 @@
 //! connection would: workerd's native pipe errors its destination whatever `preventAbort` says.
 //! A client that hangs up ends the pipe, and the meter reads on (the call is still billed).
 
-use futures_channel::oneshot;
 use futures_util::future::{select, Either};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -33,7 +32,6 @@ pub struct Pipe {
     /// Set when the pipe has ended: `Some(true)` once every byte went through, `Some(false)` when
     /// it broke off (the client hung up, or the provider's body failed).
     ended: Rc<Cell<Option<bool>>>,
-    done: Option<oneshot::Receiver<bool>>,
     /// The runtime's promise of the pipe, once started.
     piped: Option<js_sys::Promise>,
 }
@@ -81,7 +79,7 @@ impl Pipe {
         let stop = construct("AbortController")?;
         let (readable, writable) = (get(&its, "readable")?, get(&its, "writable")?);
         let branches: js_sys::Array = call(body, "tee", &[])?.dyn_into().ok()?;
-        let pipe = Pipe { to_client: branches.get(0), readable, writable, stop, ended: Rc::default(), done: None, piped: None };
+        let pipe = Pipe { to_client: branches.get(0), readable, writable, stop, ended: Rc::default(), piped: None };
         Some((pipe, branches.get(1)))
     }
 
@@ -92,7 +90,6 @@ impl Pipe {
             js_sys::Reflect::set(&options, &k.into(), &v).ok()?;
         }
         let piped: js_sys::Promise = call(&self.to_client, "pipeTo", &[&self.writable, &options])?.dyn_into().ok()?;
-        let (tx, rx) = oneshot::channel();
         let ended = self.ended.clone();
         let branch = self.to_client.clone();
         self.piped = Some(piped.clone());
@@ -103,14 +100,12 @@ impl Pipe {
                 detach(call(&branch, "cancel", &[]));
             }
             ended.set(Some(ok));
-            let _ = tx.send(ok);
         });
-        self.done = Some(rx);
         Some(self.readable.clone().unchecked_into())
     }
 
     pub fn is_open(&self) -> bool {
-        self.done.is_some()
+        self.piped.is_some()
     }
 
     /// Resolves once the pipe has ended, however (at once when it never started).
@@ -141,11 +136,11 @@ impl Pipe {
 
     /// Once the pipe has carried the provider's last byte (waiting at most `patience_ms` for a
     /// slow client), writes `tail` and closes the client's body.
-    pub async fn end(mut self, tail: Vec<u8>, patience_ms: u64) -> PipeEnd {
-        let Some(done) = self.done.take() else { return PipeEnd::BrokeOff };
-        let waited = select(done, Box::pin(Delay::from(Duration::from_millis(patience_ms)))).await;
+    pub async fn end(self, tail: Vec<u8>, patience_ms: u64) -> PipeEnd {
+        let Some(piped) = self.piped.clone() else { return PipeEnd::BrokeOff };
+        let waited = select(JsFuture::from(piped), Box::pin(Delay::from(Duration::from_millis(patience_ms)))).await;
         match waited {
-            Either::Left((Ok(true), _)) => {}
+            Either::Left((Ok(_), _)) => {}
             Either::Left(_) => return PipeEnd::BrokeOff,
             Either::Right(_) => {
                 // Stopping the pipe fails the client's body: a cut stream is never taken for whole.

@@ -11,15 +11,7 @@ import { ROOT } from "./lib/procs.mjs";
 const run = promisify(execFile);
 const { stack, c } = await useStack();
 
-/** The log lines of one request, waiting for `wanted` messages to appear. */
-async function linesOf(requestId, wanted = ["request"]) {
-  for (let i = 0; i < 200; i++) {
-    const mine = c.logLines().filter((l) => l.request_id === requestId);
-    if (wanted.every((m) => mine.some((l) => l.msg === m))) return mine;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`log lines ${wanted} of ${requestId} not found`);
-}
+const linesOf = c.linesOf;
 
 test("one JSON log line per request, and a settlement line, for a success, a 4xx, a 5xx and a stream", async () => {
   const key = await c.createKey({ credits: 10 });

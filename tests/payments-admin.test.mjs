@@ -23,10 +23,12 @@ import { getStack, releaseStack, client } from "./lib/stack-client.mjs";
 
 let stack; // {workerUrl, upstashUrl, upstashToken, adminSecret, stripeSecret, mocksUrl}
 let redis; // one Redis command through the Upstash front
+let mocks; // the stack's client: the mocks' control API (scripts, the gate)
 
 before(async () => {
   stack = await getStack();
-  redis = client(stack).redis;
+  mocks = client(stack);
+  redis = mocks.redis;
   // A previous run (or another file) may have left failed admin attempts, or calls with unknown
   // keys (limited per client IP), behind.
   await clearAdminFailures();
@@ -197,18 +199,7 @@ async function postPaypal(event, opts = {}) {
   return call("POST", "/webhooks/paypal", { body: raw, headers: paypalHeaders(raw, opts) });
 }
 
-/** The mocks' control API (`/__control/<what>`): a script, the gate's count, its release. */
-async function mockControl(method, what, body) {
-  const res = await fetch(`${stack.mocksUrl}/__control/${what}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: method === "GET" ? undefined : JSON.stringify(body ?? {}),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `mock ${what}: ${text}`);
-  return JSON.parse(text);
-}
-const mockScript = (obj) => mockControl("POST", "script", obj);
+const mockScript = (obj) => mocks.mockScript(obj);
 
 // ---------------------------------------------------------------------------------------------
 // Chat (to produce call entries)
@@ -516,7 +507,7 @@ test("stripe: a refund that arrives while a call holds the credits leaves nothin
   // the 1000 credits while the refund arrives; the gate opens only after the refund is in.
   await mockScript({ provider: "anthropic", gate: true });
   const pending = call("POST", "/v1/messages", { key: key.api_key, json: { model: "claude-haiku-4-5", max_tokens: 64000, messages: [{ role: "user", content: "hold" }] } });
-  await eventually(async () => (await mockControl("GET", "held")).held === 1, { what: "the call at the provider's gate" });
+  await eventually(async () => (await mocks.mockHeld()) === 1, { what: "the call at the provider's gate" });
   const held = (await adminKey(key.id)).held_millicredits;
   assert.ok(held > 0, "the call holds credits while the provider works");
   const refund = {
@@ -527,7 +518,7 @@ test("stripe: a refund that arrives while a call holds the credits leaves nothin
   try {
     r = await postStripe(refund);
   } finally {
-    await mockControl("POST", "release");
+    await mocks.mockRelease();
   }
   assert.equal(r.json.credits_taken_back, 1000, r.text);
   assert.equal(r.json.credits_after * 1000, -held, "everything the refund bought is taken, the held part as a debt");

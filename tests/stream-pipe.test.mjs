@@ -28,14 +28,7 @@ const events = (sse) => sse.split(/(?<=\n\n)/);
 const dataOf = (event) => JSON.parse(event.split("\n").find((l) => l.startsWith("data: ")).slice(6));
 
 /** The settlement log line of a request (the worker's log), once it is there. */
-async function settlementLine(rid) {
-  for (let i = 0; i < 200; i++) {
-    const line = c.logLines().find((l) => l.request_id === rid && l.msg === "settlement");
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`no settlement line for ${rid}`);
-}
+const settlementLine = async (rid) => (await c.linesOf(rid, ["settlement"])).find((l) => l.msg === "settlement");
 
 const post = (key, p, body, headers = {}) => fetch(`${stack.workerUrl}${p}`, {
   method: "POST", headers: { authorization: `Bearer ${key.api_key}`, "content-type": "application/json", ...headers }, body: JSON.stringify(body),

@@ -1,5 +1,6 @@
 // What a test file needs from the running stack: the suite's shared stack (STACK_JSON, written
 // by tests/run.mjs) or, when a file runs alone, a stack of its own.
+import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, beforeEach } from "node:test";
 import { startStack } from "../../scripts/stack.mjs";
@@ -68,6 +69,21 @@ export async function useStack({ reset = true } = {}) {
 }
 
 /** The JSON-able view of a started stack. */
+/**
+ * The concurrency check of a `burstHeld` run whose balance (or cap) covers `n` holds: at most
+ * `n` calls admitted at once (in flight together at the gate); when the gate held them all until
+ * every call was answered, at most `n` served in all (a loaded machine's gate may open early,
+ * and later calls then meet what the first ones' settlements left). At least one is served.
+ * Returns how many were.
+ */
+export function assertServedAtMost(results, n) {
+  const served = results.filter((r) => r.status === 200).length;
+  assert.ok(results.heldAtRelease <= n, `${results.heldAtRelease} in flight at once`);
+  if (!results.letGoEarly) assert.ok(served <= n, `served ${served} > ${n}`);
+  assert.ok(served >= 1, "none served");
+  return served;
+}
+
 /** A `fetch` for an SDK client (its `fetch` option) that remembers the `X-Request-Id` of the last
  *  answer's head, streams included: `ids.fetch`, then `ids.last`. */
 export function requestIds() {
@@ -128,8 +144,18 @@ export function client(stack) {
   const logLines = () => fs.readFileSync(stack.workerLog, "utf8").split("\n")
     .map((l) => l.replace(/\x1b\[[0-9;]*m/g, "")).map((l) => l.slice(l.indexOf("{"))).filter((l) => l.startsWith("{"))
     .flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } });
+  /** The log lines of one request, once every message in `wanted` is among them (a line is
+   *  written when its step ends: a settlement after the response, a delayed one later still). */
+  const linesOf = async (requestId, wanted = ["request"]) => {
+    for (let i = 0; i < 200; i++) {
+      const mine = logLines().filter((l) => l.request_id === requestId);
+      if (wanted.every((m) => mine.some((l) => l.msg === m))) return mine;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`log lines ${wanted} of ${requestId} not found`);
+  };
   return {
-    redis, api, admin, logLines,
+    redis, api, admin, logLines, linesOf,
     createKey: async ({ name = "test", plan = "bulk", credits = 100 } = {}) => {
       const r = await admin("/admin/keys", { name, plan, credits, reason: "test credits" });
       if (r.status !== 201) throw new Error(`create key: ${r.status} ${JSON.stringify(r.body)}`);
